@@ -1,0 +1,41 @@
+//! Errors of the plan crate. Every variant is a user-facing, fatal-for-the-command error
+//! whose message names the file, node, layer or key concerned and what was expected.
+
+use std::path::{Path, PathBuf};
+
+/// An error while reading, analysing, mapping or splitting a model.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not a (complete) ONNX model.
+    #[error("{path}: not an ONNX model: {reason}")]
+    NotOnnx {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The model is ONNX but something in it is invalid or unsupported.
+    #[error("{0}")]
+    Model(String),
+    /// A mapping is invalid.
+    #[error("{0}")]
+    Mapping(String),
+}
+
+impl PlanError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        PlanError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! dicesim plan: the model graph read from ONNX, shape inference and per-layer cost, the model
+//! zoo, mappings of layers to compute units, partitions, and the ONNX sub-model writer.
+//! The simulator, the search and real execution all read the same plan.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod onnx;
+pub mod zoo;
+
+pub use error::PlanError;
