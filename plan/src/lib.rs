@@ -8,3 +8,14 @@ pub mod onnx;
 pub mod zoo;
 
 pub use error::PlanError;
+pub mod attr;
+pub mod graph;
+pub mod mapping;
+pub mod model;
+pub mod ops;
+pub mod partition;
+pub mod split;
+pub mod tensor;
+
+pub use graph::Graph;
+pub use model::Model;

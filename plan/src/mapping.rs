@@ -14,3 +14,297 @@ pub struct Mapping {
     /// For each layer (graph topological order), an index into `units`.
     pub layer_unit: Vec<usize>,
 }
+
+use crate::error::PlanError;
+use crate::graph::Graph;
+use std::collections::HashMap;
+use std::path::Path;
+
+impl Mapping {
+    /// Every layer on one unit.
+    pub fn single(graph: &Graph, unit: &str) -> Mapping {
+        Mapping {
+            units: vec![unit.to_string()],
+            layer_unit: vec![0; graph.layers.len()],
+        }
+    }
+
+    /// From one unit name per layer (in topological order).
+    pub fn from_assignment<S: AsRef<str>>(per_layer: &[S]) -> Mapping {
+        let mut units: Vec<String> = Vec::new();
+        let layer_unit = per_layer
+            .iter()
+            .map(|u| {
+                let u = u.as_ref();
+                match units.iter().position(|x| x == u) {
+                    Some(i) => i,
+                    None => {
+                        units.push(u.to_string());
+                        units.len() - 1
+                    }
+                }
+            })
+            .collect();
+        Mapping { units, layer_unit }
+    }
+
+    /// The unit of layer `i`.
+    pub fn unit_of(&self, i: usize) -> &str {
+        &self.units[self.layer_unit[i]]
+    }
+
+    /// Reads a mapping file: AutoDiCE JSON when the name ends in `.json`, else the TOML of the
+    /// mapping contract.
+    pub fn from_file(path: &Path, graph: &Graph) -> Result<Mapping, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PlanError::io(path, e))?;
+        let origin = path.display().to_string();
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            Mapping::from_json_str(&text, graph, &origin)
+        } else {
+            Mapping::from_toml_str(&text, graph, &origin)
+        }
+    }
+
+    /// Parses the mapping TOML (`[units]` with, per unit, a list of layer names and/or
+    /// `{ from, to }` inclusive ranges, or a single range). `origin` names the source in errors.
+    pub fn from_toml_str(text: &str, graph: &Graph, origin: &str) -> Result<Mapping, PlanError> {
+        let err = |m: String| PlanError::Mapping(format!("{origin}: {m}"));
+        let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            err(format!("TOML syntax error: {}", e.to_string().trim()))
+        })?;
+        let units = doc
+            .get("units")
+            .ok_or_else(|| {
+                err("missing table [units] (one key per unit \"<device>.<unit>\")".into())
+            })?
+            .as_table()
+            .ok_or_else(|| err("'units' must be a table: [units]".into()))?;
+        for k in doc.keys() {
+            if k != "units" {
+                return Err(err(format!("unknown key '{k}' (expected only [units])")));
+            }
+        }
+        let mut entries: Vec<(String, Vec<usize>)> = Vec::new();
+        for (unit, v) in units {
+            let ctx = format!("[units] \"{unit}\"");
+            let items: Vec<&toml::Value> = match v {
+                toml::Value::Array(a) => a.iter().collect(),
+                toml::Value::Table(_) | toml::Value::String(_) => vec![v],
+                _ => {
+                    return Err(err(format!(
+                        "{ctx}: expected a list of layer names or {{ from = \"..\", to = \"..\" }}"
+                    )))
+                }
+            };
+            let mut layers = Vec::new();
+            for it in items {
+                match it {
+                    toml::Value::String(s) => {
+                        layers.push(find_layer(graph, s).map_err(|m| err(format!("{ctx}: {m}")))?)
+                    }
+                    toml::Value::Table(t) => {
+                        let get = |k: &str| -> Result<usize, PlanError> {
+                            let s = t.get(k).and_then(|x| x.as_str()).ok_or_else(|| {
+                                err(format!("{ctx}: a range needs string keys 'from' and 'to'"))
+                            })?;
+                            find_layer(graph, s).map_err(|m| err(format!("{ctx}: {m}")))
+                        };
+                        for k in t.keys() {
+                            if k != "from" && k != "to" {
+                                return Err(err(format!(
+                                    "{ctx}: unknown key '{k}' in a range (expected from, to)"
+                                )));
+                            }
+                        }
+                        let (f, to) = (get("from")?, get("to")?);
+                        if f > to {
+                            return Err(err(format!(
+                                "{ctx}: range from '{}' to '{}' runs backwards in topological order (positions {f} > {to}; see `dicesim inspect`)",
+                                graph.layers[f].name, graph.layers[to].name
+                            )));
+                        }
+                        layers.extend(f..=to);
+                    }
+                    _ => {
+                        return Err(err(format!(
+                            "{ctx}: expected layer names (strings) or ranges"
+                        )))
+                    }
+                }
+            }
+            entries.push((unit.clone(), layers));
+        }
+        Mapping::from_entries(entries, graph).map_err(|m| err(m))
+    }
+
+    /// Parses an AutoDiCE `mapping.json`: `{"<host>_<unit>": [layer names]}`. A key with a
+    /// dot is taken as `"<device>.<unit>"` as it is; otherwise it is split at its last
+    /// underscore (`"nano_gpu"` -> `"nano.gpu"`, `"lenovo_cpu0"` -> `"lenovo.cpu0"`).
+    pub fn from_json_str(text: &str, graph: &Graph, origin: &str) -> Result<Mapping, PlanError> {
+        let err = |m: String| PlanError::Mapping(format!("{origin}: {m}"));
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| err(format!("JSON syntax error: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| err("expected a JSON object {\"host_unit\": [layers]}".into()))?;
+        let mut entries = Vec::new();
+        for (key, val) in obj {
+            let unit = if key.contains('.') {
+                key.clone()
+            } else if let Some((d, u)) = key.rsplit_once('_') {
+                format!("{d}.{u}")
+            } else {
+                return Err(err(format!(
+                    "key \"{key}\": expected \"<host>_<unit>\" (e.g. \"nano_gpu\")"
+                )));
+            };
+            let arr = val
+                .as_array()
+                .ok_or_else(|| err(format!("key \"{key}\": expected a list of layer names")))?;
+            let mut layers = Vec::new();
+            for x in arr {
+                let s = x
+                    .as_str()
+                    .ok_or_else(|| err(format!("key \"{key}\": layer names must be strings")))?;
+                layers.push(find_layer(graph, s).map_err(|m| err(format!("key \"{key}\": {m}")))?);
+            }
+            entries.push((unit, layers));
+        }
+        Mapping::from_entries(entries, graph).map_err(|m| err(m))
+    }
+
+    fn from_entries(entries: Vec<(String, Vec<usize>)>, graph: &Graph) -> Result<Mapping, String> {
+        let n = graph.layers.len();
+        let mut owner: Vec<Option<usize>> = vec![None; n];
+        let mut units = Vec::new();
+        for (unit, layers) in entries {
+            check_unit_name(&unit)?;
+            let ui = units.len();
+            units.push(unit);
+            for l in layers {
+                if let Some(prev) = owner[l] {
+                    return Err(if prev == ui {
+                        format!(
+                            "layer '{}' is listed twice for unit \"{}\"",
+                            graph.layers[l].name, units[ui]
+                        )
+                    } else {
+                        format!(
+                            "layer '{}' is mapped twice: to \"{}\" and to \"{}\"",
+                            graph.layers[l].name, units[prev], units[ui]
+                        )
+                    });
+                }
+                owner[l] = Some(ui);
+            }
+        }
+        let missing: Vec<&str> = (0..n)
+            .filter(|&i| owner[i].is_none())
+            .map(|i| graph.layers[i].name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            let shown: Vec<&str> = missing.iter().take(8).copied().collect();
+            return Err(format!(
+                "{} layer(s) are not mapped to any unit: {}{}",
+                missing.len(),
+                shown.join(", "),
+                if missing.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ));
+        }
+        // Units that got no layers are dropped; keep order of first use.
+        let mut used: Vec<usize> = Vec::new();
+        let mut remap = vec![usize::MAX; units.len()];
+        for o in owner.iter().flatten() {
+            if remap[*o] == usize::MAX {
+                remap[*o] = used.len();
+                used.push(*o);
+            }
+        }
+        Ok(Mapping {
+            units: used.iter().map(|&u| units[u].clone()).collect(),
+            layer_unit: owner.iter().map(|o| remap[o.unwrap()]).collect(),
+        })
+    }
+
+    /// Checks that every unit of the mapping is one of `known_units`.
+    pub fn validate_units(&self, known_units: &[String]) -> Result<(), PlanError> {
+        for u in &self.units {
+            if !known_units.contains(u) {
+                return Err(PlanError::Mapping(format!(
+                    "mapping uses unit \"{u}\", which the platform does not have; its units are: {}",
+                    known_units.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The mapping as TOML of the mapping contract, contiguous runs written as ranges.
+    pub fn to_toml(&self, graph: &Graph) -> String {
+        let mut per_unit: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+        for (i, &u) in self.layer_unit.iter().enumerate() {
+            let runs = per_unit.entry(u).or_default();
+            match runs.last_mut() {
+                Some(r) if r.1 + 1 == i => r.1 = i,
+                _ => runs.push((i, i)),
+            }
+        }
+        let mut out = String::from(
+            "# dicesim mapping: one key per compute unit \"<device>.<unit>\"\n[units]\n",
+        );
+        for (ui, unit) in self.units.iter().enumerate() {
+            let runs = per_unit.get(&ui).map(Vec::as_slice).unwrap_or(&[]);
+            let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+            let range = |&(a, b): &(usize, usize)| {
+                format!(
+                    "{{ from = {}, to = {} }}",
+                    q(&graph.layers[a].name),
+                    q(&graph.layers[b].name)
+                )
+            };
+            if runs.len() == 1 {
+                out.push_str(&format!("{} = {}\n", q(unit), range(&runs[0])));
+            } else {
+                let items: Vec<String> = runs.iter().map(range).collect();
+                out.push_str(&format!("{} = [{}]\n", q(unit), items.join(", ")));
+            }
+        }
+        out
+    }
+}
+
+fn check_unit_name(unit: &str) -> Result<(), String> {
+    match unit.split_once('.') {
+        Some((d, u)) if !d.is_empty() && !u.is_empty() && !u.contains('.') => Ok(()),
+        _ => Err(format!(
+            "unit \"{unit}\": expected \"<device>.<unit>\", e.g. \"nx1.gpu\""
+        )),
+    }
+}
+
+fn find_layer(graph: &Graph, name: &str) -> Result<usize, String> {
+    graph.layer_index(name).ok_or_else(|| {
+        let near: Vec<&str> = graph
+            .layers
+            .iter()
+            .map(|l| l.name.as_str())
+            .filter(|n| n.starts_with(name.split('.').next().unwrap_or(name)))
+            .take(3)
+            .collect();
+        if near.is_empty() {
+            format!("unknown layer '{name}' (see `dicesim inspect` for layer names)")
+        } else {
+            format!(
+                "unknown layer '{name}' (similar: {}; see `dicesim inspect`)",
+                near.join(", ")
+            )
+        }
+    })
+}

@@ -54,3 +54,221 @@ pub struct Plan {
     /// Graph outputs: (tensor, producing partition id).
     pub graph_outputs: Vec<(PortTensor, usize)>,
 }
+
+use crate::error::PlanError;
+use crate::graph::Graph;
+use crate::mapping::Mapping;
+
+impl Plan {
+    /// Partitions `graph` under `mapping`.
+    ///
+    /// Layers are visited in topological order; a layer joins a partition of its unit
+    /// (preferring one that holds one of its producers, then the most recent one) unless that
+    /// would make partitions wait on each other in a cycle, in which case it starts a new
+    /// partition. So a unit holding non-adjacent layers gets as few sub-models as the data
+    /// flow allows, and the partition graph is always acyclic.
+    pub fn build(graph: &Graph, mapping: &Mapping) -> Result<Plan, PlanError> {
+        let n = graph.layers.len();
+        if mapping.layer_unit.len() != n {
+            return Err(PlanError::Mapping(format!(
+                "the mapping covers {} layers but the model has {n}",
+                mapping.layer_unit.len()
+            )));
+        }
+        let mut part_of = vec![usize::MAX; n];
+        let mut part_unit: Vec<usize> = Vec::new();
+        // preds[p]: partitions with an edge into p.
+        let mut preds: Vec<Vec<usize>> = Vec::new();
+        for (l, layer) in graph.layers.iter().enumerate() {
+            let u = mapping.layer_unit[l];
+            let mut producers: Vec<usize> = layer
+                .inputs
+                .iter()
+                .filter_map(|t| graph.tensors.get(t).and_then(|t| t.producer))
+                .map(|p| part_of[p])
+                .collect();
+            producers.sort_unstable();
+            producers.dedup();
+            let mut candidates: Vec<usize> = producers
+                .iter()
+                .copied()
+                .filter(|&p| part_unit[p] == u)
+                .collect();
+            candidates.extend(
+                (0..part_unit.len())
+                    .rev()
+                    .filter(|&p| part_unit[p] == u && !producers.contains(&p)),
+            );
+            let chosen = candidates
+                .into_iter()
+                .find(|&p| producers.iter().all(|&q| q == p || !reaches(&preds, p, q)));
+            let p = match chosen {
+                Some(p) => p,
+                None => {
+                    part_unit.push(u);
+                    preds.push(Vec::new());
+                    part_unit.len() - 1
+                }
+            };
+            for &q in &producers {
+                if q != p && !preds[p].contains(&q) {
+                    preds[p].push(q);
+                }
+            }
+            part_of[l] = p;
+        }
+        // Topological order of partitions, ties by their first layer.
+        let np = part_unit.len();
+        let first_layer: Vec<usize> = (0..np)
+            .map(|p| part_of.iter().position(|&x| x == p).unwrap())
+            .collect();
+        let mut indeg: Vec<usize> = preds.iter().map(|v| v.len()).collect();
+        let mut ready: std::collections::BTreeSet<(usize, usize)> = (0..np)
+            .filter(|&p| indeg[p] == 0)
+            .map(|p| (first_layer[p], p))
+            .collect();
+        let mut order = Vec::with_capacity(np);
+        while let Some(&(fl, p)) = ready.iter().next() {
+            ready.remove(&(fl, p));
+            order.push(p);
+            for q in 0..np {
+                if preds[q].contains(&p) {
+                    indeg[q] -= 1;
+                    if indeg[q] == 0 {
+                        ready.insert((first_layer[q], q));
+                    }
+                }
+            }
+        }
+        debug_assert_eq!(
+            order.len(),
+            np,
+            "partition graph is acyclic by construction"
+        );
+        let mut new_id = vec![0; np];
+        for (i, &p) in order.iter().enumerate() {
+            new_id[p] = i;
+        }
+        let part_of: Vec<usize> = part_of.iter().map(|&p| new_id[p]).collect();
+
+        let port = |name: &str| -> PortTensor {
+            let t = &graph.tensors[name];
+            PortTensor {
+                name: name.to_string(),
+                shape: t.shape.clone(),
+                bytes: t.bytes,
+            }
+        };
+        let mut partitions: Vec<Partition> = order
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| Partition {
+                id: i,
+                unit: mapping.units[part_unit[p]].clone(),
+                layers: vec![],
+                inputs: vec![],
+                outputs: vec![],
+            })
+            .collect();
+        for (l, &p) in part_of.iter().enumerate() {
+            partitions[p].layers.push(l);
+        }
+        let mut edges = Vec::new();
+        let mut graph_inputs = Vec::new();
+        for name in &graph.inputs {
+            let mut consumers: Vec<usize> = graph.tensors[name]
+                .consumers
+                .iter()
+                .map(|&c| part_of[c])
+                .collect();
+            consumers.sort_unstable();
+            consumers.dedup();
+            graph_inputs.push((port(name), consumers));
+        }
+        let mut graph_outputs = Vec::new();
+        for name in &graph.outputs {
+            let producer = graph.tensors[name].producer.map(|l| part_of[l]);
+            match producer {
+                Some(p) => graph_outputs.push((port(name), p)),
+                None => {
+                    return Err(PlanError::Model(format!(
+                        "graph output '{name}' is a graph input passed through; nothing to run"
+                    )))
+                }
+            }
+        }
+        for part in partitions.iter_mut() {
+            let id = part.id;
+            for &l in &part.layers {
+                for t in &graph.layers[l].inputs {
+                    let info = &graph.tensors[t];
+                    let outside = info.producer.is_none_or(|pl| part_of[pl] != id);
+                    if outside && !part.inputs.iter().any(|x| &x.name == t) {
+                        part.inputs.push(port(t));
+                    }
+                }
+                for t in &graph.layers[l].outputs {
+                    let info = &graph.tensors[t];
+                    let mut to: Vec<usize> = info
+                        .consumers
+                        .iter()
+                        .map(|&c| part_of[c])
+                        .filter(|&q| q != id)
+                        .collect();
+                    to.sort_unstable();
+                    to.dedup();
+                    let is_graph_out = graph.outputs.contains(t);
+                    if !to.is_empty() || is_graph_out {
+                        part.outputs.push(port(t));
+                    }
+                    for q in to {
+                        edges.push(Edge {
+                            from: id,
+                            to: q,
+                            tensor: t.clone(),
+                            bytes: info.bytes,
+                        });
+                    }
+                }
+            }
+        }
+        edges.sort_by(|a, b| (a.from, a.to, &a.tensor).cmp(&(b.from, b.to, &b.tensor)));
+        Ok(Plan {
+            partitions,
+            edges,
+            graph_inputs,
+            graph_outputs,
+        })
+    }
+
+    /// Partition ids that consume the outputs of partition `p`.
+    pub fn successors(&self, p: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .edges
+            .iter()
+            .filter(|e| e.from == p)
+            .map(|e| e.to)
+            .collect();
+        v.dedup();
+        v
+    }
+}
+
+/// Whether partition `from` reaches partition `to` following edges (`preds` reversed).
+fn reaches(preds: &[Vec<usize>], from: usize, to: usize) -> bool {
+    // Walk backwards from `to` over predecessors looking for `from`.
+    let mut seen = vec![false; preds.len()];
+    let mut stack = vec![to];
+    while let Some(x) = stack.pop() {
+        if x == from {
+            return true;
+        }
+        for &q in &preds[x] {
+            if !seen[q] {
+                seen[q] = true;
+                stack.push(q);
+            }
+        }
+    }
+    false
+}

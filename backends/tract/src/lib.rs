@@ -1,1 +1,141 @@
-//! placeholder
+//! The pure-Rust inference engine (tract): loads ONNX models (whole or sub-models) from
+//! bytes and runs them on f32 tensors. It is the reference engine of `dicesim split --verify`
+//! and the ARM CPU backend.
+#![warn(missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+
+/// An error from the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The model could not be loaded or optimised.
+    #[error("tract could not load the model: {0}")]
+    Load(String),
+    /// Inputs did not match the model.
+    #[error("{0}")]
+    Input(String),
+    /// Running failed.
+    #[error("tract failed while running: {0}")]
+    Run(String),
+}
+
+/// A dense f32 tensor, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub data: Vec<f32>,
+}
+
+/// A loaded, optimised model ready to run.
+pub struct Session {
+    plan: Arc<TypedRunnableModel>,
+    inputs: Vec<(String, Vec<usize>)>,
+    outputs: Vec<String>,
+}
+
+impl Session {
+    /// Loads ONNX bytes. Input shapes come from the model's declared (static) input shapes.
+    pub fn from_onnx_bytes(bytes: &[u8]) -> Result<Session, EngineError> {
+        let load = |e: anyhow::Error| EngineError::Load(format!("{e:#}"));
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut &bytes[..])
+            .map_err(load)?;
+        let inputs = model
+            .input_outlets()
+            .map_err(load)?
+            .iter()
+            .map(|o| {
+                let name = model.node(o.node).name.clone();
+                let fact = model.outlet_fact(*o).map_err(load)?;
+                let shape = fact
+                    .shape
+                    .as_concrete_finite()
+                    .map_err(load)?
+                    .map(|s| s.to_vec())
+                    .ok_or_else(|| {
+                        EngineError::Load(format!("input '{name}' has no static shape"))
+                    })?;
+                Ok((name, shape))
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        let outputs = model
+            .output_outlets()
+            .map_err(load)?
+            .iter()
+            .map(|o| {
+                model
+                    .outlet_label(*o)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| model.node(o.node).name.clone())
+            })
+            .collect();
+        let plan = model
+            .into_optimized()
+            .map_err(load)?
+            .into_runnable()
+            .map_err(load)?;
+        Ok(Session {
+            plan,
+            inputs,
+            outputs,
+        })
+    }
+
+    /// Input names and shapes, in model order.
+    pub fn inputs(&self) -> &[(String, Vec<usize>)] {
+        &self.inputs
+    }
+
+    /// Output names, in model order.
+    pub fn outputs(&self) -> &[String] {
+        &self.outputs
+    }
+
+    /// Runs on named inputs; returns the outputs in model order.
+    pub fn run(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<Vec<(String, Tensor)>, EngineError> {
+        let mut tv: TVec<TValue> = tvec![];
+        for (name, shape) in &self.inputs {
+            let t = inputs
+                .get(name)
+                .ok_or_else(|| EngineError::Input(format!("input '{name}' was not given")))?;
+            if &t.shape != shape {
+                return Err(EngineError::Input(format!(
+                    "input '{name}' has shape {:?}; the model expects {:?}",
+                    t.shape, shape
+                )));
+            }
+            let x = tract_onnx::prelude::Tensor::from_shape(&t.shape, &t.data)
+                .map_err(|e| EngineError::Input(format!("{e:#}")))?;
+            tv.push(x.into_tvalue());
+        }
+        let out = self
+            .plan
+            .run(tv)
+            .map_err(|e| EngineError::Run(format!("{e:#}")))?;
+        out.into_iter()
+            .zip(&self.outputs)
+            .map(|(v, name)| {
+                let t = v
+                    .into_tensor()
+                    .cast_to::<f32>()
+                    .map_err(|e| EngineError::Run(format!("{e:#}")))?
+                    .into_owned();
+                let shape = t.shape().to_vec();
+                let data = t
+                    .to_plain_array_view::<f32>()
+                    .map_err(|e| EngineError::Run(format!("{e:#}")))?
+                    .iter()
+                    .copied()
+                    .collect();
+                Ok((name.clone(), Tensor { shape, data }))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,4 @@
+//! The `dicesim` command's library side: the pieces of the CLI that tests drive directly.
+#![warn(missing_docs)]
+
+pub mod verify;

@@ -1,0 +1,139 @@
+//! `split --verify`: run the whole model and the chained sub-models on the same seeded random
+//! input and compare the graph outputs.
+
+use anyhow::{anyhow, Context, Result};
+use dicesim_plan::onnx;
+use dicesim_plan::split::PlanFile;
+use dicesim_plan::Model;
+use dicesim_tract::{Session, Tensor};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Outcome of a verification.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    /// Per graph output: (name, relative error).
+    pub outputs: Vec<(String, f64)>,
+}
+
+impl Verification {
+    /// The largest relative error over all outputs.
+    pub fn max_rel_error(&self) -> f64 {
+        self.outputs.iter().map(|o| o.1).fold(0.0, f64::max)
+    }
+}
+
+/// Relative error of `got` against `want`: `max |got - want| / max |want|` (the largest
+/// deviation relative to the output's scale; element-wise ratios blow up near zero).
+pub fn rel_error(want: &[f32], got: &[f32]) -> f64 {
+    if want.len() != got.len() {
+        return f64::INFINITY;
+    }
+    let mut scale = 0f64;
+    let mut diff = 0f64;
+    for (&w, &g) in want.iter().zip(got) {
+        scale = scale.max((w as f64).abs());
+        let d = (w as f64 - g as f64).abs();
+        if d.is_nan() {
+            return f64::INFINITY;
+        }
+        diff = diff.max(d);
+    }
+    if scale == 0.0 {
+        diff
+    } else {
+        diff / scale
+    }
+}
+
+/// Deterministic input in [-1, 1) from `seed` (splitmix64; identical on every machine).
+pub fn random_tensor(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed;
+    let data = (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor {
+        shape: shape.to_vec(),
+        data,
+    }
+}
+
+/// Seeded random inputs for every graph input of `model`.
+pub fn random_inputs(model: &Model, seed: u64) -> HashMap<String, Tensor> {
+    model
+        .graph
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let shape = &model.graph.tensors[name].shape;
+            (
+                name.clone(),
+                random_tensor(shape, seed.wrapping_add(i as u64)),
+            )
+        })
+        .collect()
+}
+
+/// Runs the whole `model` and the sub-models written in `dir` (as described by `plan`) on
+/// the same seeded input, and compares every graph output.
+pub fn verify_split(model: &Model, plan: &PlanFile, dir: &Path, seed: u64) -> Result<Verification> {
+    let inputs = random_inputs(model, seed);
+    let whole = Session::from_onnx_bytes(&onnx::encode_model(&model.proto))
+        .context("loading the whole model in tract")?;
+    let reference: HashMap<String, Tensor> = whole
+        .run(&inputs)
+        .context("running the whole model in tract")?
+        .into_iter()
+        .collect();
+    let mut avail = inputs;
+    for p in &plan.partitions {
+        let path = dir.join(&p.file);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let sess = Session::from_onnx_bytes(&bytes)
+            .with_context(|| format!("loading sub-model {} in tract", path.display()))?;
+        let mut ins = HashMap::new();
+        for t in &p.inputs {
+            let x = avail.get(&t.name).ok_or_else(|| {
+                anyhow!(
+                    "partition {} needs '{}', which no earlier partition produced",
+                    p.id,
+                    t.name
+                )
+            })?;
+            ins.insert(t.name.clone(), x.clone());
+        }
+        for (name, t) in sess
+            .run(&ins)
+            .with_context(|| format!("running sub-model {}", path.display()))?
+        {
+            avail.insert(name, t);
+        }
+    }
+    let mut outputs = Vec::new();
+    for name in &model.graph.outputs {
+        let want = reference
+            .get(name)
+            .ok_or_else(|| anyhow!("the whole model did not produce output '{name}'"))?;
+        let got = avail
+            .get(name)
+            .ok_or_else(|| anyhow!("no sub-model produced graph output '{name}'"))?;
+        if want.shape != got.shape {
+            return Err(anyhow!(
+                "output '{name}': whole model gives shape {:?}, sub-models {:?}",
+                want.shape,
+                got.shape
+            ));
+        }
+        outputs.push((name.clone(), rel_error(&want.data, &got.data)));
+    }
+    Ok(Verification { outputs })
+}
