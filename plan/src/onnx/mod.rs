@@ -49,7 +49,9 @@ pub fn decode_model(bytes: Bytes, path: &Path) -> Result<ModelProto, PlanError> 
     }
     let model = ModelProto::decode(bytes).map_err(|e| PlanError::NotOnnx {
         path: path.to_path_buf(),
-        reason: format!("protobuf decoding failed ({e}); the file is truncated or not an ONNX model"),
+        reason: format!(
+            "protobuf decoding failed ({e}); the file is truncated or not an ONNX model"
+        ),
     })?;
     if model.graph.is_none() {
         return Err(PlanError::NotOnnx {

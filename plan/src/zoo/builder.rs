@@ -256,15 +256,14 @@ impl Builder {
         name.to_string()
     }
 
-    /// Output size of a window `k` with stride `s` over `n` padded by `p0 + p1`.
+    /// Output size of a window `k` with stride `s` over `n` padded by `p0` before and `p1`
+    /// after.
     fn window_out(
         &mut self,
         node: &str,
         n: i64,
-        k: i64,
-        s: i64,
-        p0: i64,
-        p1: i64,
+        (k, s): (i64, i64),
+        (p0, p1): (i64, i64),
         ceil: bool,
     ) -> i64 {
         let span = n + p0 + p1 - k;
@@ -302,8 +301,8 @@ impl Builder {
         }
         let fan_in = cin / c.groups * c.k * c.k;
         let ke = c.dilation * (c.k - 1) + 1;
-        let h = self.window_out(&name, sh[2], ke, c.stride, c.pad, c.pad, false);
-        let w = self.window_out(&name, sh[3], ke, c.stride, c.pad, c.pad, false);
+        let h = self.window_out(&name, sh[2], (ke, c.stride), (c.pad, c.pad), false);
+        let w = self.window_out(&name, sh[3], (ke, c.stride), (c.pad, c.pad), false);
         let bound = (6.0 / fan_in as f64).sqrt();
         let wname = self.init_uniform(
             &format!("{name}.weight"),
@@ -326,13 +325,27 @@ impl Builder {
         self.node(&name, "Conv", inputs, attrs, vec![1, c.out, h, w])
     }
 
-    /// BatchNormalization (inference) with random statistics near identity.
+    /// BatchNormalization (inference) with random statistics near identity: gamma
+    /// `U(0.8, 1.2)`.
     pub fn batchnorm(&mut self, name: &str, x: &str, eps: f32) -> String {
+        self.batchnorm_gamma(name, x, eps, (0.8, 1.2))
+    }
+
+    /// BatchNormalization closing a residual branch: gamma `U(0.2, 0.3)`. In eval mode
+    /// BatchNorm does not normalise, so with gamma near 1 every residual add would roughly
+    /// double the activations' variance (ResNet-101 logits reached 1e7); a small gamma on
+    /// the branch keeps them in range, in the spirit of torchvision's
+    /// `zero_init_residual`.
+    pub fn batchnorm_residual(&mut self, name: &str, x: &str, eps: f32) -> String {
+        self.batchnorm_gamma(name, x, eps, (0.2, 0.3))
+    }
+
+    fn batchnorm_gamma(&mut self, name: &str, x: &str, eps: f32, gamma: (f64, f64)) -> String {
         let name = self.next_name(name);
         let c = self.channels(x);
         let inputs = vec![
             x.to_string(),
-            self.init_uniform(&format!("{name}.weight"), &[c], 0.8, 1.2),
+            self.init_uniform(&format!("{name}.weight"), &[c], gamma.0, gamma.1),
             self.init_uniform(&format!("{name}.bias"), &[c], -0.1, 0.1),
             self.init_uniform(&format!("{name}.running_mean"), &[c], -0.1, 0.1),
             self.init_uniform(&format!("{name}.running_var"), &[c], 0.8, 1.2),
@@ -450,8 +463,8 @@ impl Builder {
                 pads[d + 2] = p.k - n - pads[d];
             }
         }
-        let h = self.window_out(&name, sh[2], p.k, p.stride, pads[0], pads[2], p.ceil);
-        let w = self.window_out(&name, sh[3], p.k, p.stride, pads[1], pads[3], p.ceil);
+        let h = self.window_out(&name, sh[2], (p.k, p.stride), (pads[0], pads[2]), p.ceil);
+        let w = self.window_out(&name, sh[3], (p.k, p.stride), (pads[1], pads[3]), p.ceil);
         let mut attrs = vec![
             int("ceil_mode", p.ceil as i64),
             ints("kernel_shape", &[p.k, p.k]),

@@ -23,7 +23,7 @@ fn basic_block(b: &mut Builder, p: &str, x: &str, planes: i64, stride: i64) -> S
     let y = b.batchnorm(&format!("{p}.bn1"), &y, EPS);
     let y = b.relu(&format!("{p}.relu"), &y);
     let y = b.conv(&format!("{p}.conv2"), &y, Conv::new(planes, 3).pad(1));
-    let y = b.batchnorm(&format!("{p}.bn2"), &y, EPS);
+    let y = b.batchnorm_residual(&format!("{p}.bn2"), &y, EPS);
     let identity = if stride != 1 || cin != planes {
         downsample(b, p, x, planes, stride)
     } else {
@@ -47,7 +47,7 @@ fn bottleneck(b: &mut Builder, p: &str, x: &str, planes: i64, stride: i64) -> St
     let y = b.batchnorm(&format!("{p}.bn2"), &y, EPS);
     let y = b.relu(&format!("{p}.relu"), &y);
     let y = b.conv(&format!("{p}.conv3"), &y, Conv::new(out, 1));
-    let y = b.batchnorm(&format!("{p}.bn3"), &y, EPS);
+    let y = b.batchnorm_residual(&format!("{p}.bn3"), &y, EPS);
     let identity = if stride != 1 || cin != out {
         downsample(b, p, x, out, stride)
     } else {

@@ -125,7 +125,7 @@ fn zoo_names_and_defaults() {
         build("yolov3_tiny", 100),
         Err(PlanError::Model(_))
     ));
-    assert!(matches!(build("alexnet", 8), Err(PlanError::Model(_))));
+    assert!(matches!(build("alexnet", 6), Err(PlanError::Model(_))));
 }
 
 fn check_params(name: &str, expected: i64) {
