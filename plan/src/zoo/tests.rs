@@ -177,6 +177,10 @@ fn zoo_all_sizes() {
     for &name in names() {
         let sizes: &[usize] = if name == "yolov3_tiny" {
             &[64, 416]
+        } else if name == "alexnet" || name.starts_with("vgg") {
+            // Also every AdaptiveAvgPool case: alexnet at 160, 128, 256 reaches 4, 3, 7
+            // for a 6x6 target; vgg at 96 and 448 reaches 3 and 14 for 7x7.
+            &[32, 64, 224, 96, 128, 160, 256, 448]
         } else {
             &[32, 64, 224]
         };
@@ -240,20 +244,35 @@ fn zoo_deterministic() {
     }
 }
 
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 #[test]
 fn zoo_weight_stream_pinned() {
-    // Pins the generator so that a change of the weight bytes is noticed.
+    // Pins the generator and a whole model's bytes, so that a change of the weights (on
+    // another machine, or by a code change) is noticed.
     let raw = builder::uniform_f32_le(0x0123_4567_89ab_cdef, 4, -1.0, 1.0);
     let v: Vec<f32> = raw
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect();
-    let fnv: u64 = raw.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    println!("{v:?} {fnv:#x}");
     assert!(v.iter().all(|x| (-1.0..1.0).contains(x)));
+    // The graph only: the model's producer_version changes with the crate version.
+    let model = build("squeezenet1_1", 32)
+        .unwrap()
+        .graph
+        .unwrap()
+        .encode_to_vec();
+    println!("{v:?} {:#x} {:#x}", fnv1a(&raw), fnv1a(&model));
+    assert_eq!(fnv1a(&raw), PINNED_STREAM);
+    assert_eq!(fnv1a(&model), PINNED_MODEL);
 }
+
+const PINNED_STREAM: u64 = 0xc6a7_155a_7386_2125;
+const PINNED_MODEL: u64 = 0xd048_cd2e_21c1_d2b4;
 
 /// Writes every model at its default size and at 64 to `/tmp/zoo-models` for checking
 /// with onnx / onnxruntime.
@@ -263,7 +282,11 @@ fn zoo_write_models() {
     let dir = std::path::Path::new("/tmp/zoo-models");
     std::fs::create_dir_all(dir).unwrap();
     for &name in names() {
-        for s in [default_input_size(name).unwrap(), 64, 32] {
+        let mut sizes = vec![default_input_size(name).unwrap(), 64, 32];
+        if name == "alexnet" || name.starts_with("vgg") {
+            sizes.extend([96, 128, 160, 256, 448]);
+        }
+        for s in sizes {
             if name == "yolov3_tiny" && s == 32 {
                 continue;
             }
