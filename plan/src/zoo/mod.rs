@@ -13,7 +13,10 @@
 //! hash of `"<model>/<tensor name>"`. Conv and Gemm weights are He-uniform
 //! `U(-sqrt(6/fan_in), sqrt(6/fan_in))`, biases `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`;
 //! BatchNorm gamma and running variance `U(0.8, 1.2)`, beta and running mean
-//! `U(-0.1, 0.1)`. Values are computed with IEEE-exact operations only.
+//! `U(-0.1, 0.1)`, except that the BatchNorm closing a ResNet residual branch (`bn2` of a
+//! basic block, `bn3` of a bottleneck) has gamma `U(0.2, 0.3)` so that activations stay in
+//! range through 100 layers (see [`builder::Builder::batchnorm_residual`]). Values are
+//! computed with IEEE-exact operations only.
 //!
 //! Parameters (the `.weight` / `.bias` initializers) do not depend on the input size and
 //! match torchvision's counts; other initializers are BatchNorm buffers
