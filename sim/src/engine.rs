@@ -397,6 +397,9 @@ pub fn simulate<C: Clock + ?Sized>(
 
     // Work list of (connection, frame) deliveries to process, to avoid recursion.
     let mut deliveries: Vec<(u32, u32)> = Vec::new();
+    for u in 0..nu {
+        start_unit!(u, 0);
+    }
 
     while let Some((now, ev)) = q.pop() {
         clock.advance_to(now);

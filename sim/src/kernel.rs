@@ -87,6 +87,9 @@ impl<E> EventQueue<E> {
     /// Pops the next pending event, advancing time to it.
     pub fn pop(&mut self) -> Option<(Time, E)> {
         while let Some(Reverse((t, seq))) = self.heap.pop() {
+            if seq < self.base {
+                continue; // cancelled, and its slot already trimmed
+            }
             let idx = (seq - self.base) as usize;
             let payload = self.payloads[idx].take();
             // Drop the consumed prefix so the payload store does not grow without bound.
@@ -216,6 +219,14 @@ mod tests {
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
         assert_eq!(order, vec![(5, "a"), (10, "b"), (10, "c")]);
         assert!(q.is_empty());
+        // cancel the oldest, then pop past it: the trimmed slot must be skipped
+        let a = q.schedule(20, "a");
+        q.schedule(30, "b");
+        q.cancel(a);
+        q.schedule(25, "c");
+        assert_eq!(q.pop(), Some((25, "c")));
+        assert_eq!(q.pop(), Some((30, "b")));
+        assert_eq!(q.pop(), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod kernel;
 pub mod network;
 pub mod platform;
 pub mod prepared;
+pub mod report;
 
 pub use error::SimError;
 pub use prepared::{Metrics, PreparedScenario, SimPlan, Workload};
