@@ -113,6 +113,7 @@ pub fn even(prep: &PreparedScenario, units: &[usize]) -> Result<Mapping, SimErro
 /// route's bottleneck bandwidth, or a copy within a device). A stage must fit its device's
 /// memory (weights + activations of the stage). The number of stages is chosen by the DP.
 /// Cost is O(2^U * L^2 * U^2) for U units, L layers; U is limited to 12.
+#[allow(clippy::needless_range_loop)] // indices address several tables at once
 pub fn pipeedge(prep: &PreparedScenario, units: &[usize]) -> Result<Mapping, SimError> {
     let nu = units.len();
     if nu == 0 {
