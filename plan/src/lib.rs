@@ -4,6 +4,9 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod graph;
+pub mod mapping;
+pub mod partition;
 pub mod onnx;
 pub mod zoo;
 

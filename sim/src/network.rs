@@ -1,0 +1,208 @@
+//! Network resources, routes and the max-min fair sharing solver.
+//!
+//! Each direction of a full-duplex link is one resource; a shared medium (Wi-Fi cell) is one
+//! resource for both directions and all its ends. Routes are fewest-hop paths (breadth-first
+//! search, neighbours visited in link declaration order, then end order, so ties always
+//! resolve the same way). One solver, [`max_min_rates`], shares every resource.
+
+use crate::platform::Platform;
+
+/// A network resource with a capacity.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// Index of the link it belongs to.
+    pub link: usize,
+    /// Capacity [bytes/ns].
+    pub capacity: f64,
+}
+
+/// A route between two devices.
+#[derive(Debug, Clone, Default)]
+pub struct Route {
+    /// Resources crossed, in order.
+    pub resources: Vec<usize>,
+    /// Links crossed, in order.
+    pub links: Vec<usize>,
+    /// Sum of the links' latencies [ns].
+    pub latency_ns: u64,
+    /// Smallest capacity on the route [bytes/ns].
+    pub bottleneck: f64,
+}
+
+/// Resources of a platform and the routes between every pair of devices.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// All resources.
+    pub resources: Vec<Resource>,
+    /// `routes[a * n_devices + b]`: route from device a to device b (`None` if unreachable
+    /// or a == b).
+    pub routes: Vec<Option<Route>>,
+    n_devices: usize,
+}
+
+impl Network {
+    /// Builds resources and routes for `p`.
+    pub fn new(p: &Platform) -> Network {
+        let n_nodes = p.devices.len() + p.switches.len();
+        let mut resources = Vec::new();
+        // adjacency: for each node, (neighbour, link, resource) in link order
+        let mut adj: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); n_nodes];
+        for (li, l) in p.links.iter().enumerate() {
+            // Mbit/s -> bytes/ns
+            let capacity = l.bandwidth_mbps * 1e6 / 8.0 / 1e9;
+            if l.shared_medium {
+                let r = resources.len();
+                resources.push(Resource { link: li, capacity });
+                for &a in &l.ends {
+                    for &b in &l.ends {
+                        if a != b {
+                            adj[a].push((b, li, r));
+                        }
+                    }
+                }
+            } else {
+                let (a, b) = (l.ends[0], l.ends[1]);
+                let r = resources.len();
+                resources.push(Resource { link: li, capacity });
+                resources.push(Resource { link: li, capacity });
+                adj[a].push((b, li, r));
+                adj[b].push((a, li, r + 1));
+            }
+        }
+        let nd = p.devices.len();
+        let mut routes = vec![None; nd * nd];
+        for src in 0..nd {
+            // BFS; parent[n] = (prev node, link, resource)
+            let mut parent: Vec<Option<(usize, usize, usize)>> = vec![None; n_nodes];
+            let mut seen = vec![false; n_nodes];
+            seen[src] = true;
+            let mut queue = std::collections::VecDeque::from([src]);
+            while let Some(n) = queue.pop_front() {
+                for &(m, li, r) in &adj[n] {
+                    if !seen[m] {
+                        seen[m] = true;
+                        parent[m] = Some((n, li, r));
+                        queue.push_back(m);
+                    }
+                }
+            }
+            for dst in 0..nd {
+                if dst == src || !seen[dst] {
+                    continue;
+                }
+                let mut route = Route {
+                    bottleneck: f64::INFINITY,
+                    ..Route::default()
+                };
+                let mut n = dst;
+                while let Some((prev, li, r)) = parent[n] {
+                    route.resources.push(r);
+                    route.links.push(li);
+                    route.latency_ns += (p.links[li].latency_us * 1000.0).round() as u64;
+                    route.bottleneck = route.bottleneck.min(resources[r].capacity);
+                    n = prev;
+                }
+                route.resources.reverse();
+                route.links.reverse();
+                routes[src * nd + dst] = Some(route);
+            }
+        }
+        Network {
+            resources,
+            routes,
+            n_devices: nd,
+        }
+    }
+
+    /// Route from device `a` to device `b`.
+    pub fn route(&self, a: usize, b: usize) -> Option<&Route> {
+        self.routes[a * self.n_devices + b].as_ref()
+    }
+}
+
+/// Max-min fair rates by progressive filling.
+///
+/// `flows[i]` lists the resources flow `i` crosses; `capacity[r]` is resource r's capacity.
+/// Writes each flow's rate into `rates`. `scratch` buffers are reused between calls to
+/// avoid allocation. Every flow with a non-empty route gets a positive rate.
+pub fn max_min_rates(
+    capacity: &[f64],
+    flows: &[&[usize]],
+    rates: &mut Vec<f64>,
+    scratch: &mut MaxMinScratch,
+) {
+    let nr = capacity.len();
+    rates.clear();
+    rates.resize(flows.len(), 0.0);
+    let s = scratch;
+    s.remaining.clear();
+    s.remaining.extend_from_slice(capacity);
+    s.count.clear();
+    s.count.resize(nr, 0);
+    s.frozen.clear();
+    s.frozen.resize(flows.len(), false);
+    for f in flows {
+        for &r in f.iter() {
+            s.count[r] += 1;
+        }
+    }
+    let mut left = flows.iter().filter(|f| !f.is_empty()).count();
+    for (i, f) in flows.iter().enumerate() {
+        if f.is_empty() {
+            s.frozen[i] = true;
+            rates[i] = f64::INFINITY;
+        }
+    }
+    while left > 0 {
+        // The most constrained resource fixes the share of every flow crossing it; ties go
+        // to the lowest index so the outcome never depends on iteration accidents.
+        let mut best = usize::MAX;
+        let mut share = f64::INFINITY;
+        for r in 0..nr {
+            if s.count[r] > 0 {
+                let x = s.remaining[r].max(0.0) / s.count[r] as f64;
+                if x < share {
+                    share = x;
+                    best = r;
+                }
+            }
+        }
+        if best == usize::MAX {
+            break;
+        }
+        for (i, f) in flows.iter().enumerate() {
+            if !s.frozen[i] && f.contains(&best) {
+                s.frozen[i] = true;
+                rates[i] = share;
+                left -= 1;
+                for &r in f.iter() {
+                    s.remaining[r] -= share;
+                    s.count[r] -= 1;
+                }
+            }
+        }
+    }
+}
+
+/// Reusable buffers for [`max_min_rates`].
+#[derive(Debug, Default, Clone)]
+pub struct MaxMinScratch {
+    remaining: Vec<f64>,
+    count: Vec<u32>,
+    frozen: Vec<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_min_classic() {
+        // r0 cap 1, r1 cap 2; f0 on r0, f1 on r0+r1, f2 on r1
+        let cap = [1.0, 2.0];
+        let flows: Vec<&[usize]> = vec![&[0], &[0, 1], &[1]];
+        let mut rates = Vec::new();
+        max_min_rates(&cap, &flows, &mut rates, &mut MaxMinScratch::default());
+        assert_eq!(rates, vec![0.5, 0.5, 1.5]);
+    }
+}

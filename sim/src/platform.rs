@@ -1,0 +1,428 @@
+//! Platform files: devices with compute units, switches and links (see the platform-file
+//! contract in `design.md`), loaded and validated into a [`Platform`].
+//!
+//! Additions to the contract:
+//! - `[[device]] template = "devices/jetson-nano.toml"` (relative to the platform file):
+//!   the device's keys are read from that file first; keys given inline override them.
+//! - `[[device.unit]] profile = "file.csv"` (relative to the file that names it): a measured
+//!   per-layer profile, CSV with header `layer,time_us`; it replaces the compute-model
+//!   estimate for the layers it lists.
+//! - `[[link]] energy_nj_per_byte = 0.0`: energy spent per byte carried [nJ/B].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{parse_toml, read_text, SimError};
+
+/// Kind of compute unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitKind {
+    /// A multicore CPU.
+    Cpu,
+    /// A GPU (or other accelerator).
+    Gpu,
+}
+
+/// A compute unit of a device.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    /// Unit name, unique within its device.
+    pub name: String,
+    /// Full name `"<device>.<unit>"`.
+    pub full_name: String,
+    /// Index of its device in [`Platform::devices`].
+    pub device: usize,
+    /// Kind.
+    pub kind: UnitKind,
+    /// Cores (CPU units; informative).
+    pub cores: u32,
+    /// Effective compute rate [GFLOP/s].
+    pub gflops: f64,
+    /// Effective memory bandwidth [GB/s].
+    pub mem_gbps: f64,
+    /// Power above idle while busy [W].
+    pub busy_w: f64,
+    /// Fixed cost per layer [us].
+    pub layer_overhead_us: f64,
+    /// Measured per-layer times [us] by layer name, if the platform names a profile.
+    pub profile: Option<BTreeMap<String, f64>>,
+}
+
+/// A device (board).
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Name, unique in the platform.
+    pub name: String,
+    /// Memory available to the model [MiB].
+    pub memory_mb: f64,
+    /// Power drawn always [W].
+    pub idle_w: f64,
+    /// Indices of its units in [`Platform::units`].
+    pub units: Vec<usize>,
+}
+
+/// A link or a shared medium.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// Name.
+    pub name: String,
+    /// Node indices (devices first, then switches: see [`Platform::node_name`]).
+    pub ends: Vec<usize>,
+    /// Bandwidth [Mbit/s] (per direction, or of the whole medium when shared).
+    pub bandwidth_mbps: f64,
+    /// Latency [us].
+    pub latency_us: f64,
+    /// One half-duplex medium shared by all its traffic (Wi-Fi).
+    pub shared_medium: bool,
+    /// Energy per byte carried [nJ/B].
+    pub energy_nj_per_byte: f64,
+}
+
+/// A loaded, validated platform.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    /// Name.
+    pub name: String,
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Devices in file order.
+    pub devices: Vec<Device>,
+    /// All compute units, device by device in file order.
+    pub units: Vec<Unit>,
+    /// Switch names; switch `i` is node `devices.len() + i`.
+    pub switches: Vec<String>,
+    /// Links in file order.
+    pub links: Vec<Link>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawPlatform {
+    name: Option<String>,
+    #[serde(default)]
+    device: Vec<RawDevice>,
+    #[serde(default)]
+    switch: Vec<RawSwitch>,
+    #[serde(default)]
+    link: Vec<RawLink>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct RawDevice {
+    name: Option<String>,
+    template: Option<String>,
+    memory_mb: Option<f64>,
+    idle_w: Option<f64>,
+    unit: Option<Vec<RawUnit>>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+struct RawUnit {
+    name: Option<String>,
+    kind: Option<UnitKind>,
+    cores: Option<u32>,
+    gflops: Option<f64>,
+    mem_gbps: Option<f64>,
+    busy_w: Option<f64>,
+    layer_overhead_us: Option<f64>,
+    profile: Option<String>,
+    // Set while loading: the file `profile` is relative to.
+    #[serde(skip)]
+    base: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawSwitch {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawLink {
+    name: Option<String>,
+    ends: Vec<String>,
+    bandwidth_mbps: f64,
+    #[serde(default)]
+    latency_us: f64,
+    #[serde(default)]
+    shared_medium: bool,
+    #[serde(default)]
+    energy_nj_per_byte: f64,
+}
+
+fn positive(path: &Path, key: &str, v: Option<f64>) -> Result<f64, SimError> {
+    match v {
+        None => Err(SimError::invalid(
+            path,
+            key,
+            "missing; expected a positive number",
+        )),
+        Some(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Some(x) => Err(SimError::invalid(
+            path,
+            key,
+            format!("expected a positive number, found {x}"),
+        )),
+    }
+}
+
+fn non_negative(path: &Path, key: &str, v: f64) -> Result<f64, SimError> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(SimError::invalid(
+            path,
+            key,
+            format!("expected a number >= 0, found {v}"),
+        ))
+    }
+}
+
+fn relative(base: &Path, file: &str) -> PathBuf {
+    base.parent().unwrap_or(Path::new(".")).join(file)
+}
+
+/// Reads a per-layer profile CSV (`layer,time_us`).
+pub fn load_profile(path: &Path) -> Result<BTreeMap<String, f64>, SimError> {
+    let text = read_text(path)?;
+    let mut out = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = format!("line {}", i + 1);
+        let mut cols = line.split(',').map(str::trim);
+        let (Some(layer), Some(t)) = (cols.next(), cols.next()) else {
+            return Err(SimError::invalid(path, key, "expected `layer,time_us`"));
+        };
+        if i == 0 && layer == "layer" {
+            continue;
+        }
+        let t: f64 = t
+            .parse()
+            .map_err(|_| SimError::invalid(path, &key, format!("time_us `{t}` is not a number")))?;
+        non_negative(path, &key, t)?;
+        out.insert(layer.to_string(), t);
+    }
+    Ok(out)
+}
+
+impl Platform {
+    /// Reads and validates a platform file.
+    pub fn load(path: &Path) -> Result<Platform, SimError> {
+        let text = read_text(path)?;
+        Self::from_str(path, &text)
+    }
+
+    /// Parses and validates platform TOML `text` (`path` names it in errors and anchors
+    /// relative paths).
+    pub fn from_str(path: &Path, text: &str) -> Result<Platform, SimError> {
+        let raw: RawPlatform = parse_toml(path, text)?;
+        let mut devices = Vec::new();
+        let mut units: Vec<Unit> = Vec::new();
+        for (di, rd) in raw.device.into_iter().enumerate() {
+            let key = |k: &str| format!("device[{di}].{k}");
+            let (rd, file) = match &rd.template {
+                Some(t) => {
+                    let tpath = relative(path, t);
+                    let ttext = read_text(&tpath)?;
+                    let mut tpl: RawDevice = parse_toml(&tpath, &ttext)?;
+                    if let Some(us) = tpl.unit.as_mut() {
+                        for u in us {
+                            u.base = Some(tpath.clone());
+                        }
+                    }
+                    let merged = RawDevice {
+                        name: rd.name.or(tpl.name),
+                        template: None,
+                        memory_mb: rd.memory_mb.or(tpl.memory_mb),
+                        idle_w: rd.idle_w.or(tpl.idle_w),
+                        unit: rd.unit.or(tpl.unit),
+                    };
+                    (merged, path)
+                }
+                None => (rd, path),
+            };
+            let name = rd
+                .name
+                .clone()
+                .ok_or_else(|| SimError::invalid(file, key("name"), "missing device name"))?;
+            if devices.iter().any(|d: &Device| d.name == name) {
+                return Err(SimError::invalid(
+                    file,
+                    key("name"),
+                    format!("device `{name}` is declared twice"),
+                ));
+            }
+            let memory_mb = positive(file, &key("memory_mb"), rd.memory_mb)?;
+            let idle_w = non_negative(file, &key("idle_w"), rd.idle_w.unwrap_or(0.0))?;
+            let raw_units = rd.unit.unwrap_or_default();
+            if raw_units.is_empty() {
+                return Err(SimError::invalid(
+                    file,
+                    key("unit"),
+                    "a device needs at least one [[device.unit]]",
+                ));
+            }
+            let mut ids = Vec::new();
+            for (ui, ru) in raw_units.into_iter().enumerate() {
+                let uk = |k: &str| format!("device[{di}].unit[{ui}].{k}");
+                let uname = ru
+                    .name
+                    .clone()
+                    .ok_or_else(|| SimError::invalid(file, uk("name"), "missing unit name"))?;
+                if ids.iter().any(|&i: &usize| units[i].name == uname) {
+                    return Err(SimError::invalid(
+                        file,
+                        uk("name"),
+                        format!("unit `{uname}` is declared twice on device `{name}`"),
+                    ));
+                }
+                let kind = ru
+                    .kind
+                    .ok_or_else(|| SimError::invalid(file, uk("kind"), "missing; cpu or gpu"))?;
+                let profile = match &ru.profile {
+                    Some(p) => {
+                        let base = ru.base.as_deref().unwrap_or(path);
+                        Some(load_profile(&relative(base, p))?)
+                    }
+                    None => None,
+                };
+                ids.push(units.len());
+                units.push(Unit {
+                    full_name: format!("{name}.{uname}"),
+                    name: uname,
+                    device: di,
+                    kind,
+                    cores: ru.cores.unwrap_or(1),
+                    gflops: positive(file, &uk("gflops"), ru.gflops)?,
+                    mem_gbps: positive(file, &uk("mem_gbps"), ru.mem_gbps)?,
+                    busy_w: non_negative(file, &uk("busy_w"), ru.busy_w.unwrap_or(0.0))?,
+                    layer_overhead_us: non_negative(
+                        file,
+                        &uk("layer_overhead_us"),
+                        ru.layer_overhead_us.unwrap_or(0.0),
+                    )?,
+                    profile,
+                });
+            }
+            devices.push(Device {
+                name,
+                memory_mb,
+                idle_w,
+                units: ids,
+            });
+        }
+        if devices.is_empty() {
+            return Err(SimError::invalid(
+                path,
+                "device",
+                "a platform needs at least one [[device]]",
+            ));
+        }
+        let mut switches: Vec<String> = Vec::new();
+        for (si, s) in raw.switch.into_iter().enumerate() {
+            if devices.iter().any(|d| d.name == s.name) || switches.contains(&s.name) {
+                return Err(SimError::invalid(
+                    path,
+                    format!("switch[{si}].name"),
+                    format!("name `{}` is already used", s.name),
+                ));
+            }
+            switches.push(s.name);
+        }
+        let node = |n: &str| -> Option<usize> {
+            devices.iter().position(|d| d.name == n).or_else(|| {
+                switches
+                    .iter()
+                    .position(|s| s == n)
+                    .map(|i| devices.len() + i)
+            })
+        };
+        let mut links = Vec::new();
+        for (li, rl) in raw.link.into_iter().enumerate() {
+            let key = |k: &str| format!("link[{li}].{k}");
+            let mut ends = Vec::new();
+            for e in &rl.ends {
+                let n = node(e).ok_or_else(|| {
+                    SimError::invalid(
+                        path,
+                        key("ends"),
+                        format!("`{e}` is neither a declared device nor a declared switch"),
+                    )
+                })?;
+                if ends.contains(&n) {
+                    return Err(SimError::invalid(
+                        path,
+                        key("ends"),
+                        format!("`{e}` is listed twice"),
+                    ));
+                }
+                ends.push(n);
+            }
+            if ends.len() < 2 || (!rl.shared_medium && ends.len() != 2) {
+                return Err(SimError::invalid(
+                    path,
+                    key("ends"),
+                    "expected two ends (or two or more with shared_medium = true)",
+                ));
+            }
+            links.push(Link {
+                name: rl.name.unwrap_or_else(|| rl.ends.join("-")),
+                ends,
+                bandwidth_mbps: positive(path, &key("bandwidth_mbps"), Some(rl.bandwidth_mbps))?,
+                latency_us: non_negative(path, &key("latency_us"), rl.latency_us)?,
+                shared_medium: rl.shared_medium,
+                energy_nj_per_byte: non_negative(
+                    path,
+                    &key("energy_nj_per_byte"),
+                    rl.energy_nj_per_byte,
+                )?,
+            });
+        }
+        Ok(Platform {
+            name: raw.name.unwrap_or_else(|| {
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }),
+            path: path.to_path_buf(),
+            devices,
+            units,
+            switches,
+            links,
+        })
+    }
+
+    /// Name of node `n` (a device, or a switch after the devices).
+    pub fn node_name(&self, n: usize) -> &str {
+        if n < self.devices.len() {
+            &self.devices[n].name
+        } else {
+            &self.switches[n - self.devices.len()]
+        }
+    }
+
+    /// Index of the unit called `"<device>.<unit>"`.
+    pub fn unit_index(&self, full_name: &str) -> Option<usize> {
+        self.units.iter().position(|u| u.full_name == full_name)
+    }
+
+    /// All unit full names, in platform order.
+    pub fn unit_names(&self) -> Vec<String> {
+        self.units.iter().map(|u| u.full_name.clone()).collect()
+    }
+
+    /// Memory bandwidth used for copies between two units of device `d` [GB/s]: the
+    /// largest of its units' (a copy is bounded by the faster side's memory system on
+    /// boards whose units share DRAM, as all the boards modelled here do).
+    pub fn device_copy_gbps(&self, d: usize) -> f64 {
+        self.devices[d]
+            .units
+            .iter()
+            .map(|&u| self.units[u].mem_gbps)
+            .fold(0.0, f64::max)
+    }
+}

@@ -1,0 +1,421 @@
+//! The prepared scenario: everything about a (graph, platform, workload) triple that does not
+//! depend on the mapping, precomputed once (per-unit layer-time tables, compact tensor lists,
+//! routes), so that evaluating a mapping is cheap. This is what the explorer calls.
+
+use dicesim_plan::graph::Graph;
+use dicesim_plan::mapping::Mapping;
+use dicesim_plan::partition::Plan;
+
+use crate::engine::{simulate, Outcome};
+use crate::error::SimError;
+use crate::kernel::{AsFastAsPossible, Time};
+use crate::network::Network;
+use crate::platform::Platform;
+
+/// How frames enter the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Workload {
+    /// Number of frames.
+    pub frames: u32,
+    /// Interval between frame arrivals [ns]; 0 saturates (a frame enters as soon as the first
+    /// partition can take it).
+    pub period_ns: Time,
+}
+
+/// A tensor in compact form.
+#[derive(Debug, Clone)]
+pub(crate) struct CTensor {
+    pub producer: Option<u32>,
+    pub consumers: Vec<u32>,
+    pub bytes: u64,
+    pub graph_output: bool,
+}
+
+/// One partition as the engine sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimPart {
+    /// Platform unit index.
+    pub unit: usize,
+    /// Layer indices, ascending.
+    pub layers: Vec<usize>,
+    /// Time to run all its layers once [ns].
+    pub compute_ns: Time,
+    /// Whether it reads a graph input (frames enter through it).
+    pub source: bool,
+}
+
+/// A connection: all tensors one partition sends to another, one transfer per frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConn {
+    /// Producing partition.
+    pub from: usize,
+    /// Consuming partition.
+    pub to: usize,
+    /// Bytes per frame.
+    pub bytes: u64,
+}
+
+/// Partitions and connections of a mapping, in the engine's compact form.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimPlan {
+    /// Partitions in a topological order.
+    pub parts: Vec<SimPart>,
+    /// Connections sorted by (from, to).
+    pub conns: Vec<SimConn>,
+}
+
+/// The cheap summary of one evaluation (what the search optimises).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metrics {
+    /// Mean frame latency [ns].
+    pub latency_mean_ns: f64,
+    /// Median frame latency [ns].
+    pub latency_p50_ns: Time,
+    /// 95th percentile frame latency [ns].
+    pub latency_p95_ns: Time,
+    /// Largest frame latency [ns].
+    pub latency_max_ns: Time,
+    /// Frames per second from the first entry to the last exit.
+    pub throughput_fps: f64,
+    /// Time of the last exit [ns].
+    pub makespan_ns: Time,
+    /// Energy of the whole platform over the makespan, per frame [mJ].
+    pub energy_mj_per_frame: f64,
+    /// Whether every device's memory need fits.
+    pub memory_ok: bool,
+    /// Largest memory need relative to the device's memory (1.0 = full).
+    pub max_memory_frac: f64,
+    /// Number of partitions.
+    pub partitions: usize,
+}
+
+/// A (graph, platform, workload) prepared for fast evaluation of mappings.
+#[derive(Debug, Clone)]
+pub struct PreparedScenario {
+    /// The model graph.
+    pub graph: Graph,
+    /// The platform.
+    pub platform: Platform,
+    /// Network resources and routes.
+    pub network: Network,
+    /// The workload.
+    pub workload: Workload,
+    /// `layer_ns[unit][layer]`: time of a layer on a unit [ns].
+    pub layer_ns: Vec<Vec<Time>>,
+    pub(crate) tensors: Vec<CTensor>,
+    pub(crate) layer_outputs: Vec<Vec<u32>>,
+    pub(crate) layer_params: Vec<u64>,
+    pub(crate) layer_reads_input: Vec<bool>,
+}
+
+/// Time of layer `l` of `g` on unit `u` [ns] by the baseline compute model, or the unit's
+/// measured profile where it lists the layer.
+pub fn layer_time_ns(g: &Graph, l: usize, u: &crate::platform::Unit) -> Time {
+    let layer = &g.layers[l];
+    if let Some(t) = u.profile.as_ref().and_then(|p| p.get(&layer.name)) {
+        return (t * 1000.0).round() as Time;
+    }
+    let bytes = (layer.input_bytes + layer.output_bytes + layer.params_bytes) as f64;
+    // GFLOP/s == FLOP/ns and GB/s == B/ns
+    let compute = layer.flops as f64 / u.gflops;
+    let memory = bytes / u.mem_gbps;
+    (compute.max(memory) + u.layer_overhead_us * 1000.0).round() as Time
+}
+
+impl PreparedScenario {
+    /// Precomputes tables for `graph` on `platform`.
+    pub fn new(graph: Graph, platform: Platform, workload: Workload) -> PreparedScenario {
+        let network = Network::new(&platform);
+        let layer_ns = platform
+            .units
+            .iter()
+            .map(|u| {
+                (0..graph.layers.len())
+                    .map(|l| layer_time_ns(&graph, l, u))
+                    .collect()
+            })
+            .collect();
+        let nl = graph.layers.len();
+        let mut tensors = Vec::new();
+        let mut layer_outputs = vec![Vec::new(); nl];
+        let mut layer_reads_input = vec![false; nl];
+        for (name, t) in &graph.tensors {
+            let id = tensors.len() as u32;
+            if let Some(p) = t.producer {
+                layer_outputs[p].push(id);
+            } else {
+                for &c in &t.consumers {
+                    layer_reads_input[c] = true;
+                }
+            }
+            tensors.push(CTensor {
+                producer: t.producer.map(|p| p as u32),
+                consumers: t.consumers.iter().map(|&c| c as u32).collect(),
+                bytes: t.bytes,
+                graph_output: graph.outputs.contains(name),
+            });
+        }
+        let layer_params = graph.layers.iter().map(|l| l.params_bytes).collect();
+        PreparedScenario {
+            graph,
+            platform,
+            network,
+            workload,
+            layer_ns,
+            tensors,
+            layer_outputs,
+            layer_params,
+            layer_reads_input,
+        }
+    }
+
+    /// Resolves a mapping's unit names to platform unit indices, one per layer.
+    pub fn assignment(&self, m: &Mapping) -> Result<Vec<usize>, SimError> {
+        let ids = m
+            .units
+            .iter()
+            .map(|n| {
+                self.platform.unit_index(n).ok_or_else(|| {
+                    SimError::Mapping(format!(
+                        "mapping names unit `{n}`, which platform `{}` does not have (known: {})",
+                        self.platform.path.display(),
+                        self.platform.unit_names().join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if m.layer_unit.len() != self.graph.layers.len() {
+            return Err(SimError::Mapping(format!(
+                "mapping covers {} layers, the model has {}",
+                m.layer_unit.len(),
+                self.graph.layers.len()
+            )));
+        }
+        Ok(m.layer_unit.iter().map(|&i| ids[i]).collect())
+    }
+
+    /// Partitions of an assignment (platform unit per layer): maximal runs of consecutive
+    /// layers (topological order) on the same unit. Runs of a topological order can never
+    /// wait on each other in a cycle, so no further splitting is needed.
+    pub fn sim_plan(&self, assign: &[usize]) -> SimPlan {
+        let mut part_of = vec![0u32; assign.len()];
+        let mut parts: Vec<SimPart> = Vec::new();
+        for (l, &u) in assign.iter().enumerate() {
+            if parts.last().is_none_or(|p| p.unit != u) {
+                parts.push(SimPart {
+                    unit: u,
+                    layers: Vec::new(),
+                    compute_ns: 0,
+                    source: false,
+                });
+            }
+            let p = parts.last_mut().expect("pushed above");
+            p.layers.push(l);
+            p.compute_ns += self.layer_ns[u][l];
+            p.source |= self.layer_reads_input[l];
+            part_of[l] = (parts.len() - 1) as u32;
+        }
+        let mut conns = Vec::new();
+        for t in &self.tensors {
+            if let Some(pl) = t.producer {
+                let pp = part_of[pl as usize];
+                let mut last = u32::MAX;
+                for &c in &t.consumers {
+                    let cp = part_of[c as usize];
+                    if cp != pp && cp != last {
+                        conns.push(SimConn {
+                            from: pp as usize,
+                            to: cp as usize,
+                            bytes: t.bytes,
+                        });
+                        last = cp;
+                    }
+                }
+            }
+        }
+        SimPlan {
+            parts,
+            conns: merge_conns(conns),
+        }
+    }
+
+    /// The engine's view of a plan built by `dicesim_plan::partition::Plan::build`.
+    pub fn sim_plan_from(&self, plan: &Plan) -> Result<SimPlan, SimError> {
+        let mut parts = Vec::new();
+        for p in &plan.partitions {
+            let unit = self.platform.unit_index(&p.unit).ok_or_else(|| {
+                SimError::Mapping(format!(
+                    "partition {} runs on unknown unit `{}`",
+                    p.id, p.unit
+                ))
+            })?;
+            parts.push(SimPart {
+                unit,
+                layers: p.layers.clone(),
+                compute_ns: p.layers.iter().map(|&l| self.layer_ns[unit][l]).sum(),
+                source: p.layers.iter().any(|&l| self.layer_reads_input[l]),
+            });
+        }
+        let conns = plan
+            .edges
+            .iter()
+            .map(|e| SimConn {
+                from: e.from,
+                to: e.to,
+                bytes: e.bytes,
+            })
+            .collect();
+        Ok(SimPlan {
+            parts,
+            conns: merge_conns(conns),
+        })
+    }
+
+    /// Memory need of each device for `plan` [bytes]: weights of its partitions, plus for
+    /// each of its units the largest peak of live activations among the partitions it runs
+    /// (a unit runs one partition at a time), plus one receive buffer per incoming connection
+    /// and the input frame for source partitions.
+    pub fn memory_bytes(&self, plan: &SimPlan) -> Vec<u64> {
+        let nd = self.platform.devices.len();
+        let mut dev = vec![0u64; nd];
+        let mut unit_act = vec![0u64; self.platform.units.len()];
+        let mut part_of = vec![u32::MAX; self.graph.layers.len()];
+        for (pi, p) in plan.parts.iter().enumerate() {
+            for &l in &p.layers {
+                part_of[l] = pi as u32;
+            }
+        }
+        let mut free_at = Vec::new();
+        for (pi, p) in plan.parts.iter().enumerate() {
+            let d = self.platform.units[p.unit].device;
+            dev[d] += p.layers.iter().map(|&l| self.layer_params[l]).sum::<u64>();
+            // live activations: an output is allocated at its layer and freed after its
+            // last consumer when every consumer is inside the partition
+            free_at.clear();
+            free_at.resize(p.layers.len(), 0u64);
+            let (mut live, mut peak) = (0u64, 0u64);
+            for (k, &l) in p.layers.iter().enumerate() {
+                for &t in &self.layer_outputs[l] {
+                    let t = &self.tensors[t as usize];
+                    live += t.bytes;
+                    let inside = !t.graph_output
+                        && !t.consumers.is_empty()
+                        && t.consumers
+                            .iter()
+                            .all(|&c| part_of[c as usize] == pi as u32);
+                    if inside {
+                        let last = *t.consumers.last().expect("non-empty");
+                        let pos = p.layers.binary_search(&(last as usize)).unwrap_or(k);
+                        free_at[pos.max(k)] += t.bytes;
+                    }
+                }
+                peak = peak.max(live);
+                live -= free_at[k];
+            }
+            unit_act[p.unit] = unit_act[p.unit].max(peak);
+            if p.source {
+                for t in self.tensors.iter().filter(|t| t.producer.is_none()) {
+                    if t.consumers
+                        .iter()
+                        .any(|&c| part_of[c as usize] == pi as u32)
+                    {
+                        dev[d] += t.bytes;
+                    }
+                }
+            }
+        }
+        for c in &plan.conns {
+            dev[self.platform.units[plan.parts[c.to].unit].device] += c.bytes;
+        }
+        for (u, a) in unit_act.iter().enumerate() {
+            dev[self.platform.units[u].device] += a;
+        }
+        dev
+    }
+
+    /// Simulates `plan` (as fast as possible) and returns the full outcome.
+    pub fn simulate(&self, plan: &SimPlan, record: bool) -> Result<Outcome, SimError> {
+        simulate(self, plan, record, &mut AsFastAsPossible)
+    }
+
+    /// Evaluates a mapping: partitions it, simulates the workload, summarises.
+    pub fn evaluate(&self, m: &Mapping) -> Result<Metrics, SimError> {
+        let assign = self.assignment(m)?;
+        self.evaluate_assignment(&assign)
+    }
+
+    /// Evaluates an assignment of a platform unit index to each layer (the explorer's fast
+    /// path: no name look-ups).
+    pub fn evaluate_assignment(&self, assign: &[usize]) -> Result<Metrics, SimError> {
+        let plan = self.sim_plan(assign);
+        let out = self.simulate(&plan, false)?;
+        let mem = self.memory_bytes(&plan);
+        Ok(self.metrics(&plan, &out, &mem))
+    }
+
+    /// Summarises an outcome.
+    pub fn metrics(&self, plan: &SimPlan, out: &Outcome, mem: &[u64]) -> Metrics {
+        let mut max_frac = 0.0f64;
+        for (d, &b) in mem.iter().enumerate() {
+            let limit = self.platform.devices[d].memory_mb * 1024.0 * 1024.0;
+            max_frac = max_frac.max(b as f64 / limit);
+        }
+        let lat = out.latencies_ns();
+        let s = LatencyStats::of(&lat);
+        Metrics {
+            latency_mean_ns: s.mean,
+            latency_p50_ns: s.p50,
+            latency_p95_ns: s.p95,
+            latency_max_ns: s.max,
+            throughput_fps: out.throughput_fps(),
+            makespan_ns: out.makespan_ns,
+            energy_mj_per_frame: out.total_energy_mj() / out.entry_ns.len().max(1) as f64,
+            memory_ok: max_frac <= 1.0,
+            max_memory_frac: max_frac,
+            partitions: plan.parts.len(),
+        }
+    }
+}
+
+/// Latency statistics (nearest-rank percentiles).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LatencyStats {
+    /// Mean [ns].
+    pub mean: f64,
+    /// Median [ns].
+    pub p50: Time,
+    /// 95th percentile [ns].
+    pub p95: Time,
+    /// Maximum [ns].
+    pub max: Time,
+}
+
+impl LatencyStats {
+    /// Statistics of `lat` (any order).
+    pub fn of(lat: &[Time]) -> LatencyStats {
+        if lat.is_empty() {
+            return LatencyStats::default();
+        }
+        let mut v = lat.to_vec();
+        v.sort_unstable();
+        let rank = |p: f64| v[((p / 100.0 * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        LatencyStats {
+            mean: v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64,
+            p50: rank(50.0),
+            p95: rank(95.0),
+            max: *v.last().expect("non-empty"),
+        }
+    }
+}
+
+fn merge_conns(mut conns: Vec<SimConn>) -> Vec<SimConn> {
+    conns.sort_unstable_by_key(|c| (c.from, c.to));
+    let mut out: Vec<SimConn> = Vec::with_capacity(conns.len());
+    for c in conns {
+        match out.last_mut() {
+            Some(l) if l.from == c.from && l.to == c.to => l.bytes += c.bytes,
+            _ => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,334 @@
+//! Hand-computed expectations for the execution, network and power models.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use dicesim_plan::graph::{Graph, Layer, TensorInfo};
+use dicesim_sim::platform::Platform;
+use dicesim_sim::report::Report;
+use dicesim_sim::{PreparedScenario, Workload};
+
+/// A graph from (name, flops, inputs, outputs) with every tensor `bytes` big.
+fn graph(layers: &[(&str, u64, &[&str], &[&str])], inputs: &[&str], bytes: u64) -> Graph {
+    let mut tensors: BTreeMap<String, TensorInfo> = BTreeMap::new();
+    let t = |n: &str| TensorInfo {
+        name: n.into(),
+        shape: vec![bytes as usize / 4],
+        dtype: 1,
+        bytes,
+        producer: None,
+        consumers: vec![],
+    };
+    for i in inputs {
+        tensors.insert(i.to_string(), t(i));
+    }
+    let mut ls = Vec::new();
+    for (li, (name, flops, ins, outs)) in layers.iter().enumerate() {
+        for i in *ins {
+            tensors
+                .get_mut(*i)
+                .expect("input declared")
+                .consumers
+                .push(li);
+        }
+        for o in *outs {
+            let mut ti = t(o);
+            ti.producer = Some(li);
+            tensors.insert(o.to_string(), ti);
+        }
+        ls.push(Layer {
+            name: name.to_string(),
+            op: "Conv".into(),
+            inputs: ins.iter().map(|s| s.to_string()).collect(),
+            outputs: outs.iter().map(|s| s.to_string()).collect(),
+            output_shape: vec![1],
+            flops: *flops,
+            params_bytes: 0,
+            output_bytes: bytes * outs.len() as u64,
+            input_bytes: bytes * ins.len() as u64,
+        });
+    }
+    let outputs = tensors
+        .values()
+        .filter(|t| t.producer.is_some() && t.consumers.is_empty())
+        .map(|t| t.name.clone())
+        .collect();
+    Graph {
+        name: "test".into(),
+        layers: ls,
+        tensors,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs,
+    }
+}
+
+/// Devices named `names`, each one cpu unit at 1 GFLOP/s (1 FLOP per ns), memory traffic
+/// free, no overhead; `extra` appends switches and links.
+fn platform(names: &[&str], idle_w: f64, busy_w: f64, extra: &str) -> Platform {
+    let mut s = String::from("name = \"test\"\n");
+    for n in names {
+        s += &format!(
+            "[[device]]\nname = \"{n}\"\nmemory_mb = 1024\nidle_w = {idle_w}\n\
+             [[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ncores = 4\ngflops = 1.0\n\
+             mem_gbps = 1e9\nbusy_w = {busy_w}\n"
+        );
+    }
+    s += extra;
+    Platform::from_str(Path::new("test.toml"), &s).expect("valid platform")
+}
+
+fn prep(g: Graph, p: Platform, frames: u32, period_ns: u64) -> PreparedScenario {
+    PreparedScenario::new(g, p, Workload { frames, period_ns })
+}
+
+const MS: u64 = 1_000_000;
+
+#[test]
+fn one_unit_latency_is_sum_of_layer_times() {
+    let g = graph(
+        &[
+            ("a", 2 * MS, &["in"], &["x"]),
+            ("b", 3 * MS, &["x"], &["y"]),
+            ("c", 5 * MS, &["y"], &["z"]),
+        ],
+        &["in"],
+        1000,
+    );
+    let ps = prep(g, platform(&["d"], 1.0, 1.0, ""), 1, 0);
+    let m = ps.evaluate_assignment(&[0, 0, 0]).unwrap();
+    assert_eq!(m.latency_max_ns, 10 * MS);
+    assert_eq!(m.partitions, 1);
+}
+
+#[test]
+fn two_devices_chain_latency_is_compute_plus_link() {
+    // 8 Mbit/s = 1 byte/us; 1000 bytes = 1 ms; latency 100 us
+    let g = graph(
+        &[
+            ("a", 2 * MS, &["in"], &["x"]),
+            ("b", 3 * MS, &["x"], &["y"]),
+        ],
+        &["in"],
+        1000,
+    );
+    let link = "[[link]]\nname = \"l\"\nends = [\"d1\", \"d2\"]\nbandwidth_mbps = 8.0\nlatency_us = 100.0\n";
+    let ps = prep(g, platform(&["d1", "d2"], 1.0, 1.0, link), 1, 0);
+    let m = ps.evaluate_assignment(&[0, 1]).unwrap();
+    assert_eq!(m.latency_max_ns, 2 * MS + 100_000 + MS + 3 * MS);
+}
+
+#[test]
+fn saturated_pipeline_throughput_tends_to_slowest_stage() {
+    let g = graph(
+        &[("a", 3 * MS, &["in"], &["x"]), ("b", MS, &["x"], &["y"])],
+        &["in"],
+        1000,
+    );
+    let link = "[[link]]\nname = \"l\"\nends = [\"d1\", \"d2\"]\nbandwidth_mbps = 8000.0\nlatency_us = 0.0\n";
+    let frames = 200;
+    let ps = prep(g, platform(&["d1", "d2"], 1.0, 1.0, link), frames, 0);
+    let m = ps.evaluate_assignment(&[0, 1]).unwrap();
+    // first frame: 3 ms + 1 us transfer + 1 ms; every further frame: one more 3 ms slot
+    let first = 3 * MS + 1000 + MS;
+    assert_eq!(m.makespan_ns, first + (frames as u64 - 1) * 3 * MS);
+    assert!((m.throughput_fps - 1000.0 / 3.0).abs() / (1000.0 / 3.0) < 0.01);
+    // frames in order, latency stays one frame's (no queueing inside the pipeline)
+    assert_eq!(m.latency_max_ns, first);
+}
+
+#[test]
+fn periodic_frames_enter_on_their_period() {
+    let g = graph(&[("a", MS, &["in"], &["x"])], &["in"], 1000);
+    let ps = prep(g, platform(&["d"], 1.0, 1.0, ""), 10, 5 * MS);
+    let m = ps.evaluate_assignment(&[0]).unwrap();
+    assert_eq!(m.makespan_ns, 9 * 5 * MS + MS);
+    assert_eq!(m.latency_max_ns, MS);
+}
+
+fn transfer_durations(ps: &PreparedScenario, assign: &[usize]) -> Vec<(usize, usize, u64)> {
+    let plan = ps.sim_plan(assign);
+    let out = ps.simulate(&plan, true).unwrap();
+    let mut v: Vec<_> = out
+        .transfers
+        .iter()
+        .map(|t| {
+            let c = &plan.conns[t.conn];
+            (
+                plan.parts[c.from].unit,
+                plan.parts[c.to].unit,
+                t.end - t.start,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn two_transfers_on_one_link_share_it_a_third_elsewhere_does_not() {
+    // a (on A) feeds b (on B) and c (on C): both cross A->sw; d (on D) feeds e (on E).
+    let g = graph(
+        &[
+            ("a", 0, &["in"], &["x"]),
+            ("b", 0, &["x"], &["y"]),
+            ("c", 0, &["x"], &["z"]),
+            ("d", 0, &["in"], &["w"]),
+            ("e", 0, &["w"], &["v"]),
+        ],
+        &["in"],
+        1000,
+    );
+    let mut links = String::from("[[switch]]\nname = \"sw\"\n");
+    for n in ["A", "B", "C", "D", "E"] {
+        links += &format!(
+            "[[link]]\nname = \"{n}-sw\"\nends = [\"{n}\", \"sw\"]\nbandwidth_mbps = 8.0\n"
+        );
+    }
+    let ps = prep(
+        g,
+        platform(&["A", "B", "C", "D", "E"], 1.0, 1.0, &links),
+        1,
+        0,
+    );
+    let d = transfer_durations(&ps, &[0, 1, 2, 3, 4]);
+    assert_eq!(d, vec![(0, 1, 2 * MS), (0, 2, 2 * MS), (3, 4, MS)]);
+}
+
+fn opposite_transfers(shared: bool) -> Vec<(usize, usize, u64)> {
+    let g = graph(
+        &[
+            ("a", 0, &["in"], &["x"]),
+            ("c", 0, &["in"], &["z"]),
+            ("d", 0, &["z"], &["w"]),
+            ("b", 0, &["x"], &["y"]),
+        ],
+        &["in"],
+        1000,
+    );
+    let link = format!(
+        "[[link]]\nname = \"air\"\nends = [\"A\", \"B\"]\nbandwidth_mbps = 8.0\nshared_medium = {shared}\n"
+    );
+    let ps = prep(g, platform(&["A", "B"], 1.0, 1.0, &link), 1, 0);
+    transfer_durations(&ps, &[0, 1, 0, 1])
+}
+
+#[test]
+fn shared_medium_opposite_directions_share_full_duplex_does_not() {
+    assert_eq!(
+        opposite_transfers(true),
+        vec![(0, 1, 2 * MS), (1, 0, 2 * MS)]
+    );
+    assert_eq!(opposite_transfers(false), vec![(0, 1, MS), (1, 0, MS)]);
+}
+
+#[test]
+fn shared_medium_with_three_ends_is_one_hop_and_one_resource() {
+    // A->B and C->B at once over one three-end cell: both halved.
+    let g = graph(
+        &[
+            ("a", 0, &["in"], &["x"]),
+            ("c", 0, &["in"], &["z"]),
+            ("b", 0, &["x", "z"], &["y"]),
+        ],
+        &["in"],
+        1000,
+    );
+    let link = "[[link]]\nname = \"cell\"\nends = [\"A\", \"B\", \"C\"]\nbandwidth_mbps = 8.0\nlatency_us = 10.0\nshared_medium = true\n";
+    let ps = prep(g, platform(&["A", "B", "C"], 1.0, 1.0, link), 1, 0);
+    let d = transfer_durations(&ps, &[0, 2, 1]);
+    assert_eq!(d, vec![(0, 1, 2 * MS + 10_000), (2, 1, 2 * MS + 10_000)]);
+    assert_eq!(ps.network.route(0, 1).unwrap().links, vec![0]);
+}
+
+#[test]
+fn idle_energy_is_idle_power_times_time() {
+    // 10 ms of compute on d1, none on d2; busy power 0: only idle power counts
+    let g = graph(&[("a", 10 * MS, &["in"], &["x"])], &["in"], 1000);
+    let mut p = platform(&["d1", "d2"], 2.0, 0.0, "");
+    p.devices[1].idle_w = 3.0;
+    let ps = prep(g.clone(), p, 1, 0);
+    let m = ps.evaluate_assignment(&[0]).unwrap();
+    assert!((m.energy_mj_per_frame - 5.0 * 10.0).abs() < 1e-9);
+    // with 4 W busy power on the working unit: + 4 W x 10 ms
+    let ps = prep(g, platform(&["d1", "d2"], 2.0, 4.0, ""), 1, 0);
+    let m = ps.evaluate_assignment(&[0]).unwrap();
+    assert!((m.energy_mj_per_frame - (4.0 * 10.0 + 4.0 * 10.0)).abs() < 1e-9);
+}
+
+#[test]
+fn same_device_units_copy_at_memory_bandwidth() {
+    let g = graph(
+        &[("a", MS, &["in"], &["x"]), ("b", MS, &["x"], &["y"])],
+        &["in"],
+        1_000_000,
+    );
+    let s = "name = \"t\"\n[[device]]\nname = \"d\"\nmemory_mb = 100\nidle_w = 1\n\
+             [[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ngflops = 1\nmem_gbps = 1e6\n\
+             [[device.unit]]\nname = \"gpu\"\nkind = \"gpu\"\ngflops = 1\nmem_gbps = 1.0\n";
+    let p = Platform::from_str(Path::new("t.toml"), s).unwrap();
+    let ps = prep(g, p, 1, 0);
+    // gpu layer b: max(1 ms, 2 MB / 1 GB/s = 2 ms) = 2 ms; copy at max(1e6, 1) GB/s: 1 ns
+    let m = ps.evaluate_assignment(&[0, 1]).unwrap();
+    assert_eq!(m.latency_max_ns, MS + 1 + 2 * MS);
+}
+
+#[test]
+fn memory_over_limit_is_flagged() {
+    let g = graph(&[("a", MS, &["in"], &["x"])], &["in"], 600 * 1024 * 1024);
+    let ps = prep(g, platform(&["d"], 1.0, 1.0, ""), 1, 0);
+    let m = ps.evaluate_assignment(&[0]).unwrap();
+    // input frame 600 MiB + output 600 MiB > 1024 MiB
+    assert!(!m.memory_ok);
+    let plan = ps.sim_plan(&[0]);
+    let out = ps.simulate(&plan, false).unwrap();
+    let r = Report::new("t", "explicit", &ps, &plan, &out);
+    assert!(!r.feasible);
+    assert!(!r.devices[0].memory_ok);
+    assert_eq!(r.devices[0].memory_peak_mb, 1200.0);
+}
+
+#[test]
+fn same_input_gives_byte_identical_json() {
+    let run = || {
+        let g = graph(
+            &[
+                ("a", 3 * MS, &["in"], &["x"]),
+                ("b", MS, &["x"], &["y"]),
+                ("c", 2 * MS, &["x"], &["z"]),
+            ],
+            &["in"],
+            12345,
+        );
+        let link = "[[link]]\nname = \"air\"\nends = [\"d1\", \"d2\", \"d3\"]\nbandwidth_mbps = 54.0\nlatency_us = 500.0\nshared_medium = true\n";
+        let ps = prep(g, platform(&["d1", "d2", "d3"], 1.5, 2.5, link), 50, 0);
+        let plan = ps.sim_plan(&[0, 1, 2]);
+        let out = ps.simulate(&plan, true).unwrap();
+        Report::new("t", "explicit", &ps, &plan, &out).to_json()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn bad_platforms_give_clear_errors() {
+    let cases = [
+        (
+            "[[device]]\nname = \"a\"\nmemory_mb = 1\n[[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ngflops = 1\nmem_gbps = 1\n[[link]]\nends = [\"a\", \"nowhere\"]\nbandwidth_mbps = 1\n",
+            "`nowhere` is neither a declared device",
+        ),
+        (
+            "[[device]]\nname = \"a\"\nmemory_mb = 1\n[[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ngflops = 0\nmem_gbps = 1\n",
+            "device[0].unit[0].gflops",
+        ),
+        (
+            "[[device]]\nname = \"a\"\nmemory_mb = 1\n[[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ngflops = 1\nmem_gbps = 1\n[[device]]\nname = \"b\"\nmemory_mb = 1\n[[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ngflops = 1\nmem_gbps = 1\n[[link]]\nends = [\"a\", \"b\"]\nbandwidth_mbps = -5\n",
+            "link[0].bandwidth_mbps",
+        ),
+        ("[[device]\nname = 1", "line 1"),
+    ];
+    for (text, want) in cases {
+        let e = Platform::from_str(Path::new("p.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p.toml") && e.contains(want), "{e}");
+    }
+}
