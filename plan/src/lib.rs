@@ -3,22 +3,18 @@
 //! The simulator, the search and real execution all read the same plan.
 #![warn(missing_docs)]
 
+pub mod attr;
 pub mod error;
 pub mod graph;
 pub mod mapping;
-pub mod partition;
-pub mod onnx;
-pub mod zoo;
-
-pub use error::PlanError;
-pub mod attr;
-pub mod graph;
-pub mod mapping;
 pub mod model;
+pub mod onnx;
 pub mod ops;
 pub mod partition;
 pub mod split;
 pub mod tensor;
+pub mod zoo;
 
+pub use error::PlanError;
 pub use graph::Graph;
 pub use model::Model;

@@ -1,5 +1,4 @@
-//! The plan crate's loaders used by scenarios. Until `dicesim_plan::model` and
-//! `Mapping::from_file` land, these say so in an error instead of failing to build.
+//! The plan crate's loaders used by scenarios.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,16 +7,9 @@ use dicesim_plan::graph::Graph;
 use dicesim_plan::mapping::Mapping;
 use dicesim_plan::PlanError;
 
-fn missing(what: &str) -> PlanError {
-    PlanError::Model(format!(
-        "{what} is not available in this build of dicesim-plan yet"
-    ))
-}
-
 /// A zoo model's graph.
 pub(crate) fn zoo_graph(name: &str, input_size: usize) -> Result<Graph, PlanError> {
-    let _ = (name, input_size);
-    Err(missing("the model zoo"))
+    dicesim_plan::model::zoo_graph(name, input_size)
 }
 
 /// An ONNX model's graph.
@@ -25,12 +17,10 @@ pub(crate) fn load_graph(
     path: &Path,
     input_shapes: &BTreeMap<String, Vec<usize>>,
 ) -> Result<Graph, PlanError> {
-    let _ = (path, input_shapes);
-    Err(missing("ONNX loading"))
+    dicesim_plan::model::load_graph(path, input_shapes)
 }
 
 /// A mapping file.
 pub(crate) fn mapping_from_file(path: &Path, graph: &Graph) -> Result<Mapping, PlanError> {
-    let _ = (path, graph);
-    Err(missing("mapping files"))
+    Mapping::from_file(path, graph)
 }
