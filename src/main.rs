@@ -151,6 +151,12 @@ enum ZooCmd {
 }
 
 fn main() -> ExitCode {
+    // Behave like other command-line tools when stdout is closed early (`dicesim inspect | head`).
+    // SAFETY: resetting a signal disposition before any other thread exists.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -364,6 +364,22 @@ fn analyse(proto: ModelProto, name: &str, input_shapes: &InputShapes) -> Result<
     if layers.is_empty() {
         return Err("the graph has no computing nodes".into());
     }
+    // A BatchNormalization right after a convolution (its only reader) is folded into the
+    // convolution's weights by every inference engine: it costs no arithmetic at run time.
+    for i in 0..layers.len() {
+        if layers[i].op != "BatchNormalization" {
+            continue;
+        }
+        let Some(t) = layers[i].inputs.first().and_then(|t| tensors.get(t)) else {
+            continue;
+        };
+        let after_conv = t
+            .producer
+            .is_some_and(|p| matches!(layers[p].op.as_str(), "Conv" | "ConvTranspose"));
+        if after_conv && t.consumers.len() == 1 {
+            layers[i].flops = 0;
+        }
+    }
     // Keep only constants that layers read.
     let used: HashSet<&String> = layer_consts.iter().flatten().collect();
     consts.retain(|k, _| used.contains(k));

@@ -6,7 +6,8 @@
 //! - Gemm `2*M*N*K` (+ `M*N` with C); MatMul `2*batch*M*N*K`.
 //! - MaxPool/AveragePool: kernel size per output element; global pools and reductions: one
 //!   per input element.
-//! - BatchNormalization and InstanceNormalization: 2 per element; LRN: `2*size + 3` per
+//! - BatchNormalization and InstanceNormalization: 2 per element (a BatchNormalization that
+//!   only reads a convolution's output: 0, since engines fold it into the convolution); LRN: `2*size + 3` per
 //!   element; Softmax/LogSoftmax: 3 per element.
 //! - Every other element-wise operator (activations, arithmetic, Clip, Resize): 1 per output
 //!   element; Sum/Mean/Max/Min of n inputs: n-1 per element.
