@@ -67,13 +67,29 @@ pub fn encode_model(model: &ModelProto) -> Vec<u8> {
     model.encode_to_vec()
 }
 
-/// Writes a model file.
+/// Writes a model file. The model is encoded straight into a memory-mapped output file, so
+/// weight bytes are copied once (from the source mapping into the new file's pages).
 pub fn save_model(model: &ModelProto, path: &Path) -> Result<(), PlanError> {
-    let mut buf = Vec::with_capacity(model.encoded_len());
+    let len = model.encoded_len();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| PlanError::io(path, e))?;
+    if len == 0 {
+        return Ok(());
+    }
+    file.set_len(len as u64).map_err(|e| PlanError::io(path, e))?;
+    // SAFETY: the file was just created (truncated) by us and is not shared.
+    let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(|e| PlanError::io(path, e))?;
+    let mut buf: &mut [u8] = &mut map[..];
     model
         .encode(&mut buf)
-        .expect("a Vec grows as needed, so encoding cannot run out of space");
-    std::fs::write(path, &buf).map_err(|e| PlanError::io(path, e))
+        .expect("the mapping has exactly encoded_len() bytes");
+    map.flush_async().map_err(|e| PlanError::io(path, e))?;
+    Ok(())
 }
 
 /// ONNX `TensorProto.DataType` values used by dicesim.
