@@ -73,7 +73,10 @@ impl Mapping {
     pub fn from_toml_str(text: &str, graph: &Graph, origin: &str) -> Result<Mapping, PlanError> {
         let err = |m: String| PlanError::Mapping(format!("{origin}: {m}"));
         let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            err(format!("TOML syntax error: {}", e.to_string().trim()))
+            err(format!(
+                "TOML syntax error at {}",
+                crate::error::toml_error_line(text, &e)
+            ))
         })?;
         let units = doc
             .get("units")
@@ -137,7 +140,7 @@ impl Mapping {
             }
             entries.push((unit.clone(), layers));
         }
-        Mapping::from_entries(entries, graph).map_err(|m| err(m))
+        Mapping::from_entries(entries, graph).map_err(err)
     }
 
     /// Parses an AutoDiCE `mapping.json`: `{"<host>_<unit>": [layer names]}`. A key with a
@@ -173,7 +176,7 @@ impl Mapping {
             }
             entries.push((unit, layers));
         }
-        Mapping::from_entries(entries, graph).map_err(|m| err(m))
+        Mapping::from_entries(entries, graph).map_err(err)
     }
 
     fn from_entries(entries: Vec<(String, Vec<usize>)>, graph: &Graph) -> Result<Mapping, String> {

@@ -80,7 +80,10 @@ impl Model {
     }
 }
 
-fn value_shape(vi: &ValueInfoProto) -> Option<(Vec<Option<i64>>, Vec<Option<String>>, i32)> {
+/// Declared dimensions (None when symbolic or unknown), their symbolic names, element type.
+type DeclaredShape = (Vec<Option<i64>>, Vec<Option<String>>, i32);
+
+fn value_shape(vi: &ValueInfoProto) -> Option<DeclaredShape> {
     let t = match vi.r#type.as_ref()?.value.as_ref()? {
         onnx::type_proto::Value::TensorType(t) => t,
         _ => return None,
@@ -268,7 +271,7 @@ fn analyse(proto: ModelProto, name: &str, input_shapes: &InputShapes) -> Result<
             .collect();
         let all_const = ins.iter().flatten().all(|x| x.konst.is_some());
         if op == "Shape"
-            || (all_const && !ins.iter().flatten().next().is_none())
+            || (all_const && ins.iter().flatten().next().is_some())
             || op == "ConstantOfShape"
         {
             if let Some(folded) = ops::fold(&op, &a, &ins, &out_names, opset)? {

@@ -867,7 +867,7 @@ pub fn reshape(inp: &[usize], target: &[i64], allowzero: bool, a: &Attrs) -> Res
     }
     let known = numel(&out);
     if let Some(i) = infer_at {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(a.err(format!("cannot reshape {inp:?} to {target:?}")));
         }
         out[i] = (total / known) as usize;
@@ -981,9 +981,8 @@ pub fn flops(op: &str, a: &Attrs, ins: &[Option<In>], outs: &[(Shape, i32)]) -> 
                 .and_then(|x| x.as_ref())
                 .map(|x| x.shape.clone())
                 .unwrap_or_default();
-            let g = a.int("group", 1).max(1) as u64;
+            // weight [Cin, Cout/group, k...]: each input element feeds Cout/group * k MACs
             let per_in: u64 = w.iter().skip(1).map(|&d| d as u64).product();
-            let _ = g;
             2 * in0 * per_in + if has(2) { out } else { 0 }
         }
         "Gemm" => {
@@ -1142,8 +1141,6 @@ pub fn fold(
             let mut shape = x.shape[..ax].to_vec();
             shape.extend(&idx.shape);
             shape.extend(&x.shape[ax + 1..]);
-            let sel = |v: &dyn Fn(usize) -> Values| v(0);
-            let _ = sel;
             let values = gather_values(&x.values, outer, x.shape[ax], inner, &picks);
             Const::from_values(name0, x.dtype, shape, values).map(|k| vec![k])
         }

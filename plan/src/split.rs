@@ -39,7 +39,6 @@ fn value_info(model: &Model, t: &PortTensor) -> ValueInfoProto {
 /// are reference-counted, not copied).
 pub fn sub_model(model: &Model, plan: &Plan, p: usize) -> ModelProto {
     let part = &plan.partitions[p];
-    let src = model.proto.graph.as_ref().expect("checked when loading");
     let mut nodes = Vec::with_capacity(part.layers.len());
     let mut inits = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -65,7 +64,6 @@ pub fn sub_model(model: &Model, plan: &Plan, p: usize) -> ModelProto {
         output: part.outputs.iter().map(|t| value_info(model, t)).collect(),
         ..Default::default()
     };
-    let _ = src;
     ModelProto {
         ir_version: model.proto.ir_version,
         opset_import: model.proto.opset_import.clone(),

@@ -77,6 +77,6 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
 ) -> Result<T, SimError> {
     toml::from_str(text).map_err(|e| SimError::Toml {
         path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
+        message: dicesim_plan::error::toml_error_line(text, &e),
     })
 }

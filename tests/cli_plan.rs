@@ -1,0 +1,241 @@
+//! The plan commands from the outside: zoo, inspect, split; bad input gives one clear line
+//! and a non-zero exit, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dicesim"))
+}
+
+/// resnet18 at 32x32, built once for all tests of this file.
+fn resnet18() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("dicesim-cli-plan-{}", std::process::id()));
+        let out = bin()
+            .args(["zoo", "build", "resnet18", "--input-size", "32", "--out"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+    .join("resnet18.onnx")
+    .leak()
+}
+
+/// Runs and expects failure with one stderr line containing every needle.
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let out = bin().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "{args:?}: one line expected: {err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: '{n}' not in: {err}");
+    }
+}
+
+fn write(name: &str, text: &str) -> String {
+    let p = resnet18().parent().unwrap().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn inspect_json_matches_the_contract() {
+    let out = bin()
+        .args(["inspect", "--json"])
+        .arg(resnet18())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["model"], "resnet18");
+    let layers = v["layers"].as_array().unwrap();
+    let sum: u64 = layers.iter().map(|l| l["flops"].as_u64().unwrap()).sum();
+    assert_eq!(v["total_flops"].as_u64().unwrap(), sum);
+    let conv1 = &layers[0];
+    assert_eq!(conv1["name"], "conv1");
+    assert_eq!(conv1["op"], "Conv");
+    assert_eq!(conv1["inputs"][0], "input");
+    assert_eq!(conv1["output_shape"], serde_json::json!([1, 64, 16, 16]));
+    // 2 * 64 * 16 * 16 * 3 * 7 * 7, no bias
+    assert_eq!(conv1["flops"].as_u64().unwrap(), 2 * 64 * 16 * 16 * 3 * 49);
+    assert_eq!(conv1["params_bytes"].as_u64().unwrap(), 64 * 3 * 49 * 4);
+    assert_eq!(conv1["output_bytes"].as_u64().unwrap(), 64 * 16 * 16 * 4);
+}
+
+#[test]
+fn resnet18_flops_at_224_match_the_published_figure() {
+    let g = dicesim_plan::model::zoo_graph("resnet18", 224).unwrap();
+    let f = g.total_flops() as f64;
+    assert!((f / 3.64e9 - 1.0).abs() < 0.02, "{f}");
+    let g = dicesim_plan::model::zoo_graph("vgg16", 224).unwrap();
+    let f = g.total_flops() as f64;
+    assert!((f / 30.9e9 - 1.0).abs() < 0.02, "{f}");
+    let g = dicesim_plan::model::zoo_graph("mobilenet_v2", 224).unwrap();
+    let f = g.total_flops() as f64;
+    assert!((f / 0.60e9 - 1.0).abs() < 0.02, "{f}");
+}
+
+#[test]
+fn split_writes_plan_json_and_verifies() {
+    let m = write(
+        "ok.toml",
+        "[units]\n\"a.cpu\" = { from = \"conv1\", to = \"layer2.0.bn1\" }\n\"b.gpu\" = [{ from = \"layer2.0.relu\", to = \"fc\" }]\n",
+    );
+    let dir = resnet18().parent().unwrap().join("split-ok");
+    let out = bin()
+        .arg("split")
+        .arg(resnet18())
+        .args(["--mapping", &m, "--out"])
+        .arg(&dir)
+        .arg("--verify")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("max relative error"), "{stdout}");
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
+    let parts = plan["partitions"].as_array().unwrap();
+    // The cut inside layer2.0 crosses the residual branch: a sends two tensors to b.
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[1]["inputs"].as_array().unwrap().len(), 2);
+    assert_eq!(plan["edges"].as_array().unwrap().len(), 2);
+    for p in parts {
+        assert!(dir.join(p["file"].as_str().unwrap()).exists());
+    }
+}
+
+#[test]
+fn autodice_json_mapping_is_accepted() {
+    let g = dicesim_plan::model::load_graph(resnet18(), &Default::default()).unwrap();
+    let names: Vec<&str> = g.layers.iter().map(|l| l.name.as_str()).collect();
+    let (a, b) = names.split_at(10);
+    let m = write(
+        "autodice.json",
+        &serde_json::json!({"nano_gpu": a, "rpi4_cpu": b}).to_string(),
+    );
+    let dir = resnet18().parent().unwrap().join("split-json");
+    let out = bin()
+        .arg("split")
+        .arg(resnet18())
+        .args(["--mapping", &m, "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["partitions"][0]["unit"], "nano.gpu");
+    assert_eq!(plan["partitions"][1]["unit"], "rpi4.cpu");
+}
+
+#[test]
+fn bad_mappings_are_one_clear_line() {
+    let r = resnet18().to_string_lossy().into_owned();
+    let out = resnet18().parent().unwrap().join("bad-out");
+    let out = out.to_str().unwrap();
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "unknown-layer.toml",
+            "[units]\n\"a.cpu\" = { from = \"conv1\", to = \"nope\" }\n",
+            &["unknown-layer.toml", "a.cpu", "unknown layer 'nope'"],
+        ),
+        (
+            "twice.toml",
+            "[units]\n\"a.cpu\" = { from = \"conv1\", to = \"fc\" }\n\"b.cpu\" = [\"fc\"]\n",
+            &["twice.toml", "'fc' is mapped twice"],
+        ),
+        (
+            "unmapped.toml",
+            "[units]\n\"a.cpu\" = { from = \"conv1\", to = \"avgpool\" }\n",
+            &["unmapped.toml", "not mapped", "fc"],
+        ),
+        (
+            "syntax.toml",
+            "[units]\n\"a.cpu\" = { from = \"conv1\", to = \n",
+            &["syntax.toml", "TOML syntax error", "line 2"],
+        ),
+        (
+            "badunit.toml",
+            "[units]\n\"gpu\" = { from = \"conv1\", to = \"fc\" }\n",
+            &["badunit.toml", "<device>.<unit>"],
+        ),
+        (
+            "backwards.toml",
+            "[units]\n\"a.cpu\" = { from = \"fc\", to = \"conv1\" }\n",
+            &["backwards.toml", "backwards"],
+        ),
+    ];
+    for (file, text, needles) in cases {
+        let m = write(file, text);
+        fails_with(&["split", &r, "--mapping", &m, "--out", out], needles);
+    }
+    fails_with(
+        &[
+            "split",
+            &r,
+            "--mapping",
+            "/nonexistent/m.toml",
+            "--out",
+            out,
+        ],
+        &["/nonexistent/m.toml"],
+    );
+}
+
+#[test]
+fn bad_models_are_one_clear_line() {
+    let dir = resnet18().parent().unwrap();
+    fails_with(
+        &["inspect", "/nonexistent/x.onnx"],
+        &["/nonexistent/x.onnx"],
+    );
+    let txt = dir.join("notonnx.onnx");
+    std::fs::write(&txt, "this is not a model\n").unwrap();
+    fails_with(
+        &["inspect", txt.to_str().unwrap()],
+        &["notonnx.onnx", "not an ONNX model"],
+    );
+    let full = std::fs::read(resnet18()).unwrap();
+    let cut = dir.join("truncated.onnx");
+    std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+    fails_with(
+        &["inspect", cut.to_str().unwrap()],
+        &["truncated.onnx", "not an ONNX model"],
+    );
+    fails_with(
+        &["zoo", "build", "resnet17", "--out", dir.to_str().unwrap()],
+        &["resnet17"],
+    );
+    fails_with(
+        &[
+            "inspect",
+            resnet18().to_str().unwrap(),
+            "--input-shape",
+            "input=1,3,x",
+        ],
+        &["--input-shape"],
+    );
+}
