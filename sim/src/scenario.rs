@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use dicesim_plan::graph::Graph;
 use dicesim_plan::mapping::Mapping;
+use dicesim_plan::partition::Plan;
 use serde::Deserialize;
 
 use crate::engine::Outcome;
@@ -239,11 +240,18 @@ pub struct ScenarioRun {
     pub report: Report,
 }
 
-/// Loads and simulates a scenario (what `dicesim run` does).
+/// Loads and simulates a scenario (what `dicesim run` does). The partitions are the ones
+/// `dicesim_plan::partition::Plan::build` forms, i.e. the sub-models `dicesim split` writes
+/// and real execution runs.
 pub fn run_scenario(path: &Path, opts: RunOptions) -> Result<ScenarioRun, SimError> {
     let scenario = Scenario::load(path)?;
-    let assign = scenario.prep.assignment(&scenario.mapping)?;
-    let plan = scenario.prep.sim_plan(&assign);
+    scenario.prep.assignment(&scenario.mapping)?;
+    let partitions =
+        Plan::build(&scenario.prep.graph, &scenario.mapping).map_err(|source| SimError::Plan {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let plan = scenario.prep.sim_plan_from(&partitions)?;
     let outcome = scenario.prep.simulate(&plan, opts.record)?;
     let report = Report::new(
         &scenario.name,
