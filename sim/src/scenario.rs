@@ -130,12 +130,13 @@ fn relative(base: &Path, file: &str) -> PathBuf {
 
 /// Loads the model graph named by a scenario's `[model]`.
 fn load_model(path: &Path, m: &RawModel) -> Result<Graph, SimError> {
-    let plan_err = |source| SimError::Plan {
+    let plan_err = |error| SimError::Plan {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     match (&m.zoo, &m.path) {
-        (Some(z), None) => crate::modelsrc::zoo_graph(z, m.input_size).map_err(plan_err),
+        (Some(z), None) => crate::modelsrc::zoo_graph(z, m.input_size)
+            .map_err(|e| SimError::invalid(path, "model.zoo", e.to_string())),
         (None, Some(p)) => {
             crate::modelsrc::load_graph(&relative(path, p), &m.input_shapes).map_err(plan_err)
         }
@@ -186,10 +187,10 @@ impl Scenario {
                 };
                 let mpath = relative(path, f);
                 let m =
-                    crate::modelsrc::mapping_from_file(&mpath, &prep.graph).map_err(|source| {
+                    crate::modelsrc::mapping_from_file(&mpath, &prep.graph).map_err(|error| {
                         SimError::Plan {
                             path: mpath.clone(),
-                            source,
+                            error,
                         }
                     })?;
                 // unknown units are reported against the mapping file
@@ -247,9 +248,9 @@ pub fn run_scenario(path: &Path, opts: RunOptions) -> Result<ScenarioRun, SimErr
     let scenario = Scenario::load(path)?;
     scenario.prep.assignment(&scenario.mapping)?;
     let partitions =
-        Plan::build(&scenario.prep.graph, &scenario.mapping).map_err(|source| SimError::Plan {
+        Plan::build(&scenario.prep.graph, &scenario.mapping).map_err(|error| SimError::Plan {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
     let plan = scenario.prep.sim_plan_from(&partitions)?;
     let outcome = scenario.prep.simulate(&plan, opts.record)?;
