@@ -48,8 +48,7 @@ fn every_scenario_matches_its_snapshot() {
     for s in scenarios {
         let name = s.file_stem().unwrap().to_string_lossy().into_owned();
         // a scenario that cannot run fails the test
-        let run =
-            run_scenario(&s, RunOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let run = run_scenario(&s, RunOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let json = run.report.to_json();
         insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
             insta::assert_snapshot!(name, json);
