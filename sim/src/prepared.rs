@@ -231,51 +231,26 @@ impl PreparedScenario {
         let mut producers: Vec<u32> = Vec::new();
         let mut seen: Vec<bool> = Vec::new();
         let mut stack: Vec<u32> = Vec::new();
-        // whether partition `from` reaches partition `to` (walk back from `to`)
-        let mut reaches = |preds: &[Vec<u32>], from: u32, to: u32| -> bool {
-            seen.clear();
-            seen.resize(preds.len(), false);
-            stack.clear();
-            stack.push(to);
-            while let Some(x) = stack.pop() {
-                if x == from {
-                    return true;
-                }
-                for &q in &preds[x as usize] {
-                    if !seen[q as usize] {
-                        seen[q as usize] = true;
-                        stack.push(q);
-                    }
-                }
-            }
-            false
-        };
         for (l, &u) in assign.iter().enumerate() {
             producers.clear();
             producers.extend(self.layer_producers[l].iter().map(|&p| part_of[p as usize]));
             producers.sort_unstable();
             producers.dedup();
-            let ok = |p: u32, reaches: &mut dyn FnMut(&[Vec<u32>], u32, u32) -> bool| {
-                producers.iter().all(|&q| q == p || !reaches(&preds, p, q))
+            // joining `p` must not close a cycle: no other producer may be reachable from it
+            let mut ok = |p: u32| {
+                producers
+                    .iter()
+                    .all(|&q| q == p || !reaches(&preds, p, q, &mut seen, &mut stack))
             };
-            let mut chosen = None;
-            for &p in producers.iter() {
-                if part_unit[p as usize] == u && ok(p, &mut reaches) {
-                    chosen = Some(p);
-                    break;
-                }
-            }
-            if chosen.is_none() {
-                for p in (0..part_unit.len() as u32).rev() {
-                    if part_unit[p as usize] == u
-                        && producers.binary_search(&p).is_err()
-                        && ok(p, &mut reaches)
-                    {
-                        chosen = Some(p);
-                        break;
-                    }
-                }
-            }
+            let chosen = producers
+                .iter()
+                .copied()
+                .find(|&p| part_unit[p as usize] == u && ok(p))
+                .or_else(|| {
+                    (0..part_unit.len() as u32).rev().find(|&p| {
+                        part_unit[p as usize] == u && producers.binary_search(&p).is_err() && ok(p)
+                    })
+                });
             let p = chosen.unwrap_or_else(|| {
                 part_unit.push(u);
                 preds.push(Vec::new());
@@ -531,6 +506,32 @@ impl LatencyStats {
             max: *v.last().expect("non-empty"),
         }
     }
+}
+
+/// Whether partition `from` reaches partition `to` (walking back from `to` over `preds`).
+fn reaches(
+    preds: &[Vec<u32>],
+    from: u32,
+    to: u32,
+    seen: &mut Vec<bool>,
+    stack: &mut Vec<u32>,
+) -> bool {
+    seen.clear();
+    seen.resize(preds.len(), false);
+    stack.clear();
+    stack.push(to);
+    while let Some(x) = stack.pop() {
+        if x == from {
+            return true;
+        }
+        for &q in &preds[x as usize] {
+            if !seen[q as usize] {
+                seen[q as usize] = true;
+                stack.push(q);
+            }
+        }
+    }
+    false
 }
 
 fn merge_conns(mut conns: Vec<SimConn>) -> Vec<SimConn> {
