@@ -250,7 +250,12 @@ fn run(cli: Cli) -> Result<()> {
             &parse_shapes(&shapes)?,
         ),
         Cmd::Infer { .. } => not_yet("infer"),
-        Cmd::Run { .. } => not_yet("run"),
+        Cmd::Run {
+            scenario,
+            json,
+            trace,
+            gantt,
+        } => run_cmd(&scenario, json, trace.as_deref(), gantt.as_deref()),
         Cmd::Explore { .. } => not_yet("explore"),
         Cmd::Worker { .. } => not_yet("worker"),
         Cmd::Hil { .. } => not_yet("hil"),
@@ -389,6 +394,26 @@ fn split_cmd(
         if worst.is_nan() || worst > 1e-5 {
             bail!("verification failed: max relative error {worst:.3e} exceeds 1e-5");
         }
+    }
+    Ok(())
+}
+
+/// `dicesim run`: simulate a scenario, print its report, optionally write a Chrome trace and
+/// a Gantt chart.
+fn run_cmd(scenario: &Path, json: bool, trace: Option<&Path>, gantt: Option<&Path>) -> Result<()> {
+    use dicesim_sim::{run_scenario, trace as tr, RunOptions};
+    let record = trace.is_some() || gantt.is_some();
+    let run = run_scenario(scenario, RunOptions { record })?;
+    if let Some(t) = trace {
+        tr::write_trace(&run, t)?;
+    }
+    if let Some(g) = gantt {
+        tr::write_gantt(&run, g)?;
+    }
+    if json {
+        println!("{}", run.report.to_json());
+    } else {
+        print!("{}", run.report.to_text());
     }
     Ok(())
 }

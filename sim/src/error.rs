@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (part of the message, so not also a `source()`).
+        error: std::io::Error,
     },
     /// A TOML file does not parse (the message carries line and column).
     #[error("{path}: TOML syntax or type error: {message}")]
@@ -34,12 +34,12 @@ pub enum SimError {
         expected: String,
     },
     /// The model or the mapping was refused by the plan crate.
-    #[error("{path}: {source}")]
+    #[error("{}", plan_message(path, error))]
     Plan {
         /// The scenario or mapping file that led to the model or mapping.
         path: PathBuf,
-        /// The plan crate's error.
-        source: dicesim_plan::PlanError,
+        /// The plan crate's error (part of the message, so not also a `source()`).
+        error: dicesim_plan::PlanError,
     },
     /// A mapping cannot be evaluated on this platform (e.g. two devices with no route).
     #[error("{0}")]
@@ -48,10 +48,10 @@ pub enum SimError {
 
 impl SimError {
     /// An I/O error on `path`.
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, error: std::io::Error) -> Self {
         SimError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 
@@ -65,12 +65,24 @@ impl SimError {
     }
 }
 
+/// The plan crate's message on one line, prefixed with `path` unless it already names it.
+fn plan_message(path: &Path, error: &dicesim_plan::PlanError) -> String {
+    let msg = error.to_string();
+    let p = path.display().to_string();
+    if msg.starts_with(&p) {
+        msg
+    } else {
+        format!("{p}: {msg}")
+    }
+}
+
 /// Reads a whole text file, mapping errors to [`SimError::Io`].
 pub(crate) fn read_text(path: &Path) -> Result<String, SimError> {
     std::fs::read_to_string(path).map_err(|e| SimError::io(path, e))
 }
 
-/// Parses TOML text, mapping errors to [`SimError::Toml`] (whose message has the line).
+/// Parses TOML text, mapping errors to [`SimError::Toml`] with a one-line message that starts
+/// with the line and column (the parser's own rendering spans several lines).
 pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     path: &Path,
     text: &str,

@@ -2,6 +2,9 @@
 //! depend on the mapping, precomputed once (per-unit layer-time tables, compact tensor lists,
 //! routes), so that evaluating a mapping is cheap. This is what the explorer calls.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use dicesim_plan::graph::Graph;
 use dicesim_plan::mapping::Mapping;
 use dicesim_plan::partition::Plan;
@@ -106,6 +109,8 @@ pub struct PreparedScenario {
     pub(crate) layer_outputs: Vec<Vec<u32>>,
     pub(crate) layer_params: Vec<u64>,
     pub(crate) layer_reads_input: Vec<bool>,
+    /// `layer_producers[l]`: the layers producing `l`'s inputs (graph inputs left out).
+    pub(crate) layer_producers: Vec<Vec<u32>>,
 }
 
 /// Time of layer `l` of `g` on unit `u` [ns] by the baseline compute model, or the unit's
@@ -156,6 +161,17 @@ impl PreparedScenario {
             });
         }
         let layer_params = graph.layers.iter().map(|l| l.params_bytes).collect();
+        let layer_producers = graph
+            .layers
+            .iter()
+            .map(|l| {
+                l.inputs
+                    .iter()
+                    .filter_map(|t| graph.tensors.get(t).and_then(|t| t.producer))
+                    .map(|p| p as u32)
+                    .collect()
+            })
+            .collect();
         PreparedScenario {
             graph,
             platform,
@@ -166,6 +182,7 @@ impl PreparedScenario {
             layer_outputs,
             layer_params,
             layer_reads_input,
+            layer_producers,
         }
     }
 
@@ -194,42 +211,125 @@ impl PreparedScenario {
         Ok(m.layer_unit.iter().map(|&i| ids[i]).collect())
     }
 
-    /// Partitions of an assignment (platform unit per layer): maximal runs of consecutive
-    /// layers (topological order) on the same unit. Runs of a topological order can never
-    /// wait on each other in a cycle, so no further splitting is needed.
+    /// Partitions of an assignment (platform unit per layer), exactly as
+    /// `dicesim_plan::partition::Plan::build` forms them (so the search evaluates the
+    /// partitions that `dicesim split` writes and real execution runs): layers in topological
+    /// order join a partition of their unit (first one holding one of their producers, then
+    /// the most recently created one) unless that would make partitions wait on each other in
+    /// a cycle; partitions are then ordered topologically, ties by their first layer.
+    ///
+    /// This is an index-only port of that algorithm (no names, no strings), several times
+    /// faster than building the `Plan`; `tests/partitions.rs` checks on random mappings of
+    /// zoo DAGs that both give the same [`SimPlan`]. A unit's layers that are not adjacent in
+    /// the topological order (parallel branches: a ResNet downsample, Inception towers) are
+    /// therefore one partition when the data flow allows, not one per contiguous run.
     pub fn sim_plan(&self, assign: &[usize]) -> SimPlan {
-        let mut part_of = vec![0u32; assign.len()];
-        let mut parts: Vec<SimPart> = Vec::new();
+        let n = assign.len();
+        let mut part_of = vec![u32::MAX; n];
+        let mut part_unit: Vec<usize> = Vec::new();
+        let mut preds: Vec<Vec<u32>> = Vec::new();
+        let mut producers: Vec<u32> = Vec::new();
+        let mut seen: Vec<bool> = Vec::new();
+        let mut stack: Vec<u32> = Vec::new();
         for (l, &u) in assign.iter().enumerate() {
-            if parts.last().is_none_or(|p| p.unit != u) {
-                parts.push(SimPart {
-                    unit: u,
-                    layers: Vec::new(),
-                    compute_ns: 0,
-                    source: false,
+            producers.clear();
+            producers.extend(self.layer_producers[l].iter().map(|&p| part_of[p as usize]));
+            producers.sort_unstable();
+            producers.dedup();
+            // joining `p` must not close a cycle: no other producer may be reachable from it
+            let mut ok = |p: u32| {
+                producers
+                    .iter()
+                    .all(|&q| q == p || !reaches(&preds, p, q, &mut seen, &mut stack))
+            };
+            let chosen = producers
+                .iter()
+                .copied()
+                .find(|&p| part_unit[p as usize] == u && ok(p))
+                .or_else(|| {
+                    (0..part_unit.len() as u32).rev().find(|&p| {
+                        part_unit[p as usize] == u && producers.binary_search(&p).is_err() && ok(p)
+                    })
                 });
+            let p = chosen.unwrap_or_else(|| {
+                part_unit.push(u);
+                preds.push(Vec::new());
+                (part_unit.len() - 1) as u32
+            });
+            for &q in &producers {
+                if q != p && !preds[p as usize].contains(&q) {
+                    preds[p as usize].push(q);
+                }
             }
-            let p = parts.last_mut().expect("pushed above");
+            part_of[l] = p;
+        }
+        // topological order of partitions, ties by first layer (partitions are created in
+        // the order of their first layer, so the creation index is the tie key)
+        let np = part_unit.len();
+        let mut indeg: Vec<usize> = preds.iter().map(Vec::len).collect();
+        let mut succs: Vec<Vec<u32>> = vec![Vec::new(); np];
+        for (p, ps) in preds.iter().enumerate() {
+            for &q in ps {
+                succs[q as usize].push(p as u32);
+            }
+        }
+        let mut ready: BinaryHeap<Reverse<u32>> = (0..np as u32)
+            .filter(|&p| indeg[p as usize] == 0)
+            .map(Reverse)
+            .collect();
+        let mut new_id = vec![0u32; np];
+        let mut k = 0;
+        while let Some(Reverse(p)) = ready.pop() {
+            new_id[p as usize] = k;
+            k += 1;
+            for &q in &succs[p as usize] {
+                indeg[q as usize] -= 1;
+                if indeg[q as usize] == 0 {
+                    ready.push(Reverse(q));
+                }
+            }
+        }
+        debug_assert_eq!(k as usize, np, "acyclic by construction");
+        let mut parts: Vec<SimPart> = vec![
+            SimPart {
+                unit: 0,
+                layers: Vec::new(),
+                compute_ns: 0,
+                source: false,
+            };
+            np
+        ];
+        for (old, &u) in part_unit.iter().enumerate() {
+            parts[new_id[old] as usize].unit = u;
+        }
+        for l in 0..n {
+            let pi = new_id[part_of[l] as usize];
+            part_of[l] = pi;
+            let p = &mut parts[pi as usize];
             p.layers.push(l);
-            p.compute_ns += self.layer_ns[u][l];
+            p.compute_ns += self.layer_ns[p.unit][l];
             p.source |= self.layer_reads_input[l];
-            part_of[l] = (parts.len() - 1) as u32;
         }
         let mut conns = Vec::new();
+        let mut to: Vec<u32> = Vec::new();
         for t in &self.tensors {
             if let Some(pl) = t.producer {
                 let pp = part_of[pl as usize];
-                let mut last = u32::MAX;
-                for &c in &t.consumers {
-                    let cp = part_of[c as usize];
-                    if cp != pp && cp != last {
-                        conns.push(SimConn {
-                            from: pp as usize,
-                            to: cp as usize,
-                            bytes: t.bytes,
-                        });
-                        last = cp;
-                    }
+                to.clear();
+                to.extend(
+                    t.consumers
+                        .iter()
+                        .map(|&c| part_of[c as usize])
+                        .filter(|&q| q != pp),
+                );
+                to.sort_unstable();
+                to.dedup();
+                for &cp in &to {
+                    conns.push(SimConn {
+                        from: pp as usize,
+                        to: cp as usize,
+                        bytes: t.bytes,
+                    });
                 }
             }
         }
@@ -406,6 +506,32 @@ impl LatencyStats {
             max: *v.last().expect("non-empty"),
         }
     }
+}
+
+/// Whether partition `from` reaches partition `to` (walking back from `to` over `preds`).
+fn reaches(
+    preds: &[Vec<u32>],
+    from: u32,
+    to: u32,
+    seen: &mut Vec<bool>,
+    stack: &mut Vec<u32>,
+) -> bool {
+    seen.clear();
+    seen.resize(preds.len(), false);
+    stack.clear();
+    stack.push(to);
+    while let Some(x) = stack.pop() {
+        if x == from {
+            return true;
+        }
+        for &q in &preds[x as usize] {
+            if !seen[q as usize] {
+                seen[q as usize] = true;
+                stack.push(q);
+            }
+        }
+    }
+    false
 }
 
 fn merge_conns(mut conns: Vec<SimConn>) -> Vec<SimConn> {

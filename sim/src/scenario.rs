@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use dicesim_plan::graph::Graph;
 use dicesim_plan::mapping::Mapping;
+use dicesim_plan::partition::Plan;
 use serde::Deserialize;
 
 use crate::engine::Outcome;
@@ -129,12 +130,13 @@ fn relative(base: &Path, file: &str) -> PathBuf {
 
 /// Loads the model graph named by a scenario's `[model]`.
 fn load_model(path: &Path, m: &RawModel) -> Result<Graph, SimError> {
-    let plan_err = |source| SimError::Plan {
+    let plan_err = |error| SimError::Plan {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     match (&m.zoo, &m.path) {
-        (Some(z), None) => crate::modelsrc::zoo_graph(z, m.input_size).map_err(plan_err),
+        (Some(z), None) => crate::modelsrc::zoo_graph(z, m.input_size)
+            .map_err(|e| SimError::invalid(path, "model.zoo", e.to_string())),
         (None, Some(p)) => {
             crate::modelsrc::load_graph(&relative(path, p), &m.input_shapes).map_err(plan_err)
         }
@@ -185,10 +187,10 @@ impl Scenario {
                 };
                 let mpath = relative(path, f);
                 let m =
-                    crate::modelsrc::mapping_from_file(&mpath, &prep.graph).map_err(|source| {
+                    crate::modelsrc::mapping_from_file(&mpath, &prep.graph).map_err(|error| {
                         SimError::Plan {
                             path: mpath.clone(),
-                            source,
+                            error,
                         }
                     })?;
                 // unknown units are reported against the mapping file
@@ -239,11 +241,18 @@ pub struct ScenarioRun {
     pub report: Report,
 }
 
-/// Loads and simulates a scenario (what `dicesim run` does).
+/// Loads and simulates a scenario (what `dicesim run` does). The partitions are the ones
+/// `dicesim_plan::partition::Plan::build` forms, i.e. the sub-models `dicesim split` writes
+/// and real execution runs.
 pub fn run_scenario(path: &Path, opts: RunOptions) -> Result<ScenarioRun, SimError> {
     let scenario = Scenario::load(path)?;
-    let assign = scenario.prep.assignment(&scenario.mapping)?;
-    let plan = scenario.prep.sim_plan(&assign);
+    scenario.prep.assignment(&scenario.mapping)?;
+    let partitions =
+        Plan::build(&scenario.prep.graph, &scenario.mapping).map_err(|error| SimError::Plan {
+            path: path.to_path_buf(),
+            error,
+        })?;
+    let plan = scenario.prep.sim_plan_from(&partitions)?;
     let outcome = scenario.prep.simulate(&plan, opts.record)?;
     let report = Report::new(
         &scenario.name,

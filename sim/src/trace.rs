@@ -92,6 +92,7 @@ pub fn gantt_svg(run: &ScenarioRun, frames: u32) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="11">"#,
         left + width + 20.0
     );
+    s.push_str("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
     let _ = writeln!(
         s,
         r#"<text x="{left}" y="18">{} — first {frames} frame(s), {:.3} ms</text>"#,
@@ -110,6 +111,34 @@ pub fn gantt_svg(run: &ScenarioRun, frames: u32) -> String {
             y + row_h
         );
     }
+    // time axis: ticks at a 1-2-5 step giving at most 10 intervals, with light grid lines
+    let end_ms = end / 1e6;
+    let raw = end_ms / 10.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|&st| st >= raw)
+        .unwrap_or(10.0 * mag);
+    let axis_y = top + row_h * rows.len() as f64;
+    let mut t = 0.0;
+    while t <= end_ms + 1e-9 {
+        let x = left + t / end_ms * width;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.2}" x2="{x:.2}" y1="{top}" y2="{}" stroke="#eee"/><text x="{x:.2}" y="{}" text-anchor="middle">{}</text>"##,
+            axis_y + 4.0,
+            axis_y + 16.0,
+            fmt_ms(t)
+        );
+        t += step;
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="end">ms</text>"#,
+        left - 6.0,
+        axis_y + 16.0
+    );
     for (row, a, b, f, label) in &bars {
         let x = left + *a as f64 / end * width;
         let w = ((*b - *a) as f64 / end * width).max(0.5);
@@ -133,16 +162,14 @@ pub fn gantt_svg(run: &ScenarioRun, frames: u32) -> String {
             );
         }
     }
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="{}">0 ms</text><text x="{}" y="{}" text-anchor="end">{:.3} ms</text>"#,
-        height - 8.0,
-        left + width,
-        height - 8.0,
-        end / 1e6
-    );
     s.push_str("</svg>\n");
     s
+}
+
+/// A tick label: no more decimals than needed.
+fn fmt_ms(t: f64) -> String {
+    let r = format!("{t:.3}");
+    r.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn xml(s: &str) -> String {

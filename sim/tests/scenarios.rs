@@ -47,15 +47,8 @@ fn every_scenario_matches_its_snapshot() {
     assert!(scenarios.len() >= 8);
     for s in scenarios {
         let name = s.file_stem().unwrap().to_string_lossy().into_owned();
-        let run = match run_scenario(&s, RunOptions::default()) {
-            Ok(r) => r,
-            // The model zoo lives in dicesim-plan; until it is there, only say so.
-            Err(e) if e.to_string().contains("not available in this build") => {
-                eprintln!("skipping {name}: {e}");
-                continue;
-            }
-            Err(e) => panic!("{name}: {e}"),
-        };
+        // a scenario that cannot run fails the test
+        let run = run_scenario(&s, RunOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let json = run.report.to_json();
         insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
             insta::assert_snapshot!(name, json);

@@ -195,6 +195,8 @@ fn two_transfers_on_one_link_share_it_a_third_elsewhere_does_not() {
 }
 
 fn opposite_transfers(shared: bool) -> Vec<(usize, usize, u64)> {
+    // Partitions (as Plan::build forms them): {a, d} on A, {c} on B, {b} on B. Frame 0's
+    // x (A -> B) leaves when {a, d} ends, at the moment frame 1's z (B -> A) starts.
     let g = graph(
         &[
             ("a", 0, &["in"], &["x"]),
@@ -208,17 +210,25 @@ fn opposite_transfers(shared: bool) -> Vec<(usize, usize, u64)> {
     let link = format!(
         "[[link]]\nname = \"air\"\nends = [\"A\", \"B\"]\nbandwidth_mbps = 8.0\nshared_medium = {shared}\n"
     );
-    let ps = prep(g, platform(&["A", "B"], 1.0, 1.0, &link), 1, 0);
+    let ps = prep(g, platform(&["A", "B"], 1.0, 1.0, &link), 2, 0);
+    assert_eq!(ps.sim_plan(&[0, 1, 0, 1]).parts.len(), 3);
     transfer_durations(&ps, &[0, 1, 0, 1])
 }
 
 #[test]
 fn shared_medium_opposite_directions_share_full_duplex_does_not() {
+    // shared: z0 alone (1 ms), then x0 and z1 together (2 ms each), then x1 alone (1 ms)
     assert_eq!(
         opposite_transfers(true),
-        vec![(0, 1, 2 * MS), (1, 0, 2 * MS)]
+        vec![(0, 1, MS), (0, 1, 2 * MS), (1, 0, MS), (1, 0, 2 * MS)]
     );
-    assert_eq!(opposite_transfers(false), vec![(0, 1, MS), (1, 0, MS)]);
+    assert_eq!(
+        opposite_transfers(false),
+        vec![(0, 1, MS); 2]
+            .into_iter()
+            .chain(vec![(1, 0, MS); 2])
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
