@@ -71,8 +71,8 @@ impl Model {
 
     /// The model with every graph input pinned to the static shape dicesim analysed (a
     /// symbolic batch fixed to 1, other symbolic dimensions as given with `--input-shape`),
-    /// output shapes and intermediate shape hints dropped: what an engine that needs static
-    /// shapes (tract) runs as the whole-model reference.
+    /// output shapes and intermediate shape hints dropped, nodes named as their layers: what
+    /// an engine that needs static shapes and unique names (tract) runs as the reference.
     pub fn static_proto(&self) -> ModelProto {
         let mut proto = self.proto.clone();
         if let Some(g) = proto.graph.as_mut() {
@@ -106,6 +106,14 @@ impl Model {
                 }
             }
             g.value_info.clear();
+            // Node names as the layers' (unique): engines such as tract refuse duplicates.
+            let mut names: Vec<Option<String>> = vec![None; g.node.len()];
+            for (l, &ni) in self.layer_node.iter().enumerate() {
+                names[ni] = Some(self.graph.layers[l].name.clone());
+            }
+            for (i, (node, name)) in g.node.iter_mut().zip(names).enumerate() {
+                node.name = Some(name.unwrap_or_else(|| format!("dicesim.folded.{i}")));
+            }
         }
         proto
     }
@@ -121,7 +129,11 @@ impl Model {
     }
 }
 
-fn value_shape(vi: &ValueInfoProto) -> Option<(Vec<Option<i64>>, Vec<Option<String>>, i32)> {
+/// Declared dimensions (`None` where not a positive value), their symbolic names, and the
+/// element type.
+type DeclaredShape = (Vec<Option<i64>>, Vec<Option<String>>, i32);
+
+fn value_shape(vi: &ValueInfoProto) -> Option<DeclaredShape> {
     let t = match vi.r#type.as_ref()?.value.as_ref()? {
         onnx::type_proto::Value::TensorType(t) => t,
         _ => return None,
@@ -328,7 +340,7 @@ fn analyse(proto: ModelProto, name: &str, input_shapes: &InputShapes) -> Result<
             .collect();
         let all_const = ins.iter().flatten().all(|x| x.konst.is_some());
         if op == "Shape"
-            || (all_const && !ins.iter().flatten().next().is_none())
+            || (all_const && ins.iter().flatten().next().is_some())
             || op == "ConstantOfShape"
         {
             if let Some(folded) = ops::fold(&op, &a, &ins, &out_names, opset)? {
