@@ -386,7 +386,7 @@ fn split_cmd(
         }
         let worst = v.max_rel_error();
         println!("verify: max relative error {worst:.3e} (tolerance 1e-5)");
-        if !(worst <= 1e-5) {
+        if worst.is_nan() || worst > 1e-5 {
             bail!("verification failed: max relative error {worst:.3e} exceeds 1e-5");
         }
     }

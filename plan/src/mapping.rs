@@ -137,7 +137,7 @@ impl Mapping {
             }
             entries.push((unit.clone(), layers));
         }
-        Mapping::from_entries(entries, graph).map_err(|m| err(m))
+        Mapping::from_entries(entries, graph).map_err(err)
     }
 
     /// Parses an AutoDiCE `mapping.json`: `{"<host>_<unit>": [layer names]}`. A key with a
@@ -173,7 +173,7 @@ impl Mapping {
             }
             entries.push((unit, layers));
         }
-        Mapping::from_entries(entries, graph).map_err(|m| err(m))
+        Mapping::from_entries(entries, graph).map_err(err)
     }
 
     fn from_entries(entries: Vec<(String, Vec<usize>)>, graph: &Graph) -> Result<Mapping, String> {

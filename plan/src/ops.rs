@@ -870,7 +870,7 @@ pub fn reshape(inp: &[usize], target: &[i64], allowzero: bool, a: &Attrs) -> Res
     }
     let known = numel(&out);
     if let Some(i) = infer_at {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(a.err(format!("cannot reshape {inp:?} to {target:?}")));
         }
         out[i] = (total / known) as usize;
