@@ -264,6 +264,13 @@ fn ort_check(model: &Path, dirs: &[PathBuf]) {
 /// acyclic), and an "island": one middle layer on its own unit, so that the rest, on one
 /// unit, must become two partitions around it.
 fn check_model(name: &str, n_layers: usize, out_shape: &[u64], extra: &[&str]) {
+    let dirs = split_model(name, n_layers, out_shape, extra);
+    let model = work().join("models").join(format!("{name}.onnx"));
+    ort_check(&model, &dirs);
+}
+
+/// The splits of [`check_model`], checked by `--verify` only.
+fn split_model(name: &str, n_layers: usize, out_shape: &[u64], extra: &[&str]) -> Vec<PathBuf> {
     let model = work().join("models").join(format!("{name}.onnx"));
     let v = inspect(&model, extra);
     let names = layer_names(&v);
@@ -294,7 +301,7 @@ fn check_model(name: &str, n_layers: usize, out_shape: &[u64], extra: &[&str]) {
         3,
         "{name}: island split (the rest cut in two around it)"
     );
-    ort_check(&model, &[d2, d3, da, di]);
+    vec![d2, d3, da, di]
 }
 
 #[test]
@@ -366,6 +373,31 @@ fn symbolic_spatial_dims_need_input_shape() {
 #[test]
 fn two_graph_outputs() {
     check_model("two_outputs", 10, &[1, 5], &[]);
+}
+
+#[test]
+fn resnet_caffe2_sum_residuals() {
+    // stem 3; 2 x block (conv bn relu conv bn sum relu = 7); pool reshape gemm softmax.
+    check_model("resnet_c2", 21, &[1, 10], &[]);
+}
+
+#[test]
+fn torch_opset11_ops() {
+    // conv clip pad split mul concat resize conv reshape unsqueeze reduce-mean squeeze (the
+    // Shape->Slice->Concat chain folds away).
+    check_model("torch11", 12, &[1, 8], &[]);
+}
+
+#[test]
+fn opset18_split_reduce() {
+    check_model("opset18", 6, &[1, 4], &[]);
+}
+
+#[test]
+fn unsorted_graph_with_duplicate_node_names() {
+    // Layers are renamed apart ("act", "act_1"); ONNX Runtime refuses such a file, tract
+    // (--verify) runs it with the layer names.
+    split_model("unordered", 6, &[1, 8, 1, 1], &[]);
 }
 
 #[test]

@@ -312,6 +312,69 @@ def two_outputs():
     return n.model([vi("image", [1, 3, 32, 32])], [vi("logits", [1, 5]), vi("mask", [1, 16, 32, 32])], opset=11)
 
 
+def resnet_c2():
+    """Caffe2-style ResNet: Sum for the residual adds, IR 3, unnamed nodes."""
+    n = Net(11, weights="init+input", named=False)
+    x = n.relu(n.bn(n.conv("data_0", 3, 16, 3, "conv1"), 16, "bn1"), "r1")
+    for i in range(2):
+        y = n.relu(n.bn(n.conv(x, 16, 16, 3, f"b{i}c1"), 16, f"b{i}bn1"), f"b{i}r1")
+        y = n.bn(n.conv(y, 16, 16, 3, f"b{i}c2"), 16, f"b{i}bn2")
+        x = n.relu(n.node("Sum", [y, x], f"b{i}sum"), f"b{i}r2")
+    x = n.node("AveragePool", [x], "pool", kernel_shape=[16, 16])
+    x = n.node("Reshape", [x, n.const("shp", np.array([1, 16], np.int64))], "flat")
+    x = n.gemm(x, 16, 10, "fc")
+    x = n.node("Softmax", [x], "prob")
+    return n.model([vi("data_0", [1, 3, 16, 16])], [vi(x, [1, 10])], opset=9, ir_version=3)
+
+def torch11():
+    """torch.onnx at opset 11: Clip with min/max inputs, Pad, Split, Resize with an empty
+    roi, Shape->Slice->Concat->Reshape, Unsqueeze/Squeeze with axes attributes."""
+    n = Net(12)
+    x = n.conv("input.1", 3, 8, 3, "Conv_0")
+    lo = n.const("min", np.array(0.0, np.float32)); hi = n.const("max", np.array(6.0, np.float32))
+    x = n.node("Clip", [x, lo, hi], "Clip_1")
+    x = n.node("Pad", [x, n.const("pads", np.array([0,0,1,1,0,0,1,1], np.int64)), n.const("pv", np.array(0.0, np.float32))], "Pad_2", mode="constant")
+    a, b = n.node("Split", [x], "Split_3", n_out=2, axis=1, split=[4, 4])
+    b = n.node("Mul", [b, b], "Mul_4")
+    x = n.node("Concat", [b, a], "Concat_5", axis=1)
+    roi = n.const("roi", np.array([], np.float32)); sc = n.const("scales", np.array([1,1,2,2], np.float32))
+    x = n.node("Resize", [x, roi, sc], "Resize_6", mode="nearest")
+    x = n.conv(x, 8, 8, 3, "Conv_7", stride=2)
+    s = n.node("Shape", [x], "Shape_8")
+    s = n.node("Slice", [s, n.const("st", np.array([0], np.int64)), n.const("en", np.array([2], np.int64)), n.const("ax", np.array([0], np.int64))], "Slice_9")
+    s = n.node("Concat", [s, n.const("m1", np.array([-1], np.int64))], "Concat_10", axis=0)
+    x = n.node("Reshape", [x, s], "Reshape_11")
+    x = n.node("Unsqueeze", [x], "Unsqueeze_12", axes=[3])
+    x = n.node("ReduceMean", [x], "ReduceMean_13", axes=[2], keepdims=1)
+    x = n.node("Squeeze", [x], "Squeeze_14", axes=[2, 3])
+    return n.model([vi("input.1", ["batch_size", 3, 24, 24])], [vi(x, ["batch_size", 8])], opset=11)
+
+def unordered_dupnames():
+    """Nodes not in topological order and two pairs of nodes with the same name (invalid for
+    onnx.checker and ONNX Runtime, but dicesim and tract read it)."""
+    n = Net(13)
+    x = n.relu(n.conv("x", 3, 8, 3, "conva"), "acta")
+    y = n.relu(n.conv(x, 8, 8, 3, "convb"), "actb")
+    z = n.node("Add", [x, y], "add")
+    z = n.node("GlobalAveragePool", [z], "gap")
+    m = n.model([vi("x", [1, 3, 16, 16])], [vi(z, [1, 8, 1, 1])], opset=11)
+    for nd in m.graph.node:
+        nd.name = {"conva": "conv", "convb": "conv", "acta": "act", "actb": "act"}.get(nd.name, nd.name)
+    m.graph.node.reverse()
+    return m
+
+def opset18():
+    """Opset 18: Split with num_outputs, ReduceMean with axes as an input, value_floats."""
+    n = Net(14)
+    x = n.relu(n.conv("x", 3, 8, 3, "c1"), "r1")
+    a, b = n.node("Split", [x], "split", n_out=2, axis=1, num_outputs=2)
+    x = n.node("Add", [a, b], "add")
+    x = n.node("ReduceMean", [x, n.const("axes", np.array([2, 3], np.int64))], "mean", keepdims=0)
+    k = n.node("Constant", [], "cf", value_floats=[0.5, 2.0, 1.0, 3.0])
+    x = n.node("Mul", [x, k], "scale")
+    return n.model([vi("x", [1, 3, 16, 16])], [vi(x, [1, 4])], opset=18, ir_version=8)
+
+
 def bad_op(op):
     """A valid model but for one node of an operator dicesim does not support."""
     n = Net(9)
@@ -338,6 +401,14 @@ GOOD = {
     "nhwc": nhwc,
     "symbolic_hw": symbolic_hw,
     "two_outputs": two_outputs,
+    "resnet_c2": resnet_c2,
+    "torch11": torch11,
+    "opset18": opset18,
+}
+
+# Read by dicesim, but not valid for onnx.checker (nor ONNX Runtime).
+UNCHECKED = {
+    "unordered": unordered_dupnames,
 }
 
 BAD = {
@@ -356,9 +427,9 @@ def main():
         m = make()
         onnx.checker.check_model(m, full_check=True)
         onnx.save(m, os.path.join(out, name + ".onnx"))
-    for name, make in BAD.items():
+    for name, make in {**UNCHECKED, **BAD}.items():
         onnx.save(make(), os.path.join(out, name + ".onnx"))
-    print(f"wrote {len(GOOD)} models and {len(BAD)} invalid ones to {out}")
+    print(f"wrote {len(GOOD) + len(UNCHECKED)} models and {len(BAD)} invalid ones to {out}")
 
 
 if __name__ == "__main__":
