@@ -459,8 +459,14 @@ fn errors_for_invalid_files() {
         &["notes.onnx", "not an ONNX model"],
     );
     let missing = dir.join("missing.onnx");
-    fails(&["inspect", missing.to_str().unwrap()], &["missing.onnx"]);
-    fails(&["inspect", dir.to_str().unwrap()], &["bad"]);
+    fails(
+        &["inspect", missing.to_str().unwrap()],
+        &["missing.onnx: No such file or directory (os error 2)\n"],
+    );
+    fails(
+        &["inspect", dir.to_str().unwrap()],
+        &["bad: is a directory"],
+    );
 }
 
 #[test]
