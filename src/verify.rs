@@ -87,7 +87,7 @@ pub fn random_inputs(model: &Model, seed: u64) -> HashMap<String, Tensor> {
 /// the same seeded input, and compares every graph output.
 pub fn verify_split(model: &Model, plan: &PlanFile, dir: &Path, seed: u64) -> Result<Verification> {
     let inputs = random_inputs(model, seed);
-    let whole = Session::from_onnx_bytes(&onnx::encode_model(&model.proto))
+    let whole = Session::from_onnx_bytes(&onnx::encode_model(&model.static_proto()))
         .context("loading the whole model in tract")?;
     let reference: HashMap<String, Tensor> = whole
         .run(&inputs)

@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    // The OS error is part of the message, not a `source`: an error chain printed in full
+    // (as the CLI does) would otherwise say it twice.
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not a (complete) ONNX model.
     #[error("{path}: not an ONNX model: {reason}")]
@@ -32,10 +34,10 @@ pub enum PlanError {
 
 impl PlanError {
     /// An I/O error on `path`.
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, error: std::io::Error) -> Self {
         PlanError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }

@@ -69,6 +69,55 @@ impl Model {
         analyse(proto, name, input_shapes).map_err(PlanError::Model)
     }
 
+    /// The model with every graph input pinned to the static shape dicesim analysed (a
+    /// symbolic batch fixed to 1, other symbolic dimensions as given with `--input-shape`),
+    /// output shapes and intermediate shape hints dropped, nodes named as their layers: what
+    /// an engine that needs static shapes and unique names (tract) runs as the reference.
+    pub fn static_proto(&self) -> ModelProto {
+        let mut proto = self.proto.clone();
+        if let Some(g) = proto.graph.as_mut() {
+            for vi in g.input.iter_mut() {
+                let name = vi.name.clone().unwrap_or_default();
+                let Some(t) = self.graph.tensors.get(&name) else {
+                    continue; // a weight listed as an input
+                };
+                if let Some(onnx::type_proto::Value::TensorType(tt)) =
+                    vi.r#type.as_mut().and_then(|t| t.value.as_mut())
+                {
+                    tt.shape = Some(onnx::TensorShapeProto {
+                        dim: t
+                            .shape
+                            .iter()
+                            .map(|&d| onnx::tensor_shape_proto::Dimension {
+                                value: Some(onnx::tensor_shape_proto::dimension::Value::DimValue(
+                                    d as i64,
+                                )),
+                                denotation: None,
+                            })
+                            .collect(),
+                    });
+                }
+            }
+            for vi in g.output.iter_mut() {
+                if let Some(onnx::type_proto::Value::TensorType(tt)) =
+                    vi.r#type.as_mut().and_then(|t| t.value.as_mut())
+                {
+                    tt.shape = None;
+                }
+            }
+            g.value_info.clear();
+            // Node names as the layers' (unique): engines such as tract refuse duplicates.
+            let mut names: Vec<Option<String>> = vec![None; g.node.len()];
+            for (l, &ni) in self.layer_node.iter().enumerate() {
+                names[ni] = Some(self.graph.layers[l].name.clone());
+            }
+            for (i, (node, name)) in g.node.iter_mut().zip(names).enumerate() {
+                node.name = Some(name.unwrap_or_else(|| format!("dicesim.folded.{i}")));
+            }
+        }
+        proto
+    }
+
     /// The ONNX node of layer `i`.
     pub fn node(&self, i: usize) -> &NodeProto {
         &self
@@ -80,7 +129,8 @@ impl Model {
     }
 }
 
-/// Declared dimensions (None when symbolic or unknown), their symbolic names, element type.
+/// Declared dimensions (`None` where not a positive value), their symbolic names, and the
+/// element type.
 type DeclaredShape = (Vec<Option<i64>>, Vec<Option<String>>, i32);
 
 fn value_shape(vi: &ValueInfoProto) -> Option<DeclaredShape> {
@@ -142,6 +192,18 @@ fn input_shape(
         }
         return Ok((s.clone(), dt));
     }
+    // An example for the message: the declared dimensions, symbolic ones by name.
+    let example: Vec<String> = dims
+        .iter()
+        .zip(&params)
+        .enumerate()
+        .map(|(i, (d, p))| match (d, p) {
+            (Some(v), _) => v.to_string(),
+            (None, _) if i == 0 => "1".into(),
+            (None, Some(p)) => format!("<{p}>"),
+            (None, None) => "<?>".into(),
+        })
+        .collect();
     let mut out = Vec::with_capacity(dims.len());
     for (i, d) in dims.iter().enumerate() {
         match d {
@@ -153,7 +215,8 @@ fn input_shape(
                     .map(|p| format!("symbolic dimension '{p}'"))
                     .unwrap_or_else(|| "an unknown dimension".into());
                 return Err(format!(
-                    "graph input '{name}' has {what} at index {i}; give the shape with --input-shape {name}=1,3,224,224 (or [model] input_shapes = {{ {name} = [...] }} in a scenario)"
+                    "graph input '{name}' has {what} at index {i}; give the shape with --input-shape {name}={} (or [model] input_shapes = {{ {name} = [...] }} in a scenario)",
+                    example.join(",")
                 ));
             }
         }
@@ -178,6 +241,20 @@ fn analyse(proto: ModelProto, name: &str, input_shapes: &InputShapes) -> Result<
     }
 
     // Activation tensors: shape, dtype, producer.
+    let input_names: Vec<&str> = g
+        .input
+        .iter()
+        .filter_map(|vi| vi.name.as_deref())
+        .filter(|n| !consts.contains_key(*n))
+        .collect();
+    for k in input_shapes.keys() {
+        if !input_names.contains(&k.as_str()) {
+            return Err(format!(
+                "--input-shape names '{k}', but the graph inputs are: {}",
+                input_names.join(", ")
+            ));
+        }
+    }
     let mut tensors: BTreeMap<String, TensorInfo> = BTreeMap::new();
     let mut inputs = Vec::new();
     for vi in &g.input {
@@ -199,14 +276,6 @@ fn analyse(proto: ModelProto, name: &str, input_shapes: &InputShapes) -> Result<
             },
         );
         inputs.push(iname);
-    }
-    for k in input_shapes.keys() {
-        if !inputs.contains(k) {
-            return Err(format!(
-                "--input-shape names '{k}', but the graph inputs are: {}",
-                inputs.join(", ")
-            ));
-        }
     }
     if inputs.is_empty() {
         return Err("the graph has no inputs (other than weights)".into());

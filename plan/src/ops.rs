@@ -344,7 +344,9 @@ pub fn infer(
             let x = x0?;
             let mut outs = vec![(x.shape.clone(), x.dtype)];
             if op == "Dropout" && n_outputs > 1 {
-                outs.push((x.shape.clone(), dtype::BOOL));
+                // The mask is of the input's type before Dropout-12, bool since.
+                let mask = if opset < 12 { x.dtype } else { dtype::BOOL };
+                outs.push((x.shape.clone(), mask));
             }
             if op == "BatchNormalization" && n_outputs > 1 {
                 return Err(a.err("BatchNormalization in training mode (several outputs) is not supported; export the model in eval mode"));
@@ -800,6 +802,7 @@ pub fn infer(
         "Gather" => {
             let x = x0?;
             let idx = input(ins, 1, a)?;
+            need_rank(x, 1, a, "input data")?;
             let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
             let mut s = x.shape[..ax].to_vec();
             s.extend(&idx.shape);
@@ -1117,13 +1120,21 @@ pub fn fold(
                 (dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16, _) => {
                     Values::Float(x.floats().unwrap())
                 }
+                (dtype::BOOL, _) => Values::Int(
+                    x.floats()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|&f| (f != 0.0) as i64)
+                        .collect(),
+                ),
                 (_, Values::Float(v)) => Values::Int(v.iter().map(|&f| f as i64).collect()),
                 (_, v) => v.clone(),
             };
             Const::from_values(name0, to, x.shape.clone(), values).map(|k| vec![k])
         }
         "Gather" => {
-            let x = c(0).unwrap();
+            infer(op, a, ins, 1, opset)?;
+            let x = c(0).ok_or_else(|| a.err("input 0 is missing"))?;
             let idx = c(1).ok_or_else(|| a.err("indices missing"))?;
             let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
             let ind = idx.ints().unwrap();
@@ -1145,6 +1156,8 @@ pub fn fold(
             Const::from_values(name0, x.dtype, shape, values).map(|k| vec![k])
         }
         "Concat" => {
+            // Validates ranks and dimensions before slicing the values.
+            infer(op, a, ins, 1, opset)?;
             let parts: Vec<&Const> = consts.iter().flatten().copied().collect();
             let x = parts[0];
             let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
@@ -1172,7 +1185,7 @@ pub fn fold(
             Const::from_values(name0, x.dtype, shape, values).map(|k| vec![k])
         }
         "Slice" if opset >= 10 => {
-            let x = c(0).unwrap();
+            let x = c(0).ok_or_else(|| a.err("input 0 is missing"))?;
             let (starts, ends) = (c(1).and_then(|k| k.ints()), c(2).and_then(|k| k.ints()));
             let (Some(starts), Some(ends)) = (starts, ends) else {
                 return Ok(None);
@@ -1243,7 +1256,7 @@ pub fn fold(
             Const::from_values(name0, dt, shape, values).map(|k| vec![k])
         }
         "Neg" => {
-            let x = c(0).unwrap();
+            let x = c(0).ok_or_else(|| a.err("input 0 is missing"))?;
             let values = match &x.values {
                 Values::Int(v) => Values::Int(v.iter().map(|&i| -i).collect()),
                 Values::Float(v) => Values::Float(v.iter().map(|&f| -f).collect()),
@@ -1270,7 +1283,7 @@ pub fn fold(
             }
         }
         "Transpose" => {
-            let x = c(0).unwrap();
+            let x = c(0).ok_or_else(|| a.err("input 0 is missing"))?;
             let r = x.shape.len();
             let perm: Vec<usize> = a
                 .ints("perm")

@@ -8,16 +8,18 @@ use serde::Serialize;
 use std::path::Path;
 
 fn value_info(model: &Model, t: &PortTensor) -> ValueInfoProto {
-    let dt = model.graph.tensors[&t.name].dtype;
+    value_info_of(&t.name, &t.shape, model.graph.tensors[&t.name].dtype)
+}
+
+fn value_info_of(name: &str, shape: &[usize], dt: i32) -> ValueInfoProto {
     ValueInfoProto {
-        name: Some(t.name.clone()),
+        name: Some(name.to_string()),
         r#type: Some(onnx::TypeProto {
             value: Some(onnx::type_proto::Value::TensorType(
                 onnx::type_proto::Tensor {
                     elem_type: Some(dt),
                     shape: Some(onnx::TensorShapeProto {
-                        dim: t
-                            .shape
+                        dim: shape
                             .iter()
                             .map(|&d| onnx::tensor_shape_proto::Dimension {
                                 value: Some(onnx::tensor_shape_proto::dimension::Value::DimValue(
@@ -52,6 +54,19 @@ pub fn sub_model(model: &Model, plan: &Plan, p: usize) -> ModelProto {
             }
         }
     }
+    let mut input: Vec<ValueInfoProto> = part.inputs.iter().map(|t| value_info(model, t)).collect();
+    // Before IR version 4 every initializer must also be a graph input (as Caffe2-era models
+    // such as the ONNX Model Zoo's list them); checkers and runtimes reject the model otherwise.
+    if model.proto.ir_version.unwrap_or(0) < 4 {
+        input.extend(inits.iter().map(|t| {
+            let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+            value_info_of(
+                t.name.as_deref().unwrap_or(""),
+                &shape,
+                t.data_type.unwrap_or(1),
+            )
+        }));
+    }
     let graph = onnx::GraphProto {
         node: nodes,
         name: Some(format!("{}_part{p}", model.graph.name)),
@@ -60,7 +75,7 @@ pub fn sub_model(model: &Model, plan: &Plan, p: usize) -> ModelProto {
             "dicesim partition {p} of {} on {}",
             model.graph.name, part.unit
         )),
-        input: part.inputs.iter().map(|t| value_info(model, t)).collect(),
+        input,
         output: part.outputs.iter().map(|t| value_info(model, t)).collect(),
         ..Default::default()
     };

@@ -28,7 +28,14 @@ pub fn load_model(path: &Path) -> Result<ModelProto, PlanError> {
 /// be mapped).
 pub fn read_file_bytes(path: &Path) -> Result<Bytes, PlanError> {
     let file = std::fs::File::open(path).map_err(|e| PlanError::io(path, e))?;
-    let len = file.metadata().map_err(|e| PlanError::io(path, e))?.len();
+    let meta = file.metadata().map_err(|e| PlanError::io(path, e))?;
+    if meta.is_dir() {
+        return Err(PlanError::io(
+            path,
+            std::io::Error::other("is a directory, expected an ONNX model file"),
+        ));
+    }
+    let len = meta.len();
     if len == 0 {
         return Ok(Bytes::new());
     }
