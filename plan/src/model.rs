@@ -84,18 +84,7 @@ impl Model {
                 if let Some(onnx::type_proto::Value::TensorType(tt)) =
                     vi.r#type.as_mut().and_then(|t| t.value.as_mut())
                 {
-                    tt.shape = Some(onnx::TensorShapeProto {
-                        dim: t
-                            .shape
-                            .iter()
-                            .map(|&d| onnx::tensor_shape_proto::Dimension {
-                                value: Some(onnx::tensor_shape_proto::dimension::Value::DimValue(
-                                    d as i64,
-                                )),
-                                denotation: None,
-                            })
-                            .collect(),
-                    });
+                    tt.shape = Some(onnx::static_shape(&t.shape));
                 }
             }
             for vi in g.output.iter_mut() {

@@ -959,6 +959,13 @@ fn slice_shape(
     Ok(out)
 }
 
+/// Shape of input `i`, empty when absent.
+fn shape_at(ins: &[Option<In>], i: usize) -> Vec<usize> {
+    opt_input(ins, i)
+        .map(|x| x.shape.clone())
+        .unwrap_or_default()
+}
+
 /// FLOPs of one layer, following the rules in the module documentation.
 pub fn flops(op: &str, a: &Attrs, ins: &[Option<In>], outs: &[(Shape, i32)]) -> u64 {
     let out = outs.first().map(|o| numel(&o.0)).unwrap_or(0);
@@ -970,30 +977,18 @@ pub fn flops(op: &str, a: &Attrs, ins: &[Option<In>], outs: &[(Shape, i32)]) -> 
     let has = |i: usize| ins.get(i).map(|x| x.is_some()).unwrap_or(false);
     match op {
         "Conv" => {
-            let w = ins
-                .get(1)
-                .and_then(|x| x.as_ref())
-                .map(|x| x.shape.clone())
-                .unwrap_or_default();
+            let w = shape_at(ins, 1);
             let per_out: u64 = w.iter().skip(1).map(|&d| d as u64).product();
             2 * out * per_out + if has(2) { out } else { 0 }
         }
         "ConvTranspose" => {
-            let w = ins
-                .get(1)
-                .and_then(|x| x.as_ref())
-                .map(|x| x.shape.clone())
-                .unwrap_or_default();
+            let w = shape_at(ins, 1);
             // weight [Cin, Cout/group, k...]: each input element feeds Cout/group * k MACs
             let per_in: u64 = w.iter().skip(1).map(|&d| d as u64).product();
             2 * in0 * per_in + if has(2) { out } else { 0 }
         }
         "Gemm" => {
-            let am = ins
-                .first()
-                .and_then(|x| x.as_ref())
-                .map(|x| x.shape.clone())
-                .unwrap_or_default();
+            let am = shape_at(ins, 0);
             let k = if a.int("transA", 0) == 1 {
                 am.first()
             } else {
@@ -1004,11 +999,7 @@ pub fn flops(op: &str, a: &Attrs, ins: &[Option<In>], outs: &[(Shape, i32)]) -> 
             2 * out * k + if has(2) { out } else { 0 }
         }
         "MatMul" => {
-            let am = ins
-                .first()
-                .and_then(|x| x.as_ref())
-                .map(|x| x.shape.clone())
-                .unwrap_or_default();
+            let am = shape_at(ins, 0);
             let k = am.last().copied().unwrap_or(0) as u64;
             2 * out * k
         }

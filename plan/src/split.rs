@@ -18,17 +18,7 @@ fn value_info_of(name: &str, shape: &[usize], dt: i32) -> ValueInfoProto {
             value: Some(onnx::type_proto::Value::TensorType(
                 onnx::type_proto::Tensor {
                     elem_type: Some(dt),
-                    shape: Some(onnx::TensorShapeProto {
-                        dim: shape
-                            .iter()
-                            .map(|&d| onnx::tensor_shape_proto::Dimension {
-                                value: Some(onnx::tensor_shape_proto::dimension::Value::DimValue(
-                                    d as i64,
-                                )),
-                                denotation: None,
-                            })
-                            .collect(),
-                    }),
+                    shape: Some(onnx::static_shape(shape)),
                 },
             )),
             denotation: None,

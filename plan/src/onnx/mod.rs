@@ -101,6 +101,19 @@ pub fn save_model(model: &ModelProto, path: &Path) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// A fully static tensor shape.
+pub fn static_shape(shape: &[usize]) -> TensorShapeProto {
+    TensorShapeProto {
+        dim: shape
+            .iter()
+            .map(|&d| tensor_shape_proto::Dimension {
+                value: Some(tensor_shape_proto::dimension::Value::DimValue(d as i64)),
+                denotation: None,
+            })
+            .collect(),
+    }
+}
+
 /// ONNX `TensorProto.DataType` values used by dicesim.
 pub mod dtype {
     /// float32
