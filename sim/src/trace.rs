@@ -1,7 +1,6 @@
 //! Visual outputs of a recorded run: a Chrome trace-event file (open in Perfetto or
 //! chrome://tracing) and an SVG Gantt chart of the first frames.
 
-use std::fmt::Write;
 use std::path::Path;
 
 use serde_json::json;
@@ -56,8 +55,27 @@ pub fn chrome_trace(run: &ScenarioRun) -> String {
         .expect("trace serialises")
 }
 
-/// SVG Gantt chart of the first `frames` frames: one row per unit and per link.
+/// One bar of the Gantt chart.
+struct Bar {
+    row: usize,
+    start_ns: u64,
+    end_ns: u64,
+    frame: u32,
+    label: String,
+}
+
+/// Fill colour of frame `f`: hues spread around the wheel so neighbouring frames differ.
+fn frame_colour(f: u32) -> plotters::style::HSLColor {
+    plotters::style::HSLColor(((f as u64 * 47) % 360) as f64 / 360.0, 0.6, 0.6)
+}
+
+/// SVG Gantt chart of the first `frames` frames (drawn with `plotters`): one row per unit and
+/// per link, one bar per partition execution and per transfer on each link it crosses,
+/// coloured by frame and labelled `f<frame> p<partition>` or `f<frame> <from>><to>` where
+/// there is room.
 pub fn gantt_svg(run: &ScenarioRun, frames: u32) -> String {
+    use plotters::prelude::*;
+
     let p = &run.scenario.prep.platform;
     let nu = p.units.len();
     let rows: Vec<String> = p
@@ -66,116 +84,97 @@ pub fn gantt_svg(run: &ScenarioRun, frames: u32) -> String {
         .map(|u| u.full_name.clone())
         .chain(p.links.iter().map(|l| format!("link {}", l.name)))
         .collect();
-    // (row, start, end, frame, label)
-    let mut bars: Vec<(usize, u64, u64, u32, String)> = Vec::new();
+    let mut bars: Vec<Bar> = Vec::new();
     for j in run.outcome.jobs.iter().filter(|j| j.frame < frames) {
-        bars.push((j.unit, j.start, j.end, j.frame, format!("p{}", j.part)));
+        bars.push(Bar {
+            row: j.unit,
+            start_ns: j.start,
+            end_ns: j.end,
+            frame: j.frame,
+            label: format!("p{}", j.part),
+        });
     }
     for t in run.outcome.transfers.iter().filter(|t| t.frame < frames) {
+        let c = &run.plan.conns[t.conn];
         for &l in &t.links {
-            let c = &run.plan.conns[t.conn];
-            bars.push((
-                nu + l,
-                t.start,
-                t.end,
-                t.frame,
-                format!("{}>{}", c.from, c.to),
-            ));
+            bars.push(Bar {
+                row: nu + l,
+                start_ns: t.start,
+                end_ns: t.end,
+                frame: t.frame,
+                label: format!("{}>{}", c.from, c.to),
+            });
         }
     }
-    let end = bars.iter().map(|b| b.2).max().unwrap_or(1).max(1) as f64;
-    let (left, width, row_h, top) = (150.0, 1000.0, 24.0, 30.0);
-    let height = top + row_h * rows.len() as f64 + 30.0;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="11">"#,
-        left + width + 20.0
-    );
-    s.push_str("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="18">{} — first {frames} frame(s), {:.3} ms</text>"#,
-        xml(&run.scenario.name),
-        end / 1e6
-    );
-    for (i, r) in rows.iter().enumerate() {
-        let y = top + row_h * i as f64;
-        let _ = writeln!(
-            s,
-            r##"<text x="4" y="{}">{}</text><line x1="{left}" x2="{}" y1="{}" y2="{}" stroke="#ddd"/>"##,
-            y + 16.0,
-            xml(r),
-            left + width,
-            y + row_h,
-            y + row_h
+    let end_ms = bars.iter().map(|b| b.end_ns).max().unwrap_or(1).max(1) as f64 / 1e6;
+    let n = rows.len();
+    // Row i is drawn in segment n-1-i so that the first row is at the top.
+    let seg = |row: usize| n - 1 - row;
+    let (w, h) = (1200u32, 70 + 26 * n as u32);
+    let mut svg = String::new();
+    let drawn: Result<(), Box<dyn std::error::Error>> = (|| {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let title = format!(
+            "{} — first {frames} frame(s), {} ms",
+            run.scenario.name,
+            fmt_ms(end_ms)
         );
-    }
-    // time axis: ticks at a 1-2-5 step giving at most 10 intervals, with light grid lines
-    let end_ms = end / 1e6;
-    let raw = end_ms / 10.0;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|&st| st >= raw)
-        .unwrap_or(10.0 * mag);
-    let axis_y = top + row_h * rows.len() as f64;
-    let mut t = 0.0;
-    while t <= end_ms + 1e-9 {
-        let x = left + t / end_ms * width;
-        let _ = writeln!(
-            s,
-            r##"<line x1="{x:.2}" x2="{x:.2}" y1="{top}" y2="{}" stroke="#eee"/><text x="{x:.2}" y="{}" text-anchor="middle">{}</text>"##,
-            axis_y + 4.0,
-            axis_y + 16.0,
-            fmt_ms(t)
-        );
-        t += step;
-    }
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="{}" text-anchor="end">ms</text>"#,
-        left - 6.0,
-        axis_y + 16.0
-    );
-    for (row, a, b, f, label) in &bars {
-        let x = left + *a as f64 / end * width;
-        let w = ((*b - *a) as f64 / end * width).max(0.5);
-        let y = top + row_h * *row as f64 + 3.0;
-        let hue = (*f as u64 * 47) % 360;
-        let _ = writeln!(
-            s,
-            r##"<rect x="{x:.2}" y="{y}" width="{w:.2}" height="{}" fill="hsl({hue},60%,60%)" stroke="#333" stroke-width="0.3"><title>frame {f} {} {:.3}-{:.3} ms</title></rect>"##,
-            row_h - 6.0,
-            xml(label),
-            *a as f64 / 1e6,
-            *b as f64 / 1e6
-        );
-        if w > 30.0 {
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.2}" y="{}">f{f} {}</text>"#,
-                x + 2.0,
-                y + 13.0,
-                xml(label)
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(130)
+            .build_cartesian_2d(0f64..end_ms, (0..n.saturating_sub(1)).into_segmented())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .light_line_style(RGBColor(238, 238, 238))
+            .bold_line_style(RGBColor(221, 221, 221))
+            .x_desc("ms")
+            .x_label_formatter(&|t| fmt_ms(*t))
+            .y_labels(n)
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(k) if *k < n => rows[n - 1 - *k].clone(),
+                _ => String::new(),
+            })
+            .draw()?;
+        chart.draw_series(bars.iter().map(|b| {
+            let (y0, y1) = (
+                SegmentValue::Exact(seg(b.row)),
+                SegmentValue::Exact(seg(b.row) + 1),
             );
-        }
-    }
-    s.push_str("</svg>\n");
-    s
+            let x1 = (b.end_ns as f64 / 1e6).max(b.start_ns as f64 / 1e6 + end_ms * 5e-4);
+            Rectangle::new(
+                [(b.start_ns as f64 / 1e6, y0), (x1, y1)],
+                frame_colour(b.frame).filled(),
+            )
+        }))?;
+        // Labels where the bar is wide enough (about 40 px).
+        let px_per_ms = (w as f64 - 150.0) / end_ms;
+        chart.draw_series(
+            bars.iter()
+                .filter(|b| (b.end_ns - b.start_ns) as f64 / 1e6 * px_per_ms > 40.0)
+                .map(|b| {
+                    Text::new(
+                        format!("f{} {}", b.frame, b.label),
+                        (b.start_ns as f64 / 1e6, SegmentValue::CenterOf(seg(b.row))),
+                        ("sans-serif", 11).into_font().color(&BLACK),
+                    )
+                }),
+        )?;
+        root.present()?;
+        Ok(())
+    })();
+    // The SVG backend draws into a String: nothing here can fail at run time.
+    drawn.expect("drawing an SVG into a string does not fail");
+    svg
 }
 
 /// A tick label: no more decimals than needed.
 fn fmt_ms(t: f64) -> String {
     let r = format!("{t:.3}");
     r.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// Writes the Chrome trace of `run` to `path`.
