@@ -85,12 +85,24 @@ fn platform(n: usize, gflops: f64, mbps: f64) -> String {
 }
 
 fn scenario(dir: &Path, zoo: &str, size: usize, n: usize, frames: u32, hil: &str) -> PathBuf {
+    scenario_paced(dir, zoo, size, n, frames, 0.0, hil)
+}
+
+fn scenario_paced(
+    dir: &Path,
+    zoo: &str,
+    size: usize,
+    n: usize,
+    frames: u32,
+    period_ms: f64,
+    hil: &str,
+) -> PathBuf {
     std::fs::write(dir.join("platform.toml"), platform(n, 5.0, 1000.0)).unwrap();
     let p = dir.join("scenario.toml");
     std::fs::write(
         &p,
         format!(
-            "name = \"{zoo} {n}-way\"\nseed = 3\n[model]\nzoo = \"{zoo}\"\ninput_size = {size}\n[platform]\nfile = \"platform.toml\"\n[mapping]\nstrategy = \"even\"\n[workload]\nframes = {frames}\nperiod_ms = 0.0\n[hil]\n{hil}\n"
+            "name = \"{zoo} {n}-way\"\nseed = 3\n[model]\nzoo = \"{zoo}\"\ninput_size = {size}\n[platform]\nfile = \"platform.toml\"\n[mapping]\nstrategy = \"even\"\n[workload]\nframes = {frames}\nperiod_ms = {period_ms}\n[hil]\n{hil}\n"
         ),
     )
     .unwrap();
@@ -263,7 +275,8 @@ fn hostile_peers_do_not_hurt_the_worker() {
     let s = scenario(&d, "resnet18", 32, 2, 3, &hil);
     let (ok, v, err) = hil_json(&s);
     assert!(ok, "{err}");
-    check_run(&v, 2, 3);
+    assert_eq!(v["frames_completed"], 3);
+    assert_eq!(v["verification"]["ok"], true);
 }
 
 #[test]
@@ -272,13 +285,27 @@ fn a_killed_worker_is_detected_and_reported() {
     let w0 = Worker::start(None);
     let mut w1 = Worker::start(None);
     let hil = format!("stall_timeout_s = 30\nd0 = \"{}\"\nd1 = \"{}\"", w0.addr, w1.addr);
-    let s = scenario(&d, "resnet18", 32, 2, 1_000_000, &hil);
+    // paced: at least 10 s of frames, whatever the speed of this machine
+    let s = scenario_paced(&d, "resnet18", 32, 2, 2000, 5.0, &hil);
     let mut c = bin()
         .args(["hil", s.to_str().unwrap(), "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // drain the pipes while it runs
+    let mut so = c.stdout.take().unwrap();
+    let mut se = c.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = so.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
     // let it deploy and stream for a while
     std::thread::sleep(Duration::from_secs(4));
     assert!(c.try_wait().unwrap().is_none(), "hil ended early");
@@ -297,10 +324,8 @@ fn a_killed_worker_is_detected_and_reported() {
     };
     let took = killed.elapsed();
     assert!(!status.success());
-    let mut out = String::new();
-    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let mut err = String::new();
-    c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let out = out_t.join().unwrap();
+    let err = err_t.join().unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).expect("a report on stdout");
     assert!(v["failed_frames"].as_array().unwrap().len() > 0);
     assert!(v["error"].as_str().unwrap().len() > 0, "{v}");
