@@ -57,8 +57,14 @@ fn leftovers(pid: u32) -> Vec<String> {
         }
     }
     for ctl in ["cpu", "cpuset"] {
-        for e in std::fs::read_dir(format!("/sys/fs/cgroup/{ctl}")).unwrap().flatten() {
-            if e.file_name().to_string_lossy().starts_with(&format!("ds{pid}")) {
+        for e in std::fs::read_dir(format!("/sys/fs/cgroup/{ctl}"))
+            .unwrap()
+            .flatten()
+        {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("ds{pid}"))
+            {
                 v.push(format!("cgroup {}", e.path().display()));
             }
         }
@@ -101,7 +107,15 @@ fn emulate(s: &Path) -> (bool, serde_json::Value, String, u32) {
     )
 }
 
-fn scenario(dir: &Path, zoo: &str, size: usize, n: usize, gflops: f64, mbps: f64, frames: u32) -> PathBuf {
+fn scenario(
+    dir: &Path,
+    zoo: &str,
+    size: usize,
+    n: usize,
+    gflops: f64,
+    mbps: f64,
+    frames: u32,
+) -> PathBuf {
     std::fs::write(dir.join("platform.toml"), platform(n, gflops, mbps)).unwrap();
     let p = dir.join("scenario.toml");
     std::fs::write(
@@ -112,15 +126,16 @@ fn scenario(dir: &Path, zoo: &str, size: usize, n: usize, gflops: f64, mbps: f64
     p
 }
 
-/// Largest inter-partition tensor per frame [bytes] (from the report's edges).
-fn biggest_edge_bytes_per_frame(v: &serde_json::Value) -> f64 {
+/// Bytes per frame crossing between the two partitions (every cut tensor: a residual cut
+/// carries two), from the report's edges.
+fn cut_bytes_per_frame(v: &serde_json::Value) -> f64 {
     v["edges"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["from"].is_number() && e["to"].is_number())
         .map(|e| e["bytes"].as_f64().unwrap() / e["count"].as_f64().unwrap())
-        .fold(0.0, f64::max)
+        .sum()
 }
 
 #[test]
@@ -136,14 +151,23 @@ fn two_devices_link_bound_throughput_and_no_leftovers() {
     assert_eq!(v["mode"], "emulate");
     assert_eq!(v["frames_completed"], 16);
     assert_eq!(v["verification"]["ok"], true);
-    let bytes = biggest_edge_bytes_per_frame(&v);
-    // each cross-device tensor crosses d0-sw then sw-d1 at 4 Mbit/s (store and forward is
-    // pipelined by the bridge, so the bound is one link's rate)
+    let bytes = cut_bytes_per_frame(&v);
+    // the cut crosses d0-sw then sw-d1 at 4 Mbit/s (the bridge forwards packet by packet,
+    // so the bound is one link's rate)
     let bound_fps = 4e6 / 8.0 / bytes;
     let fps = v["throughput_fps"].as_f64().unwrap();
-    eprintln!("tensor {bytes} B/frame, bound {bound_fps:.1} fps, measured {fps:.1} fps, dilation {}", v["time_dilation"]);
-    assert!(fps <= bound_fps * 1.15, "{fps} fps exceeds the link bound {bound_fps}");
-    assert!(fps >= bound_fps * 0.3, "{fps} fps far below the link bound {bound_fps}");
+    eprintln!(
+        "tensor {bytes} B/frame, bound {bound_fps:.1} fps, measured {fps:.1} fps, dilation {}",
+        v["time_dilation"]
+    );
+    assert!(
+        fps <= bound_fps * 1.15,
+        "{fps} fps exceeds the link bound {bound_fps}"
+    );
+    assert!(
+        fps >= bound_fps * 0.6,
+        "{fps} fps far below the link bound {bound_fps}"
+    );
     assert!(leftovers(pid).is_empty(), "{:?}", leftovers(pid));
 }
 

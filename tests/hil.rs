@@ -196,12 +196,18 @@ fn wrong_token_is_refused_and_the_worker_survives() {
     std::fs::write(&good, "right").unwrap();
     std::fs::write(&bad, "wrong").unwrap();
     let mut w = Worker::start(Some(&good));
-    let hil = format!("token_file = \"bad\"\nd0 = \"{}\"\nd1 = \"{}\"", w.addr, w.addr);
+    let hil = format!(
+        "token_file = \"bad\"\nd0 = \"{}\"\nd1 = \"{}\"",
+        w.addr, w.addr
+    );
     let s = scenario(&d, "resnet18", 32, 2, 2, &hil);
     let t = Instant::now();
     let (ok, _, err) = hil_json(&s);
     assert!(!ok);
-    assert!(err.contains("token") || err.contains("authentication"), "{err}");
+    assert!(
+        err.contains("token") || err.contains("authentication"),
+        "{err}"
+    );
     assert!(t.elapsed() < Duration::from_secs(20));
     assert!(w.alive());
     // no token at all: also refused
@@ -220,7 +226,10 @@ fn no_token_means_loopback_only() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("loopback") && err.contains("--token-file"), "{err}");
+    assert!(
+        err.contains("loopback") && err.contains("--token-file"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
@@ -268,7 +277,10 @@ fn hostile_peers_do_not_hurt_the_worker() {
     drop(silent);
     assert!(w.alive());
     let rss1 = w.peak_rss_kb();
-    assert!(rss1 < rss0 + 64 * 1024, "peak RSS grew from {rss0} to {rss1} KiB");
+    assert!(
+        rss1 < rss0 + 64 * 1024,
+        "peak RSS grew from {rss0} to {rss1} KiB"
+    );
     // and it still serves a real run
     let d = tmp("hostile");
     let hil = format!("d0 = \"{}\"\nd1 = \"{}\"", w.addr, w.addr);
@@ -284,7 +296,10 @@ fn a_killed_worker_is_detected_and_reported() {
     let d = tmp("kill");
     let w0 = Worker::start(None);
     let mut w1 = Worker::start(None);
-    let hil = format!("stall_timeout_s = 30\nd0 = \"{}\"\nd1 = \"{}\"", w0.addr, w1.addr);
+    let hil = format!(
+        "stall_timeout_s = 30\nd0 = \"{}\"\nd1 = \"{}\"",
+        w0.addr, w1.addr
+    );
     // paced: at least 10 s of frames, whatever the speed of this machine
     let s = scenario_paced(&d, "resnet18", 32, 2, 2000, 5.0, &hil);
     let mut c = bin()
@@ -327,8 +342,8 @@ fn a_killed_worker_is_detected_and_reported() {
     let out = out_t.join().unwrap();
     let err = err_t.join().unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).expect("a report on stdout");
-    assert!(v["failed_frames"].as_array().unwrap().len() > 0);
-    assert!(v["error"].as_str().unwrap().len() > 0, "{v}");
+    assert!(!v["failed_frames"].as_array().unwrap().is_empty());
+    assert!(!v["error"].as_str().unwrap().is_empty(), "{v}");
     assert!(v["frames_completed"].as_u64().unwrap() > 0);
     assert!(err.contains("did not complete"), "{err}");
     // detection within 1 s, plus process exit and stats collection from the survivor

@@ -56,8 +56,24 @@ async fn framed() -> f64 {
         for _ in 0..ROUNDS {
             let m = read_msg(&mut r, MAX_FRAME, idle).await.unwrap().msg;
             // as a worker relays an output: decode, then encode a new message
-            let Msg::Tensor { frame, name, shape, data, .. } = m else { panic!() };
-            let back = Msg::Tensor { frame, from: 1, to: 2, name, shape, data };
+            let Msg::Tensor {
+                frame,
+                name,
+                shape,
+                data,
+                ..
+            } = m
+            else {
+                panic!()
+            };
+            let back = Msg::Tensor {
+                frame,
+                from: 1,
+                to: 2,
+                name,
+                shape,
+                data,
+            };
             tx.send((Instant::now(), back.encode())).await.unwrap();
         }
     });
@@ -69,7 +85,14 @@ async fn framed() -> f64 {
     let mut t = Vec::new();
     for f in 0..ROUNDS {
         let t0 = Instant::now();
-        let m = Msg::Tensor { frame: f as u64, from: 0, to: 1, name: "x".into(), shape: vec![1, (N / 4) as u32], data: data.clone() };
+        let m = Msg::Tensor {
+            frame: f as u64,
+            from: 0,
+            to: 1,
+            name: "x".into(),
+            shape: vec![1, (N / 4) as u32],
+            data: data.clone(),
+        };
         tx.send((Instant::now(), m.encode())).await.unwrap();
         let _ = read_msg(&mut r, MAX_FRAME, idle).await.unwrap();
         t.push(t0.elapsed().as_secs_f64() * 1e3);
@@ -78,9 +101,17 @@ async fn framed() -> f64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let r = rt.block_on(raw());
     let f = rt.block_on(framed());
     println!("1 MiB round trip on loopback (median of {ROUNDS}): raw TCP {r:.3} ms, worker transport {f:.3} ms");
-    println!("overhead per hop: {:.3} ms ({:.0}% of a raw hop)", (f - r) / 2.0, (f - r) / r * 100.0);
+    println!(
+        "overhead per hop: {:.3} ms ({:.0}% of a raw hop)",
+        (f - r) / 2.0,
+        (f - r) / r * 100.0
+    );
 }

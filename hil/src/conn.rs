@@ -108,8 +108,7 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if !verify(key, b"dsim-server", &cn, &sn, &sp) {
             return Err(HandshakeError::Auth(
-                "the worker does not hold the same token (check --token-file on both sides)"
-                    .into(),
+                "the worker does not hold the same token (check --token-file on both sides)".into(),
             ));
         }
         send(
@@ -119,7 +118,10 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
             },
         )
         .await?;
-        match read_msg(s, MAX_HANDSHAKE_FRAME, HANDSHAKE_TIMEOUT).await?.msg {
+        match read_msg(s, MAX_HANDSHAKE_FRAME, HANDSHAKE_TIMEOUT)
+            .await?
+            .msg
+        {
             Msg::Welcome => Ok(()),
             Msg::Error { msg } => Err(HandshakeError::Refused(msg)),
             m => Err(HandshakeError::Protocol(format!(

@@ -160,14 +160,16 @@ pub fn load_model(path: &Path) -> Result<Model> {
         for (k, v) in s {
             let dims = v
                 .as_array()
-                .map(|a| {
+                .and_then(|a| {
                     a.iter()
                         .map(|d| d.as_integer().map(|x| x as usize))
                         .collect::<Option<Vec<_>>>()
                 })
-                .flatten()
                 .ok_or_else(|| {
-                    anyhow!("{}: model.input_shapes.{k}: expected a list", path.display())
+                    anyhow!(
+                        "{}: model.input_shapes.{k}: expected a list",
+                        path.display()
+                    )
                 })?;
             shapes.insert(k.clone(), dims);
         }
@@ -211,6 +213,9 @@ pub fn prepare(path: &Path) -> Result<Prepared> {
         part_device,
     })
 }
+
+/// A worker's answer to [`Msg::StatsRequest`]: peak RSS [KiB], energy, edges.
+type WorkerStats = (u64, Option<(String, u64)>, Vec<EdgeStat>);
 
 enum Ev {
     Msg(usize, Received),
@@ -364,12 +369,12 @@ async fn execute_async(run: &HilRun, prep: Prepared) -> Result<RunReport> {
                 run.scenario.display()
             )
         })?;
-        if !dev_conn.contains_key(&d) {
+        if let std::collections::hash_map::Entry::Vacant(v) = dev_conn.entry(d) {
             let i = addrs.iter().position(|a| a == addr).unwrap_or_else(|| {
                 addrs.push(addr.clone());
                 addrs.len() - 1
             });
-            dev_conn.insert(d, i);
+            v.insert(i);
         }
     }
     for k in run.workers.keys() {
@@ -429,7 +434,11 @@ async fn execute_async(run: &HilRun, prep: Prepared) -> Result<RunReport> {
         let part = &plan.partitions[p];
         let mut routes = Vec::new();
         for t in &part.outputs {
-            for e in plan.edges.iter().filter(|e| e.from == p && e.tensor == t.name) {
+            for e in plan
+                .edges
+                .iter()
+                .filter(|e| e.from == p && e.tensor == t.name)
+            {
                 let (dp, dc) = (prep.part_device[p], prep.part_device[e.to]);
                 let dest = if conn_of(e.to) == conn_of(p) {
                     Dest::Local { part: e.to as u32 }
@@ -650,7 +659,7 @@ async fn execute_async(run: &HilRun, prep: Prepared) -> Result<RunReport> {
     let host_energy_mj = energy0.map(|e| e.used_uj() as f64 / 1e3);
 
     // worker figures (best effort after a fault)
-    let mut stats: Vec<Option<(u64, Option<(String, u64)>, Vec<EdgeStat>)>> = Vec::new();
+    let mut stats: Vec<Option<WorkerStats>> = Vec::new();
     for (i, c) in conns.iter().enumerate() {
         let s = if !dead.contains(&i) && send(c, &Msg::StatsRequest).await.is_ok() {
             let wait = if error.is_some() { 1 } else { 5 };
@@ -768,11 +777,15 @@ async fn execute_async(run: &HilRun, prep: Prepared) -> Result<RunReport> {
         });
     }
     let energy_mj_per_frame = if done > 0 && devices.iter().all(|d| d.energy_mj.is_some()) {
-        Some(r6(devices.iter().filter_map(|d| d.energy_mj).sum::<f64>() / done as f64))
+        Some(r6(
+            devices.iter().filter_map(|d| d.energy_mj).sum::<f64>() / done as f64
+        ))
     } else {
         None
     };
-    let failed_frames: Vec<u64> = (0..frames).filter(|&f| exit[f as usize].is_none()).collect();
+    let failed_frames: Vec<u64> = (0..frames)
+        .filter(|&f| exit[f as usize].is_none())
+        .collect();
     Ok(RunReport {
         scenario: sc.name.clone(),
         frames: frames as u32,
@@ -809,11 +822,12 @@ async fn execute_async(run: &HilRun, prep: Prepared) -> Result<RunReport> {
         frames_completed: done as u32,
         failed_frames,
         error,
-        verification: (n_verify > 0 && (0..n_verify as usize).all(|f| exit[f].is_some())).then(|| VerifyM {
-            frames: n_verify as u32,
-            max_rel_error: max_err,
-            ok: max_err <= TOLERANCE,
-        }),
+        verification: (n_verify > 0 && (0..n_verify as usize).all(|f| exit[f].is_some()))
+            .then_some(VerifyM {
+                frames: n_verify as u32,
+                max_rel_error: max_err,
+                ok: max_err <= TOLERANCE,
+            }),
         partitions: plan
             .partitions
             .iter()
@@ -884,7 +898,10 @@ pub fn random_inputs(model: &Model, seed: u64) -> HashMap<String, crate::engine:
         .enumerate()
         .map(|(i, name)| {
             let shape = &model.graph.tensors[name].shape;
-            (name.clone(), random_tensor(shape, seed.wrapping_add(i as u64)))
+            (
+                name.clone(),
+                random_tensor(shape, seed.wrapping_add(i as u64)),
+            )
         })
         .collect()
 }

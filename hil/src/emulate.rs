@@ -22,7 +22,9 @@
 //!   of at most `g` GFLOP/s needs `share = g / host_gflops` cores. Devices are pinned
 //!   round-robin to the CPUs of the root cpuset (cgroup v1 `cpuset`), and the time dilation
 //!   is `D = max(1, largest share, largest sum of shares pinned to one CPU)`; each device
-//!   gets `cpu.cfs_quota_us = share / D x cpu.cfs_period_us` (100 ms). So every device runs
+//!   gets `cpu.cfs_quota_us = share / D x cpu.cfs_period_us`, the period as short as the
+//!   kernel's 1 ms minimum quota allows (10 ms to 1 s) because CFS enforces the rate per
+//!   period: a job shorter than its quota would otherwise run at full speed. So every device runs
 //!   D times slower than the platform, links are D times slower too, and reported times are
 //!   divided by D (throughput multiplied); the report's `time_dilation` is D.
 //! - **Coordinator.** Its own namespace, joined to each device by an unshaped management
@@ -340,7 +342,9 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
         if std::env::var_os("CI").is_some() {
             bail!("dicesim emulate needs root for namespaces, tc and cgroups (CI is set, so the loopback fallback is not used)");
         }
-        eprintln!("dicesim emulate: not root: loopback workers, user-space shaping, compute not scaled");
+        eprintln!(
+            "dicesim emulate: not root: loopback workers, user-space shaping, compute not scaled"
+        );
         run.mode = "emulate-loopback".into();
         for &d in &used {
             let (child, addr) = spawn_worker(
@@ -460,7 +464,14 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
     for d in 0..nd {
         nsx(
             &node_ns(d),
-            &["ip", "addr", "add", &format!("10.201.0.{}/16", d + 1), "dev", "br0"],
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("10.201.0.{}/16", d + 1),
+                "dev",
+                "br0",
+            ],
         )?;
     }
     let shape = |ns: &str, dev: &str, mbps: f64| -> Result<()> {
@@ -469,8 +480,19 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
         nsx(
             ns,
             &[
-                "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", &format!("{rate}bit"),
-                "burst", &burst.to_string(), "latency", "200ms",
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                dev,
+                "root",
+                "tbf",
+                "rate",
+                &format!("{rate}bit"),
+                "burst",
+                &burst.to_string(),
+                "latency",
+                "200ms",
             ],
         )
     };
@@ -515,9 +537,22 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
         let ns = node_ns(d);
         let m = format!("m{d}");
         veth(&coord_ns, &m, &ns, "mgmt")?;
-        nsx(&coord_ns, &["ip", "addr", "add", &format!("10.202.{d}.1/24"), "dev", &m])?;
+        nsx(
+            &coord_ns,
+            &["ip", "addr", "add", &format!("10.202.{d}.1/24"), "dev", &m],
+        )?;
         nsx(&coord_ns, &["ip", "link", "set", &m, "up"])?;
-        nsx(&ns, &["ip", "addr", "add", &format!("10.202.{d}.2/24"), "dev", "mgmt"])?;
+        nsx(
+            &ns,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("10.202.{d}.2/24"),
+                "dev",
+                "mgmt",
+            ],
+        )?;
         nsx(&ns, &["ip", "link", "set", "mgmt", "up"])?;
         let (child, _) = spawn_worker(
             Some(&ns),
@@ -528,8 +563,12 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
         let wpid = child.id();
         with_cleanup(|c| c.workers.push(child));
         let (s, cpu) = share[&d];
-        let period = 100_000u64;
-        let quota = ((s / dil) * period as f64).round().max(1000.0) as u64;
+        // CFS enforces the quota per period: a job shorter than the quota runs at full
+        // speed. So the period is as short as the kernel's 1 ms minimum quota allows (10 ms
+        // at least, 1 s at most): the rate holds at that granularity.
+        let frac = (s / dil).clamp(1e-3, 1.0);
+        let period = ((1000.0 / frac).ceil() as u64).clamp(10_000, 1_000_000);
+        let quota = ((frac * period as f64).round() as u64).max(1000);
         let cg_cpu = PathBuf::from(format!("/sys/fs/cgroup/cpu/ds{pid}d{d}"));
         let cg_set = PathBuf::from(format!("/sys/fs/cgroup/cpuset/ds{pid}d{d}"));
         for cg in [&cg_cpu, &cg_set] {
@@ -573,8 +612,7 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
     let ns_path = format!("/run/netns/{coord_ns}");
     std::thread::scope(|s| {
         s.spawn(|| -> Result<RunReport> {
-            let f = std::fs::File::open(&ns_path)
-                .with_context(|| format!("opening {ns_path}"))?;
+            let f = std::fs::File::open(&ns_path).with_context(|| format!("opening {ns_path}"))?;
             use std::os::fd::AsRawFd;
             // SAFETY: setns on a valid namespace fd affects only this thread.
             if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {

@@ -359,7 +359,9 @@ impl<'a> R<'a> {
     fn count(&mut self, min: usize) -> Result<usize, ProtoError> {
         let n = self.u32()? as usize;
         if n.saturating_mul(min.max(1)) > self.0.len() {
-            return Err(bad(format!("list of {n} items does not fit in the message")));
+            return Err(bad(format!(
+                "list of {n} items does not fit in the message"
+            )));
         }
         Ok(n)
     }
@@ -903,11 +905,19 @@ mod tests {
             let f = m.encode();
             let body = &f[4..];
             for cut in 0..body.len() {
-                assert!(Msg::decode(&body[..cut]).is_err(), "{} cut at {cut}", m.kind());
+                assert!(
+                    Msg::decode(&body[..cut]).is_err(),
+                    "{} cut at {cut}",
+                    m.kind()
+                );
             }
             let mut long = body.to_vec();
             long.push(0);
-            assert!(Msg::decode(&long).is_err(), "{} with a trailing byte", m.kind());
+            assert!(
+                Msg::decode(&long).is_err(),
+                "{} with a trailing byte",
+                m.kind()
+            );
         }
     }
 
@@ -960,7 +970,10 @@ mod tests {
         let e = read_msg(&mut src, MAX_FRAME, Duration::from_millis(100))
             .await
             .unwrap_err();
-        assert!(matches!(e, ProtoError::BadLength { len: u32::MAX, .. }), "{e}");
+        assert!(
+            matches!(e, ProtoError::BadLength { len: u32::MAX, .. }),
+            "{e}"
+        );
         let mut src: &[u8] = &[0, 0, 0, 0];
         assert!(matches!(
             read_msg(&mut src, MAX_FRAME, Duration::from_millis(100)).await,
@@ -972,9 +985,11 @@ mod tests {
         .encode();
         // Error messages are clipped to fit the handshake limit
         let mut src: &[u8] = &big;
-        assert!(read_msg(&mut src, MAX_HANDSHAKE_FRAME, Duration::from_millis(100))
-            .await
-            .is_ok());
+        assert!(
+            read_msg(&mut src, MAX_HANDSHAKE_FRAME, Duration::from_millis(100))
+                .await
+                .is_ok()
+        );
         let chunk = Msg::ModelChunk {
             hash: [0; 32],
             total: 2000,

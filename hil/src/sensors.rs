@@ -59,12 +59,24 @@ pub struct EnergyMeter {
 /// INA3221 channels as (voltage file [mV], current file [mA]).
 fn ina3221_channels() -> Vec<(PathBuf, PathBuf)> {
     let mut v = Vec::new();
-    for drv in std::fs::read_dir("/sys/bus/i2c/drivers").into_iter().flatten().flatten() {
+    for drv in std::fs::read_dir("/sys/bus/i2c/drivers")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         if !drv.file_name().to_string_lossy().starts_with("ina3221") {
             continue;
         }
-        for dev in std::fs::read_dir(drv.path()).into_iter().flatten().flatten() {
-            for hw in std::fs::read_dir(dev.path().join("hwmon")).into_iter().flatten().flatten() {
+        for dev in std::fs::read_dir(drv.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for hw in std::fs::read_dir(dev.path().join("hwmon"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 for ch in 1..=3 {
                     let u = hw.path().join(format!("in{ch}_input"));
                     let i = hw.path().join(format!("curr{ch}_input"));

@@ -278,9 +278,7 @@ async fn coordinator_loop(
                 let cur = st.current.lock().unwrap().clone();
                 let (energy, edges) = match cur {
                     Some(d) => (
-                        d.energy
-                            .as_ref()
-                            .map(|e| (e.id().to_string(), e.used_uj())),
+                        d.energy.as_ref().map(|e| (e.id().to_string(), e.used_uj())),
                         d.edges.lock().unwrap().values().cloned().collect(),
                     ),
                     None => (None, Vec::new()),
@@ -338,7 +336,9 @@ async fn deliver(st: &Arc<State>, rcv: crate::proto::Received) -> Result<()> {
     }
     let tx = dep.parts.lock().unwrap().get(&to).cloned();
     let Some(tx) = tx else {
-        dep.fault(format!("tensor '{name}' for partition {to}, which is not deployed here"));
+        dep.fault(format!(
+            "tensor '{name}' for partition {to}, which is not deployed here"
+        ));
         bail!("tensor for unknown partition {to}");
     };
     let t = Tensor {
@@ -356,7 +356,12 @@ enum Out {
     Peer(mpsc::Sender<Outgoing>, u32),
 }
 
-async fn peer_sender(dep: &Arc<Deployment>, st: &Arc<State>, addr: &str, sh: Shaping) -> Result<mpsc::Sender<Outgoing>> {
+async fn peer_sender(
+    dep: &Arc<Deployment>,
+    st: &Arc<State>,
+    addr: &str,
+    sh: Shaping,
+) -> Result<mpsc::Sender<Outgoing>> {
     let mut peers = dep.peers.lock().await;
     if let Some(tx) = peers.get(addr) {
         return Ok(tx.clone());
@@ -497,7 +502,9 @@ fn part_loop(
                         .coord
                         .blocking_send((Instant::now(), msg(part).encode()))
                         .is_ok(),
-                    Out::Peer(tx, to) => tx.blocking_send((Instant::now(), msg(*to).encode())).is_ok(),
+                    Out::Peer(tx, to) => tx
+                        .blocking_send((Instant::now(), msg(*to).encode()))
+                        .is_ok(),
                     Out::Local(to) => {
                         let tx = d.parts.lock().unwrap().get(to).cloned();
                         match tx {
