@@ -209,8 +209,9 @@ pub type Outgoing = (Instant, Vec<u8>);
 
 /// Bytes written per socket write (and per token-bucket step).
 const WRITE_CHUNK: usize = 64 * 1024;
-/// A single write that makes no progress for this long fails the connection.
-const WRITE_STALL: Duration = Duration::from_secs(5);
+/// A write that does not finish for this long fails the connection (the peer stopped
+/// reading).
+const WRITE_STALL: Duration = Duration::from_secs(10);
 
 /// Spawns the task owning `w`: writes queued frames in order, a heartbeat whenever the queue
 /// has been idle for [`proto::HEARTBEAT_MS`], each frame no earlier than `delay_us` after it
@@ -244,7 +245,14 @@ pub fn spawn_writer<Wr: AsyncWrite + Unpin + Send + 'static>(
                     let due = queued + Duration::from_micros(shaping.delay_us as u64);
                     tokio::time::sleep_until(due.into()).await;
                 }
-                for chunk in frame.chunks(WRITE_CHUNK) {
+                // shaped: token-bucket steps of WRITE_CHUNK; unshaped: larger writes, still
+                // small enough that each finishes well within WRITE_STALL on a slow link
+                let step = if shaping.rate_bps > 0 {
+                    WRITE_CHUNK
+                } else {
+                    4 * WRITE_CHUNK
+                };
+                for chunk in frame.chunks(step) {
                     if shaping.rate_bps > 0 {
                         let now = Instant::now();
                         if next > now {

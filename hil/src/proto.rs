@@ -294,6 +294,37 @@ mod tag {
     pub const FAULT: u8 = 33;
 }
 
+/// Appends `data` as little-endian bytes (one copy on little-endian hosts).
+fn f32s_to_le(data: &[f32], out: &mut Vec<u8>) {
+    if cfg!(target_endian = "little") {
+        // SAFETY: f32 has no padding and any byte pattern is a valid u8; the slice covers
+        // exactly the floats' memory.
+        let b = unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), data.len() * 4) };
+        out.extend_from_slice(b);
+    } else {
+        for x in data {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+}
+
+/// Floats from little-endian bytes (`raw.len()` is a multiple of 4).
+fn f32s_from_le(raw: &[u8]) -> Vec<f32> {
+    let n = raw.len() / 4;
+    if cfg!(target_endian = "little") {
+        let mut v = vec![0f32; n];
+        // SAFETY: the destination holds exactly n * 4 bytes; any bit pattern is a valid f32.
+        unsafe {
+            std::ptr::copy_nonoverlapping(raw.as_ptr(), v.as_mut_ptr().cast::<u8>(), n * 4);
+        }
+        v
+    } else {
+        raw.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+}
+
 struct W(Vec<u8>);
 
 impl W {
@@ -531,9 +562,7 @@ impl Msg {
                     w.u32(d);
                 }
                 w.u32(data.len() as u32);
-                for x in data {
-                    w.0.extend_from_slice(&x.to_le_bytes());
-                }
+                f32s_to_le(data, &mut w.0);
             }
             Msg::Timing {
                 frame,
@@ -683,10 +712,7 @@ impl Msg {
                         "tensor '{name}' has shape {shape:?} but {n} values"
                     )));
                 }
-                let data = raw
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                    .collect();
+                let data = f32s_from_le(raw);
                 Msg::Tensor {
                     frame,
                     from,
