@@ -1,1 +1,12 @@
-//! placeholder
+//! dicesim real execution: the wire protocol, the worker, the coordinator (`hil`) and the
+//! emulation rig (`emulate`).
+#![warn(missing_docs)]
+
+pub mod conn;
+pub mod coord;
+pub mod emulate;
+pub mod engine;
+pub mod proto;
+pub mod report;
+pub mod sensors;
+pub mod worker;

@@ -1,0 +1,227 @@
+//! The measured run report: the `run --json` contract shape (as the simulator prints it),
+//! filled from measurements, plus measured-only fields. Quantities that were not measured
+//! (energy without a sensor) are `null`, never estimated.
+
+use dicesim_sim::report::{r6, LatencyMs};
+use serde::Serialize;
+
+/// Per-device figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceM {
+    /// Device name.
+    pub name: String,
+    /// Sum of its partitions' compute times over the makespan.
+    pub busy_frac: f64,
+    /// Energy over the run [mJ]; null without a sensor of its own.
+    pub energy_mj: Option<f64>,
+    /// Peak resident memory of its worker process (VmHWM) [MiB].
+    pub memory_peak_mb: f64,
+    /// Worker address.
+    pub worker: String,
+}
+
+/// Per-link figures (tensors between devices, attributed to the links of their route).
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkM {
+    /// Link name.
+    pub name: String,
+    /// Bytes carried (frames with their headers).
+    pub bytes: u64,
+    /// Sum of transfer times over the makespan (at most 1).
+    pub busy_frac: f64,
+}
+
+/// Statistics of a time series [ms].
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Stats {
+    /// Mean.
+    pub mean: f64,
+    /// Median (nearest rank).
+    pub p50: f64,
+    /// 95th percentile (nearest rank).
+    pub p95: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+impl Stats {
+    /// Of a series of values [ms].
+    pub fn of(v: &[f64]) -> Stats {
+        if v.is_empty() {
+            return Stats::default();
+        }
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        let rank = |q: f64| s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
+        Stats {
+            mean: r6(s.iter().sum::<f64>() / s.len() as f64),
+            p50: r6(rank(0.5)),
+            p95: r6(rank(0.95)),
+            max: r6(*s.last().expect("non-empty")),
+        }
+    }
+}
+
+/// Per-partition figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionM {
+    /// Partition id.
+    pub id: usize,
+    /// `"<device>.<unit>"`.
+    pub unit: String,
+    /// Layers.
+    pub layers: usize,
+    /// Engine compute time per frame [ms].
+    pub compute_ms: Stats,
+    /// Sub-model load time on the worker [ms].
+    pub load_ms: f64,
+}
+
+/// Per-edge figures, measured by the receiver.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeM {
+    /// Producer partition; null for graph inputs (sent by the coordinator).
+    pub from: Option<usize>,
+    /// Consumer partition; null for graph outputs (received by the coordinator).
+    pub to: Option<usize>,
+    /// Tensor.
+    pub tensor: String,
+    /// Messages received.
+    pub count: u64,
+    /// Bytes received (frames with headers).
+    pub bytes: u64,
+    /// Mean time from a message's first byte to its last at the receiver [ms].
+    pub transfer_ms_mean: f64,
+}
+
+/// Verification of the first frames against the whole model run locally.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyM {
+    /// Frames compared.
+    pub frames: u32,
+    /// Largest `max|a-b| / max|ref|` over those frames' outputs.
+    pub max_rel_error: f64,
+    /// Within 1e-5.
+    pub ok: bool,
+}
+
+/// The measured report.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// Frames requested.
+    pub frames: u32,
+    /// Per completed frame: first input sent to last output received.
+    pub latency_ms: LatencyMs,
+    /// Completed frames / (last exit - first entry).
+    pub throughput_fps: f64,
+    /// From the first frame's entry to the last exit [ms].
+    pub makespan_ms: f64,
+    /// Energy per frame [mJ]; null unless every device has a sensor of its own.
+    pub energy_mj_per_frame: Option<f64>,
+    /// Devices that run partitions, in platform order.
+    pub devices: Vec<DeviceM>,
+    /// Links in platform order.
+    pub links: Vec<LinkM>,
+    /// `hil` or `emulate`.
+    pub mode: String,
+    /// Engine.
+    pub backend: String,
+    /// Model name.
+    pub model: String,
+    /// Platform name.
+    pub platform: String,
+    /// Mapping strategy.
+    pub strategy: String,
+    /// Frames in flight at most.
+    pub window: usize,
+    /// Frames whose outputs all arrived.
+    pub frames_completed: u32,
+    /// Frames that did not complete (a fault); empty on success.
+    pub failed_frames: Vec<u64>,
+    /// The fault, if any.
+    pub error: Option<String>,
+    /// Output check.
+    pub verification: Option<VerifyM>,
+    /// Partitions in topological order.
+    pub partitions: Vec<PartitionM>,
+    /// Edges: graph inputs, partition to partition, graph outputs.
+    pub edges: Vec<EdgeM>,
+    /// Throughput x the slowest stage's mean time (compute or transfer): 1 is a perfectly
+    /// balanced pipeline limited by its slowest stage.
+    pub pipeline_efficiency: f64,
+    /// Emulation only: the factor by which the rig ran slower than the platform; all times
+    /// above are divided by it (throughput multiplied) to give platform time. 1 otherwise.
+    pub time_dilation: f64,
+    /// Energy of the whole host over the run measured by the coordinator (RAPL) [mJ], where
+    /// the coordinator's host has a sensor; in emulation this is every device together.
+    pub host_energy_mj: Option<f64>,
+}
+
+impl RunReport {
+    /// A readable summary.
+    pub fn text(&self) -> String {
+        let mut s = format!(
+            "{} [{} on {}, {}]: {}/{} frames, latency mean {:.3} ms p95 {:.3} ms, throughput {:.2} fps, makespan {:.1} ms\n",
+            self.scenario,
+            self.mode,
+            self.platform,
+            self.backend,
+            self.frames_completed,
+            self.frames,
+            self.latency_ms.mean,
+            self.latency_ms.p95,
+            self.throughput_fps,
+            self.makespan_ms
+        );
+        if let Some(v) = &self.verification {
+            s += &format!(
+                "verify: {} frames, max relative error {:.3e} ({})\n",
+                v.frames,
+                v.max_rel_error,
+                if v.ok { "ok" } else { "FAILED" }
+            );
+        }
+        for p in &self.partitions {
+            s += &format!(
+                "part{} {:12} {:4} layers  compute mean {:.3} ms  p95 {:.3} ms\n",
+                p.id, p.unit, p.layers, p.compute_ms.mean, p.compute_ms.p95
+            );
+        }
+        for e in &self.edges {
+            let end = |x: Option<usize>| x.map(|p| format!("part{p}")).unwrap_or("coord".into());
+            s += &format!(
+                "edge {} -> {} {:20} {:>10} B in {:>4} msgs, transfer mean {:.3} ms\n",
+                end(e.from),
+                end(e.to),
+                e.tensor,
+                e.bytes,
+                e.count,
+                e.transfer_ms_mean
+            );
+        }
+        for d in &self.devices {
+            s += &format!(
+                "device {:10} busy {:.3}  peak RSS {:.1} MiB  energy {}\n",
+                d.name,
+                d.busy_frac,
+                d.memory_peak_mb,
+                d.energy_mj
+                    .map(|e| format!("{e:.1} mJ"))
+                    .unwrap_or("not measured".into())
+            );
+        }
+        s += &format!(
+            "pipeline efficiency {:.3}, time dilation {}\n",
+            self.pipeline_efficiency, self.time_dilation
+        );
+        if let Some(e) = &self.error {
+            s += &format!(
+                "FAULT: {e}; {} frames did not complete\n",
+                self.failed_frames.len()
+            );
+        }
+        s
+    }
+}

@@ -1,0 +1,532 @@
+//! `dicesim worker`: serves sub-models on one board.
+//!
+//! A worker accepts authenticated connections (see [`crate::proto`]). The coordinator's
+//! connection ships sub-models (cached by SHA-256 for the life of the process), deploys
+//! partitions and feeds graph inputs; other workers' connections carry tensors between
+//! partitions, peer to peer. Each deployed partition runs on its own thread; it waits for all
+//! its inputs of a frame, runs the engine, and sends every output straight to its consumers
+//! (local partition, peer worker, or the coordinator for graph outputs), then a
+//! [`Msg::Timing`]. A coordinator that goes away takes its deployment with it; the worker
+//! keeps serving. No peer, however broken, stops the worker: every read is bounded in size
+//! and time, and every failure ends only the connection it happened on.
+
+use crate::conn::{client_handshake, server_handshake, spawn_writer, Outgoing, Shaping};
+use crate::engine::{Engine, EngineSession, Tensor};
+use crate::proto::{
+    read_msg, Dest, EdgeStat, Msg, Role, IDLE_TIMEOUT_MS, MAX_FRAME, MAX_MODEL_BYTES,
+};
+use crate::sensors::{peak_rss_kb, EnergyMeter};
+use anyhow::{anyhow, bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// Frames a partition may hold waiting for missing inputs before the deployment fails.
+const MAX_PENDING_FRAMES: usize = 256;
+/// Queue length of a connection writer [frames].
+const WRITER_QUEUE: usize = 64;
+
+/// Reads a token file (the shared secret; surrounding whitespace ignored).
+pub fn read_token(path: &Path) -> Result<Vec<u8>> {
+    let t = std::fs::read_to_string(path)
+        .with_context(|| format!("reading token file {}", path.display()))?;
+    let t = t.trim();
+    if t.is_empty() {
+        bail!("token file {} is empty", path.display());
+    }
+    Ok(t.as_bytes().to_vec())
+}
+
+/// Resolves `listen`; without a token only loopback addresses are allowed.
+pub fn check_listen(listen: &str, has_token: bool) -> Result<SocketAddr> {
+    let addr = listen
+        .to_socket_addrs()
+        .with_context(|| format!("--listen {listen}: expected HOST:PORT"))?
+        .next()
+        .ok_or_else(|| anyhow!("--listen {listen}: the address does not resolve"))?;
+    if !has_token && !addr.ip().is_loopback() {
+        bail!(
+            "--listen {listen}: without --token-file a worker only listens on loopback \
+             (127.0.0.1 or ::1); give --token-file FILE (the same secret as the coordinator's) \
+             to listen on {}",
+            addr.ip()
+        );
+    }
+    Ok(addr)
+}
+
+type PartTx = mpsc::Sender<(u64, String, Tensor)>;
+
+struct Deployment {
+    coord: mpsc::Sender<Outgoing>,
+    parts: Mutex<HashMap<u32, PartTx>>,
+    peers: tokio::sync::Mutex<HashMap<String, mpsc::Sender<Outgoing>>>,
+    edges: Mutex<BTreeMap<(u32, u32, String), EdgeStat>>,
+    energy: Option<EnergyMeter>,
+}
+
+impl Deployment {
+    fn fault(&self, msg: String) {
+        let _ = self
+            .coord
+            .try_send((Instant::now(), Msg::Fault { msg }.encode()));
+    }
+}
+
+struct State {
+    key: Vec<u8>,
+    engine: Arc<dyn Engine>,
+    models: Mutex<HashMap<[u8; 32], Arc<Vec<u8>>>>,
+    current: Mutex<Option<Arc<Deployment>>>,
+}
+
+/// Runs a worker until SIGINT or SIGTERM. Prints `dicesim worker listening on ADDR` on
+/// stdout once bound (port 0 picks a free port).
+pub fn run(listen: &str, backend: &str, token_file: Option<&Path>) -> Result<()> {
+    let key = match token_file {
+        Some(p) => read_token(p)?,
+        None => Vec::new(),
+    };
+    let addr = check_listen(listen, !key.is_empty())?;
+    let engine = crate::engine::by_name(backend)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        println!("dicesim worker listening on {}", l.local_addr()?);
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = serve(l, engine, key) => r,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = term.recv() => Ok(()),
+        }
+    })
+}
+
+/// Accepts connections on `l` forever.
+pub async fn serve(l: TcpListener, engine: Arc<dyn Engine>, key: Vec<u8>) -> Result<()> {
+    let st = Arc::new(State {
+        key,
+        engine,
+        models: Mutex::new(HashMap::new()),
+        current: Mutex::new(None),
+    });
+    loop {
+        let (s, peer) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // out of descriptors and the like: wait, do not die
+                eprintln!("worker: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let st = st.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(st, s).await {
+                eprintln!("worker: connection from {peer}: {e:#}");
+            }
+        });
+    }
+}
+
+async fn handle(st: Arc<State>, mut s: TcpStream) -> Result<()> {
+    s.set_nodelay(true)?;
+    let role = server_handshake(&mut s, &st.key).await?;
+    let (mut r, w) = s.into_split();
+    let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
+    match role {
+        Role::Peer => {
+            // the writer only sends heartbeats, so that the peer can tell we are alive
+            let _hb = spawn_writer(w, Shaping::default(), 1, |_| {});
+            loop {
+                let rcv = read_msg(&mut r, MAX_FRAME, idle).await?;
+                match rcv.msg {
+                    Msg::Heartbeat => {}
+                    Msg::Tensor { .. } => deliver(&st, rcv).await?,
+                    m => bail!("a peer sent {}", m.kind()),
+                }
+            }
+        }
+        Role::Coordinator => {
+            let (ftx, mut frx) = mpsc::unbounded_channel::<String>();
+            let coord = spawn_writer(w, Shaping::default(), WRITER_QUEUE, move |e| {
+                let _ = ftx.send(e);
+            });
+            let res = coordinator_loop(&st, &mut r, &coord, &mut frx).await;
+            // the coordinator is gone: so is its deployment
+            let mut cur = st.current.lock().unwrap();
+            if cur.as_ref().is_some_and(|d| d.coord.same_channel(&coord)) {
+                *cur = None;
+            }
+            res
+        }
+    }
+}
+
+fn send(tx: &mpsc::Sender<Outgoing>, m: &Msg) -> impl std::future::Future<Output = Result<()>> {
+    let tx = tx.clone();
+    let f = m.encode();
+    async move {
+        tx.send((Instant::now(), f))
+            .await
+            .map_err(|_| anyhow!("connection closed"))
+    }
+}
+
+async fn coordinator_loop(
+    st: &Arc<State>,
+    r: &mut tokio::net::tcp::OwnedReadHalf,
+    coord: &mpsc::Sender<Outgoing>,
+    write_err: &mut mpsc::UnboundedReceiver<String>,
+) -> Result<()> {
+    let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
+    let mut upload: Option<([u8; 32], u64, Vec<u8>)> = None;
+    loop {
+        let rcv = tokio::select! {
+            r = read_msg(r, MAX_FRAME, idle) => r?,
+            e = write_err.recv() => bail!("{}", e.unwrap_or_default()),
+        };
+        match rcv.msg {
+            Msg::Heartbeat => {}
+            Msg::ModelQuery { hash } => {
+                let have = st.models.lock().unwrap().contains_key(&hash);
+                send(coord, &Msg::ModelHave { hash, have }).await?;
+            }
+            Msg::ModelChunk {
+                hash,
+                total,
+                offset,
+                data,
+            } => {
+                if total > MAX_MODEL_BYTES {
+                    let msg = format!("model of {total} bytes refused (limit {MAX_MODEL_BYTES})");
+                    send(coord, &Msg::Error { msg: msg.clone() }).await?;
+                    bail!(msg);
+                }
+                let up = match &mut upload {
+                    Some(u) if u.0 == hash => u,
+                    _ => upload.insert((hash, total, Vec::new())),
+                };
+                if up.1 != total
+                    || offset != up.2.len() as u64
+                    || offset + data.len() as u64 > total
+                {
+                    let msg = "model chunk out of order".to_string();
+                    send(coord, &Msg::Error { msg: msg.clone() }).await?;
+                    bail!(msg);
+                }
+                up.2.extend_from_slice(&data);
+                if up.2.len() as u64 == total {
+                    let (h, _, bytes) = upload.take().expect("set above");
+                    let got: [u8; 32] = Sha256::digest(&bytes).into();
+                    if got != h {
+                        let msg = "model bytes do not match their hash".to_string();
+                        send(coord, &Msg::Error { msg: msg.clone() }).await?;
+                        bail!(msg);
+                    }
+                    st.models.lock().unwrap().insert(h, Arc::new(bytes));
+                    send(coord, &Msg::ModelReady { hash: h }).await?;
+                }
+            }
+            Msg::Deploy {
+                part,
+                hash,
+                threads,
+                inputs,
+                routes,
+            } => {
+                let dep = {
+                    let mut cur = st.current.lock().unwrap();
+                    match &*cur {
+                        Some(d) if d.coord.same_channel(coord) => d.clone(),
+                        _ => {
+                            let d = Arc::new(Deployment {
+                                coord: coord.clone(),
+                                parts: Mutex::new(HashMap::new()),
+                                peers: tokio::sync::Mutex::new(HashMap::new()),
+                                edges: Mutex::new(BTreeMap::new()),
+                                energy: EnergyMeter::start(),
+                            });
+                            *cur = Some(d.clone());
+                            d
+                        }
+                    }
+                };
+                match deploy(st, &dep, part, hash, threads, inputs, routes).await {
+                    Ok(load_us) => send(coord, &Msg::Deployed { part, load_us }).await?,
+                    Err(e) => {
+                        let msg = format!("deploying partition {part}: {e:#}");
+                        send(coord, &Msg::Error { msg: msg.clone() }).await?;
+                        bail!(msg);
+                    }
+                }
+            }
+            Msg::Tensor { .. } => deliver(st, rcv).await?,
+            Msg::StatsRequest => {
+                let cur = st.current.lock().unwrap().clone();
+                let (energy, edges) = match cur {
+                    Some(d) => (
+                        d.energy.as_ref().map(|e| (e.id().to_string(), e.used_uj())),
+                        d.edges.lock().unwrap().values().cloned().collect(),
+                    ),
+                    None => (None, Vec::new()),
+                };
+                send(
+                    coord,
+                    &Msg::Stats {
+                        peak_rss_kb: peak_rss_kb(),
+                        energy,
+                        edges,
+                    },
+                )
+                .await?;
+            }
+            Msg::Reset => {
+                let mut cur = st.current.lock().unwrap();
+                if cur.as_ref().is_some_and(|d| d.coord.same_channel(coord)) {
+                    *cur = None;
+                }
+            }
+            m => bail!("the coordinator sent {}", m.kind()),
+        }
+    }
+}
+
+/// Hands a received tensor to its partition.
+async fn deliver(st: &Arc<State>, rcv: crate::proto::Received) -> Result<()> {
+    let Msg::Tensor {
+        frame,
+        from,
+        to,
+        name,
+        shape,
+        data,
+    } = rcv.msg
+    else {
+        unreachable!("deliver is called on tensors")
+    };
+    let Some(dep) = st.current.lock().unwrap().clone() else {
+        bail!("tensor for partition {to} but nothing is deployed");
+    };
+    {
+        let mut e = dep.edges.lock().unwrap();
+        let s = e
+            .entry((from, to, name.clone()))
+            .or_insert_with(|| EdgeStat {
+                from,
+                to,
+                tensor: name.clone(),
+                ..EdgeStat::default()
+            });
+        s.count += 1;
+        s.bytes += rcv.bytes;
+        s.transfer_us += rcv.transfer.as_micros() as u64;
+    }
+    let tx = dep.parts.lock().unwrap().get(&to).cloned();
+    let Some(tx) = tx else {
+        dep.fault(format!(
+            "tensor '{name}' for partition {to}, which is not deployed here"
+        ));
+        bail!("tensor for unknown partition {to}");
+    };
+    let t = Tensor {
+        shape: shape.iter().map(|&d| d as usize).collect(),
+        data,
+    };
+    tx.send((frame, name, t))
+        .await
+        .map_err(|_| anyhow!("partition {to} has stopped"))
+}
+
+enum Out {
+    Coord,
+    Local(u32),
+    Peer(mpsc::Sender<Outgoing>, u32),
+}
+
+async fn peer_sender(
+    dep: &Arc<Deployment>,
+    st: &Arc<State>,
+    addr: &str,
+    sh: Shaping,
+) -> Result<mpsc::Sender<Outgoing>> {
+    let mut peers = dep.peers.lock().await;
+    if let Some(tx) = peers.get(addr) {
+        return Ok(tx.clone());
+    }
+    let mut s = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr))
+        .await
+        .map_err(|_| anyhow!("connecting to peer {addr}: timed out"))?
+        .with_context(|| format!("connecting to peer {addr}"))?;
+    s.set_nodelay(true)?;
+    client_handshake(&mut s, &st.key, Role::Peer)
+        .await
+        .with_context(|| format!("peer {addr}"))?;
+    let (mut r, w) = s.into_split();
+    let d1 = Arc::downgrade(dep);
+    let a1 = addr.to_string();
+    let tx = spawn_writer(w, sh, WRITER_QUEUE, move |e| {
+        if let Some(d) = d1.upgrade() {
+            d.fault(format!("lost peer {a1}: {e}"));
+        }
+    });
+    // the peer only sends heartbeats back; silence or a close means it is gone
+    let d2 = Arc::downgrade(dep);
+    let a2 = addr.to_string();
+    let alive = tx.downgrade();
+    tokio::spawn(async move {
+        let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
+        let e = loop {
+            match read_msg(&mut r, 1024, idle).await {
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        // a deployment torn down on purpose drops its writers first: stay quiet then
+        if alive.upgrade().is_some() {
+            if let Some(d) = d2.upgrade() {
+                d.fault(format!("lost peer {a2}: {e}"));
+            }
+        }
+    });
+    peers.insert(addr.to_string(), tx.clone());
+    Ok(tx)
+}
+
+async fn deploy(
+    st: &Arc<State>,
+    dep: &Arc<Deployment>,
+    part: u32,
+    hash: [u8; 32],
+    threads: u32,
+    inputs: Vec<String>,
+    routes: Vec<crate::proto::Route>,
+) -> Result<u64> {
+    let bytes = st
+        .models
+        .lock()
+        .unwrap()
+        .get(&hash)
+        .cloned()
+        .ok_or_else(|| anyhow!("its sub-model was not shipped"))?;
+    let mut outs: Vec<(String, Out)> = Vec::new();
+    for r in routes {
+        let o = match r.dest {
+            Dest::Coordinator => Out::Coord,
+            Dest::Local { part } => Out::Local(part),
+            Dest::Peer {
+                addr,
+                part,
+                delay_us,
+                rate_bps,
+            } => Out::Peer(
+                peer_sender(dep, st, &addr, Shaping { delay_us, rate_bps }).await?,
+                part,
+            ),
+        };
+        outs.push((r.tensor, o));
+    }
+    let t0 = Instant::now();
+    let engine = st.engine.clone();
+    let session = tokio::task::spawn_blocking(move || engine.load(&bytes, threads as usize))
+        .await
+        .map_err(|e| anyhow!("loader panicked: {e}"))??;
+    let load_us = t0.elapsed().as_micros() as u64;
+    let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+    dep.parts.lock().unwrap().insert(part, tx);
+    let d = Arc::downgrade(dep);
+    std::thread::Builder::new()
+        .name(format!("part{part}"))
+        .spawn(move || {
+            if let Err(e) = part_loop(part, session, inputs, outs, rx, &d) {
+                if let Some(d) = d.upgrade() {
+                    d.fault(format!("partition {part}: {e:#}"));
+                }
+            }
+        })?;
+    Ok(load_us)
+}
+
+fn part_loop(
+    part: u32,
+    mut session: Box<dyn EngineSession>,
+    inputs: Vec<String>,
+    outs: Vec<(String, Out)>,
+    mut rx: mpsc::Receiver<(u64, String, Tensor)>,
+    dep: &std::sync::Weak<Deployment>,
+) -> Result<()> {
+    let mut pending: BTreeMap<u64, HashMap<String, Tensor>> = BTreeMap::new();
+    while let Some((frame, name, t)) = rx.blocking_recv() {
+        if !inputs.contains(&name) {
+            bail!("received '{name}', which is not one of its inputs {inputs:?}");
+        }
+        let slot = pending.entry(frame).or_default();
+        slot.insert(name, t);
+        if slot.len() < inputs.len() {
+            if pending.len() > MAX_PENDING_FRAMES {
+                bail!("more than {MAX_PENDING_FRAMES} frames wait for inputs");
+            }
+            continue;
+        }
+        let ins = pending.remove(&frame).expect("present");
+        let t0 = Instant::now();
+        let outputs = session.run(&ins)?;
+        let compute_us = t0.elapsed().as_micros() as u64;
+        let Some(d) = dep.upgrade() else {
+            return Ok(());
+        };
+        for (name, t) in &outputs {
+            for (_, o) in outs.iter().filter(|(n, _)| n == name) {
+                let msg = |to: u32| Msg::Tensor {
+                    frame,
+                    from: part,
+                    to,
+                    name: name.clone(),
+                    shape: t.shape.iter().map(|&x| x as u32).collect(),
+                    data: t.data.clone(),
+                };
+                let ok = match o {
+                    Out::Coord => d
+                        .coord
+                        .blocking_send((Instant::now(), msg(part).encode()))
+                        .is_ok(),
+                    Out::Peer(tx, to) => tx
+                        .blocking_send((Instant::now(), msg(*to).encode()))
+                        .is_ok(),
+                    Out::Local(to) => {
+                        let tx = d.parts.lock().unwrap().get(to).cloned();
+                        match tx {
+                            Some(tx) => tx.blocking_send((frame, name.clone(), t.clone())).is_ok(),
+                            None => bail!("local consumer partition {to} is not deployed"),
+                        }
+                    }
+                };
+                if !ok {
+                    bail!("the consumer of '{name}' has gone");
+                }
+            }
+        }
+        let _ = d.coord.blocking_send((
+            Instant::now(),
+            Msg::Timing {
+                frame,
+                part,
+                compute_us,
+            }
+            .encode(),
+        ));
+    }
+    Ok(())
+}
