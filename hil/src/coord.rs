@@ -636,7 +636,7 @@ async fn execute_async(run: &HilRun, prep: Prepared) -> Result<RunReport> {
                     s.transfer_us += r.transfer.as_micros() as u64;
                     if frame < n_verify {
                         let e = match reference[frame as usize].get(&name) {
-                            Some(want) => rel_error(&want.data, &data),
+                            Some(want) => dicesim_tract::rel_error(&want.data, &data),
                             None => f64::INFINITY,
                         };
                         max_err = max_err.max(if e.is_nan() { f64::INFINITY } else { e });
@@ -847,48 +847,6 @@ async fn execute_async(run: &HilRun, prep: Prepared) -> Result<RunReport> {
     })
 }
 
-/// Relative error `max|got - want| / max|want|` (as `split --verify`).
-pub fn rel_error(want: &[f32], got: &[f32]) -> f64 {
-    if want.len() != got.len() {
-        return f64::INFINITY;
-    }
-    let (mut scale, mut diff) = (0f64, 0f64);
-    for (&w, &g) in want.iter().zip(got) {
-        scale = scale.max((w as f64).abs());
-        let d = (w as f64 - g as f64).abs();
-        if d.is_nan() {
-            return f64::INFINITY;
-        }
-        diff = diff.max(d);
-    }
-    if scale == 0.0 {
-        diff
-    } else {
-        diff / scale
-    }
-}
-
-/// Deterministic input in [-1, 1) from `seed` (splitmix64, the same generator as
-/// `split --verify`).
-pub fn random_tensor(shape: &[usize], seed: u64) -> crate::engine::Tensor {
-    let n: usize = shape.iter().product();
-    let mut s = seed;
-    let data = (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    crate::engine::Tensor {
-        shape: shape.to_vec(),
-        data,
-    }
-}
-
 /// Seeded inputs for every graph input of `model`.
 pub fn random_inputs(model: &Model, seed: u64) -> HashMap<String, crate::engine::Tensor> {
     model
@@ -900,7 +858,7 @@ pub fn random_inputs(model: &Model, seed: u64) -> HashMap<String, crate::engine:
             let shape = &model.graph.tensors[name].shape;
             (
                 name.clone(),
-                random_tensor(shape, seed.wrapping_add(i as u64)),
+                crate::engine::Tensor::random(shape, seed.wrapping_add(i as u64)),
             )
         })
         .collect()

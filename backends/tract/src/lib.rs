@@ -30,6 +30,53 @@ pub struct Tensor {
     pub data: Vec<f32>,
 }
 
+impl Tensor {
+    /// Deterministic values in [-1, 1) from `seed` (splitmix64: identical on every machine).
+    /// The inputs of `split --verify` and of `hil`'s output check.
+    pub fn random(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut s = seed;
+        let data = (0..n)
+            .map(|_| {
+                s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = s;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^= z >> 31;
+                ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor {
+            shape: shape.to_vec(),
+            data,
+        }
+    }
+}
+
+/// Relative error of `got` against `want`: `max |got - want| / max |want|` (the largest
+/// deviation relative to the output's scale; element-wise ratios blow up near zero).
+/// Infinite when the lengths differ or a value is NaN. The measure of `split --verify` and of
+/// `hil`'s output check.
+pub fn rel_error(want: &[f32], got: &[f32]) -> f64 {
+    if want.len() != got.len() {
+        return f64::INFINITY;
+    }
+    let (mut scale, mut diff) = (0f64, 0f64);
+    for (&w, &g) in want.iter().zip(got) {
+        scale = scale.max((w as f64).abs());
+        let d = (w as f64 - g as f64).abs();
+        if d.is_nan() {
+            return f64::INFINITY;
+        }
+        diff = diff.max(d);
+    }
+    if scale == 0.0 {
+        diff
+    } else {
+        diff / scale
+    }
+}
+
 /// A loaded, optimised model ready to run.
 pub struct Session {
     plan: Arc<TypedRunnableModel>,
