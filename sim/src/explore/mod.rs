@@ -29,17 +29,19 @@
 //!
 //! # Stages (one budget)
 //!
-//! 1. **Partitioning** (first 35% of the budget): NSGA-II whose variation acts mostly on the
+//! 1. **Partitioning** (first 30% of the budget): NSGA-II whose variation acts mostly on the
 //!    cut structure: add a cut (85% at a clean point), remove one, move one to another clean
-//!    point, one-point crossover at a clean point. The initial population is random
+//!    point, paint a range between two clean points with another unit (offloading a block:
+//!    `A-B-A`), one-point crossover at a clean point. The initial population is random
 //!    structures plus every baseline (below), so the front dominates or equals each baseline
 //!    by construction.
-//! 2. **Placement** (up to 70%): the same NSGA-II, variation mostly on the units of fixed
+//! 2. **Placement** (up to 60%): the same NSGA-II, variation mostly on the units of fixed
 //!    segments: change one segment's unit, swap two segments' units, swap cpu/gpu on a device,
 //!    uniform crossover of the unit lists.
 //! 3. **Refinement** (the rest): local search around the current front: move a boundary by
-//!    1 or 2 layers (to any position), swap two partitions' units, put one partition on each
-//!    other unit. When no untried neighbour is left, NSGA-II generations resume.
+//!    1 to 3 layers (to any position), to any clean point, shift an inner segment by 1 to 3 layers, swap two partitions' units, put one partition on each
+//!    other unit. Front members are refined extremes first (largest crowding distance), each
+//!    once. When no untried neighbour is left, NSGA-II generations resume.
 //!
 //! Every evaluation of a new assignment counts once against `--budget`, baselines included.
 //! Evaluated encodings are cached by value (a hash map): a duplicate costs nothing and is not
@@ -76,6 +78,9 @@ use crate::scenario::Scenario;
 use crate::strategy;
 
 use hv::Bounds;
+
+/// Probability that a new cut is drawn among the clean cut points (else any position).
+const CLEAN_BIAS: f64 = 0.85;
 
 /// Search settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -503,7 +508,7 @@ impl<'a> Search<'a> {
 
     fn cut_point(&mut self) -> u32 {
         let nl = self.space.layers as u64;
-        if !self.space.clean_cuts.is_empty() && self.rng.next_f64() < 0.85 {
+        if !self.space.clean_cuts.is_empty() && self.rng.next_f64() < CLEAN_BIAS {
             self.space.clean_cuts[self.rng.below(self.space.clean_cuts.len() as u64) as usize]
         } else {
             1 + self.rng.below(nl - 1) as u32
@@ -547,7 +552,18 @@ impl<'a> Search<'a> {
         if nl < 2 {
             return g;
         }
-        match self.rng.below(3) {
+        match self.rng.below(4) {
+            3 => {
+                // paint a range [a, b) with another unit (e.g. offload a block: A-B-A)
+                let (x, y) = (self.cut_point(), self.cut_point());
+                let (a, b) = (x.min(y) as usize, x.max(y) as usize);
+                if a < b {
+                    let mut assign = g.assignment(nl);
+                    let u = self.unit_except(Some(assign[a] as u16), None) as usize;
+                    assign[a..b].fill(u);
+                    g = Genome::from_assignment(&assign);
+                }
+            }
             0 if g.units.len() < self.space.max_segments => {
                 let c = self.cut_point();
                 let pos = g.cuts.partition_point(|&x| x < c);
@@ -576,7 +592,7 @@ impl<'a> Search<'a> {
                     .copied()
                     .filter(|&c| c >= lo && c <= hi)
                     .collect();
-                if !clean.is_empty() && self.rng.next_f64() < 0.85 {
+                if !clean.is_empty() && self.rng.next_f64() < CLEAN_BIAS {
                     g.cuts[i] = clean[self.rng.below(clean.len() as u64) as usize];
                 } else if hi >= lo {
                     g.cuts[i] = lo + self.rng.below((hi - lo + 1) as u64) as u32;
@@ -858,7 +874,7 @@ pub fn explore(
     let n = if opts.population > 0 {
         opts.population
     } else {
-        (opts.budget / 40).clamp(16, 100) as usize
+        (opts.budget / 80).clamp(12, 100) as usize
     };
     let init: Vec<Genome> = (0..n).map(|_| s.random_genome()).collect();
     s.eval_batch(init, false);
@@ -867,8 +883,8 @@ pub fn explore(
     let mut pop = select(&s.points, &all, n);
     report(&s, 1, &init_bounds, true);
 
-    let stage1_end = opts.budget * 35 / 100;
-    let stage2_end = opts.budget * 70 / 100;
+    let stage1_end = opts.budget * 30 / 100;
+    let stage2_end = opts.budget * 60 / 100;
     let mut stalled = 0;
     let mut tried_refine: std::collections::HashSet<usize> = std::collections::HashSet::new();
     while s.spent() < s.budget && stalled < 50 {
@@ -883,8 +899,14 @@ pub fn explore(
         let mut batch = Vec::with_capacity(n);
         if stage == 3 {
             // neighbours of front members not refined yet, in evaluation order
+            // extremes first (the best member in each objective), then by crowding distance
             let mut front: Vec<usize> = s.archive.clone();
             front.sort_unstable();
+            let members: Vec<&Point> = front.iter().map(|&i| &s.points[i]).collect();
+            let cd = crowding(&members, &(0..members.len()).collect::<Vec<_>>());
+            let mut order: Vec<(f64, usize)> = cd.into_iter().zip(front.iter().copied()).collect();
+            order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let mut front: Vec<usize> = order.into_iter().map(|o| o.1).collect();
             front.retain(|f| !tried_refine.contains(f));
             for f in front {
                 if batch.len() >= n {
@@ -1024,13 +1046,39 @@ fn neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
         }
     };
     for i in 0..g.cuts.len() {
-        for d in [-2i64, -1, 1, 2] {
+        for d in [-3i64, -2, -1, 1, 2, 3] {
             let c = g.cuts[i] as i64 + d;
             let lo = if i == 0 { 1 } else { g.cuts[i - 1] as i64 + 1 };
             let hi = g.cuts.get(i + 1).map_or(nl - 1, |&c| c as i64 - 1);
             if c >= lo && c <= hi {
                 let mut h = g.clone();
                 h.cuts[i] = c as u32;
+                push(h);
+            }
+        }
+    }
+    // move a boundary to any clean cut point between its neighbours
+    for i in 0..g.cuts.len() {
+        let lo = if i == 0 { 1 } else { g.cuts[i - 1] + 1 };
+        let hi = g.cuts.get(i + 1).map_or(nl as u32 - 1, |&c| c - 1);
+        for &c in s.space.clean_cuts.iter().filter(|&&c| c >= lo && c <= hi) {
+            if (c as i64 - g.cuts[i] as i64).abs() > 3 {
+                let mut h = g.clone();
+                h.cuts[i] = c;
+                push(h);
+            }
+        }
+    }
+    // shift a whole inner segment (both of its boundaries) by up to 3 layers
+    for i in 0..g.cuts.len().saturating_sub(1) {
+        for d in [-3i64, -2, -1, 1, 2, 3] {
+            let (a, b) = (g.cuts[i] as i64 + d, g.cuts[i + 1] as i64 + d);
+            let lo = if i == 0 { 1 } else { g.cuts[i - 1] as i64 + 1 };
+            let hi = g.cuts.get(i + 2).map_or(nl - 1, |&c| c as i64 - 1);
+            if a >= lo && b <= hi {
+                let mut h = g.clone();
+                h.cuts[i] = a as u32;
+                h.cuts[i + 1] = b as u32;
                 push(h);
             }
         }

@@ -81,6 +81,31 @@ pub fn csv(sc: &Scenario, res: &ExploreResult) -> String {
     s
 }
 
+/// `exhaustive.csv`: the exhaustive front, same columns (kind `exhaustive`, id `e<n>`), plus
+/// the cut positions.
+pub fn exhaustive_csv(sc: &Scenario, front: &[Point]) -> String {
+    let mut s = String::from(
+        "kind,id,latency_p50_ms,throughput_fps,energy_mj_per_frame,max_memory_mb,feasible,n_partitions,units,cuts\n",
+    );
+    for (i, p) in front.iter().enumerate() {
+        let cuts: Vec<String> = p.genome.cuts.iter().map(|c| c.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "exhaustive,e{:04},{},{},{},{},{},{},{},{}",
+            i + 1,
+            r6(p.latency_ms()),
+            r6(p.throughput_fps()),
+            r6(p.energy_mj()),
+            r6(p.max_memory_mb()),
+            p.feasible(),
+            p.partitions,
+            units_label(sc, p),
+            cuts.join("+")
+        );
+    }
+    s
+}
+
 /// The stdout summary.
 pub fn summary(sc: &Scenario, res: &ExploreResult) -> String {
     let mut s = String::new();
@@ -151,7 +176,8 @@ pub fn summary_json(res: &ExploreResult) -> String {
 
 /// The scenario with `[mapping]` replaced by an explicit mapping file; the platform (and an
 /// ONNX model path) made absolute so the file works from `runs/`.
-fn run_scenario_text(sc: &Scenario, mapping_rel: &str) -> Result<String, SimError> {
+fn run_scenario_text(sc: &Scenario, id: &str) -> Result<String, SimError> {
+    let mapping_rel = format!("../mappings/{id}.toml");
     let text = crate::error::read_text(&sc.path)?;
     let mut t: toml::Table = crate::error::parse_toml(&sc.path, &text)?;
     let dir = sc.path.parent().unwrap_or(Path::new("."));
@@ -171,9 +197,13 @@ fn run_scenario_text(sc: &Scenario, mapping_rel: &str) -> Result<String, SimErro
     }
     let mut m = toml::Table::new();
     m.insert("strategy".into(), toml::Value::String("explicit".into()));
-    m.insert("file".into(), toml::Value::String(mapping_rel.into()));
+    m.insert("file".into(), toml::Value::String(mapping_rel));
     t.insert("mapping".into(), toml::Value::Table(m));
     t.remove("hil");
+    t.insert(
+        "name".into(),
+        toml::Value::String(format!("{} (explore {})", sc.name, id)),
+    );
     Ok(toml::to_string(&t).unwrap_or_default())
 }
 
@@ -194,10 +224,13 @@ pub fn write_all(sc: &Scenario, res: &ExploreResult, dir: &Path) -> Result<(), S
         )?;
         write(
             &dir.join("runs").join(format!("{}.toml", r.id)),
-            &run_scenario_text(sc, &format!("../mappings/{}.toml", r.id))?,
+            &run_scenario_text(sc, &r.id)?,
         )?;
     }
     write(&dir.join("pareto.csv"), &csv(sc, res))?;
+    if let Some(e) = &res.exhaustive {
+        write(&dir.join("exhaustive.csv"), &exhaustive_csv(sc, &e.front))?;
+    }
     write(&dir.join("pareto.svg"), &svg(sc, res))?;
     write(&dir.join("summary.json"), &summary_json(res))?;
     Ok(())
