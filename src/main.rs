@@ -462,21 +462,23 @@ fn explore_cmd(scenario: &Path, budget: Option<u64>, seed: Option<u64>, out: &Pa
             ));
         }
     };
-    let progress: Option<&mut dyn FnMut(Progress)> = if bar.is_hidden() {
-        None
-    } else {
-        Some(&mut cb)
-    };
+    let progress: Option<&mut dyn FnMut(Progress)> =
+        if bar.is_hidden() { None } else { Some(&mut cb) };
     let res = explore(&sc, opts, progress)?;
     bar.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
     output::write_all(&sc, &res, out)?;
     print!("{}", output::summary(&sc, &res));
+    let total = res.evaluations + res.exhaustive.as_ref().map_or(0, |e| e.evaluated);
     eprintln!(
-        "{} evaluations in {:.2} s ({:.0} evaluations/s); wrote {}",
-        res.evaluations,
+        "{total} evaluations{} in {:.2} s ({:.0} evaluations/s); wrote {}",
+        if res.exhaustive.is_some() {
+            " (search and exhaustive enumeration)"
+        } else {
+            ""
+        },
         secs,
-        res.evaluations as f64 / secs.max(1e-9),
+        total as f64 / secs.max(1e-9),
         out.display()
     );
     Ok(())

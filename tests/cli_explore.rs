@@ -13,10 +13,7 @@ fn root() -> PathBuf {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "dicesim-cli-explore-{}-{name}",
-        std::process::id()
-    ));
+    let d = std::env::temp_dir().join(format!("dicesim-cli-explore-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -84,7 +81,8 @@ fn writes_front_baselines_and_runnable_mappings() {
     assert!(svg.contains("baseline pipeedge") && svg.contains("latency p50"));
     // the first, a middle and the last front rows and two baselines, through `dicesim run`
     let front: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == "front").collect();
-    let mut pick: Vec<&Vec<String>> = vec![front[0], front[front.len() / 2], front[front.len() - 1]];
+    let mut pick: Vec<&Vec<String>> =
+        vec![front[0], front[front.len() / 2], front[front.len() - 1]];
     pick.extend(rows.iter().filter(|r| r[0] == "pipeedge" || r[0] == "2way"));
     for r in pick {
         let id = &r[1];
@@ -152,10 +150,7 @@ fn infeasible_space_is_one_line_error() {
     let plat = std::fs::read_to_string(root().join("platforms/mixed-gige.toml")).unwrap();
     let dev = root().join("platforms/devices");
     let mut text = plat.replace("devices/", &format!("{}/", dev.display()));
-    text = text.replace(
-        "template = ",
-        "memory_mb = 1.0\ntemplate = ",
-    );
+    text = text.replace("template = ", "memory_mb = 1.0\ntemplate = ");
     let p = d.join("tiny.toml");
     std::fs::write(&p, text).unwrap();
     let s = scenario(&d, &p, "");

@@ -27,11 +27,9 @@ fn small(name: &str, zoo: &str, platform: &str, units: &str, seed: u64) -> Scena
 
 fn check_quality(sc: &Scenario) -> ExploreResult {
     let opts0 = ExploreOptions::default();
-    let space = dicesim_sim::explore::Space::new(
-        &sc.prep,
-        dicesim_sim::explore::search_units(sc).unwrap(),
-    )
-    .size();
+    let space =
+        dicesim_sim::explore::Space::new(&sc.prep, dicesim_sim::explore::search_units(sc).unwrap())
+            .size();
     assert!(space <= 1_000_000, "{}: space {space}", sc.name);
     let budget = (space as u64) * 5 / 100;
     let res = explore(

@@ -809,10 +809,16 @@ pub fn explore(
     // ---- baselines (evaluated even past the budget) ----
     let mut named: Vec<(String, Genome)> = Vec::new();
     if let Ok(m) = strategy::single(prep, &units) {
-        named.push(("single".into(), Genome::from_assignment(&prep.assignment(&m)?)));
+        named.push((
+            "single".into(),
+            Genome::from_assignment(&prep.assignment(&m)?),
+        ));
     }
     if let Ok(m) = strategy::even(prep, &units) {
-        named.push(("even".into(), Genome::from_assignment(&prep.assignment(&m)?)));
+        named.push((
+            "even".into(),
+            Genome::from_assignment(&prep.assignment(&m)?),
+        ));
     }
     if let Ok(m) = strategy::pipeedge(prep, &units) {
         named.push((

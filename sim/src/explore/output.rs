@@ -261,6 +261,59 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     v
 }
 
+/// One plot axis: padded range, linear or log.
+struct Axis {
+    lo: f64,
+    hi: f64,
+    log: bool,
+}
+
+impl Axis {
+    fn new(lo: f64, hi: f64) -> Axis {
+        if lo > 0.0 && hi / lo > 20.0 {
+            let (l, h) = (lo.ln(), hi.ln());
+            let d = (h - l) * 0.05;
+            return Axis {
+                lo: (l - d).exp(),
+                hi: (h + d).exp(),
+                log: true,
+            };
+        }
+        let d = ((hi - lo) * 0.06).max(hi.abs() * 0.01).max(1e-9);
+        Axis {
+            lo: lo - d,
+            hi: hi + d,
+            log: false,
+        }
+    }
+
+    fn frac(&self, v: f64) -> f64 {
+        if self.log {
+            (v.ln() - self.lo.ln()) / (self.hi.ln() - self.lo.ln())
+        } else {
+            (v - self.lo) / (self.hi - self.lo)
+        }
+    }
+
+    fn ticks(&self) -> Vec<f64> {
+        if !self.log {
+            return ticks(self.lo, self.hi);
+        }
+        let mut v = Vec::new();
+        let mut e = self.lo.log10().floor() as i32;
+        while 10f64.powi(e) <= self.hi {
+            for m in [1.0, 2.0, 5.0] {
+                let t = m * 10f64.powi(e);
+                if t >= self.lo && t <= self.hi {
+                    v.push(t);
+                }
+            }
+            e += 1;
+        }
+        v
+    }
+}
+
 fn fmt_tick(t: f64) -> String {
     let r = format!("{:.6}", r6(t));
     let r = r.trim_end_matches('0').trim_end_matches('.');
@@ -359,8 +412,11 @@ pub fn svg(sc: &Scenario, res: &ExploreResult) -> String {
         let _ = writeln!(s, r#"<text x="{}" y="42">{}</text>"#, lx + 16.0, xml(label));
         lx += 24.0 + 7.0 * label.len() as f64;
     }
-    let feasible_baselines: Vec<&super::Baseline> =
-        res.baselines.iter().filter(|b| b.point.feasible()).collect();
+    let feasible_baselines: Vec<&super::Baseline> = res
+        .baselines
+        .iter()
+        .filter(|b| b.point.feasible())
+        .collect();
     let exh: &[Point] = res.exhaustive.as_ref().map_or(&[], |e| &e.front);
     type Get = fn(&Point) -> f64;
     let panels: [(&str, &str, Get, Get); 2] = [
@@ -392,19 +448,16 @@ pub fn svg(sc: &Scenario, res: &ExploreResult) -> String {
             ylo = ylo.min(fy(p));
             yhi = yhi.max(fy(p));
         }
-        let pad = |lo: f64, hi: f64| {
-            let d = ((hi - lo) * 0.06).max(hi.abs() * 0.01).max(1e-9);
-            (lo - d, hi + d)
-        };
-        let (xlo, xhi) = pad(xlo, xhi);
-        let (ylo, yhi) = pad(ylo, yhi);
-        let px = |v: f64| x0 + (v - xlo) / (xhi - xlo) * pw;
-        let py = |v: f64| top + ph - (v - ylo) / (yhi - ylo) * ph;
+        // an axis spanning more than 20x is drawn on a log scale (a far-off baseline would
+        // otherwise squash the front into a corner)
+        let (xa, ya) = (Axis::new(xlo, xhi), Axis::new(ylo, yhi));
+        let px = |v: f64| x0 + xa.frac(v) * pw;
+        let py = |v: f64| top + ph - ya.frac(v) * ph;
         let _ = writeln!(
             s,
             r##"<rect x="{x0}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##
         );
-        for t in ticks(xlo, xhi) {
+        for t in xa.ticks() {
             let x = px(t);
             let _ = writeln!(
                 s,
@@ -414,7 +467,7 @@ pub fn svg(sc: &Scenario, res: &ExploreResult) -> String {
                 fmt_tick(t)
             );
         }
-        for t in ticks(ylo, yhi) {
+        for t in ya.ticks() {
             let y = py(t);
             let _ = writeln!(
                 s,
@@ -430,17 +483,23 @@ pub fn svg(sc: &Scenario, res: &ExploreResult) -> String {
             r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
             x0 + pw / 2.0,
             top + ph + 32.0,
-            xl
+            format!("{xl}{}", if xa.log { " (log scale)" } else { "" })
         );
         let _ = writeln!(
             s,
             r#"<text transform="translate({},{}) rotate(-90)" text-anchor="middle">{}</text>"#,
             x0 - 52.0,
             top + ph / 2.0,
-            yl
+            format!("{yl}{}", if ya.log { " (log scale)" } else { "" })
         );
         for p in exh {
-            s.push_str(&marker(px(fx(p)), py(fy(p)), "#bbbbbb", "dot", "exhaustive"));
+            s.push_str(&marker(
+                px(fx(p)),
+                py(fy(p)),
+                "#bbbbbb",
+                "dot",
+                "exhaustive",
+            ));
             s.push('\n');
         }
         for (i, p) in res.front.iter().enumerate() {
