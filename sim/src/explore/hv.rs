@@ -34,9 +34,9 @@ impl Bounds {
         let mut b: Option<Bounds> = None;
         for p in points {
             let e = b.get_or_insert(Bounds { lo: *p, hi: *p });
-            for i in 0..4 {
-                e.lo[i] = e.lo[i].min(p[i]);
-                e.hi[i] = e.hi[i].max(p[i]);
+            for (i, &v) in p.iter().enumerate() {
+                e.lo[i] = e.lo[i].min(v);
+                e.hi[i] = e.hi[i].max(v);
             }
         }
         b

@@ -480,17 +480,17 @@ pub fn svg(sc: &Scenario, res: &ExploreResult) -> String {
         }
         let _ = writeln!(
             s,
-            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            r#"<text x="{}" y="{}" text-anchor="middle">{xl}{}</text>"#,
             x0 + pw / 2.0,
             top + ph + 32.0,
-            format!("{xl}{}", if xa.log { " (log scale)" } else { "" })
+            if xa.log { " (log scale)" } else { "" }
         );
         let _ = writeln!(
             s,
-            r#"<text transform="translate({},{}) rotate(-90)" text-anchor="middle">{}</text>"#,
+            r#"<text transform="translate({},{}) rotate(-90)" text-anchor="middle">{yl}{}</text>"#,
             x0 - 52.0,
             top + ph / 2.0,
-            format!("{yl}{}", if ya.log { " (log scale)" } else { "" })
+            if ya.log { " (log scale)" } else { "" }
         );
         for p in exh {
             s.push_str(&marker(
