@@ -72,7 +72,6 @@ use rayon::prelude::*;
 
 use crate::error::SimError;
 use crate::kernel::Rng;
-use crate::platform::UnitKind;
 use crate::prepared::PreparedScenario;
 use crate::scenario::Scenario;
 use crate::strategy;
@@ -1206,11 +1205,6 @@ fn enumerate(
         front: archive,
         ratio,
     }
-}
-
-/// Whether a unit is a GPU (for labels).
-pub fn is_gpu(prep: &PreparedScenario, u: usize) -> bool {
-    prep.platform.units[u].kind == UnitKind::Gpu
 }
 
 #[cfg(test)]
