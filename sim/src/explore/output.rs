@@ -26,9 +26,9 @@ pub struct Row<'a> {
     pub point: &'a Point,
 }
 
-/// Front members (`f001`, ... in latency order) then baselines (id = kind).
+/// Front members (`f0001`, ... in latency order) then baselines (id = kind).
 pub fn rows(res: &ExploreResult) -> Vec<Row<'_>> {
-    let w = res.front.len().to_string().len().max(3);
+    let w = res.front.len().to_string().len().max(4);
     let mut v: Vec<Row> = res
         .front
         .iter()
