@@ -54,7 +54,8 @@
 //! `single` (the scenario strategy), `even` (equal-FLOP contiguous split), `pipeedge` (the
 //! PipeEdge DP), and `2way`: every cut point times every ordered pair of distinct units
 //! (Neurosurgeon style), the best by latency (ties: energy) among those that fit. All of them
-//! are in the encoding space; all are evaluated (and counted) before the search.
+//! are in the encoding space; all are evaluated (and counted) before the search, even when
+//! they alone exceed the budget (the reported evaluation count then exceeds `--budget`).
 //!
 //! # Exhaustive comparison
 //!
