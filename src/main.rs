@@ -256,7 +256,12 @@ fn run(cli: Cli) -> Result<()> {
             trace,
             gantt,
         } => run_cmd(&scenario, json, trace.as_deref(), gantt.as_deref()),
-        Cmd::Explore { .. } => not_yet("explore"),
+        Cmd::Explore {
+            scenario,
+            budget,
+            seed,
+            out,
+        } => explore_cmd(&scenario, budget, seed, &out),
         Cmd::Worker {
             listen,
             backend,
@@ -419,5 +424,66 @@ fn run_cmd(scenario: &Path, json: bool, trace: Option<&Path>, gantt: Option<&Pat
     } else {
         print!("{}", run.report.to_text());
     }
+    Ok(())
+}
+
+/// `dicesim explore`: search the scenario's mapping space, write the front and the ready-to-run
+/// mappings to `out`, print a summary. The progress bar (stderr) shows only on a terminal.
+fn explore_cmd(scenario: &Path, budget: Option<u64>, seed: Option<u64>, out: &Path) -> Result<()> {
+    use dicesim_sim::explore::{explore, output, ExploreOptions, Progress};
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::io::IsTerminal;
+    let sc = dicesim_sim::Scenario::load(scenario)?;
+    let budget = budget.unwrap_or(ExploreOptions::default().budget);
+    if budget == 0 {
+        bail!("--budget 0: expected at least 1 evaluation");
+    }
+    let opts = ExploreOptions {
+        budget,
+        seed: seed.unwrap_or(sc.seed),
+        ..ExploreOptions::default()
+    };
+    let t0 = std::time::Instant::now();
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some(budget), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut cb = |p: Progress| {
+        if p.stage == 4 {
+            bar.set_length(p.budget);
+            bar.set_position(p.evaluations);
+            bar.set_message("exhaustive enumeration");
+        } else {
+            bar.set_position(p.evaluations.min(p.budget));
+            bar.set_message(format!(
+                "stage {} front {} hv {:.4}",
+                p.stage, p.front, p.hypervolume
+            ));
+        }
+    };
+    let progress: Option<&mut dyn FnMut(Progress)> =
+        if bar.is_hidden() { None } else { Some(&mut cb) };
+    let res = explore(&sc, opts, progress)?;
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    output::write_all(&sc, &res, out)?;
+    print!("{}", output::summary(&sc, &res));
+    let total = res.evaluations + res.exhaustive.as_ref().map_or(0, |e| e.evaluated);
+    eprintln!(
+        "{total} evaluations{} in {:.2} s ({:.0} evaluations/s); wrote {}",
+        if res.exhaustive.is_some() {
+            " (search and exhaustive enumeration)"
+        } else {
+            ""
+        },
+        secs,
+        total as f64 / secs.max(1e-9),
+        out.display()
+    );
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod explore;
 pub mod kernel;
 mod modelsrc;
 pub mod network;

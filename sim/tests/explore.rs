@@ -1,0 +1,185 @@
+//! Search quality and guarantees of `explore`: the front against exhaustive enumeration on
+//! spaces small enough to enumerate, the baselines on every shipped scenario, determinism.
+
+use std::path::{Path, PathBuf};
+
+use dicesim_sim::explore::{dominates, explore, output, ExploreOptions, ExploreResult};
+use dicesim_sim::Scenario;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Writes a small scenario (input 32, 4 frames) to a temporary file and loads it.
+fn small(name: &str, zoo: &str, platform: &str, units: &str, seed: u64) -> Scenario {
+    let dir = std::env::temp_dir().join(format!("dicesim-explore-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "name = \"{name}\"\nseed = {seed}\n[model]\nzoo = \"{zoo}\"\ninput_size = 32\n\
+         [platform]\nfile = \"{}\"\n[mapping]\nstrategy = \"even\"\n{units}\n\
+         [workload]\nframes = 4\n",
+        root().join("platforms").join(platform).display()
+    );
+    std::fs::write(&path, text).unwrap();
+    Scenario::load(&path).unwrap()
+}
+
+fn check_quality(sc: &Scenario) -> ExploreResult {
+    let opts0 = ExploreOptions::default();
+    let space =
+        dicesim_sim::explore::Space::new(&sc.prep, dicesim_sim::explore::search_units(sc).unwrap())
+            .size();
+    assert!(space <= 1_000_000, "{}: space {space}", sc.name);
+    let budget = (space as u64) * 5 / 100;
+    let res = explore(
+        sc,
+        ExploreOptions {
+            budget,
+            seed: sc.seed,
+            ..opts0
+        },
+        None,
+    )
+    .unwrap();
+    assert!(res.evaluations <= budget, "{} > {budget}", res.evaluations);
+    let e = res.exhaustive.as_ref().expect("space is enumerated");
+    assert_eq!(e.evaluated as u128, space);
+    eprintln!(
+        "{}: space {space}, budget {budget}, front {} / exhaustive {}, ratio {:.4}",
+        sc.name,
+        res.front.len(),
+        e.front.len(),
+        e.ratio
+    );
+    assert!(e.ratio >= 0.98, "{}: ratio {}", sc.name, e.ratio);
+    // no found mapping beats the exhaustive front (it is the same space)
+    for p in &res.front {
+        assert!(!e.front.iter().any(|x| dominates(&p.obj, &x.obj)));
+    }
+    res
+}
+
+#[test]
+fn reaches_exhaustive_hypervolume_squeezenet_3_units() {
+    let sc = small(
+        "sq",
+        "squeezenet1_1",
+        "mixed-gige.toml",
+        "units = [\"nano.gpu\", \"rpi4.cpu\", \"minipc.cpu\"]",
+        3,
+    );
+    check_quality(&sc);
+}
+
+#[test]
+fn reaches_exhaustive_hypervolume_resnet18_3_units() {
+    let sc = small(
+        "r18",
+        "resnet18",
+        "nx2-gige.toml",
+        "units = [\"nx1.gpu\", \"nx1.cpu\", \"nx2.gpu\"]",
+        3,
+    );
+    check_quality(&sc);
+}
+
+#[test]
+fn reaches_exhaustive_hypervolume_alexnet_4_units() {
+    let sc = small("alex", "alexnet", "mixed-gige.toml", "", 3);
+    check_quality(&sc);
+}
+
+#[test]
+fn reaches_exhaustive_hypervolume_mobilenet_wifi() {
+    let sc = small(
+        "mb",
+        "mobilenet_v2",
+        "fasteth-100.toml",
+        "units = [\"tx2.gpu\", \"rpi3a.cpu\", \"rpi3b.cpu\"]",
+        3,
+    );
+    check_quality(&sc);
+}
+
+#[test]
+fn front_dominates_or_equals_every_baseline_on_every_scenario() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(root().join("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !text.contains("[platform]") {
+            continue; // a mapping file
+        }
+        let sc = Scenario::load(&path).unwrap();
+        let res = explore(
+            &sc,
+            ExploreOptions {
+                budget: 1500,
+                seed: 1,
+                exhaustive_limit: 0,
+                ..ExploreOptions::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert!(!res.front.is_empty());
+        let kinds: Vec<&str> = res.baselines.iter().map(|b| b.kind.as_str()).collect();
+        for k in ["single", "even", "2way"] {
+            assert!(kinds.contains(&k), "{}: no {k} baseline", path.display());
+        }
+        for b in &res.baselines {
+            if !b.point.feasible() {
+                continue;
+            }
+            assert!(
+                res.front
+                    .iter()
+                    .any(|f| f.obj == b.point.obj || dominates(&f.obj, &b.point.obj)),
+                "{}: baseline {} not covered",
+                path.display(),
+                b.kind
+            );
+        }
+        n += 1;
+    }
+    assert!(n >= 10, "{n} scenarios");
+}
+
+#[test]
+fn same_seed_same_front_on_any_thread_count() {
+    let sc = small(
+        "det",
+        "squeezenet1_1",
+        "mixed-gige.toml",
+        "units = [\"nano.gpu\", \"rpi4.cpu\", \"minipc.cpu\"]",
+        5,
+    );
+    let opts = ExploreOptions {
+        budget: 800,
+        seed: 11,
+        exhaustive_limit: 0,
+        ..ExploreOptions::default()
+    };
+    let a = output::csv(&sc, &explore(&sc, opts, None).unwrap());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let b = pool.install(|| output::csv(&sc, &explore(&sc, opts, None).unwrap()));
+    assert_eq!(a, b);
+    let c = output::csv(
+        &sc,
+        &explore(&sc, ExploreOptions { seed: 12, ..opts }, None).unwrap(),
+    );
+    assert_ne!(a, c, "another seed searches differently");
+}
+
+#[test]
+fn hypervolume_is_exact_on_a_known_front() {
+    use dicesim_sim::explore::hv::hypervolume4;
+    // two points in the unit box, reference 1: union of two boxes minus their overlap
+    let v = hypervolume4(&[[0.0, 0.5, 0.5, 0.5], [0.5, 0.0, 0.5, 0.5]], [1.0; 4]);
+    let expect = 0.5 * 0.5 * 0.5 * 1.0 * 2.0 - 0.5 * 0.5 * 0.5 * 0.5;
+    assert!((v - expect).abs() < 1e-12, "{v} vs {expect}");
+}
