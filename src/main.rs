@@ -101,6 +101,9 @@ enum Cmd {
         backend: String,
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// Emulation: make each partition run take at least this factor x its host CPU time
+        #[arg(long)]
+        pace: Option<f64>,
     },
     /// Run a scenario on real workers (the scenario's [hil] names them)
     Hil {
@@ -115,12 +118,25 @@ enum Cmd {
         json: bool,
     },
     /// Measure per-layer times with a backend
+    /// Per-layer times of a model on this host (CSV for a unit's `profile`), and a fit of
+    /// the baseline compute model (gflops, mem_gbps, layer_overhead_us)
     Profile {
         model: PathBuf,
         #[arg(long)]
         backend: String,
         #[arg(long)]
         out: PathBuf,
+        /// Threads (tract runs a model on one thread: only 1 is accepted)
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Warm-up runs per layer
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Measuring time per layer [ms] (5 to 200 runs)
+        #[arg(long, default_value_t = 100.0)]
+        budget_ms: f64,
+        #[command(flatten)]
+        shapes: ShapeArgs,
     },
     /// Simulate and emulate a scenario and compare
     Validate {
@@ -266,13 +282,70 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             backend,
             token_file,
-        } => dicesim_hil::worker::run(&listen, &backend, token_file.as_deref()),
+            pace,
+        } => dicesim_hil::worker::run(&listen, &backend, token_file.as_deref(), pace),
         Cmd::Hil { scenario, json } => dicesim_hil::coord::run_cli(&scenario, json),
         Cmd::Emulate { scenario, json } => dicesim_hil::emulate::run_cli(&scenario, json),
-        Cmd::Profile { .. } => not_yet("profile"),
+        Cmd::Profile {
+            model,
+            backend,
+            out,
+            threads,
+            warmup,
+            budget_ms,
+            shapes,
+        } => profile_cmd(
+            &model,
+            &backend,
+            &out,
+            threads,
+            warmup,
+            budget_ms,
+            &parse_shapes(&shapes)?,
+        ),
         Cmd::Validate { .. } => not_yet("validate"),
         Cmd::Backends => not_yet("backends"),
     }
+}
+
+fn profile_cmd(
+    path: &Path,
+    backend: &str,
+    out: &Path,
+    threads: usize,
+    warmup: usize,
+    budget_ms: f64,
+    shapes: &InputShapes,
+) -> Result<()> {
+    use dicesim::profile;
+    if backend != "tract" {
+        bail!("profile: unknown backend '{backend}' (available: tract)");
+    }
+    if threads != 1 {
+        bail!("profile: tract runs a model on one thread; --threads must be 1");
+    }
+    let model = Model::load(path, shapes)?;
+    let layers = profile::profile_model(&model, warmup, budget_ms)?;
+    profile::write_csv(out, &model.graph.name, threads, &layers)?;
+    let total: f64 = layers.iter().map(|l| l.time_us).sum();
+    println!(
+        "{} layers profiled ({} skipped), sum of medians {:.1} us -> {}",
+        layers.len(),
+        model.graph.layers.len() - layers.len(),
+        total,
+        out.display()
+    );
+    match profile::fit(&layers) {
+        Some(f) => println!(
+            "baseline fit: gflops = {:.3}, mem_gbps = {:.3}, layer_overhead_us = {:.2}; median relative error {:.1}%",
+            f.gflops,
+            f.mem_gbps,
+            f.layer_overhead_us,
+            f.median_rel_error * 100.0
+        ),
+        None => println!("baseline fit: no layers"),
+    }
+    Ok(())
 }
 
 fn human(x: u64) -> String {

@@ -737,10 +737,19 @@ async fn execute_async(run: &HilRun, prep: Prepared) -> Result<RunReport> {
         });
     }
     edges.sort_by_key(|e| (e.from.map_or(0, |x| x + 1), e.to.map_or(usize::MAX, |x| x)));
+    // pipeline stages: each partition's compute, and for each ordered pair of partitions
+    // the total transfer time per frame of all tensors between them
+    let mut pair_ms: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+    for e in &edges {
+        if let (Some(a), Some(b)) = (e.from, e.to) {
+            let per_frame = e.count as f64 / done.max(1) as f64;
+            *pair_ms.entry((a, b)).or_default() += e.transfer_ms_mean * per_frame;
+        }
+    }
     let slowest = compute_d
         .iter()
         .map(|v| Stats::of(v).mean)
-        .chain(edges.iter().map(|e| e.transfer_ms_mean))
+        .chain(pair_ms.values().copied())
         .fold(0.0, f64::max);
     // energy: a device's own sensor only; a sensor shared by several workers is not theirs
     let mut sensor_users: HashMap<String, usize> = HashMap::new();

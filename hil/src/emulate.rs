@@ -21,12 +21,17 @@
 //!   `host_gflops = model FLOPs / best of 3 runs`. A device whose partitions run on units
 //!   of at most `g` GFLOP/s needs `share = g / host_gflops` cores. Devices are pinned
 //!   round-robin to the CPUs of the root cpuset (cgroup v1 `cpuset`), and the time dilation
-//!   is `D = max(1, largest share, largest sum of shares pinned to one CPU)`; each device
-//!   gets `cpu.cfs_quota_us = share / D x cpu.cfs_period_us`, the period as short as the
-//!   kernel's 1 ms minimum quota allows (10 ms to 1 s) because CFS enforces the rate per
-//!   period: a job shorter than its quota would otherwise run at full speed. So every device runs
-//!   D times slower than the platform, links are D times slower too, and reported times are
-//!   divided by D (throughput multiplied); the report's `time_dilation` is D.
+//!   is `D = max(1, largest share, largest sum of shares pinned to one CPU)`.
+//! - **Pacing rule.** Each device's worker gets `--pace F` with `F = D / share` (>= 1): after
+//!   each partition run it sleeps until the run's wall time is `F x` the CPU time the run's
+//!   thread used (`CLOCK_THREAD_CPUTIME_ID`), so a run of `c` host seconds takes `c x D / share`
+//!   = `D x` its platform time, whatever its length. This replaces `cpu.cfs_quota_us`
+//!   throttling: CFS enforces a quota per period and the quota cannot go below 1 ms, so jobs
+//!   shorter than one quota ran at host speed. Pacing uses CPU time, not wall time, so a
+//!   device preempted by another one pinned to the same CPU is not slowed twice; a CPU is
+//!   never over-committed because the shares pinned to it sum to at most `D`. Every device
+//!   runs D times slower than the platform, links are D times slower too, and reported
+//!   times are divided by D (throughput multiplied); the report's `time_dilation` is D.
 //! - **Coordinator.** Its own namespace, joined to each device by an unshaped management
 //!   veth (`10.202.<i>.0/24`): frames enter and leave outside the platform's links, as the
 //!   simulator assumes. Workers authenticate with a random token written for the run.
@@ -256,6 +261,7 @@ fn spawn_worker(
     ns: Option<&str>,
     listen: &str,
     token: Option<&Path>,
+    pace: Option<f64>,
     log: &Path,
 ) -> Result<(Child, String)> {
     let exe = std::env::current_exe().context("locating the dicesim binary")?;
@@ -270,6 +276,9 @@ fn spawn_worker(
     cmd.args(["worker", "--listen", listen, "--backend", "tract"]);
     if let Some(t) = token {
         cmd.arg("--token-file").arg(t);
+    }
+    if let Some(p) = pace {
+        cmd.arg("--pace").arg(p.to_string());
     }
     let logf = std::fs::File::create(log)?;
     cmd.stdin(Stdio::null())
@@ -351,6 +360,7 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
                 None,
                 "127.0.0.1:0",
                 Some(&tok),
+                None,
                 &dir.join(format!("worker{d}.log")),
             )?;
             with_cleanup(|c| c.workers.push(child));
@@ -554,37 +564,29 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
             ],
         )?;
         nsx(&ns, &["ip", "link", "set", "mgmt", "up"])?;
+        let (s, cpu) = share[&d];
+        let pace = dil / s.max(1e-9);
         let (child, _) = spawn_worker(
             Some(&ns),
             &format!("0.0.0.0:{WORKER_PORT}"),
             Some(&tok),
+            Some(pace),
             &dir.join(format!("worker{d}.log")),
         )?;
         let wpid = child.id();
         with_cleanup(|c| c.workers.push(child));
-        let (s, cpu) = share[&d];
-        // CFS enforces the quota per period: a job shorter than the quota runs at full
-        // speed. So the period is as short as the kernel's 1 ms minimum quota allows (10 ms
-        // at least, 1 s at most): the rate holds at that granularity.
-        let frac = (s / dil).clamp(1e-3, 1.0);
-        let period = ((1000.0 / frac).ceil() as u64).clamp(10_000, 1_000_000);
-        let quota = ((frac * period as f64).round() as u64).max(1000);
-        let cg_cpu = PathBuf::from(format!("/sys/fs/cgroup/cpu/ds{pid}d{d}"));
+        // compute speed: pacing in the worker (see the module docs); the cgroup only pins
         let cg_set = PathBuf::from(format!("/sys/fs/cgroup/cpuset/ds{pid}d{d}"));
-        for cg in [&cg_cpu, &cg_set] {
-            std::fs::create_dir(cg).with_context(|| format!("creating cgroup {}", cg.display()))?;
-            with_cleanup(|c| c.cgroups.push(cg.clone()));
-        }
+        std::fs::create_dir(&cg_set)
+            .with_context(|| format!("creating cgroup {}", cg_set.display()))?;
+        with_cleanup(|c| c.cgroups.push(cg_set.clone()));
         let w = |p: PathBuf, v: String| {
             std::fs::write(&p, &v).with_context(|| format!("writing {v} to {}", p.display()))
         };
-        w(cg_cpu.join("cpu.cfs_period_us"), period.to_string())?;
-        w(cg_cpu.join("cpu.cfs_quota_us"), quota.to_string())?;
         w(cg_set.join("cpuset.cpus"), cpu.to_string())?;
         let mems = std::fs::read_to_string("/sys/fs/cgroup/cpuset/cpuset.mems")
             .unwrap_or_else(|_| "0".into());
         w(cg_set.join("cpuset.mems"), mems.trim().to_string())?;
-        w(cg_cpu.join("cgroup.procs"), wpid.to_string())?;
         w(cg_set.join("cgroup.procs"), wpid.to_string())?;
         run.workers.insert(
             pf.devices[d].name.clone(),

@@ -148,8 +148,12 @@ pub struct RunReport {
     pub partitions: Vec<PartitionM>,
     /// Edges: graph inputs, partition to partition, graph outputs.
     pub edges: Vec<EdgeM>,
-    /// Throughput x the slowest stage's mean time (compute or transfer): 1 is a perfectly
-    /// balanced pipeline limited by its slowest stage.
+    /// Measured throughput [frames/ms] x the mean time per frame of the slowest pipeline
+    /// stage [ms], where a stage is one partition's compute or all transfers between one
+    /// ordered pair of partitions in a frame (the sum over the tensors they exchange;
+    /// coordinator input/output transfers are not stages). 1: the pipeline runs as fast as
+    /// its slowest stage allows; below 1: stalls, contention or overheads outside the stages
+    /// (a stage time is the part's own time, so sharing a device or link also lowers it).
     pub pipeline_efficiency: f64,
     /// Emulation only: the factor by which the rig ran slower than the platform; all times
     /// above are divided by it (throughput multiplied) to give platform time. 1 otherwise.

@@ -78,6 +78,22 @@ impl Deployment {
     }
 }
 
+/// Slow-down factor of this worker's partitions (set once by [`run`]).
+static PACE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
+/// CPU time used by the calling thread.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 struct State {
     key: Vec<u8>,
     engine: Arc<dyn Engine>,
@@ -87,7 +103,22 @@ struct State {
 
 /// Runs a worker until SIGINT or SIGTERM. Prints `dicesim worker listening on ADDR` on
 /// stdout once bound (port 0 picks a free port).
-pub fn run(listen: &str, backend: &str, token_file: Option<&Path>) -> Result<()> {
+///
+/// `pace`: the emulation rig's slow-down factor for this device (see `crate::emulate`):
+/// after each partition run the worker sleeps until the run's wall time is at least
+/// `pace` x the CPU time the run's thread used. `None` or 1: no pacing.
+pub fn run(
+    listen: &str,
+    backend: &str,
+    token_file: Option<&Path>,
+    pace: Option<f64>,
+) -> Result<()> {
+    if let Some(p) = pace {
+        if !(p.is_finite() && p >= 1.0) {
+            bail!("--pace must be a finite factor >= 1, got {p}");
+        }
+        let _ = PACE.set(p);
+    }
     let key = match token_file {
         Some(p) => read_token(p)?,
         None => Vec::new(),
@@ -482,7 +513,15 @@ fn part_loop(
         }
         let ins = pending.remove(&frame).expect("present");
         let t0 = Instant::now();
+        let c0 = thread_cpu_time();
         let outputs = session.run(&ins)?;
+        if let Some(&pace) = PACE.get() {
+            // the run took `cpu` on the host; the emulated device needs `pace` x that
+            let target = (thread_cpu_time().saturating_sub(c0)).mul_f64(pace);
+            if let Some(rest) = target.checked_sub(t0.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
         let compute_us = t0.elapsed().as_micros() as u64;
         let Some(d) = dep.upgrade() else {
             return Ok(());
