@@ -1,4 +1,5 @@
 //! The `dicesim` command's library side: the pieces of the CLI that tests drive directly.
 #![warn(missing_docs)]
 
+pub mod profile;
 pub mod verify;

@@ -183,7 +183,8 @@ fn relative(base: &Path, file: &str) -> PathBuf {
     base.parent().unwrap_or(Path::new(".")).join(file)
 }
 
-/// Reads a per-layer profile CSV (`layer,time_us`).
+/// Reads a per-layer profile CSV (`layer,time_us`, further columns ignored, `#` lines are
+/// comments; the `dicesim profile` format).
 pub fn load_profile(path: &Path) -> Result<BTreeMap<String, f64>, SimError> {
     let text = read_text(path)?;
     let mut out = BTreeMap::new();
@@ -197,7 +198,7 @@ pub fn load_profile(path: &Path) -> Result<BTreeMap<String, f64>, SimError> {
         let (Some(layer), Some(t)) = (cols.next(), cols.next()) else {
             return Err(SimError::invalid(path, key, "expected `layer,time_us`"));
         };
-        if i == 0 && layer == "layer" {
+        if layer == "layer" && t == "time_us" {
             continue;
         }
         let t: f64 = t
