@@ -172,7 +172,9 @@ pub fn model_us(l: &LayerTime, gflops: f64, mem_gbps: f64, overhead_us: f64) -> 
     (l.flops as f64 / gflops / 1e3).max(l.bytes as f64 / mem_gbps / 1e3) + overhead_us
 }
 
-/// Least-squares fit of the relative errors over a grid (overhead from 0 to the smallest
+/// Least-squares fit of the log ratios model/measured (relative errors that weigh over- and
+/// under-estimates alike; squared plain relative errors favour under-estimating everything)
+/// over a grid (overhead from 0 to the smallest
 /// layer time, GFLOP/s and GB/s on log grids), refined once around the best point.
 pub fn fit(layers: &[LayerTime]) -> Option<Fit> {
     if layers.is_empty() {
@@ -186,7 +188,7 @@ pub fn fit(layers: &[LayerTime]) -> Option<Fit> {
         layers
             .iter()
             .map(|l| {
-                let r = (model_us(l, g, m, o) - l.time_us) / l.time_us.max(1e-3);
+                let r = (model_us(l, g, m, o).max(1e-6) / l.time_us.max(1e-3)).ln();
                 r * r
             })
             .sum()
