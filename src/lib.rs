@@ -2,4 +2,5 @@
 #![warn(missing_docs)]
 
 pub mod profile;
+pub mod validate;
 pub mod verify;

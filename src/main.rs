@@ -140,9 +140,13 @@ enum Cmd {
     },
     /// Simulate and emulate a scenario and compare
     Validate {
+        /// Scenario (or, with --suite, a folder of scenarios)
         scenario: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Validate every *.toml scenario in the folder and print median / p90 errors
+        #[arg(long)]
+        suite: bool,
     },
     /// List backend plugins and whether each is usable here
     Backends,
@@ -303,7 +307,23 @@ fn run(cli: Cli) -> Result<()> {
             budget_ms,
             &parse_shapes(&shapes)?,
         ),
-        Cmd::Validate { .. } => not_yet("validate"),
+        Cmd::Validate {
+            scenario,
+            json,
+            suite,
+        } => {
+            if suite {
+                dicesim::validate::suite(&scenario).map(|_| ())
+            } else {
+                let v = dicesim::validate::validate(&scenario)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&v.to_json())?);
+                } else {
+                    print!("{}", v.text());
+                }
+                Ok(())
+            }
+        }
         Cmd::Backends => not_yet("backends"),
     }
 }

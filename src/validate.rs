@@ -1,0 +1,195 @@
+//! `dicesim validate`: simulate and emulate the same scenario and compare.
+//!
+//! Compared figures: latency p50 and p95, throughput, each partition's mean compute time,
+//! and each partition-to-partition edge's transfer time. The rig measures an edge's
+//! transfer from the message's first byte to its last at the receiver, so the prediction
+//! it is compared with is the serialisation time `bytes / route bottleneck` (the link
+//! latency is not part of it). Relative error = (simulated - measured) / measured.
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// One compared figure.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    /// What is compared.
+    pub metric: String,
+    /// Simulator's value.
+    pub simulated: f64,
+    /// Rig's value.
+    pub measured: f64,
+    /// (simulated - measured) / measured (infinite when measured is 0 and simulated is not).
+    pub rel_error: f64,
+}
+
+fn rel(sim: f64, meas: f64) -> f64 {
+    if meas == 0.0 {
+        if sim == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY
+        }
+    } else {
+        (sim - meas) / meas
+    }
+}
+
+fn row(metric: impl Into<String>, simulated: f64, measured: f64) -> Row {
+    Row {
+        metric: metric.into(),
+        simulated,
+        measured,
+        rel_error: rel(simulated, measured),
+    }
+}
+
+/// A scenario's comparison.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// The simulator's report (its `run --json` form).
+    pub simulated: serde_json::Value,
+    /// The rig's report (its `emulate --json` form).
+    pub measured: serde_json::Value,
+    /// The compared figures; the first three are latency p50, latency p95, throughput.
+    pub rows: Vec<Row>,
+}
+
+impl Validation {
+    /// Relative error of latency p50.
+    pub fn latency_error(&self) -> f64 {
+        self.rows[0].rel_error
+    }
+    /// Relative error of throughput.
+    pub fn throughput_error(&self) -> f64 {
+        self.rows[2].rel_error
+    }
+    /// JSON with both reports and the errors.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "simulated": self.simulated,
+            "measured": self.measured,
+            "errors": self.rows,
+        })
+    }
+    /// A table.
+    pub fn text(&self) -> String {
+        let mut s = format!(
+            "{:34} {:>12} {:>12} {:>9}\n",
+            "metric", "simulated", "measured", "rel.err"
+        );
+        for r in &self.rows {
+            s += &format!(
+                "{:34} {:>12.4} {:>12.4} {:>8.1}%\n",
+                r.metric,
+                r.simulated,
+                r.measured,
+                r.rel_error * 100.0
+            );
+        }
+        s
+    }
+}
+
+/// Simulates and emulates the scenario at `path`.
+pub fn validate(path: &Path) -> Result<Validation> {
+    let run = dicesim_sim::run_scenario(path, dicesim_sim::RunOptions::default())?;
+    let meas = dicesim_hil::emulate::emulate(path)?;
+    if let Some(e) = &meas.error {
+        anyhow::bail!("the emulation failed: {e}");
+    }
+    let sim = &run.report;
+    let mut rows = vec![
+        row("latency p50 [ms]", sim.latency_ms.p50, meas.latency_ms.p50),
+        row("latency p95 [ms]", sim.latency_ms.p95, meas.latency_ms.p95),
+        row("throughput [fps]", sim.throughput_fps, meas.throughput_fps),
+    ];
+    for (sp, mp) in sim.partitions.iter().zip(&meas.partitions) {
+        rows.push(row(
+            format!("part{} compute [ms] {}", mp.id, mp.unit),
+            sp.compute_ms,
+            mp.compute_ms.mean,
+        ));
+    }
+    let pf = &run.scenario.prep.platform;
+    let net = &run.scenario.prep.network;
+    let dev = |p: usize| {
+        pf.unit_index(&meas.partitions[p].unit)
+            .map(|u| pf.units[u].device)
+    };
+    for e in &meas.edges {
+        let (Some(a), Some(b)) = (e.from, e.to) else {
+            continue;
+        };
+        let (Some(da), Some(db)) = (dev(a), dev(b)) else {
+            continue;
+        };
+        let per_msg = e.bytes as f64 / e.count.max(1) as f64;
+        let pred = match net.route(da, db) {
+            Some(r) if r.bottleneck > 0.0 => per_msg / r.bottleneck / 1e6,
+            _ => 0.0,
+        };
+        rows.push(row(
+            format!("edge part{a}->part{b} {} [ms]", e.tensor),
+            pred,
+            e.transfer_ms_mean,
+        ));
+    }
+    Ok(Validation {
+        simulated: serde_json::from_str(&sim.to_json())?,
+        measured: serde_json::to_value(&meas)?,
+        rows,
+    })
+}
+
+fn pct(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
+}
+
+/// Validates every `*.toml` scenario in `dir`; prints one line per scenario and the median
+/// and p90 of |relative error| of latency p50 and throughput. Returns (latency median,
+/// latency p90, throughput median, throughput p90).
+pub fn suite(dir: &Path) -> Result<(f64, f64, f64, f64)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let (mut lat, mut thr) = (Vec::new(), Vec::new());
+    for f in &files {
+        match validate(f) {
+            Ok(v) => {
+                println!(
+                    "{:40} latency p50 {:>7.1}%  throughput {:>7.1}%",
+                    f.file_name().unwrap_or_default().to_string_lossy(),
+                    v.latency_error() * 100.0,
+                    v.throughput_error() * 100.0
+                );
+                lat.push(v.latency_error().abs());
+                thr.push(v.throughput_error().abs());
+            }
+            Err(e) => println!("{}: FAILED: {e:#}", f.display()),
+        }
+    }
+    let r = (
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.9),
+        pct(&mut thr, 0.5),
+        pct(&mut thr, 0.9),
+    );
+    println!(
+        "{} scenarios validated: |error| latency p50: median {:.1}%, p90 {:.1}%; throughput: median {:.1}%, p90 {:.1}%",
+        lat.len(),
+        r.0 * 100.0,
+        r.1 * 100.0,
+        r.2 * 100.0,
+        r.3 * 100.0
+    );
+    Ok(r)
+}
