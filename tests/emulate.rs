@@ -1,5 +1,5 @@
 //! `dicesim emulate` (root): 2- and 3-device rigs with namespaces, tbf-shaped links and
-//! cgroup CPU quotas; outputs verified, throughput within what the shaping allows, nothing
+//! paced compute; outputs verified, throughput within what the shaping allows, nothing
 //! left behind. Without root the tests fail when `CI` is set and are skipped (said on
 //! stderr) otherwise.
 
@@ -19,7 +19,7 @@ fn can_run(test: &str) -> bool {
     if root && tools && Path::new("/sys/fs/cgroup/cpu").exists() {
         return true;
     }
-    let why = "needs root, iproute2 (ip, tc) and cgroup v1 cpu/cpuset controllers";
+    let why = "needs root, iproute2 (ip, tc) and the cgroup v1 cpuset controller";
     if std::env::var_os("CI").is_some() {
         panic!("{test}: cannot run here: {why} (CI is set, so this is a failure, not a skip)");
     }
