@@ -81,9 +81,11 @@ pub fn save_model(model: &ModelProto, path: &Path) -> Result<(), PlanError> {
     if len == 0 {
         return Ok(());
     }
-    file.set_len(len as u64).map_err(|e| PlanError::io(path, e))?;
+    file.set_len(len as u64)
+        .map_err(|e| PlanError::io(path, e))?;
     // SAFETY: the file was just created (truncated) by us and is not shared.
-    let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(|e| PlanError::io(path, e))?;
+    let mut map =
+        unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(|e| PlanError::io(path, e))?;
     let mut buf: &mut [u8] = &mut map[..];
     model
         .encode(&mut buf)
