@@ -407,7 +407,7 @@ fn split_cmd(
         }
         let worst = v.max_rel_error();
         println!("verify: max relative error {worst:.3e} (tolerance {tol:.0e}, backend {backend})");
-        if !(worst <= tol) {
+        if worst.is_nan() || worst > tol {
             bail!("verification failed: max relative error {worst:.3e} exceeds {tol:.0e}");
         }
     }

@@ -240,6 +240,10 @@ impl TensorView<'_> {
     }
 }
 
+/// Receives one output of a run: name, element type, shape, row-major bytes (lent for the
+/// duration of the call).
+pub type OutputFn<'a> = dyn FnMut(&str, DType, &[u64], &[u8]) + 'a;
+
 /// What a plugin implements. Errors are messages for the user.
 pub trait Engine {
     /// A loaded model.
@@ -256,7 +260,7 @@ pub trait Engine {
     fn run(
         session: &mut Self::Session,
         inputs: &[TensorView<'_>],
-        out: &mut dyn FnMut(&str, DType, &[u64], &[u8]),
+        out: &mut OutputFn<'_>,
     ) -> Result<(), String>;
 }
 
@@ -511,7 +515,7 @@ mod tests {
         fn run(
             s: &mut u32,
             inputs: &[TensorView<'_>],
-            out: &mut dyn FnMut(&str, DType, &[u64], &[u8]),
+            out: &mut OutputFn<'_>,
         ) -> Result<(), String> {
             if inputs.is_empty() {
                 panic!("boom in run {s}");

@@ -4,7 +4,7 @@
 //! [`Ort::check`] finds and loads it first and turns every failure into a message.
 #![warn(missing_docs)]
 
-use dicesim_backend_api::{DType, Engine, Options, TensorView, UnitKind};
+use dicesim_backend_api::{DType, Engine, Options, OutputFn, TensorView, UnitKind};
 use ort::environment::Environment;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{TensorElementType, TensorRef, ValueType};
@@ -124,11 +124,7 @@ impl OrtSession {
     }
 
     /// Runs on borrowed inputs and lends each output to `out`, in model order.
-    pub fn run(
-        &mut self,
-        inputs: &[TensorView<'_>],
-        out: &mut dyn FnMut(&str, DType, &[u64], &[u8]),
-    ) -> Result<(), String> {
+    pub fn run(&mut self, inputs: &[TensorView<'_>], out: &mut OutputFn<'_>) -> Result<(), String> {
         for t in inputs {
             let Some((_, want)) = self.inputs.iter().find(|(n, _)| n == t.name) else {
                 return Err(format!(
@@ -261,7 +257,7 @@ impl Engine for Ort {
     fn run(
         s: &mut OrtSession,
         inputs: &[TensorView<'_>],
-        out: &mut dyn FnMut(&str, DType, &[u64], &[u8]),
+        out: &mut OutputFn<'_>,
     ) -> Result<(), String> {
         s.run(inputs, out)
     }

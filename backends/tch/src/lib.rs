@@ -8,7 +8,7 @@
 
 pub mod ops;
 
-use dicesim_backend_api::{DType, Engine, Options, TensorView, UnitKind};
+use dicesim_backend_api::{DType, Engine, Options, OutputFn, TensorView, UnitKind};
 use dicesim_plan::model::InputShapes;
 use dicesim_plan::onnx::{self, NodeProto};
 use dicesim_plan::tensor::{Const, Values};
@@ -157,11 +157,7 @@ impl TchSession {
     }
 
     /// Runs on borrowed inputs (copied once into LibTorch) and lends each output to `out`.
-    pub fn run(
-        &self,
-        inputs: &[TensorView<'_>],
-        out: &mut dyn FnMut(&str, DType, &[u64], &[u8]),
-    ) -> Result<(), String> {
+    pub fn run(&self, inputs: &[TensorView<'_>], out: &mut OutputFn<'_>) -> Result<(), String> {
         let _guard = tch::no_grad_guard();
         if self.threads > 0 && tch::get_num_threads() != self.threads as i32 {
             tch::set_num_threads(self.threads as i32);
@@ -270,7 +266,7 @@ impl Engine for Torch {
     fn run(
         s: &mut TchSession,
         inputs: &[TensorView<'_>],
-        out: &mut dyn FnMut(&str, DType, &[u64], &[u8]),
+        out: &mut OutputFn<'_>,
     ) -> Result<(), String> {
         s.run(inputs, out)
     }

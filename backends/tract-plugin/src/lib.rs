@@ -3,7 +3,7 @@
 //! passes.
 #![warn(missing_docs)]
 
-use dicesim_backend_api::{export_backend, DType, Engine, Options, TensorView, UnitKind};
+use dicesim_backend_api::{export_backend, DType, Engine, Options, OutputFn, TensorView, UnitKind};
 
 /// The engine behind the plugin.
 pub struct Tract;
@@ -41,7 +41,7 @@ impl Engine for Tract {
     fn run(
         s: &mut TractSession,
         inputs: &[TensorView<'_>],
-        out: &mut dyn FnMut(&str, DType, &[u64], &[u8]),
+        out: &mut OutputFn<'_>,
     ) -> Result<(), String> {
         let dims: Vec<Vec<usize>> = inputs.iter().map(|t| t.dims()).collect();
         let mut vals = Vec::with_capacity(inputs.len());

@@ -21,6 +21,9 @@ pub enum EngineError {
     Run(String),
 }
 
+/// Receives one output of [`Session::run_borrowed`]: name, shape, values (lent).
+pub type OutputFn<'a> = dyn FnMut(&str, &[usize], &[f32]) + 'a;
+
 /// A dense f32 tensor, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
@@ -102,7 +105,7 @@ impl Session {
         &self,
         inputs: &[(&str, &[usize], &[f32])],
         threads: usize,
-        out: &mut dyn FnMut(&str, &[usize], &[f32]),
+        out: &mut OutputFn<'_>,
     ) -> Result<(), EngineError> {
         let mut tv: TVec<TValue> = tvec![];
         for (name, shape) in &self.inputs {
