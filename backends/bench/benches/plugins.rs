@@ -4,7 +4,7 @@
 //!
 //! `DICESIM_BENCH_BACKENDS` (comma-separated) picks the plugins; default: all three.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use dicesim_backend_api::{DType, TensorView};
 use dicesim_backend_loader::Options;
 use dicesim_plan::{onnx, Model};
@@ -94,5 +94,100 @@ fn direct(
     }
 }
 
+/// With `DICESIM_BENCH_PAIRED=N`: N alternating plugin/direct runs per case, median of the
+/// per-pair ratios. Robust to load that drifts during a run (a shared machine), unlike
+/// criterion's back-to-back groups.
+fn paired(n: usize) {
+    let names = ["tract", "ort", "tch"];
+    for model_name in ["resnet18", "mobilenet_v2"] {
+        let model = Model::zoo(model_name, 224).unwrap();
+        let bytes = onnx::encode_model(&model.proto);
+        let input = &model.graph.inputs[0];
+        let shape = model.graph.tensors[input].shape.clone();
+        let x = dicesim_backend_conformance::random_f32(&shape, 1);
+        let xs = x.as_f32().unwrap().to_vec();
+        let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        // SAFETY: f32 as bytes.
+        let xb: &[u8] = unsafe { std::slice::from_raw_parts(xs.as_ptr().cast(), xs.len() * 4) };
+        let view = [TensorView {
+            name: input,
+            dtype: DType::F32,
+            shape: &dims,
+            data: xb,
+        }];
+        for name in names {
+            let Some(b) = dicesim_backend_conformance::load(name) else {
+                continue;
+            };
+            for threads in [1usize, 2] {
+                let opts = Options {
+                    intra_op_threads: threads,
+                    ..Options::default()
+                };
+                let mut s = b.session(&bytes, &opts).unwrap();
+                let mut direct: Box<dyn FnMut()> = match name {
+                    "tract" => {
+                        let d = dicesim_tract::Session::from_onnx_bytes(&bytes).unwrap();
+                        let dd: Vec<usize> = view[0].dims();
+                        let data = view[0].f32s().into_owned();
+                        let nm = input.clone();
+                        Box::new(move || {
+                            d.run_borrowed(&[(&nm, &dd, &data)], threads, &mut |_, _, o| {
+                                std::hint::black_box(o);
+                            })
+                            .unwrap()
+                        })
+                    }
+                    "ort" => {
+                        let mut d = dicesim_ort::OrtSession::new(&bytes, threads).unwrap();
+                        Box::new(move || d.run(&view, &mut sink).unwrap())
+                    }
+                    _ => {
+                        let d = dicesim_tch::TchSession::new(&bytes, threads).unwrap();
+                        Box::new(move || d.run(&view, &mut sink).unwrap())
+                    }
+                };
+                for _ in 0..3 {
+                    s.run(&[(input.as_str(), &x)]).unwrap();
+                    direct();
+                }
+                let (mut ratios, mut tp, mut td) = (Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..n {
+                    let t0 = std::time::Instant::now();
+                    s.run(&[(input.as_str(), &x)]).unwrap();
+                    let p = t0.elapsed().as_secs_f64();
+                    let t0 = std::time::Instant::now();
+                    direct();
+                    let d = t0.elapsed().as_secs_f64();
+                    ratios.push(p / d);
+                    tp.push(p);
+                    td.push(d);
+                }
+                let med = |v: &mut Vec<f64>| {
+                    v.sort_by(|a, b| a.total_cmp(b));
+                    v[v.len() / 2]
+                };
+                println!(
+                    "paired {model_name:12} {name:5} {threads}t  plugin {:8.2} ms  direct {:8.2} ms  median ratio {:.4}",
+                    med(&mut tp) * 1e3,
+                    med(&mut td) * 1e3,
+                    med(&mut ratios)
+                );
+            }
+        }
+    }
+}
+
+fn main() {
+    if let Some(n) = std::env::var("DICESIM_BENCH_PAIRED")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        paired(n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
