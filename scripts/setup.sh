@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything dicesim needs on a fresh Debian machine, idempotently:
 # the Rust toolchain check and the project-local Python packages used by the tests
-# (ONNX checker and ONNX Runtime reference runs) under .deps/.
+# (ONNX checker and ONNX Runtime reference runs) under .deps/, and the inference engines the
+# backend plugins load (ONNX Runtime, LibTorch) under .deps/ (scripts/setup-engines.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,4 +17,5 @@ fi
 if [ -x scripts/setup-python.sh ]; then
   scripts/setup-python.sh
 fi
+scripts/setup-engines.sh
 echo "setup: done"

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
+# Builds every backend plugin (cdylib) too: `cargo test` alone does not build them first.
 cargo build --release --workspace --all-targets
 cargo clippy --release --workspace --all-targets -- -D warnings
-cargo test --release --workspace --no-fail-fast
+# The conformance suite loads the plugins built above.
+DICESIM_PLUGIN_PATH="$PWD/target/release" cargo test --release --workspace --no-fail-fast

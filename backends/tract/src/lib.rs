@@ -21,6 +21,9 @@ pub enum EngineError {
     Run(String),
 }
 
+/// Receives one output of [`Session::run_borrowed`]: name, shape, values (lent).
+pub type OutputFn<'a> = dyn FnMut(&str, &[usize], &[f32]) + 'a;
+
 /// A dense f32 tensor, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
@@ -142,6 +145,68 @@ impl Session {
         &self.outputs
     }
 
+    /// Runs on borrowed f32 inputs `(name, shape, values)` (each copied once into the
+    /// engine) and lends each output `(name, shape, values)` to `out`, in model order.
+    /// `threads > 1` runs the operators on a pool of that many threads.
+    pub fn run_borrowed(
+        &self,
+        inputs: &[(&str, &[usize], &[f32])],
+        threads: usize,
+        out: &mut OutputFn<'_>,
+    ) -> Result<(), EngineError> {
+        let mut tv: TVec<TValue> = tvec![];
+        for (name, shape) in &self.inputs {
+            let (_, s, d) = inputs
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .ok_or_else(|| EngineError::Input(format!("input '{name}' was not given")))?;
+            if *s != shape.as_slice() {
+                return Err(EngineError::Input(format!(
+                    "input '{name}' has shape {s:?}; the model expects {shape:?}"
+                )));
+            }
+            let x = tract_onnx::prelude::Tensor::from_shape(s, d)
+                .map_err(|e| EngineError::Input(format!("{e:#}")))?;
+            tv.push(x.into_tvalue());
+        }
+        if let Some((n, _, _)) = inputs
+            .iter()
+            .find(|(n, _, _)| !self.inputs.iter().any(|(m, _)| m == n))
+        {
+            return Err(EngineError::Input(format!(
+                "the model has no input '{n}' (inputs: {})",
+                self.inputs
+                    .iter()
+                    .map(|i| i.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let result = if threads > 1 {
+            let pool = executor(threads)?;
+            tract_linalg::multithread::multithread_tract_scope(pool, || self.plan.run(tv))
+        } else {
+            self.plan.run(tv)
+        };
+        let result = result.map_err(|e| EngineError::Run(format!("{e:#}")))?;
+        for (v, name) in result.into_iter().zip(&self.outputs) {
+            let t = v
+                .cast_to::<f32>()
+                .map_err(|e| EngineError::Run(format!("{e:#}")))?;
+            let view = t
+                .to_plain_array_view::<f32>()
+                .map_err(|e| EngineError::Run(format!("{e:#}")))?;
+            match view.as_slice() {
+                Some(s) => out(name, t.shape(), s),
+                None => {
+                    let v: Vec<f32> = view.iter().copied().collect();
+                    out(name, t.shape(), &v)
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Runs on named inputs; returns the outputs in model order.
     pub fn run(
         &self,
@@ -185,4 +250,22 @@ impl Session {
             })
             .collect()
     }
+}
+
+/// A pool of `n` threads, built once per size and shared by every session of the process.
+fn executor(n: usize) -> Result<tract_linalg::multithread::Executor, EngineError> {
+    use std::sync::{Mutex, OnceLock};
+    use tract_linalg::multithread::Executor;
+    static POOLS: OnceLock<Mutex<HashMap<usize, Executor>>> = OnceLock::new();
+    let mut pools = POOLS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = pools.get(&n) {
+        return Ok(e.clone());
+    }
+    let e = std::panic::catch_unwind(|| Executor::multithread(n))
+        .map_err(|_| EngineError::Run(format!("could not start a pool of {n} threads")))?;
+    pools.insert(n, e.clone());
+    Ok(e)
 }
