@@ -4,7 +4,8 @@
 //! and each partition-to-partition edge's transfer time. The rig measures an edge's
 //! transfer from the message's first byte to its last at the receiver, so the prediction
 //! it is compared with is the serialisation time `bytes / route bottleneck` (the link
-//! latency is not part of it). Relative error = (simulated - measured) / measured.
+//! latency is not part of it). The simulation admits frames as the rig does: at most the
+//! rig's `window` frames in flight (the workload's `window` key). Relative error = (simulated - measured) / measured.
 
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -93,11 +94,15 @@ impl Validation {
 
 /// Simulates and emulates the scenario at `path`.
 pub fn validate(path: &Path) -> Result<Validation> {
-    let run = dicesim_sim::run_scenario(path, dicesim_sim::RunOptions::default())?;
     let meas = dicesim_hil::emulate::emulate(path)?;
     if let Some(e) = &meas.error {
         anyhow::bail!("the emulation failed: {e}");
     }
+    let mut scenario = dicesim_sim::Scenario::load(path)?;
+    // the rig's coordinator keeps at most `window` frames in flight: simulate the same
+    // admission
+    scenario.prep.workload.window = Some(meas.window.max(1) as u32);
+    let run = dicesim_sim::run_loaded(scenario, dicesim_sim::RunOptions::default())?;
     let sim = &run.report;
     let mut rows = vec![
         row("latency p50 [ms]", sim.latency_ms.p50, meas.latency_ms.p50),

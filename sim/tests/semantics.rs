@@ -78,7 +78,15 @@ fn platform(names: &[&str], idle_w: f64, busy_w: f64, extra: &str) -> Platform {
 }
 
 fn prep(g: Graph, p: Platform, frames: u32, period_ns: u64) -> PreparedScenario {
-    PreparedScenario::new(g, p, Workload { frames, period_ns })
+    PreparedScenario::new(
+        g,
+        p,
+        Workload {
+            frames,
+            period_ns,
+            window: None,
+        },
+    )
 }
 
 const MS: u64 = 1_000_000;
