@@ -102,6 +102,9 @@ pub fn validate(path: &Path) -> Result<Validation> {
     // the rig's coordinator keeps at most `window` frames in flight: simulate the same
     // admission
     scenario.prep.workload.window = Some(meas.window.max(1) as u32);
+    if let Some(hg) = meas.host_gflops {
+        scenario.prep = host_profiled(path, &scenario.prep, &meas, hg)?;
+    }
     let run = dicesim_sim::run_loaded(scenario, dicesim_sim::RunOptions::default())?;
     let sim = &run.report;
     let mut rows = vec![
@@ -145,6 +148,45 @@ pub fn validate(path: &Path) -> Result<Validation> {
         measured: serde_json::to_value(&meas)?,
         rows,
     })
+}
+
+/// The scenario with every used unit's per-layer times predicted from a profile of the
+/// model's layers on this host (tract, one thread, as the rig's workers) times the rig's
+/// slow-down of the unit's device: `host_gflops / g`, `g` the largest GFLOP/s of the units
+/// the device's partitions run on (the factor the rig paces that device's worker with, in
+/// platform time). Layers the profile skips keep the compute model.
+fn host_profiled(
+    path: &Path,
+    prep: &dicesim_sim::PreparedScenario,
+    meas: &dicesim_hil::report::RunReport,
+    host_gflops: f64,
+) -> Result<dicesim_sim::PreparedScenario> {
+    let model = dicesim_hil::coord::load_model(path)?;
+    let layers = crate::profile::profile_model(&model, 2, 5.0)?;
+    let host: std::collections::BTreeMap<String, f64> = layers
+        .iter()
+        .map(|l| (l.layer.clone(), l.time_us))
+        .collect();
+    let mut platform = prep.platform.clone();
+    let mut g_dev = vec![0f64; platform.devices.len()];
+    for p in &meas.partitions {
+        if let Some(u) = platform.unit_index(&p.unit) {
+            let d = platform.units[u].device;
+            g_dev[d] = g_dev[d].max(platform.units[u].gflops);
+        }
+    }
+    for u in platform.units.iter_mut() {
+        let g = g_dev[u.device];
+        if g > 0.0 {
+            let f = host_gflops / g;
+            u.profile = Some(host.iter().map(|(k, t)| (k.clone(), t * f)).collect());
+        }
+    }
+    Ok(dicesim_sim::PreparedScenario::new(
+        prep.graph.clone(),
+        platform,
+        prep.workload,
+    ))
 }
 
 fn pct(v: &mut [f64], q: f64) -> f64 {
