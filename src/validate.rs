@@ -2,9 +2,10 @@
 //!
 //! Compared figures: latency p50 and p95, throughput, each partition's mean compute time,
 //! and each partition-to-partition edge's transfer time. The rig measures an edge's
-//! transfer from the message's first byte to its last at the receiver, so the prediction
-//! it is compared with is the serialisation time `bytes / route bottleneck` (the link
-//! latency is not part of it). The simulation admits frames as the rig does: at most the
+//! transfer from the sender's hand-off of the tensor to its transport to its last byte at
+//! the receiver (one host clock), so the prediction it is compared with is the route
+//! latency plus the serialisation time `bytes / route bottleneck` (no queueing behind
+//! other messages on the connection, no TCP/tbf effects). The simulation admits frames as the rig does: at most the
 //! rig's `window` frames in flight (the workload's `window` key). Relative error = (simulated - measured) / measured.
 
 use anyhow::{Context, Result};
@@ -134,8 +135,11 @@ pub fn validate(path: &Path) -> Result<Validation> {
         };
         let per_msg = e.bytes as f64 / e.count.max(1) as f64;
         let pred = match net.route(da, db) {
-            Some(r) if r.bottleneck > 0.0 => per_msg / r.bottleneck / 1e6,
-            _ => 0.0,
+            Some(r) if r.bottleneck > 0.0 => {
+                r.latency_ns as f64 / 1e6 + per_msg / r.bottleneck / 1e6
+            }
+            Some(r) => r.latency_ns as f64 / 1e6,
+            None => 0.0,
         };
         rows.push(row(
             format!("edge part{a}->part{b} {} [ms]", e.tensor),

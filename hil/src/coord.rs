@@ -559,6 +559,7 @@ async fn execute_async(run: &HilRun, prep: Prepared) -> Result<RunReport> {
                         name: t.name.clone(),
                         shape: x.shape.iter().map(|&d| d as u32).collect(),
                         data: x.data.clone(),
+                        sent_ns: crate::proto::mono_ns(),
                     };
                     if let Err(e) = send(&conns[conn_of(c)], &m).await {
                         error.get_or_insert(e.to_string());
