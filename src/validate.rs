@@ -104,7 +104,7 @@ pub fn validate(path: &Path) -> Result<Validation> {
     // admission
     scenario.prep.workload.window = Some(meas.window.max(1) as u32);
     if let Some(hg) = meas.host_gflops {
-        scenario.prep = host_profiled(path, &scenario.prep, &meas, hg)?;
+        scenario.prep = host_profiled(path, &scenario.prep, &scenario.mapping, &meas, hg)?;
     }
     let run = dicesim_sim::run_loaded(scenario, dicesim_sim::RunOptions::default())?;
     let sim = &run.report;
@@ -162,15 +162,45 @@ pub fn validate(path: &Path) -> Result<Validation> {
 fn host_profiled(
     path: &Path,
     prep: &dicesim_sim::PreparedScenario,
+    mapping: &dicesim_plan::mapping::Mapping,
     meas: &dicesim_hil::report::RunReport,
     host_gflops: f64,
 ) -> Result<dicesim_sim::PreparedScenario> {
     let model = dicesim_hil::coord::load_model(path)?;
     let layers = crate::profile::profile_model(&model, 2, 5.0)?;
-    let host: std::collections::BTreeMap<String, f64> = layers
+    let mut host: std::collections::BTreeMap<String, f64> = layers
         .iter()
         .map(|l| (l.layer.clone(), l.time_us))
         .collect();
+    let debug = std::env::var_os("DICESIM_VALIDATE_DEBUG").is_some();
+    let whole = std::env::var_os("DICESIM_VALIDATE_WHOLE_PARTITIONS").is_some();
+    if debug || whole {
+        // each partition run whole on this host vs its summed layer times; with
+        // DICESIM_VALIDATE_WHOLE_PARTITIONS its layers are scaled to the whole run's time
+        let plan = dicesim_plan::partition::Plan::build(&model.graph, mapping)?;
+        for (p, part) in plan.partitions.iter().enumerate() {
+            let t = crate::profile::time_partition(&model, &plan, p, 2, 50.0)?;
+            let names: Vec<&String> = part
+                .layers
+                .iter()
+                .map(|&l| &model.graph.layers[l].name)
+                .collect();
+            let sum: f64 = names.iter().filter_map(|n| host.get(*n)).sum();
+            let w = t[t.len() / 2];
+            if debug {
+                eprintln!(
+                    "validate: part{p} on this host: whole {w:.1} us, sum of layers {sum:.1} us"
+                );
+            }
+            if whole && sum > 0.0 {
+                for n in names {
+                    if let Some(v) = host.get_mut(n) {
+                        *v *= w / sum;
+                    }
+                }
+            }
+        }
+    }
     let mut platform = prep.platform.clone();
     let mut g_dev = vec![0f64; platform.devices.len()];
     for p in &meas.partitions {
