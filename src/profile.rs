@@ -66,40 +66,16 @@ pub fn profile_model(model: &Model, warmup: usize, budget_ms: f64) -> Result<Vec
             );
         };
         let layer = &g.layers[l];
-        let bytes = dicesim_plan::onnx::encode_model(&split::sub_model(model, &plan, p));
-        let s = match dicesim_tract::Session::from_onnx_bytes(&bytes) {
-            Ok(s) => s,
+        let t = match time_partition(model, &plan, p, warmup, budget_ms) {
+            Ok(t) => t,
             Err(e) => {
-                eprintln!("profile: skipping layer {} ({}): {e}", layer.name, layer.op);
+                eprintln!(
+                    "profile: skipping layer {} ({}): {e:#}",
+                    layer.name, layer.op
+                );
                 continue;
             }
         };
-        let ins: HashMap<String, dicesim_tract::Tensor> = s
-            .inputs()
-            .iter()
-            .enumerate()
-            .map(|(i, (n, shape))| {
-                (
-                    n.clone(),
-                    dicesim_tract::Tensor::random(shape, 1 + i as u64),
-                )
-            })
-            .collect();
-        if let Err(e) = s.run(&ins) {
-            eprintln!("profile: skipping layer {} ({}): {e}", layer.name, layer.op);
-            continue;
-        }
-        for _ in 1..warmup.max(1) {
-            s.run(&ins)?;
-        }
-        let mut t = Vec::new();
-        let start = Instant::now();
-        while t.len() < 5 || (t.len() < 200 && start.elapsed().as_secs_f64() * 1e3 < budget_ms) {
-            let t0 = Instant::now();
-            s.run(&ins)?;
-            t.push(t0.elapsed().as_secs_f64() * 1e6);
-        }
-        t.sort_by(f64::total_cmp);
         out.push(LayerTime {
             layer: layer.name.clone(),
             op: layer.op.clone(),
@@ -111,6 +87,43 @@ pub fn profile_model(model: &Model, warmup: usize, budget_ms: f64) -> Result<Vec
         });
     }
     Ok(out)
+}
+
+/// Sorted run times [us] of partition `p` of `plan` run alone as a sub-model in tract
+/// (warm-up runs, then 5-200 runs within about `budget_ms`).
+pub fn time_partition(
+    model: &Model,
+    plan: &Plan,
+    p: usize,
+    warmup: usize,
+    budget_ms: f64,
+) -> Result<Vec<f64>> {
+    let bytes = dicesim_plan::onnx::encode_model(&split::sub_model(model, plan, p));
+    let s = dicesim_tract::Session::from_onnx_bytes(&bytes)?;
+    let ins: HashMap<String, dicesim_tract::Tensor> = s
+        .inputs()
+        .iter()
+        .enumerate()
+        .map(|(i, (n, shape))| {
+            (
+                n.clone(),
+                dicesim_tract::Tensor::random(shape, 1 + i as u64),
+            )
+        })
+        .collect();
+    s.run(&ins)?;
+    for _ in 1..warmup.max(1) {
+        s.run(&ins)?;
+    }
+    let mut t = Vec::new();
+    let start = Instant::now();
+    while t.len() < 5 || (t.len() < 200 && start.elapsed().as_secs_f64() * 1e3 < budget_ms) {
+        let t0 = Instant::now();
+        s.run(&ins)?;
+        t.push(t0.elapsed().as_secs_f64() * 1e6);
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t)
 }
 
 fn read(p: &str) -> Option<String> {

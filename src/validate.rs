@@ -2,9 +2,11 @@
 //!
 //! Compared figures: latency p50 and p95, throughput, each partition's mean compute time,
 //! and each partition-to-partition edge's transfer time. The rig measures an edge's
-//! transfer from the message's first byte to its last at the receiver, so the prediction
-//! it is compared with is the serialisation time `bytes / route bottleneck` (the link
-//! latency is not part of it). Relative error = (simulated - measured) / measured.
+//! transfer from the sender's hand-off of the tensor to its transport to its last byte at
+//! the receiver (one host clock), so the prediction it is compared with is the route
+//! latency plus the serialisation time `bytes / route bottleneck` (no queueing behind
+//! other messages on the connection, no TCP/tbf effects). The simulation admits frames as the rig does: at most the
+//! rig's `window` frames in flight (the workload's `window` key). Relative error = (simulated - measured) / measured.
 
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -93,11 +95,18 @@ impl Validation {
 
 /// Simulates and emulates the scenario at `path`.
 pub fn validate(path: &Path) -> Result<Validation> {
-    let run = dicesim_sim::run_scenario(path, dicesim_sim::RunOptions::default())?;
     let meas = dicesim_hil::emulate::emulate(path)?;
     if let Some(e) = &meas.error {
         anyhow::bail!("the emulation failed: {e}");
     }
+    let mut scenario = dicesim_sim::Scenario::load(path)?;
+    // the rig's coordinator keeps at most `window` frames in flight: simulate the same
+    // admission
+    scenario.prep.workload.window = Some(meas.window.max(1) as u32);
+    if let Some(hg) = meas.host_gflops {
+        scenario.prep = host_profiled(path, &scenario.prep, &scenario.mapping, &meas, hg)?;
+    }
+    let run = dicesim_sim::run_loaded(scenario, dicesim_sim::RunOptions::default())?;
     let sim = &run.report;
     let mut rows = vec![
         row("latency p50 [ms]", sim.latency_ms.p50, meas.latency_ms.p50),
@@ -126,8 +135,11 @@ pub fn validate(path: &Path) -> Result<Validation> {
         };
         let per_msg = e.bytes as f64 / e.count.max(1) as f64;
         let pred = match net.route(da, db) {
-            Some(r) if r.bottleneck > 0.0 => per_msg / r.bottleneck / 1e6,
-            _ => 0.0,
+            Some(r) if r.bottleneck > 0.0 => {
+                r.latency_ns as f64 / 1e6 + per_msg / r.bottleneck / 1e6
+            }
+            Some(r) => r.latency_ns as f64 / 1e6,
+            None => 0.0,
         };
         rows.push(row(
             format!("edge part{a}->part{b} {} [ms]", e.tensor),
@@ -140,6 +152,75 @@ pub fn validate(path: &Path) -> Result<Validation> {
         measured: serde_json::to_value(&meas)?,
         rows,
     })
+}
+
+/// The scenario with every used unit's per-layer times predicted from a profile of the
+/// model's layers on this host (tract, one thread, as the rig's workers) times the rig's
+/// slow-down of the unit's device: `host_gflops / g`, `g` the largest GFLOP/s of the units
+/// the device's partitions run on (the factor the rig paces that device's worker with, in
+/// platform time). Layers the profile skips keep the compute model.
+fn host_profiled(
+    path: &Path,
+    prep: &dicesim_sim::PreparedScenario,
+    mapping: &dicesim_plan::mapping::Mapping,
+    meas: &dicesim_hil::report::RunReport,
+    host_gflops: f64,
+) -> Result<dicesim_sim::PreparedScenario> {
+    let model = dicesim_hil::coord::load_model(path)?;
+    let layers = crate::profile::profile_model(&model, 2, 5.0)?;
+    let mut host: std::collections::BTreeMap<String, f64> = layers
+        .iter()
+        .map(|l| (l.layer.clone(), l.time_us))
+        .collect();
+    let debug = std::env::var_os("DICESIM_VALIDATE_DEBUG").is_some();
+    let whole = std::env::var_os("DICESIM_VALIDATE_WHOLE_PARTITIONS").is_some();
+    if debug || whole {
+        // each partition run whole on this host vs its summed layer times; with
+        // DICESIM_VALIDATE_WHOLE_PARTITIONS its layers are scaled to the whole run's time
+        let plan = dicesim_plan::partition::Plan::build(&model.graph, mapping)?;
+        for (p, part) in plan.partitions.iter().enumerate() {
+            let t = crate::profile::time_partition(&model, &plan, p, 2, 50.0)?;
+            let names: Vec<&String> = part
+                .layers
+                .iter()
+                .map(|&l| &model.graph.layers[l].name)
+                .collect();
+            let sum: f64 = names.iter().filter_map(|n| host.get(*n)).sum();
+            let w = t[t.len() / 2];
+            if debug {
+                eprintln!(
+                    "validate: part{p} on this host: whole {w:.1} us, sum of layers {sum:.1} us"
+                );
+            }
+            if whole && sum > 0.0 {
+                for n in names {
+                    if let Some(v) = host.get_mut(n) {
+                        *v *= w / sum;
+                    }
+                }
+            }
+        }
+    }
+    let mut platform = prep.platform.clone();
+    let mut g_dev = vec![0f64; platform.devices.len()];
+    for p in &meas.partitions {
+        if let Some(u) = platform.unit_index(&p.unit) {
+            let d = platform.units[u].device;
+            g_dev[d] = g_dev[d].max(platform.units[u].gflops);
+        }
+    }
+    for u in platform.units.iter_mut() {
+        let g = g_dev[u.device];
+        if g > 0.0 {
+            let f = host_gflops / g;
+            u.profile = Some(host.iter().map(|(k, t)| (k.clone(), t * f)).collect());
+        }
+    }
+    Ok(dicesim_sim::PreparedScenario::new(
+        prep.graph.clone(),
+        platform,
+        prep.workload,
+    ))
 }
 
 fn pct(v: &mut [f64], q: f64) -> f64 {

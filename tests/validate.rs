@@ -1,9 +1,8 @@
 //! `dicesim profile` (any host) and `dicesim validate` (root, as the emulation rig): the
 //! profile CSV is the simulator's profile format and the fit is reported; validation of
 //! two small mappings reports finite relative errors for every compared figure. Accuracy
-//! is asserted only loosely (resnet18's throughput within a factor 2), where it was measured to hold
-//! with margin. Without root the validation test fails when `CI` is set and is skipped
-//! otherwise.
+//! is asserted only loosely (resnet18's throughput within 100%: measured -10%..+37% across
+//! runs on a shared 2-core host, so a tighter bound would fail by noise, not by a bug). Without root the validation test fails when `CI` is set and is skipped otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -132,8 +131,9 @@ fn validate_reports_finite_errors_for_small_mappings() {
             assert!(e.is_some_and(f64::is_finite), "{zoo}: {r}");
         }
         let thr = rows[2]["rel_error"].as_f64().unwrap();
-        // measured: resnet18 about +22%; squeezenet1_1 about +140% (not asserted: its many
-        // small layers are dominated by per-run overheads the rig's calibration ignores)
+        // measured (rig's window, host per-layer profile x the rig's slow-down):
+        // resnet18 about -7..-10%; squeezenet1_1 about -40..-45% (not asserted: summed
+        // single-layer times put too much in its first partition, too little in its last)
         if zoo == "resnet18" {
             assert!(thr.abs() < 1.0, "{zoo}: throughput error {thr}");
         }

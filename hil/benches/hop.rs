@@ -73,6 +73,7 @@ async fn framed() -> f64 {
                 name,
                 shape,
                 data,
+                sent_ns: 0,
             };
             tx.send((Instant::now(), back.encode())).await.unwrap();
         }
@@ -92,6 +93,7 @@ async fn framed() -> f64 {
             name: "x".into(),
             shape: vec![1, (N / 4) as u32],
             data: data.clone(),
+            sent_ns: 0,
         };
         tx.send((Instant::now(), m.encode())).await.unwrap();
         let _ = read_msg(&mut r, MAX_FRAME, idle).await.unwrap();

@@ -55,6 +55,8 @@ pub struct HilRun {
     pub mode: String,
     /// Emulation time dilation (1: none).
     pub dilation: f64,
+    /// Emulation only: the host's calibrated GFLOP/s on this model (one core).
+    pub host_gflops: Option<f64>,
     /// A run in which nothing arrives for this long fails.
     pub stall_timeout: Duration,
     /// Show a progress bar on stderr (only drawn on a terminal).
@@ -95,6 +97,7 @@ pub fn options(path: &Path, required: bool) -> Result<HilRun> {
         shaping: HashMap::new(),
         mode: "hil".into(),
         dilation: 1.0,
+        host_gflops: None,
         stall_timeout: Duration::from_secs(60),
         progress: true,
     };
@@ -556,6 +559,7 @@ async fn execute_async(run: &HilRun, prep: Prepared) -> Result<RunReport> {
                         name: t.name.clone(),
                         shape: x.shape.iter().map(|&d| d as u32).collect(),
                         data: x.data.clone(),
+                        sent_ns: crate::proto::mono_ns(),
                     };
                     if let Err(e) = send(&conns[conn_of(c)], &m).await {
                         error.get_or_insert(e.to_string());
@@ -852,6 +856,7 @@ async fn execute_async(run: &HilRun, prep: Prepared) -> Result<RunReport> {
         edges,
         pipeline_efficiency: r6(throughput * slowest / 1e3),
         time_dilation: dil,
+        host_gflops: run.host_gflops.map(r6),
         host_energy_mj: host_energy_mj.map(r6),
     })
 }

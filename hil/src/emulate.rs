@@ -407,6 +407,7 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
             .fold(1.0f64, |a, &b| a.max(b)),
     );
     run.dilation = dil;
+    run.host_gflops = Some(host_gflops);
     run.mode = "emulate".into();
     eprintln!(
         "dicesim emulate: host {host_gflops:.2} GFLOP/s per core on this model; time dilation {:.3}",

@@ -242,6 +242,10 @@ pub enum Msg {
         shape: Vec<u32>,
         /// Values, row-major.
         data: Vec<f32>,
+        /// When the sender handed the tensor to its transport, [`mono_ns`] (0: unknown).
+        /// Sender and receiver share the clock on one host (the emulation rig); the
+        /// receiver's transfer time is then send-to-receive.
+        sent_ns: u64,
     },
     /// Compute time of one partition for one frame.
     Timing {
@@ -551,6 +555,7 @@ impl Msg {
                 name,
                 shape,
                 data,
+                sent_ns,
             } => {
                 w.u8(tag::TENSOR);
                 w.u64(*frame);
@@ -563,6 +568,7 @@ impl Msg {
                 }
                 w.u32(data.len() as u32);
                 f32s_to_le(data, &mut w.0);
+                w.u64(*sent_ns);
             }
             Msg::Timing {
                 frame,
@@ -713,6 +719,7 @@ impl Msg {
                     )));
                 }
                 let data = f32s_from_le(raw);
+                let sent_ns = r.u64()?;
                 Msg::Tensor {
                     frame,
                     from,
@@ -720,6 +727,7 @@ impl Msg {
                     name,
                     shape,
                     data,
+                    sent_ns,
                 }
             }
             tag::TIMING => Msg::Timing {
@@ -769,7 +777,9 @@ pub struct Received {
     pub msg: Msg,
     /// Frame size including the prefix [bytes].
     pub bytes: u64,
-    /// Time from the length prefix to the last body byte.
+    /// For a tensor with a sender timestamp: from its hand-off to the sender's transport
+    /// to its last body byte here (same host clock); otherwise from the length prefix to
+    /// the last body byte.
     pub transfer: Duration,
 }
 
@@ -794,6 +804,18 @@ async fn read_exact_progress<Rd: AsyncRead + Unpin>(
     Ok(())
 }
 
+/// CLOCK_MONOTONIC [ns]: one clock for every process on a host (and its network
+/// namespaces), unlike [`Instant`], which cannot cross a process boundary.
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Reads one frame. `idle` bounds every wait for bytes (a slow but moving transfer is fine,
 /// a silent peer is not); `max` bounds the body before anything is allocated.
 pub async fn read_msg<Rd: AsyncRead + Unpin>(
@@ -811,9 +833,15 @@ pub async fn read_msg<Rd: AsyncRead + Unpin>(
     }
     let mut body = vec![0u8; n as usize];
     read_exact_progress(r, &mut body, idle).await?;
-    let transfer = t0.elapsed();
+    let mut transfer = t0.elapsed();
+    let msg = Msg::decode(&body)?;
+    if let Msg::Tensor { sent_ns, .. } = msg {
+        if sent_ns > 0 {
+            transfer = Duration::from_nanos(mono_ns().saturating_sub(sent_ns));
+        }
+    }
     Ok(Received {
-        msg: Msg::decode(&body)?,
+        msg,
         bytes: n as u64 + 4,
         transfer,
     })
@@ -894,6 +922,7 @@ mod tests {
                 name: "input".into(),
                 shape: vec![1, 2, 2],
                 data: vec![0.5, -1.0, 2.0, 3.25],
+                sent_ns: 42,
             },
             Msg::Timing {
                 frame: 1,
@@ -982,6 +1011,7 @@ mod tests {
             name: "t".into(),
             shape: vec![2, 2],
             data: vec![1.0; 4],
+            sent_ns: 0,
         };
         let mut f = m.encode();
         // patch the second dim to 3

@@ -158,6 +158,10 @@ pub struct RunReport {
     /// Emulation only: the factor by which the rig ran slower than the platform; all times
     /// above are divided by it (throughput multiplied) to give platform time. 1 otherwise.
     pub time_dilation: f64,
+    /// Emulation only: the host's calibrated whole-model GFLOP/s on one core; a device whose
+    /// units have at most `g` GFLOP/s runs host time x `host_gflops / g` (platform time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_gflops: Option<f64>,
     /// Energy of the whole host over the run measured by the coordinator (RAPL) [mJ], where
     /// the coordinator's host has a sensor; in emulation this is every device together.
     pub host_energy_mj: Option<f64>,

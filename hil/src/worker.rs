@@ -344,6 +344,7 @@ async fn deliver(st: &Arc<State>, rcv: crate::proto::Received) -> Result<()> {
         name,
         shape,
         data,
+        ..
     } = rcv.msg
     else {
         unreachable!("deliver is called on tensors")
@@ -535,6 +536,7 @@ fn part_loop(
                     name: name.clone(),
                     shape: t.shape.iter().map(|&x| x as u32).collect(),
                     data: t.data.clone(),
+                    sent_ns: crate::proto::mono_ns(),
                 };
                 let ok = match o {
                     Out::Coord => d

@@ -33,6 +33,7 @@ fn bench(c: &mut Criterion) {
             Workload {
                 frames,
                 period_ns: 0,
+                window: None,
             },
         );
         let units: Vec<usize> = (0..prep.platform.units.len()).collect();

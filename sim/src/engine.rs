@@ -220,13 +220,29 @@ pub fn simulate<C: Clock + ?Sized>(
     }
 
     let saturate = prep.workload.period_ns == 0;
-    // pending[f * np + part]: inputs still missing (connections, the frame's arrival for a
-    // source partition, and the partition's previous frame)
+    let window = prep.workload.window.map(|w| (w as usize).max(1));
+    // admit_left[f] (with a window): events still missing before frame f is admitted (its
+    // arrival unless saturating, and the completion of frame f - window)
+    let mut admit_left: Vec<u32> = match window {
+        Some(w) => (0..frames)
+            .map(|f| u32::from(!saturate) + u32::from(f >= w))
+            .collect(),
+        None => Vec::new(),
+    };
+    // pending[f * np + part]: inputs still missing (connections, the frame's arrival or
+    // admission for a source partition, and the partition's previous frame)
     let mut pending = vec![0u32; frames * np];
     for f in 0..frames {
+        let admission = match window {
+            Some(_) => admit_left[f] > 0,
+            None => !saturate,
+        };
+        if window.is_some() && !admission {
+            out.entry_ns[f] = 0;
+        }
         for (pi, part) in plan.parts.iter().enumerate() {
             pending[f * np + pi] =
-                in_count[pi] + u32::from(part.source && !saturate) + u32::from(f > 0);
+                in_count[pi] + u32::from(part.source && admission) + u32::from(f > 0);
         }
     }
     let mut parts_done = vec![0u32; frames];
@@ -325,6 +341,26 @@ pub fn simulate<C: Clock + ?Sized>(
         };
     }
 
+    // Frame `$f` enters: its source partitions lose their admission input.
+    macro_rules! admit {
+        ($f:expr, $now:expr) => {{
+            let (fu, now): (usize, Time) = ($f, $now);
+            if window.is_some() {
+                out.entry_ns[fu] = now;
+            }
+            for (pi, part) in plan.parts.iter().enumerate() {
+                if part.source {
+                    let k = fu * np + pi;
+                    pending[k] -= 1;
+                    if pending[k] == 0 {
+                        ready[part.unit].push(Reverse((fu as u32, pi as u32)));
+                        start_unit!(part.unit, now);
+                    }
+                }
+            }
+        }};
+    }
+
     // Re-shares bandwidth among active flows and reschedules the next flow completion.
     macro_rules! reshare {
         ($now:expr) => {{
@@ -406,15 +442,13 @@ pub fn simulate<C: Clock + ?Sized>(
         match ev {
             Ev::Arrive(f) => {
                 let fu = f as usize;
-                for (pi, part) in plan.parts.iter().enumerate() {
-                    if part.source {
-                        let k = fu * np + pi;
-                        pending[k] -= 1;
-                        if pending[k] == 0 {
-                            ready[part.unit].push(Reverse((f, pi as u32)));
-                            start_unit!(part.unit, now);
-                        }
+                if window.is_some() {
+                    admit_left[fu] -= 1;
+                    if admit_left[fu] == 0 {
+                        admit!(fu, now);
                     }
+                } else {
+                    admit!(fu, now);
                 }
                 if fu + 1 < frames {
                     q.schedule(
@@ -448,6 +482,14 @@ pub fn simulate<C: Clock + ?Sized>(
                 parts_done[fu] += 1;
                 if parts_done[fu] as usize == np {
                     out.exit_ns[fu] = now;
+                    if let Some(w) = window {
+                        if fu + w < frames {
+                            admit_left[fu + w] -= 1;
+                            if admit_left[fu + w] == 0 {
+                                admit!(fu + w, now);
+                            }
+                        }
+                    }
                 }
                 if fu + 1 < frames {
                     let k = (fu + 1) * np + piu;

@@ -22,4 +22,4 @@ pub mod trace;
 pub use error::SimError;
 pub use prepared::{Metrics, PreparedScenario, SimPlan, Workload};
 pub use report::Report;
-pub use scenario::{run_scenario, RunOptions, Scenario, ScenarioRun, Strategy};
+pub use scenario::{run_loaded, run_scenario, RunOptions, Scenario, ScenarioRun, Strategy};

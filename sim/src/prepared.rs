@@ -23,6 +23,12 @@ pub struct Workload {
     /// Interval between frame arrivals [ns]; 0 saturates (a frame enters as soon as the first
     /// partition can take it).
     pub period_ns: Time,
+    /// At most this many frames in flight (admitted and not yet completed), if set: frame
+    /// `f` is admitted once it has arrived and frame `f - window` has completed, and its
+    /// latency counts from its admission (the emulation rig's and real runs' coordinator
+    /// window). `None` (the default): no limit, a frame enters when its first partition
+    /// can take it.
+    pub window: Option<u32>,
 }
 
 /// A tensor in compact form.

@@ -90,6 +90,8 @@ struct RawWorkload {
     frames: u32,
     #[serde(default)]
     period_ms: f64,
+    #[serde(default)]
+    window: Option<u32>,
 }
 
 fn one_u32() -> u32 {
@@ -101,6 +103,7 @@ impl Default for RawWorkload {
         RawWorkload {
             frames: 1,
             period_ms: 0.0,
+            window: None,
         }
     }
 }
@@ -167,11 +170,19 @@ impl Scenario {
                 "expected a number >= 0 (0 saturates)",
             ));
         }
+        if raw.workload.window == Some(0) {
+            return Err(SimError::invalid(
+                path,
+                "workload.window",
+                "expected at least 1 frame in flight",
+            ));
+        }
         let platform = Platform::load(&relative(path, &raw.platform.file))?;
         let graph = load_model(path, &raw.model)?;
         let workload = Workload {
             frames: raw.workload.frames,
             period_ns: (raw.workload.period_ms * 1e6).round() as u64,
+            window: raw.workload.window,
         };
         let prep = PreparedScenario::new(graph, platform, workload);
         let units = strategy::allowed_units(&prep, raw.mapping.units.as_deref())
@@ -245,7 +256,13 @@ pub struct ScenarioRun {
 /// `dicesim_plan::partition::Plan::build` forms, i.e. the sub-models `dicesim split` writes
 /// and real execution runs.
 pub fn run_scenario(path: &Path, opts: RunOptions) -> Result<ScenarioRun, SimError> {
-    let scenario = Scenario::load(path)?;
+    run_loaded(Scenario::load(path)?, opts)
+}
+
+/// Simulates a loaded (possibly modified) scenario, as [`run_scenario`].
+pub fn run_loaded(scenario: Scenario, opts: RunOptions) -> Result<ScenarioRun, SimError> {
+    let path = scenario.path.clone();
+    let path = path.as_path();
     scenario.prep.assignment(&scenario.mapping)?;
     let partitions =
         Plan::build(&scenario.prep.graph, &scenario.mapping).map_err(|error| SimError::Plan {

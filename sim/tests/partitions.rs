@@ -33,6 +33,7 @@ fn prep(model: &str, size: usize, frames: u32) -> PreparedScenario {
         Workload {
             frames,
             period_ns: 0,
+            window: None,
         },
     )
 }

@@ -78,7 +78,15 @@ fn platform(names: &[&str], idle_w: f64, busy_w: f64, extra: &str) -> Platform {
 }
 
 fn prep(g: Graph, p: Platform, frames: u32, period_ns: u64) -> PreparedScenario {
-    PreparedScenario::new(g, p, Workload { frames, period_ns })
+    PreparedScenario::new(
+        g,
+        p,
+        Workload {
+            frames,
+            period_ns,
+            window: None,
+        },
+    )
 }
 
 const MS: u64 = 1_000_000;
@@ -341,4 +349,23 @@ fn bad_platforms_give_clear_errors() {
             .to_string();
         assert!(e.contains("p.toml") && e.contains(want), "{e}");
     }
+}
+
+#[test]
+fn window_bounds_frames_in_flight_and_latency_counts_from_admission() {
+    let g = graph(&[("a", MS, &["in"], &["x"])], &["in"], 1000);
+    let mut ps = prep(g, platform(&["d"], 1.0, 1.0, ""), 10, 0);
+    // no window: a frame enters when the unit takes it
+    let m = ps.evaluate_assignment(&[0]).unwrap();
+    assert_eq!((m.makespan_ns, m.latency_max_ns), (10 * MS, MS));
+    // two in flight: frame f >= 2 is admitted when frame f - 2 completes, at (f - 1) ms,
+    // and waits one job behind frame f - 1
+    ps.workload.window = Some(2);
+    let m = ps.evaluate_assignment(&[0]).unwrap();
+    assert_eq!((m.makespan_ns, m.latency_max_ns), (10 * MS, 2 * MS));
+    // periodic arrivals slower than the pipeline: the window never binds
+    ps.workload.period_ns = 5 * MS;
+    ps.workload.window = Some(1);
+    let m = ps.evaluate_assignment(&[0]).unwrap();
+    assert_eq!((m.makespan_ns, m.latency_max_ns), (9 * 5 * MS + MS, MS));
 }

@@ -69,6 +69,7 @@ fn prep(flops: &[u64], gflops: &[f64]) -> PreparedScenario {
         Workload {
             frames: 1,
             period_ns: 0,
+            window: None,
         },
     )
 }
