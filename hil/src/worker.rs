@@ -181,8 +181,18 @@ async fn handle(st: Arc<State>, mut s: TcpStream) -> Result<()> {
         Role::Peer => {
             // the writer only sends heartbeats, so that the peer can tell we are alive
             let _hb = spawn_writer(w, Shaping::default(), 1, |_| {});
+            // A tensor's transfer time is its service time on this connection: from when the
+            // sender handed it over, or from when the previous message on the connection had
+            // fully arrived if that is later, to its last byte. Time spent queued behind
+            // earlier frames is not transfer time (the simulator counts it the same way).
+            let mut prev_done: Option<Instant> = None;
             loop {
-                let rcv = read_msg(&mut r, MAX_FRAME, idle).await?;
+                let mut rcv = read_msg(&mut r, MAX_FRAME, idle).await?;
+                let now = Instant::now();
+                if let Some(p) = prev_done {
+                    rcv.transfer = rcv.transfer.min(now - p);
+                }
+                prev_done = Some(now);
                 match rcv.msg {
                     Msg::Heartbeat => {}
                     Msg::Tensor { .. } => deliver(&st, rcv).await?,
