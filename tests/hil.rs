@@ -26,8 +26,12 @@ struct Worker {
 
 impl Worker {
     fn start(token: Option<&Path>) -> Worker {
+        Worker::start_with(token, "tract")
+    }
+
+    fn start_with(token: Option<&Path>, backend: &str) -> Worker {
         let mut c = bin();
-        c.args(["worker", "--listen", "127.0.0.1:0", "--backend", "tract"]);
+        c.args(["worker", "--listen", "127.0.0.1:0", "--backend", backend]);
         if let Some(t) = token {
             c.arg("--token-file").arg(t);
         }
@@ -348,4 +352,32 @@ fn a_killed_worker_is_detected_and_reported() {
     assert!(err.contains("did not complete"), "{err}");
     // detection within 1 s, plus process exit and stats collection from the survivor
     assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+/// Workers load sub-models through a backend plugin (ONNX Runtime) found by name; outputs
+/// still match the whole model run locally.
+#[test]
+fn hil_runs_on_a_backend_plugin() {
+    let found = std::env::var_os("DICESIM_PLUGIN_PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| d.join("libdicesim_backend_ort.so").exists())
+    });
+    if !found {
+        let why = "the ort plugin is not on DICESIM_PLUGIN_PATH (scripts/test-all.sh sets it)";
+        if std::env::var_os("CI").is_some() {
+            panic!("hil_runs_on_a_backend_plugin: {why}; CI is set, so this fails");
+        }
+        eprintln!("SKIPPED hil_runs_on_a_backend_plugin: {why}");
+        return;
+    }
+    let d = tmp("plugin");
+    let (mut a, mut b) = (
+        Worker::start_with(None, "ort"),
+        Worker::start_with(None, "ort"),
+    );
+    let hil = format!("d0 = \"{}\"\nd1 = \"{}\"", a.addr, b.addr);
+    let s = scenario(&d, "resnet18", 32, 2, 6, &hil);
+    let (ok, v, err) = hil_json(&s);
+    assert!(ok, "{err}");
+    check_run(&v, 2, 6);
+    assert!(a.alive() && b.alive());
 }

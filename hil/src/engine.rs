@@ -42,14 +42,58 @@ impl EngineSession for TractSession {
     }
 }
 
-/// The engine called `name`. Today only `tract` is built in; the plugin loader adds the
-/// others here (load `libdicesim_backend_<name>.so`, run its `check()`, wrap its table).
-pub fn by_name(name: &str) -> Result<Arc<dyn Engine>> {
-    match name {
-        "tract" => Ok(Arc::new(TractEngine)),
-        other => bail!(
-            "unknown backend '{other}': this build has the built-in 'tract' engine only \
-             (backend plugins are not available yet)"
-        ),
+/// A backend plugin (`libdicesim_backend_<name>.so`, found by the loader).
+struct PluginEngine(dicesim_backend_loader::Backend);
+
+struct PluginSession(dicesim_backend_loader::Session);
+
+impl Engine for PluginEngine {
+    fn name(&self) -> &str {
+        self.0.name()
     }
+    fn load(&self, onnx: &[u8], threads: usize) -> Result<Box<dyn EngineSession>> {
+        let opts = dicesim_backend_loader::Options {
+            intra_op_threads: threads,
+            ..Default::default()
+        };
+        let s = self.0.session_unchecked(onnx, &opts)?;
+        Ok(Box::new(PluginSession(s)))
+    }
+}
+
+impl EngineSession for PluginSession {
+    fn run(&mut self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>> {
+        use dicesim_backend_loader::{Tensor as HostTensor, TensorData};
+        let host: Vec<(&str, HostTensor)> = inputs
+            .iter()
+            .map(|(k, t)| (k.as_str(), HostTensor::f32(t.shape.clone(), t.data.clone())))
+            .collect();
+        let ins: Vec<(&str, &HostTensor)> = host.iter().map(|(k, t)| (*k, t)).collect();
+        self.0
+            .run(&ins)?
+            .into_iter()
+            .map(|(n, t)| match t.data {
+                TensorData::F32(data) => Ok((
+                    n,
+                    Tensor {
+                        shape: t.shape,
+                        data,
+                    },
+                )),
+                _ => bail!("output '{n}' is not float32"),
+            })
+            .collect()
+    }
+}
+
+/// The engine called `name`: `tract` is built in; any other name is a backend plugin
+/// (`libdicesim_backend_<name>.so` next to the binary or on `DICESIM_PLUGIN_PATH`), whose
+/// `check()` must pass (its message says what to install otherwise).
+pub fn by_name(name: &str) -> Result<Arc<dyn Engine>> {
+    if name == "tract" {
+        return Ok(Arc::new(TractEngine));
+    }
+    let b = dicesim_backend_loader::Backend::load(name)?;
+    b.check()?;
+    Ok(Arc::new(PluginEngine(b)))
 }
