@@ -533,37 +533,21 @@ pub fn simulate<C: Clock + ?Sized>(
             Ev::FlowDone => {
                 flow_event = None;
                 advance_flows!(now);
-                let mut done_any = false;
-                let mut i = 0;
-                while i < flows.len() {
-                    if flows[i].remaining <= 1e-3 {
-                        let fl = flows.remove(i);
-                        finish_flow(
-                            &st,
-                            &fl,
-                            now,
-                            &conn_kind,
-                            &conn_start,
-                            &mut link_active,
-                            &mut link_since,
-                            &mut out,
-                        );
-                        deliveries.push((fl.conn, fl.frame));
-                        done_any = true;
-                    } else {
-                        i += 1;
+                // Flows that have drained; if rounding left every flow a hair short, the
+                // closest one. Finished in index order.
+                let mut done: Vec<usize> = (0..flows.len())
+                    .filter(|&i| flows[i].remaining <= 1e-3)
+                    .collect();
+                if done.is_empty() {
+                    if let Some((i, _)) = flows.iter().enumerate().min_by(|a, b| {
+                        (a.1.remaining / a.1.rate).total_cmp(&(b.1.remaining / b.1.rate))
+                    }) {
+                        done.push(i);
                     }
                 }
-                if !done_any && !flows.is_empty() {
-                    // Rounding left every flow a hair short: finish the closest one.
-                    let (i, _) = flows
-                        .iter()
-                        .enumerate()
-                        .min_by(|a, b| {
-                            (a.1.remaining / a.1.rate).total_cmp(&(b.1.remaining / b.1.rate))
-                        })
-                        .expect("non-empty");
-                    let fl = flows.remove(i);
+                let mut finished: Vec<_> = done.iter().rev().map(|&i| flows.remove(i)).collect();
+                finished.reverse();
+                for fl in finished {
                     finish_flow(
                         &st,
                         &fl,
