@@ -27,6 +27,35 @@ struct ShapeArgs {
     input_shape: Vec<String>,
 }
 
+#[derive(Args)]
+struct ProfileArgs {
+    model: PathBuf,
+    #[arg(long)]
+    backend: String,
+    #[arg(long)]
+    out: PathBuf,
+    /// Threads (tract runs a model on one thread: only 1 is accepted)
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Warm-up runs (per layer with --isolated)
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Measuring time [ms] (5 to 200 runs): of the whole model, or per layer with --isolated
+    #[arg(long, default_value_t = 1000.0)]
+    budget_ms: f64,
+    /// Time each layer run alone as a single-layer sub-model instead of in context
+    #[arg(long)]
+    isolated: bool,
+    /// Pace the runs as a device computing 1/DUTY of the time (sleep (DUTY-1) x each run)
+    #[arg(long, default_value_t = 1.0)]
+    duty: f64,
+    /// Fit the in-context times to this many contiguous sub-model runs (0: no fit)
+    #[arg(long, default_value_t = 8)]
+    chunks: usize,
+    #[command(flatten)]
+    shapes: ShapeArgs,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// The built-in model zoo
@@ -127,24 +156,7 @@ enum Cmd {
     /// Measure per-layer times with a backend
     /// Per-layer times of a model on this host (CSV for a unit's `profile`), and a fit of
     /// the baseline compute model (gflops, mem_gbps, layer_overhead_us)
-    Profile {
-        model: PathBuf,
-        #[arg(long)]
-        backend: String,
-        #[arg(long)]
-        out: PathBuf,
-        /// Threads (tract runs a model on one thread: only 1 is accepted)
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
-        /// Warm-up runs per layer
-        #[arg(long, default_value_t = 3)]
-        warmup: usize,
-        /// Measuring time per layer [ms] (5 to 200 runs)
-        #[arg(long, default_value_t = 100.0)]
-        budget_ms: f64,
-        #[command(flatten)]
-        shapes: ShapeArgs,
-    },
+    Profile(ProfileArgs),
     /// Simulate and emulate a scenario and compare
     Validate {
         /// Scenario (or, with --suite, a folder of scenarios)
@@ -154,6 +166,13 @@ enum Cmd {
         /// Validate every *.toml scenario in the folder and print median / p90 errors
         #[arg(long)]
         suite: bool,
+        /// Keep the calibration (cal.toml and unit profiles, for a scenario's
+        /// `[calibration] file`) in this folder
+        #[arg(long)]
+        calibration_out: Option<PathBuf>,
+        /// With --suite: write suite.json and suite.svg (simulated vs measured) here
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// List backend plugins and whether each is usable here
     Backends,
@@ -297,32 +316,21 @@ fn run(cli: Cli) -> Result<()> {
         } => dicesim_hil::worker::run(&listen, &backend, token_file.as_deref(), pace),
         Cmd::Hil { scenario, json } => dicesim_hil::coord::run_cli(&scenario, json),
         Cmd::Emulate { scenario, json } => dicesim_hil::emulate::run_cli(&scenario, json),
-        Cmd::Profile {
-            model,
-            backend,
-            out,
-            threads,
-            warmup,
-            budget_ms,
-            shapes,
-        } => profile_cmd(
-            &model,
-            &backend,
-            &out,
-            threads,
-            warmup,
-            budget_ms,
-            &parse_shapes(&shapes)?,
-        ),
+        Cmd::Profile(args) => profile_cmd(&args),
         Cmd::Validate {
             scenario,
             json,
             suite,
+            calibration_out,
+            out,
         } => {
             if suite {
-                dicesim::validate::suite(&scenario).map(|_| ())
+                dicesim::validate::suite(&scenario, out.as_deref()).map(|_| ())
             } else {
-                let v = dicesim::validate::validate(&scenario)?;
+                let v = dicesim::validate::validate(
+                    &scenario,
+                    &dicesim::validate::Options { calibration_out },
+                )?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&v.to_json())?);
                 } else {
@@ -335,26 +343,39 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn profile_cmd(
-    path: &Path,
-    backend: &str,
-    out: &Path,
-    threads: usize,
-    warmup: usize,
-    budget_ms: f64,
-    shapes: &InputShapes,
-) -> Result<()> {
+fn profile_cmd(a: &ProfileArgs) -> Result<()> {
     use dicesim::profile;
+    let (path, backend, out, threads) = (&a.model, &a.backend, &a.out, a.threads);
+    let (warmup, budget_ms, duty, chunks) = (a.warmup, a.budget_ms, a.duty, a.chunks);
+    let shapes = &parse_shapes(&a.shapes)?;
     if backend != "tract" {
         bail!("profile: unknown backend '{backend}' (available: tract)");
+    }
+    if !(duty.is_finite() && duty >= 1.0) {
+        bail!("profile: --duty must be a number >= 1, got {duty}");
     }
     if threads != 1 {
         bail!("profile: tract runs a model on one thread; --threads must be 1");
     }
     let model = Model::load(path, shapes)?;
-    let layers = profile::profile_model(&model, warmup, budget_ms)?;
-    profile::write_csv(out, &model.graph.name, threads, &layers)?;
+    // measure on one CPU (the last this process may use: CPU 0 takes most interrupts)
+    if let Some(&cpu) = profile::allowed_cpus().last() {
+        profile::pin_to(cpu)?;
+    }
+    let (layers, context) = if a.isolated {
+        (profile::profile_model(&model, warmup, budget_ms)?, None)
+    } else {
+        let p = profile::profile_in_context(&model, warmup, budget_ms, duty, chunks)?;
+        (p.layers.clone(), Some(p))
+    };
+    profile::write_csv(out, &model.graph.name, threads, &layers, context.as_ref())?;
     let total: f64 = layers.iter().map(|l| l.time_us).sum();
+    if let Some(c) = &context {
+        println!(
+            "whole model: {:.1} us per run (median), of which {:.1} us outside every operator",
+            c.run_us, c.run_overhead_us
+        );
+    }
     println!(
         "{} layers profiled ({} skipped), sum of medians {:.1} us -> {}",
         layers.len(),

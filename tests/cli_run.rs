@@ -280,3 +280,108 @@ fn bad_input_fails_with_one_line_naming_file_and_key() {
     );
     fails_with(&s, &["bad-plat.toml", "line 5"]);
 }
+
+#[test]
+fn a_calibration_file_overrides_units_and_links_and_bad_ones_are_one_line_errors() {
+    let d = tmp("calibration");
+    let w = |name: &str, text: &str| {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    w("plat.toml", PLATFORM);
+    let mapping = "strategy = \"even\"";
+    let base = w("base.toml", &scenario("resnet18", "plat.toml", mapping));
+    let json = |p: &Path| -> serde_json::Value {
+        let out = run(&[p.to_str().unwrap(), "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let lat = |v: &serde_json::Value| v["latency_ms"]["p50"].as_f64().unwrap();
+    let b = json(&base);
+    // every layer of unit a.cpu takes 100 us, each partition run 1 ms more; link ab is
+    // 10x slower with 1 ms latency
+    let mut prof = String::from("# test\nlayer,time_us\n");
+    let out = bin()
+        .args(["zoo", "build", "resnet18", "--input-size", "32", "--out"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = bin()
+        .arg("inspect")
+        .arg(d.join("resnet18.onnx"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let layers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for l in layers["layers"].as_array().unwrap() {
+        prof += &format!("{},100\n", l["name"].as_str().unwrap());
+    }
+    w("a.csv", &prof);
+    w(
+        "cal.toml",
+        "[[unit]]\nname = \"a.cpu\"\nprofile = \"a.csv\"\nrun_overhead_us = 1000.0\n\
+         [[link]]\nname = \"ab\"\nbandwidth_mbps = 10.0\nlatency_us = 1000.0\n",
+    );
+    let cal = w(
+        "cal-scenario.toml",
+        &(scenario("resnet18", "plat.toml", mapping) + "[calibration]\nfile = \"cal.toml\"\n"),
+    );
+    let c = json(&cal);
+    assert!(
+        lat(&c) > lat(&b) + 1.0,
+        "calibrated {} vs base {}",
+        lat(&c),
+        lat(&b)
+    );
+    // the run overhead alone: b.cpu's partition pays 1 ms more
+    w(
+        "cal2.toml",
+        "[[unit]]\nname = \"b.cpu\"\nrun_overhead_us = 1000.0\n",
+    );
+    // (one frame: no queueing behind earlier frames)
+    let one = |s: String| s.replace("frames = 3", "frames = 1");
+    let b1 = json(&w(
+        "one.toml",
+        &one(scenario("resnet18", "plat.toml", mapping)),
+    ));
+    let cal2 = w(
+        "cal2-scenario.toml",
+        &one(scenario("resnet18", "plat.toml", mapping) + "[calibration]\nfile = \"cal2.toml\"\n"),
+    );
+    let c2 = json(&cal2);
+    let dl = lat(&c2) - lat(&b1);
+    assert!(
+        (dl - 1.0).abs() < 1e-3,
+        "latency grew by {dl} ms, expected 1"
+    );
+
+    for (text, needles) in [
+        (
+            "[[unit]]\nname = \"zz.cpu\"\n",
+            &["cal-bad.toml", "unit[0].name", "zz.cpu"][..],
+        ),
+        (
+            "[[link]]\nname = \"ab\"\nbandwidth_mbps = -1.0\n",
+            &["cal-bad.toml", "link[0].bandwidth_mbps"][..],
+        ),
+        (
+            "[[link]]\nname = \"ab\"\nbandwith_mbps = 5.0\n",
+            &["cal-bad.toml", "bandwith_mbps"][..],
+        ),
+    ] {
+        w("cal-bad.toml", text);
+        let s = w(
+            "bad.toml",
+            &(scenario("resnet18", "plat.toml", mapping)
+                + "[calibration]\nfile = \"cal-bad.toml\"\n"),
+        );
+        fails_with(&s, needles);
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -242,8 +242,12 @@ pub fn spawn_writer<Wr: AsyncWrite + Unpin + Send + 'static>(
                     None => (Instant::now(), heartbeat.as_slice()),
                 };
                 if shaping.delay_us > 0 {
+                    // tokio's timer has a 1 ms granularity, too coarse for link latencies of
+                    // tens of microseconds: sleep on a blocking thread (~60 us slack)
                     let due = queued + Duration::from_micros(shaping.delay_us as u64);
-                    tokio::time::sleep_until(due.into()).await;
+                    if let Some(rest) = due.checked_duration_since(Instant::now()) {
+                        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+                    }
                 }
                 // shaped: token-bucket steps of WRITE_CHUNK; unshaped: larger writes, still
                 // small enough that each finishes well within WRITE_STALL on a slow link

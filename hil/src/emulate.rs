@@ -12,8 +12,9 @@
 //!   platform is one layer-2 domain and frames follow the only path a tree has: the links
 //!   must form a tree (a cycle is refused with the link's name).
 //! - **Bandwidth.** `tbf` on both ends of every veth (both directions), at the link's
-//!   `bandwidth_mbps` divided by the time dilation. A shared medium is shaped per end and
-//!   direction (its half-duplex sharing is not reproduced).
+//!   `bandwidth_mbps` divided by the time dilation, with a small bucket (200 us of traffic,
+//!   at least 4 KiB) so that a message flows at the rate from its first byte. A shared
+//!   medium is shaped per end and direction (its half-duplex sharing is not reproduced).
 //! - **Latency.** No `netem`: the *sending worker* holds every message for the route's
 //!   latency (sum of its links' `latency_us`, times the dilation) before writing it. TCP
 //!   acknowledgements are not delayed, so window-limited TCP behaviour is not emulated.
@@ -32,6 +33,14 @@
 //!   never over-committed because the shares pinned to it sum to at most `D`. Every device
 //!   runs D times slower than the platform, links are D times slower too, and reported
 //!   times are divided by D (throughput multiplied); the report's `time_dilation` is D.
+//!   A paced device computes 1/F of the time, so its runs find colder caches than
+//!   back-to-back runs (1.2-3x slower on this 2-core VM, from run to run): `dicesim
+//!   validate` profiles each device on its CPU with the same duty cycle. (Pacing every run
+//!   by one reference time measured once was tried: it moved the host's drift into a
+//!   single measurement and validated worse.)
+//! - **Calibration hook.** [`emulate_with`] runs a caller's step on the built rig before
+//!   frames stream ([`Rig`]: devices, CPUs, pacing factors; [`Rig::probe`] times messages
+//!   through the shaped links); `dicesim validate` calibrates the simulator there.
 //! - **Coordinator.** Its own namespace, joined to each device by an unshaped management
 //!   veth (`10.202.<i>.0/24`): frames enter and leave outside the platform's links, as the
 //!   simulator assumes. Workers authenticate with a random token written for the run.
@@ -319,13 +328,210 @@ fn spawn_worker(
 
 /// Runs the emulation of the scenario at `path` and returns the measured report.
 pub fn emulate(path: &Path) -> Result<RunReport> {
+    emulate_with(path, |_| Ok(())).map(|(r, ())| r)
+}
+
+/// One device of a built rig.
+#[derive(Debug, Clone)]
+pub struct RigDevice {
+    /// Device index in the platform.
+    pub device: usize,
+    /// The CPU its worker is pinned to (None without root: not pinned).
+    pub cpu: Option<usize>,
+    /// Its worker's pacing factor (1: none).
+    pub pace: f64,
+    netns: Option<String>,
+}
+
+/// The rig as built, handed to a calibration step that runs before frames stream.
+pub struct Rig<'a> {
+    /// The scenario, model and plan.
+    pub prep: &'a coord::Prepared,
+    /// Calibrated host speed on this model [GFLOP/s] (None without root: not scaled).
+    pub host_gflops: Option<f64>,
+    /// Time dilation.
+    pub dilation: f64,
+    /// Devices that run partitions.
+    pub devices: Vec<RigDevice>,
+    run: &'a coord::HilRun,
+    coord_ns: Option<String>,
+}
+
+/// Port of the link probe's receiver (next to the worker's).
+const PROBE_PORT: u16 = WORKER_PORT + 1;
+
+impl Rig<'_> {
+    /// Streams another scenario through this rig's workers (the same platform: its devices
+    /// and links must be this rig's) and returns its measured report; used to calibrate on
+    /// the rig before the scenario itself runs.
+    pub fn stream(&self, scenario: &Path) -> Result<RunReport> {
+        let mut run = self.run.clone();
+        run.scenario = scenario.to_path_buf();
+        run.progress = false;
+        std::thread::scope(|s| {
+            s.spawn(|| -> Result<RunReport> {
+                if let Some(ns) = &self.coord_ns {
+                    enter_netns(ns)?;
+                }
+                coord::execute(&run)
+            })
+            .join()
+            .map_err(|_| anyhow!("the calibration coordinator thread panicked"))?
+        })
+    }
+
+    /// Sends one message of each size in `sizes` from device `a` to device `b` through the
+    /// rig's shaped links, `reps` times each, one at a time (each waits for the receiver's
+    /// acknowledgement), holding each for the route's latency first as workers do.
+    /// Returns `(bytes, seconds)` per message in platform time (host time / dilation): from
+    /// the hand-off to the last byte at the receiver, one host clock.
+    pub fn probe(
+        &self,
+        a: usize,
+        b: usize,
+        sizes: &[usize],
+        reps: usize,
+    ) -> Result<Vec<(usize, f64)>> {
+        let dev = |d: usize| {
+            self.devices
+                .iter()
+                .find(|x| x.device == d)
+                .and_then(|x| x.netns.clone())
+                .ok_or_else(|| {
+                    anyhow!("link probe: device {d} has no namespace (needs the rig as root)")
+                })
+        };
+        let (nsa, nsb) = (dev(a)?, dev(b)?);
+        let net = &self.prep.scenario.prep.network;
+        let delay = net
+            .route(a, b)
+            .map(|r| Duration::from_secs_f64(r.latency_ns as f64 / 1e9 * self.dilation))
+            .ok_or_else(|| anyhow!("link probe: no route from device {a} to device {b}"))?;
+        let addr: std::net::SocketAddr = format!("10.201.0.{}:{PROBE_PORT}", b + 1).parse()?;
+        let max = sizes.iter().copied().max().unwrap_or(0);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let (recv_tx, recv_rx) = std::sync::mpsc::channel::<Instant>();
+        std::thread::scope(|s| -> Result<Vec<(usize, f64)>> {
+            let receiver = s.spawn(move || -> Result<()> {
+                use std::io::{Read, Write};
+                let listener = (|| -> Result<std::net::TcpListener> {
+                    enter_netns(&nsb)?;
+                    let l = std::net::TcpListener::bind(addr)
+                        .with_context(|| format!("link probe: binding {addr}"))?;
+                    l.set_nonblocking(true)?;
+                    Ok(l)
+                })();
+                let listener = match listener {
+                    Ok(l) => {
+                        let _ = ready_tx.send(Ok(()));
+                        l
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(anyhow!("{e:#}")));
+                        return Ok(());
+                    }
+                };
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let mut conn = loop {
+                    match listener.accept() {
+                        Ok((c, _)) => break c,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            if Instant::now() > deadline {
+                                bail!("link probe: no connection within 10 s");
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                };
+                conn.set_nonblocking(false)?;
+                conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+                let mut buf = vec![0u8; max];
+                for _ in 0..sizes.len() * reps {
+                    let mut len = [0u8; 4];
+                    conn.read_exact(&mut len)?;
+                    let n = u32::from_le_bytes(len) as usize;
+                    if n > max {
+                        bail!("link probe: message of {n} bytes, at most {max} expected");
+                    }
+                    conn.read_exact(&mut buf[..n])?;
+                    let _ = recv_tx.send(Instant::now());
+                    conn.write_all(&[1])?;
+                }
+                Ok(())
+            });
+            let sender = s.spawn(move || -> Result<Vec<(usize, f64)>> {
+                use std::io::{Read, Write};
+                ready_rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .map_err(|_| anyhow!("link probe: the receiver did not start"))??;
+                enter_netns(&nsa)?;
+                let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                    .with_context(|| format!("link probe: connecting to {addr}"))?;
+                conn.set_nodelay(true)?;
+                conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+                let payload = vec![0x5au8; max + 4];
+                let mut out = Vec::new();
+                for &n in sizes {
+                    for _ in 0..reps {
+                        let mut msg = payload[..n + 4].to_vec();
+                        msg[..4].copy_from_slice(&(n as u32).to_le_bytes());
+                        let t0 = Instant::now();
+                        std::thread::sleep(delay);
+                        conn.write_all(&msg)?;
+                        let mut ack = [0u8; 1];
+                        conn.read_exact(&mut ack)?;
+                        let t1 = recv_rx
+                            .recv_timeout(Duration::from_secs(30))
+                            .map_err(|_| anyhow!("link probe: the receiver stopped"))?;
+                        out.push((n, t1.duration_since(t0).as_secs_f64() / self.dilation));
+                        // let the queues drain, as between frames
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                Ok(out)
+            });
+            let out = sender
+                .join()
+                .map_err(|_| anyhow!("link probe: the sender panicked"))?;
+            let r = receiver
+                .join()
+                .map_err(|_| anyhow!("link probe: the receiver panicked"))?;
+            let out = out?;
+            r?;
+            Ok(out)
+        })
+    }
+}
+
+/// Moves the calling thread into network namespace `ns`.
+fn enter_netns(ns: &str) -> Result<()> {
+    let path = format!("/run/netns/{ns}");
+    let f = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns on a valid namespace fd affects only this thread.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!("setns into {ns}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// As [`emulate`], with `calibrate` run on the built rig (workers started, links shaped)
+/// before frames stream; returns its result with the report.
+pub fn emulate_with<T>(
+    path: &Path,
+    calibrate: impl FnOnce(&Rig) -> Result<T>,
+) -> Result<(RunReport, T)> {
     install_signal_teardown();
-    let res = emulate_inner(path);
+    let res = emulate_inner(path, calibrate);
     teardown();
     res
 }
 
-fn emulate_inner(path: &Path) -> Result<RunReport> {
+fn emulate_inner<T>(
+    path: &Path,
+    calibrate: impl FnOnce(&Rig) -> Result<T>,
+) -> Result<(RunReport, T)> {
     let mut run = coord::options(path, false)?;
     let prep = coord::prepare(path)?;
     let pf = &prep.scenario.prep.platform;
@@ -379,12 +585,29 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
                 }
             }
         }
-        return coord::execute(&run);
+        let rig = Rig {
+            prep: &prep,
+            host_gflops: None,
+            dilation: 1.0,
+            devices: used
+                .iter()
+                .map(|&d| RigDevice {
+                    device: d,
+                    cpu: None,
+                    pace: 1.0,
+                    netns: None,
+                })
+                .collect(),
+            run: &run,
+            coord_ns: None,
+        };
+        let cal = calibrate(&rig)?;
+        return Ok((coord::execute(&run)?, cal));
     }
 
     sweep_stale();
     // compute scaling
-    let host_gflops = calibrate(&prep.model)?;
+    let host_gflops = self::calibrate(&prep.model)?;
     let cpu_list = cpus();
     let mut share = BTreeMap::new();
     let mut load = vec![0f64; cpu_list.len()];
@@ -487,7 +710,9 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
     }
     let shape = |ns: &str, dev: &str, mbps: f64| -> Result<()> {
         let rate = (mbps * 1e6 / dil).max(8000.0) as u64;
-        let burst = (rate / 8 / 100).max(16 * 1024);
+        // a small bucket (200 us of traffic, at least 4 KiB) so that a message takes about
+        // bytes / rate from its first byte, as the simulator's flow model has it
+        let burst = (rate / 8 / 5000).max(4096);
         nsx(
             ns,
             &[
@@ -566,7 +791,9 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
         )?;
         nsx(&ns, &["ip", "link", "set", "mgmt", "up"])?;
         let (s, cpu) = share[&d];
-        let pace = dil / s.max(1e-9);
+        // >= 1 exactly: D is rounded to 6 significant digits and may fall a hair below
+        // the largest share
+        let pace = (dil / s.max(1e-9)).max(1.0);
         let (child, _) = spawn_worker(
             Some(&ns),
             &format!("0.0.0.0:{WORKER_PORT}"),
@@ -611,19 +838,31 @@ fn emulate_inner(path: &Path) -> Result<RunReport> {
             }
         }
     }
+    let rig = Rig {
+        prep: &prep,
+        host_gflops: Some(host_gflops),
+        dilation: dil,
+        devices: used
+            .iter()
+            .map(|&d| RigDevice {
+                device: d,
+                cpu: Some(share[&d].1),
+                pace: (dil / share[&d].0.max(1e-9)).max(1.0),
+                netns: Some(node_ns(d)),
+            })
+            .collect(),
+        run: &run,
+        coord_ns: Some(coord_ns.clone()),
+    };
+    let cal = calibrate(&rig)?;
     // the coordinator runs on a thread inside its namespace (threads it starts inherit it)
-    let ns_path = format!("/run/netns/{coord_ns}");
-    std::thread::scope(|s| {
+    let report = std::thread::scope(|s| {
         s.spawn(|| -> Result<RunReport> {
-            let f = std::fs::File::open(&ns_path).with_context(|| format!("opening {ns_path}"))?;
-            use std::os::fd::AsRawFd;
-            // SAFETY: setns on a valid namespace fd affects only this thread.
-            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                bail!("setns into {coord_ns}: {}", std::io::Error::last_os_error());
-            }
+            enter_netns(&coord_ns)?;
             coord::execute(&run)
         })
         .join()
         .map_err(|_| anyhow!("the coordinator thread panicked"))?
-    })
+    })?;
+    Ok((report, cal))
 }

@@ -8,6 +8,11 @@
 //!   per-layer profile, CSV with header `layer,time_us`; it replaces the compute-model
 //!   estimate for the layers it lists.
 //! - `[[link]] energy_nj_per_byte = 0.0`: energy spent per byte carried [nJ/B].
+//! - `[[device.unit]] run_overhead_us = 0.0`: fixed cost of every partition run on the unit
+//!   (handing the inputs to the engine, taking the outputs) [us], on top of its layers.
+//! - A calibration file (a scenario's `[calibration] file`, written by `dicesim validate
+//!   --calibration-out`) overrides measured figures of named units and links: see
+//!   [`Platform::apply_calibration`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +52,8 @@ pub struct Unit {
     pub busy_w: f64,
     /// Fixed cost per layer [us].
     pub layer_overhead_us: f64,
+    /// Fixed cost per partition run [us].
+    pub run_overhead_us: f64,
     /// Measured per-layer times [us] by layer name, if the platform names a profile.
     pub profile: Option<BTreeMap<String, f64>>,
 }
@@ -127,6 +134,7 @@ struct RawUnit {
     mem_gbps: Option<f64>,
     busy_w: Option<f64>,
     layer_overhead_us: Option<f64>,
+    run_overhead_us: Option<f64>,
     profile: Option<String>,
     // Set while loading: the file `profile` is relative to.
     #[serde(skip)]
@@ -210,7 +218,97 @@ pub fn load_profile(path: &Path) -> Result<BTreeMap<String, f64>, SimError> {
     Ok(out)
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalibration {
+    #[serde(default)]
+    unit: Vec<RawCalUnit>,
+    #[serde(default)]
+    link: Vec<RawCalLink>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalUnit {
+    name: String,
+    profile: Option<String>,
+    run_overhead_us: Option<f64>,
+    gflops: Option<f64>,
+    mem_gbps: Option<f64>,
+    layer_overhead_us: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalLink {
+    name: String,
+    bandwidth_mbps: Option<f64>,
+    latency_us: Option<f64>,
+}
+
 impl Platform {
+    /// Applies a calibration file: measured figures that replace the platform's.
+    ///
+    /// ```toml
+    /// [[unit]]                 # a unit by its full name
+    /// name = "d0.cpu"
+    /// profile = "d0.cpu.csv"   # per-layer times [us] (relative to the calibration file)
+    /// run_overhead_us = 60.0   # also gflops, mem_gbps, layer_overhead_us
+    /// [[link]]                 # a link by name
+    /// name = "d0-sw"
+    /// bandwidth_mbps = 95.1    # effective rate
+    /// latency_us = 310.0       # effective latency, per-message costs included
+    /// ```
+    /// Unknown names and keys are errors (a calibration that silently applies to nothing
+    /// would be worse than none).
+    pub fn apply_calibration(&mut self, path: &Path) -> Result<(), SimError> {
+        let text = read_text(path)?;
+        let raw: RawCalibration = parse_toml(path, &text)?;
+        for (i, ru) in raw.unit.into_iter().enumerate() {
+            let key = |k: &str| format!("unit[{i}].{k}");
+            let u = self.unit_index(&ru.name).ok_or_else(|| {
+                SimError::invalid(
+                    path,
+                    key("name"),
+                    format!("no unit `{}` in platform {}", ru.name, self.path.display()),
+                )
+            })?;
+            let unit = &mut self.units[u];
+            if let Some(p) = &ru.profile {
+                unit.profile = Some(load_profile(&relative(path, p))?);
+            }
+            if let Some(v) = ru.run_overhead_us {
+                unit.run_overhead_us = non_negative(path, &key("run_overhead_us"), v)?;
+            }
+            if let Some(v) = ru.layer_overhead_us {
+                unit.layer_overhead_us = non_negative(path, &key("layer_overhead_us"), v)?;
+            }
+            if ru.gflops.is_some() {
+                unit.gflops = positive(path, &key("gflops"), ru.gflops)?;
+            }
+            if ru.mem_gbps.is_some() {
+                unit.mem_gbps = positive(path, &key("mem_gbps"), ru.mem_gbps)?;
+            }
+        }
+        for (i, rl) in raw.link.into_iter().enumerate() {
+            let key = |k: &str| format!("link[{i}].{k}");
+            let link = self
+                .links
+                .iter_mut()
+                .find(|l| l.name == rl.name)
+                .ok_or_else(|| {
+                    SimError::invalid(path, key("name"), format!("no link `{}`", rl.name))
+                })?;
+            if rl.bandwidth_mbps.is_some() {
+                link.bandwidth_mbps = positive(path, &key("bandwidth_mbps"), rl.bandwidth_mbps)?;
+            }
+            if let Some(v) = rl.latency_us {
+                link.latency_us = non_negative(path, &key("latency_us"), v)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Reads and validates a platform file.
     pub fn load(path: &Path) -> Result<Platform, SimError> {
         let text = read_text(path)?;
@@ -305,6 +403,11 @@ impl Platform {
                         file,
                         &uk("layer_overhead_us"),
                         ru.layer_overhead_us.unwrap_or(0.0),
+                    )?,
+                    run_overhead_us: non_negative(
+                        file,
+                        &uk("run_overhead_us"),
+                        ru.run_overhead_us.unwrap_or(0.0),
                     )?,
                     profile,
                 });

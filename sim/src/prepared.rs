@@ -111,6 +111,8 @@ pub struct PreparedScenario {
     pub workload: Workload,
     /// `layer_ns[unit][layer]`: time of a layer on a unit [ns].
     pub layer_ns: Vec<Vec<Time>>,
+    /// `run_overhead_ns[unit]`: fixed cost of a partition run on a unit [ns].
+    pub run_overhead_ns: Vec<Time>,
     pub(crate) tensors: Vec<CTensor>,
     pub(crate) layer_outputs: Vec<Vec<u32>>,
     pub(crate) layer_params: Vec<u64>,
@@ -145,6 +147,11 @@ impl PreparedScenario {
                     .map(|l| layer_time_ns(&graph, l, u))
                     .collect()
             })
+            .collect();
+        let run_overhead_ns = platform
+            .units
+            .iter()
+            .map(|u| (u.run_overhead_us * 1000.0).round() as Time)
             .collect();
         let nl = graph.layers.len();
         let mut tensors = Vec::new();
@@ -184,6 +191,7 @@ impl PreparedScenario {
             network,
             workload,
             layer_ns,
+            run_overhead_ns,
             tensors,
             layer_outputs,
             layer_params,
@@ -306,7 +314,9 @@ impl PreparedScenario {
             np
         ];
         for (old, &u) in part_unit.iter().enumerate() {
-            parts[new_id[old] as usize].unit = u;
+            let p = &mut parts[new_id[old] as usize];
+            p.unit = u;
+            p.compute_ns = self.run_overhead_ns[u];
         }
         for l in 0..n {
             let pi = new_id[part_of[l] as usize];
@@ -358,7 +368,11 @@ impl PreparedScenario {
             parts.push(SimPart {
                 unit,
                 layers: p.layers.clone(),
-                compute_ns: p.layers.iter().map(|&l| self.layer_ns[unit][l]).sum(),
+                compute_ns: self.run_overhead_ns[unit]
+                    + p.layers
+                        .iter()
+                        .map(|&l| self.layer_ns[unit][l])
+                        .sum::<Time>(),
                 source: p.layers.iter().any(|&l| self.layer_reads_input[l]),
             });
         }

@@ -52,6 +52,12 @@ struct RawScenario {
     mapping: RawMapping,
     #[serde(default)]
     workload: RawWorkload,
+    calibration: Option<RawCalibrationRef>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawCalibrationRef {
+    file: String,
 }
 
 fn one() -> u64 {
@@ -177,7 +183,10 @@ impl Scenario {
                 "expected at least 1 frame in flight",
             ));
         }
-        let platform = Platform::load(&relative(path, &raw.platform.file))?;
+        let mut platform = Platform::load(&relative(path, &raw.platform.file))?;
+        if let Some(c) = &raw.calibration {
+            platform.apply_calibration(&relative(path, &c.file))?;
+        }
         let graph = load_model(path, &raw.model)?;
         let workload = Workload {
             frames: raw.workload.frames,

@@ -24,6 +24,18 @@ pub enum EngineError {
 /// Receives one output of [`Session::run_borrowed`]: name, shape, values (lent).
 pub type OutputFn<'a> = dyn FnMut(&str, &[usize], &[f32]) + 'a;
 
+/// Per-operator times of [`Session::node_times`].
+#[derive(Debug, Clone)]
+pub struct NodeTimes {
+    /// Each executed operator of the optimised plan, in execution order: name, wall time
+    /// of each run [us].
+    pub nodes: Vec<(String, Vec<f64>)>,
+    /// Wall time of each run [us].
+    pub run_wall_us: Vec<f64>,
+    /// CPU time of each run [us].
+    pub run_cpu_us: Vec<f64>,
+}
+
 /// A dense f32 tensor, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
@@ -205,6 +217,69 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Runs the model `runs` times on `inputs` (after one untimed run) and times every
+    /// operator of tract's optimised plan in place. Operators tract fused stay fused (a
+    /// Conv's operator carries its folded BatchNormalization and activation); operators tract
+    /// inserted carry names derived from the ONNX node they came from (`conv1.pack`, ...).
+    /// `cpu_us` reads the calling thread's CPU time [us] (taken around every run);
+    /// `after_run` is called with each run's wall time [us] (to pace the runs).
+    pub fn node_times(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+        runs: usize,
+        cpu_us: &dyn Fn() -> f64,
+        after_run: &mut dyn FnMut(f64),
+    ) -> Result<NodeTimes, EngineError> {
+        let run = |e: anyhow::Error| EngineError::Run(format!("{e:#}"));
+        let mut tv: TVec<TValue> = tvec![];
+        for (name, shape) in &self.inputs {
+            let t = inputs
+                .get(name)
+                .ok_or_else(|| EngineError::Input(format!("input '{name}' was not given")))?;
+            let x = tract_onnx::prelude::Tensor::from_shape(shape, &t.data)
+                .map_err(|e| EngineError::Input(format!("{e:#}")))?;
+            tv.push(x.into_tvalue());
+        }
+        let mut state = TypedSimpleState::new(&self.plan).map_err(run)?;
+        // node id -> index in `times`, in execution order
+        let mut slot: HashMap<usize, usize> = HashMap::new();
+        let mut times: Vec<(usize, Vec<f64>)> = Vec::new();
+        let (mut run_wall_us, mut run_cpu_us) = (Vec::new(), Vec::new());
+        for r in 0..=runs {
+            let (t0, c0) = (std::time::Instant::now(), cpu_us());
+            state
+                .run_plan_with_eval(tv.clone(), |ctx, st, node, ins| {
+                    let t0 = std::time::Instant::now();
+                    let out = tract_onnx::tract_core::plan::eval(ctx, st, node, ins);
+                    if r > 0 {
+                        let dt = t0.elapsed().as_secs_f64() * 1e6;
+                        let i = *slot.entry(node.id).or_insert_with(|| {
+                            times.push((node.id, Vec::new()));
+                            times.len() - 1
+                        });
+                        times[i].1.push(dt);
+                    }
+                    out
+                })
+                .map_err(run)?;
+            let (wall, cpu) = (t0.elapsed().as_secs_f64() * 1e6, cpu_us() - c0);
+            if r > 0 {
+                run_wall_us.push(wall);
+                run_cpu_us.push(cpu);
+            }
+            after_run(wall);
+        }
+        let model = self.plan.model();
+        Ok(NodeTimes {
+            nodes: times
+                .into_iter()
+                .map(|(n, t)| (model.node(n).name.clone(), t))
+                .collect(),
+            run_wall_us,
+            run_cpu_us,
+        })
     }
 
     /// Runs on named inputs; returns the outputs in model order.
