@@ -14,7 +14,7 @@
 //!    contiguous sub-model runs ([`crate::profile::fit_to_chunks`]: per-run cost and
 //!    chunk-level attribution).
 //! 3. **Rig correction.** Each device then runs the whole model through the rig itself
-//!    (worker, wire protocol, pacing, and whatever else the rig does meanwhile) for 10
+//!    (worker, wire protocol, pacing, and whatever else the rig does meanwhile) for 20
 //!    frames, one device after the other; its median measured compute over the profile's
 //!    prediction for that run is the device's correction (1.0-1.35 on this 2-core VM:
 //!    the worker's other threads and the coordinator share the device's CPU). The workload
@@ -534,7 +534,7 @@ pub fn calibrate(rig: &Rig, dir: &Path) -> Result<Calibration> {
 }
 
 /// Frames of each device's whole-model calibration run.
-const CORRECTION_FRAMES: i64 = 10;
+const CORRECTION_FRAMES: i64 = 20;
 
 /// A scenario like `src` (same model and platform, paths made absolute) that runs the
 /// whole model (layers `first` to `last`) on `unit` for [`CORRECTION_FRAMES`] frames;
@@ -743,13 +743,11 @@ fn suite_svg(entries: &[&SuiteEntry], s: &SuiteSummary) -> String {
                 .map(|e| (e.errors[idx].measured, e.errors[idx].simulated))
                 .filter(|(m, v)| *m > 0.0 && *v > 0.0)
                 .collect();
-            let lo = pts
-                .iter()
-                .flat_map(|(a, b)| [*a, *b])
-                .fold(f64::INFINITY, f64::min)
-                .min(1.0)
-                / 1.3;
-            let hi = pts.iter().flat_map(|(a, b)| [*a, *b]).fold(1.0, f64::max) * 1.3;
+            let coords = pts.iter().flat_map(|(a, b)| [*a, *b]);
+            let (lo, hi) = match coords.clone().reduce(f64::min) {
+                Some(min) => (min / 1.3, coords.fold(min, f64::max) * 1.3),
+                None => (0.5, 2.0),
+            };
             let mut chart = ChartBuilder::on(&panels[k])
                 .caption(
                     format!(

@@ -12,7 +12,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 dicesim = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "target", "release", "dicesim")
 MODELS = ["resnet18", "squeezenet1_1", "mobilenet_v2"]
 SIZE = 64
-FRAMES = 30
+FRAMES = 40
 SMALL = ["resnet18-eth100-even.toml", "squeezenet1_1-line-pipeedge.toml", "mobilenet_v2-eth100-rand1.toml"]
 
 def device(name, gflops):
