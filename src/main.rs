@@ -49,6 +49,10 @@ struct ProfileArgs {
     /// Pace the runs as a device computing 1/DUTY of the time (sleep (DUTY-1) x each run)
     #[arg(long, default_value_t = 1.0)]
     duty: f64,
+    /// Evict the caches between runs (a device whose caches do not keep the model between
+    /// frames)
+    #[arg(long)]
+    cold: bool,
     /// Fit the in-context times to this many contiguous sub-model runs (0: no fit)
     #[arg(long, default_value_t = 8)]
     chunks: usize,
@@ -365,7 +369,13 @@ fn profile_cmd(a: &ProfileArgs) -> Result<()> {
     let (layers, context) = if a.isolated {
         (profile::profile_model(&model, warmup, budget_ms)?, None)
     } else {
-        let p = profile::profile_in_context(&model, warmup, budget_ms, duty, chunks)?;
+        let p = profile::profile_in_context(
+            &model,
+            warmup,
+            budget_ms,
+            profile::Pace { duty, cold: a.cold },
+            chunks,
+        )?;
         (p.layers.clone(), Some(p))
     };
     profile::write_csv(out, &model.graph.name, threads, &layers, context.as_ref())?;

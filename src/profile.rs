@@ -85,7 +85,7 @@ pub fn profile_model(model: &Model, warmup: usize, budget_ms: f64) -> Result<Vec
             );
         };
         let layer = &g.layers[l];
-        let t = match time_partition(model, &plan, p, warmup, budget_ms, 1.0) {
+        let t = match time_partition(model, &plan, p, warmup, budget_ms, Pace::HOT) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!(
@@ -237,9 +237,8 @@ pub fn thread_cpu_us() -> f64 {
 
 /// Profiles `model` in context on the calling thread: `warmup` untimed runs, then whole
 /// runs and operator-timed runs, each for about half of `budget_ms` (5 to 200 runs each).
-/// `duty` >= 1 paces the runs as the emulation rig paces a device's worker: after a run of
-/// wall time `w` the thread sleeps `(duty - 1) x w` (a device that computes 1/duty of the
-/// time finds colder caches than back-to-back runs; `budget_ms` counts the sleeps too).
+/// `pace` sets what happens between runs ([`Pace`]: a duty cycle, evicted caches;
+/// `budget_ms` counts the pauses too).
 /// A layer's time per run is the sum of its operators' times; an operator tract fused from
 /// several layers (Conv + BatchNormalization + Relu) is charged to the head of the fused
 /// chain (the convolution; see `move_fused_times`), the others get 0. With `chunks` > 1 the
@@ -249,21 +248,20 @@ pub fn profile_in_context(
     model: &Model,
     warmup: usize,
     budget_ms: f64,
-    duty: f64,
+    pace: Pace,
     chunks: usize,
 ) -> Result<ContextProfile> {
     let g = &model.graph;
-    let duty = duty.max(1.0);
     let bytes = dicesim_plan::onnx::encode_model(&model.static_proto());
     let s = dicesim_tract::Session::from_onnx_bytes(&bytes)?;
     let ins = random_inputs(&s);
     // whole runs through the public entry (as a worker runs a partition)
     let start = Instant::now();
-    let whole = timed_runs(&s, &ins, warmup, budget_ms / 2.0, duty)?;
+    let whole = timed_runs(&s, &ins, warmup, budget_ms / 2.0, pace)?;
     let run_us = pct(&whole, 0.5);
     let per_run_ms = start.elapsed().as_secs_f64() * 1e3 / (whole.len() + warmup) as f64;
     let runs = ((budget_ms / 2.0 / per_run_ms.max(1e-3)) as usize).clamp(5, 200);
-    let nt = s.node_times(&ins, runs, &thread_cpu_us, &mut |w| pause(duty, w))?;
+    let nt = s.node_times(&ins, runs, &thread_cpu_us, &mut |w| pause(pace, w))?;
     // each run's operator wall times, scaled to that run's CPU time
     let scale: Vec<f64> = nt
         .run_wall_us
@@ -318,7 +316,7 @@ pub fn profile_in_context(
             chunks,
             warmup,
             budget_ms / chunks as f64,
-            duty,
+            pace,
         )?;
     }
     Ok(prof)
@@ -356,7 +354,7 @@ pub fn fit_to_chunks(
     k: usize,
     warmup: usize,
     budget_ms: f64,
-    duty: f64,
+    pace: Pace,
 ) -> Result<()> {
     let g = &model.graph;
     let n = g.layers.len();
@@ -368,8 +366,7 @@ pub fn fit_to_chunks(
     let plan = Plan::build(g, &Mapping::from_assignment(&names))?;
     let mut t_sum = 0.0;
     let mut parts = Vec::new();
-    for p in 0..plan.partitions.len() {
-        let t = time_partition(model, &plan, p, warmup, budget_ms, duty)?;
+    for t in time_partitions(model, &plan, warmup, budget_ms, pace)? {
         let tc = pct(&t, 0.5);
         t_sum += tc;
         parts.push(tc);
@@ -420,28 +417,70 @@ fn random_inputs(s: &dicesim_tract::Session) -> HashMap<String, dicesim_tract::T
         .collect()
 }
 
-/// After a run of wall time `wall_us`, sleeps `(duty - 1) x wall_us`.
-fn pause(duty: f64, wall_us: f64) {
-    if duty > 1.0 {
+/// How timed runs follow each other.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// At least 1: after a run of wall time `w` the thread sleeps `(duty - 1) x w`, as a
+    /// device that computes 1/duty of the time (1: back to back).
+    pub duty: f64,
+    /// Evict the caches between runs (sweep a buffer larger than the last-level cache), as
+    /// for a device whose caches do not keep the model from one frame to the next (on the
+    /// rig, other devices share the host's caches and run in between).
+    pub cold: bool,
+}
+
+impl Pace {
+    /// Back to back, caches kept.
+    pub const HOT: Pace = Pace {
+        duty: 1.0,
+        cold: false,
+    };
+}
+
+/// Bytes swept to evict the caches (twice this host class's 32 MiB last-level cache).
+const SWEEP_BYTES: usize = 64 << 20;
+
+/// After a run of wall time `wall_us`: evicts the caches if `pace.cold`, then sleeps
+/// `(duty - 1) x wall_us`.
+fn pause(pace: Pace, wall_us: f64) {
+    if pace.cold {
+        thread_local! {
+            static SWEEP: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SWEEP.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.is_empty() {
+                b.resize(SWEEP_BYTES, 0);
+            }
+            // one write per cache line, so every line is fetched and dirtied
+            let mut i = 0;
+            while i < b.len() {
+                b[i] = b[i].wrapping_add(1);
+                i += 64;
+            }
+            std::hint::black_box(&*b);
+        });
+    }
+    if pace.duty > 1.0 {
         std::thread::sleep(std::time::Duration::from_secs_f64(
-            wall_us * (duty - 1.0) / 1e6,
+            wall_us * (pace.duty - 1.0) / 1e6,
         ));
     }
 }
 
 /// Sorted thread CPU times [us] of runs of `s` on `ins`: `warmup` untimed runs (at least
-/// one), then 5-200 runs within about `budget_ms` (pauses included), paced by `duty`.
+/// one), then 5-200 runs within about `budget_ms` (pauses included), paced by `pace`.
 fn timed_runs(
     s: &dicesim_tract::Session,
     ins: &HashMap<String, dicesim_tract::Tensor>,
     warmup: usize,
     budget_ms: f64,
-    duty: f64,
+    pace: Pace,
 ) -> Result<Vec<f64>> {
     for _ in 0..warmup.max(1) {
         let t0 = Instant::now();
         s.run(ins)?;
-        pause(duty, t0.elapsed().as_secs_f64() * 1e6);
+        pause(pace, t0.elapsed().as_secs_f64() * 1e6);
     }
     let mut t = Vec::new();
     let start = Instant::now();
@@ -449,25 +488,60 @@ fn timed_runs(
         let (t0, c0) = (Instant::now(), thread_cpu_us());
         s.run(ins)?;
         t.push(thread_cpu_us() - c0);
-        pause(duty, t0.elapsed().as_secs_f64() * 1e6);
+        pause(pace, t0.elapsed().as_secs_f64() * 1e6);
     }
     t.sort_by(f64::total_cmp);
     Ok(t)
 }
 
+/// Sorted thread CPU times [us] of every partition of `plan`, each run alone as a
+/// sub-model in tract (as [`timed_runs`]) on the activations the model really produces:
+/// the partitions run in order from one random frame (the rig's kind of input), each fed
+/// its producers' outputs. (Feeding a partition fresh random inputs instead made a
+/// mobilenet_v2 tail run in 153 us where the same layers take 358 us on real activations:
+/// the cost of some operators depends on the values.)
+pub fn time_partitions(
+    model: &Model,
+    plan: &Plan,
+    warmup: usize,
+    budget_ms: f64,
+    pace: Pace,
+) -> Result<Vec<Vec<f64>>> {
+    // the rig's kind of frame (the coordinator's random inputs, seed 1)
+    let mut values = dicesim_hil::coord::random_inputs(model, 1);
+    let mut out = Vec::new();
+    for p in 0..plan.partitions.len() {
+        let bytes = dicesim_plan::onnx::encode_model(&split::sub_model(model, plan, p));
+        let s = dicesim_tract::Session::from_onnx_bytes(&bytes)?;
+        let mut ins = random_inputs(&s);
+        for (name, t) in ins.iter_mut() {
+            if let Some(v) = values.get(name) {
+                if v.shape == t.shape {
+                    *t = v.clone();
+                }
+            }
+        }
+        out.push(timed_runs(&s, &ins, warmup, budget_ms, pace)?);
+        for (name, t) in s.run(&ins)? {
+            values.insert(name, t);
+        }
+    }
+    Ok(out)
+}
+
 /// Sorted thread CPU times [us] of partition `p` of `plan` run alone as a sub-model in
-/// tract (warm-up runs, then 5-200 runs within about `budget_ms`, paced by `duty`).
+/// tract (warm-up runs, then 5-200 runs within about `budget_ms`, paced by `pace`).
 pub fn time_partition(
     model: &Model,
     plan: &Plan,
     p: usize,
     warmup: usize,
     budget_ms: f64,
-    duty: f64,
+    pace: Pace,
 ) -> Result<Vec<f64>> {
     let bytes = dicesim_plan::onnx::encode_model(&split::sub_model(model, plan, p));
     let s = dicesim_tract::Session::from_onnx_bytes(&bytes)?;
-    timed_runs(&s, &random_inputs(&s), warmup, budget_ms, duty)
+    timed_runs(&s, &random_inputs(&s), warmup, budget_ms, pace)
 }
 
 fn read(p: &str) -> Option<String> {

@@ -16,7 +16,7 @@
 //! 3. **Rig correction.** Each device then runs the whole model through the rig itself
 //!    (worker, wire protocol, pacing, and whatever else the rig does meanwhile) for 20
 //!    frames, one device after the other; its median measured compute over the profile's
-//!    prediction for that run is the device's correction (1.0-1.35 on this 2-core VM:
+//!    prediction for that run is the device's correction (0.9-1.35 on this 2-core VM:
 //!    the worker's other threads and the coordinator share the device's CPU). The workload
 //!    is fixed by the model, not by the mapping under test.
 //! 4. Profile times x `pace / dilation x correction` become each used unit's profile and
@@ -238,9 +238,21 @@ fn validate_in(path: &Path, dir: &Path) -> Result<Validation> {
     if std::env::var_os("DICESIM_VALIDATE_DEBUG").is_some() {
         // each partition run whole and hot on this host vs its summed profiled layers
         let prep = dicesim_hil::coord::prepare(path)?;
-        let prof = crate::profile::profile_in_context(&prep.model, 3, 1000.0, 1.0, 0)?;
-        for (p, part) in prep.plan.partitions.iter().enumerate() {
-            let t = crate::profile::time_partition(&prep.model, &prep.plan, p, 3, 300.0, 1.0)?;
+        let prof = crate::profile::profile_in_context(
+            &prep.model,
+            3,
+            1000.0,
+            crate::profile::Pace::HOT,
+            0,
+        )?;
+        let times = crate::profile::time_partitions(
+            &prep.model,
+            &prep.plan,
+            3,
+            300.0,
+            crate::profile::Pace::HOT,
+        )?;
+        for (p, (part, t)) in prep.plan.partitions.iter().zip(times).enumerate() {
             let sum: f64 = part.layers.iter().map(|&l| prof.layers[l].time_us).sum();
             eprintln!(
                 "validate: part{p}: whole run {:.1} us, in-context layers {:.1} us + run overhead {:.1} us",
@@ -408,7 +420,18 @@ pub fn calibrate(rig: &Rig, dir: &Path) -> Result<Calibration> {
                     if let Some(cpu) = d.cpu {
                         crate::profile::pin_to(cpu)?;
                     }
-                    crate::profile::profile_in_context(model, 2, 3000.0, d.pace, CHUNKS)
+                    crate::profile::profile_in_context(
+                        model,
+                        2,
+                        3000.0,
+                        // evicting the caches between runs (`cold`) was tried: it
+                        // validated worse (median 12% / 16%)
+                        crate::profile::Pace {
+                            duty: d.pace,
+                            cold: false,
+                        },
+                        CHUNKS,
+                    )
                 })
             })
             .collect();
