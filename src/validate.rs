@@ -15,8 +15,9 @@
 //!    chunk-level attribution).
 //! 3. **Rig correction.** Each device then runs the whole model through the rig itself
 //!    (worker, wire protocol, pacing, and whatever else the rig does meanwhile) for 20
-//!    frames, one device after the other; its median measured compute over the profile's
-//!    prediction for that run is the device's correction (0.9-1.35 on this 2-core VM:
+//!    frames (fewer, at least 3, past 4 s of platform time), one device after the other;
+//!    its median measured compute over the profile's prediction for that run is the
+//!    device's correction (0.9-1.35 on this 2-core VM:
 //!    the worker's other threads and the coordinator share the device's CPU). The workload
 //!    is fixed by the model, not by the mapping under test.
 //! 4. Profile times x `pace / dilation x correction` become each used unit's profile and
@@ -460,6 +461,12 @@ pub fn calibrate(rig: &Rig, dir: &Path) -> Result<Calibration> {
             .find(|(_, &pd)| pd == d.device)
             .map(|(p, _)| p.unit.clone())
             .unwrap_or_default();
+        let factor = d.pace / rig.dilation;
+        let predicted = (prof.layers.iter().map(|l| l.time_us).sum::<f64>() + prof.run_overhead_us)
+            * factor
+            / 1e3;
+        let frames =
+            ((CORRECTION_BUDGET_MS / predicted.max(1e-3)) as i64).clamp(3, CORRECTION_FRAMES);
         let sc = whole_model_scenario(
             &prep.scenario.path,
             &unit,
@@ -467,11 +474,8 @@ pub fn calibrate(rig: &Rig, dir: &Path) -> Result<Calibration> {
             &last.name,
             dir,
             &format!("whole-{}", pf.devices[d.device].name),
+            frames,
         )?;
-        let factor = d.pace / rig.dilation;
-        let predicted = (prof.layers.iter().map(|l| l.time_us).sum::<f64>() + prof.run_overhead_us)
-            * factor
-            / 1e3;
         streams.push((unit, sc, predicted));
     }
     // one device at a time (all at once was tried: it validated worse, 11-13% median)
@@ -556,11 +560,14 @@ pub fn calibrate(rig: &Rig, dir: &Path) -> Result<Calibration> {
     })
 }
 
-/// Frames of each device's whole-model calibration run.
+/// Frames of each device's whole-model calibration run: 20, or fewer (at least 3) where
+/// 20 would take over [`CORRECTION_BUDGET_MS`] of platform time.
 const CORRECTION_FRAMES: i64 = 20;
+/// Platform time a device's calibration run should stay within [ms].
+const CORRECTION_BUDGET_MS: f64 = 4000.0;
 
 /// A scenario like `src` (same model and platform, paths made absolute) that runs the
-/// whole model (layers `first` to `last`) on `unit` for [`CORRECTION_FRAMES`] frames;
+/// whole model (layers `first` to `last`) on `unit` for `frames` frames;
 /// written as `dir/<tag>.toml` with its mapping.
 fn whole_model_scenario(
     src: &Path,
@@ -569,6 +576,7 @@ fn whole_model_scenario(
     last: &str,
     dir: &Path,
     tag: &str,
+    frames: i64,
 ) -> Result<PathBuf> {
     let text =
         std::fs::read_to_string(src).with_context(|| format!("reading {}", src.display()))?;
@@ -606,7 +614,7 @@ fn whole_model_scenario(
     mt.insert("file".into(), mapping.to_string_lossy().to_string().into());
     t.insert("mapping".into(), mt.into());
     let mut w = toml::Table::new();
-    w.insert("frames".into(), CORRECTION_FRAMES.into());
+    w.insert("frames".into(), frames.into());
     w.insert("period_ms".into(), 0.0.into());
     t.insert("workload".into(), w.into());
     let out = dir.join(format!("{tag}.toml"));
