@@ -3,29 +3,11 @@
 //! left behind. Without root the tests fail when `CI` is set and are skipped (said on
 //! stderr) otherwise.
 
+mod common;
+use common::can_run;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn can_run(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let tools = Command::new("tc")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if root && tools && Path::new("/sys/fs/cgroup/cpu").exists() {
-        return true;
-    }
-    let why = "needs root, iproute2 (ip, tc) and the cgroup v1 cpuset controller";
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: cannot run here: {why} (CI is set, so this is a failure, not a skip)");
-    }
-    eprintln!("SKIPPED {test}: {why}");
-    false
-}
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("dicesim-emu-{}-{name}", std::process::id()));

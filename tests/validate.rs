@@ -7,8 +7,10 @@
 //! calibration does. Without root the rig tests fail when `CI` is set and are skipped
 //! otherwise.
 
+mod common;
+use common::can_run;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dicesim"))
@@ -97,26 +99,6 @@ fn profile_writes_a_simulator_profile_and_a_fit() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("--duty"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
-}
-
-fn can_run(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let tools = Command::new("tc")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if root && tools && Path::new("/sys/fs/cgroup/cpuset").exists() {
-        return true;
-    }
-    let why = "needs root, iproute2 (ip, tc) and the cgroup v1 cpuset controller";
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: cannot run here: {why} (CI is set, so this is a failure, not a skip)");
-    }
-    eprintln!("SKIPPED {test}: {why}");
-    false
 }
 
 fn scenario(dir: &Path, zoo: &str, n: usize, gflops: f64, mbps: f64) -> PathBuf {

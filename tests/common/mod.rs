@@ -1,0 +1,28 @@
+//! Helpers shared by the integration tests that build the emulation rig.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Whether the emulation rig can be built here (root, iproute2's `tc`, the cgroup v1
+/// cpuset controller). When it cannot: with `CI` set the test fails (a test that cannot
+/// run is a failure there, not a skip); otherwise it says SKIPPED on stderr and the caller
+/// returns.
+pub fn can_run(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let tools = Command::new("tc")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if root && tools && Path::new("/sys/fs/cgroup/cpuset").exists() {
+        return true;
+    }
+    let why = "needs root, iproute2 (ip, tc) and the cgroup v1 cpuset controller";
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: cannot run here: {why} (CI is set, so this is a failure, not a skip)");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
