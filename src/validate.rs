@@ -355,8 +355,8 @@ fn fit_line(samples: &[(usize, f64)]) -> Option<(f64, f64, f64)> {
     Some((o, k, pct(&mut errs, 0.5)))
 }
 
-/// Measures the rig (links, then compute on every device at once) and writes the
-/// calibration into `dir`.
+/// Measures the rig (links; compute profiles on every device at once; each device's
+/// whole-model run through the rig) and writes the calibration into `dir`.
 pub fn calibrate(rig: &Rig, dir: &Path) -> Result<Calibration> {
     let prep = &rig.prep;
     let pf = &prep.scenario.prep.platform;
@@ -510,7 +510,7 @@ pub fn calibrate(rig: &Rig, dir: &Path) -> Result<Calibration> {
             host_run_us: prof.run_us,
             run_overhead_us: prof.run_overhead_us * factor,
         });
-        let units: Vec<&str> = prep
+        let mut units: Vec<&str> = prep
             .plan
             .partitions
             .iter()
@@ -520,11 +520,21 @@ pub fn calibrate(rig: &Rig, dir: &Path) -> Result<Calibration> {
                     .is_some_and(|i| pf.units[i].device == d.device)
             })
             .collect();
-        let mut units = units;
         units.sort();
         units.dedup();
         for u in units {
-            let csv = format!("{u}.csv");
+            // a file name from any unit name
+            let csv: String = u
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .chain(".csv".chars())
+                .collect();
             let mut text = format!(
                 "# {u}: tract in context on host CPU {:?}, paced 1/{:.3}, times x {factor:.4} (the rig's slow-down of {dname})\nlayer,time_us\n",
                 d.cpu, d.pace
@@ -536,7 +546,9 @@ pub fn calibrate(rig: &Rig, dir: &Path) -> Result<Calibration> {
                 .with_context(|| format!("writing {}", dir.join(&csv).display()))?;
             let _ = write!(
                 toml,
-                "[[unit]]\nname = \"{u}\"\nprofile = \"{csv}\"\nrun_overhead_us = {:.3}\n",
+                "[[unit]]\nname = {}\nprofile = {}\nrun_overhead_us = {:.3}\n",
+                toml_str(u),
+                toml_str(&csv),
                 prof.run_overhead_us * factor
             );
         }
@@ -547,8 +559,8 @@ pub fn calibrate(rig: &Rig, dir: &Path) -> Result<Calibration> {
         let lat = (link.latency_us + pct(&mut link_lat[&l].clone(), 0.5)).max(0.0);
         let _ = write!(
             toml,
-            "[[link]]\nname = \"{}\"\nbandwidth_mbps = {bw:.4}\nlatency_us = {lat:.3}\n",
-            link.name
+            "[[link]]\nname = {}\nbandwidth_mbps = {bw:.4}\nlatency_us = {lat:.3}\n",
+            toml_str(&link.name)
         );
     }
     let file = dir.join("cal.toml");
@@ -558,6 +570,11 @@ pub fn calibrate(rig: &Rig, dir: &Path) -> Result<Calibration> {
         routes,
         devices,
     })
+}
+
+/// A TOML string literal (quoted and escaped).
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
 }
 
 /// Frames of each device's whole-model calibration run: 20, or fewer (at least 3) where
