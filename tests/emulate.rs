@@ -4,7 +4,7 @@
 //! stderr) otherwise.
 
 mod common;
-use common::can_run;
+use common::{can_run, platform};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,20 +14,6 @@ fn tmp(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn platform(n: usize, gflops: f64, mbps: f64) -> String {
-    let mut s = String::from("name = \"emulated rig\"\n");
-    for i in 0..n {
-        s += &format!(
-            "[[device]]\nname = \"d{i}\"\nmemory_mb = 4096\nidle_w = 1.0\n  [[device.unit]]\n  name = \"cpu\"\n  kind = \"cpu\"\n  cores = 1\n  gflops = {gflops}\n  mem_gbps = 10.0\n  busy_w = 2.0\n  layer_overhead_us = 5.0\n"
-        );
-    }
-    s += "[[switch]]\nname = \"sw\"\n";
-    for i in 0..n {
-        s += &format!("[[link]]\nname = \"d{i}-sw\"\nends = [\"d{i}\", \"sw\"]\nbandwidth_mbps = {mbps}\nlatency_us = 200.0\n");
-    }
-    s
 }
 
 fn leftovers(pid: u32) -> Vec<String> {

@@ -8,7 +8,7 @@
 //! otherwise.
 
 mod common;
-use common::can_run;
+use common::{can_run, platform};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -102,17 +102,7 @@ fn profile_writes_a_simulator_profile_and_a_fit() {
 }
 
 fn scenario(dir: &Path, zoo: &str, n: usize, gflops: f64, mbps: f64) -> PathBuf {
-    let mut s = String::from("name = \"rig\"\n");
-    for i in 0..n {
-        s += &format!(
-            "[[device]]\nname = \"d{i}\"\nmemory_mb = 4096\nidle_w = 1.0\n  [[device.unit]]\n  name = \"cpu\"\n  kind = \"cpu\"\n  cores = 1\n  gflops = {gflops}\n  mem_gbps = 10.0\n  busy_w = 2.0\n  layer_overhead_us = 5.0\n"
-        );
-    }
-    s += "[[switch]]\nname = \"sw\"\n";
-    for i in 0..n {
-        s += &format!("[[link]]\nname = \"d{i}-sw\"\nends = [\"d{i}\", \"sw\"]\nbandwidth_mbps = {mbps}\nlatency_us = 200.0\n");
-    }
-    std::fs::write(dir.join("platform.toml"), s).unwrap();
+    std::fs::write(dir.join("platform.toml"), platform(n, gflops, mbps)).unwrap();
     let p = dir.join("scenario.toml");
     std::fs::write(
         &p,

@@ -26,3 +26,19 @@ pub fn can_run(test: &str) -> bool {
     eprintln!("SKIPPED {test}: {why}");
     false
 }
+
+/// A platform of `n` one-CPU boards `d0..` of `gflops` GFLOP/s, each linked to switch `sw`
+/// at `mbps` Mbit/s and 200 us.
+pub fn platform(n: usize, gflops: f64, mbps: f64) -> String {
+    let mut s = String::from("name = \"emulated rig\"\n");
+    for i in 0..n {
+        s += &format!(
+            "[[device]]\nname = \"d{i}\"\nmemory_mb = 4096\nidle_w = 1.0\n  [[device.unit]]\n  name = \"cpu\"\n  kind = \"cpu\"\n  cores = 1\n  gflops = {gflops}\n  mem_gbps = 10.0\n  busy_w = 2.0\n  layer_overhead_us = 5.0\n"
+        );
+    }
+    s += "[[switch]]\nname = \"sw\"\n";
+    for i in 0..n {
+        s += &format!("[[link]]\nname = \"d{i}-sw\"\nends = [\"d{i}\", \"sw\"]\nbandwidth_mbps = {mbps}\nlatency_us = 200.0\n");
+    }
+    s
+}
