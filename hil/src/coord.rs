@@ -20,6 +20,7 @@ use dicesim_plan::partition::Plan;
 use dicesim_plan::split::sub_model;
 use dicesim_plan::Model;
 use dicesim_sim::report::{r6, LatencyMs};
+use dicesim_sim::files::{HilTable, ModelSource, ScenarioFile};
 use dicesim_sim::Scenario;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -63,26 +64,17 @@ pub struct HilRun {
     pub progress: bool,
 }
 
-fn toml_value(path: &Path) -> Result<toml::Table> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("{}: not valid TOML", path.display()))
-}
-
 /// Reads the scenario's `[hil]` table into a [`HilRun`].
 pub fn from_scenario(path: &Path) -> Result<HilRun> {
     options(path, true)
 }
 
-/// Reads the scenario's `[hil]` table (which may be absent unless `required`).
+/// Reads the scenario's `[hil]` table (which may be absent unless `required`). The
+/// simulator's scenario model reads it and checks its device keys against the platform.
 pub fn options(path: &Path, required: bool) -> Result<HilRun> {
-    let t = toml_value(path)?;
-    let empty = toml::Table::new();
-    let hil = match t.get("hil") {
-        Some(h) => h
-            .as_table()
-            .ok_or_else(|| anyhow!("{}: hil: expected a table", path.display()))?,
-        None if !required => &empty,
+    let hil = match dicesim_sim::scenario::read_hil(path)? {
+        Some(h) => h,
+        None if !required => HilTable::default(),
         None => bail!(
             "{}: no [hil] table; add one naming each device's worker, e.g. [hil] nx1 = \"127.0.0.1:7070\"",
             path.display()
@@ -90,47 +82,20 @@ pub fn options(path: &Path, required: bool) -> Result<HilRun> {
     };
     let mut run = HilRun {
         scenario: path.to_path_buf(),
-        workers: BTreeMap::new(),
+        workers: hil.workers,
         peer_addrs: BTreeMap::new(),
         token: Vec::new(),
-        window: None,
+        window: hil.window.map(|w| w as usize),
         shaping: HashMap::new(),
         mode: "hil".into(),
         dilation: 1.0,
         host_gflops: None,
-        stall_timeout: Duration::from_secs(60),
+        stall_timeout: Duration::from_secs_f64(hil.stall_timeout_s.unwrap_or(60.0)),
         progress: true,
     };
-    let key_err = |k: &str, e: &str| anyhow!("{}: key hil.{k}: expected {e}", path.display());
-    for (k, v) in hil {
-        match k.as_str() {
-            "token_file" => {
-                let f = v.as_str().ok_or_else(|| key_err(k, "a file name"))?;
-                let p = path.parent().unwrap_or(Path::new(".")).join(f);
-                run.token = crate::worker::read_token(&p)?;
-            }
-            "window" => {
-                let w = v
-                    .as_integer()
-                    .filter(|&w| w >= 1)
-                    .ok_or_else(|| key_err(k, "an integer >= 1"))?;
-                run.window = Some(w as usize);
-            }
-            "stall_timeout_s" => {
-                let s = v
-                    .as_float()
-                    .or_else(|| v.as_integer().map(|i| i as f64))
-                    .filter(|&s| s > 0.0 && s < 1e6)
-                    .ok_or_else(|| key_err(k, "a number of seconds > 0"))?;
-                run.stall_timeout = Duration::from_secs_f64(s);
-            }
-            dev => {
-                let a = v
-                    .as_str()
-                    .ok_or_else(|| key_err(dev, "a worker address \"host:port\""))?;
-                run.workers.insert(dev.to_string(), a.to_string());
-            }
-        }
+    if let Some(f) = &hil.token_file {
+        let p = path.parent().unwrap_or(Path::new(".")).join(f);
+        run.token = crate::worker::read_token(&p)?;
     }
     if run.token.is_empty() {
         if let Ok(f) = std::env::var("DICESIM_TOKEN_FILE") {
@@ -140,45 +105,14 @@ pub fn options(path: &Path, required: bool) -> Result<HilRun> {
     Ok(run)
 }
 
-/// Loads the scenario's model as an ONNX [`Model`] (the simulator keeps only its graph).
+/// Loads the scenario's model as an ONNX [`Model`] (the simulator keeps only its graph),
+/// from the `[model]` table as the simulator's scenario model reads it.
 pub fn load_model(path: &Path) -> Result<Model> {
-    let t = toml_value(path)?;
-    let m = t
-        .get("model")
-        .and_then(|m| m.as_table())
-        .ok_or_else(|| anyhow!("{}: no [model] table", path.display()))?;
-    let size = m
-        .get("input_size")
-        .and_then(|v| v.as_integer())
-        .unwrap_or(224) as usize;
-    if let Some(z) = m.get("zoo").and_then(|v| v.as_str()) {
-        return Ok(Model::zoo(z, size)?);
-    }
-    let p = m
-        .get("path")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| anyhow!("{}: [model] needs zoo or path", path.display()))?;
-    let mut shapes = dicesim_plan::model::InputShapes::new();
-    if let Some(s) = m.get("input_shapes").and_then(|v| v.as_table()) {
-        for (k, v) in s {
-            let dims = v
-                .as_array()
-                .and_then(|a| {
-                    a.iter()
-                        .map(|d| d.as_integer().map(|x| x as usize))
-                        .collect::<Option<Vec<_>>>()
-                })
-                .ok_or_else(|| {
-                    anyhow!(
-                        "{}: model.input_shapes.{k}: expected a list",
-                        path.display()
-                    )
-                })?;
-            shapes.insert(k.clone(), dims);
-        }
-    }
-    let mp = path.parent().unwrap_or(Path::new(".")).join(p);
-    Ok(Model::load(&mp, &shapes)?)
+    let file = ScenarioFile::read(path)?;
+    Ok(match file.model.source(path)? {
+        ModelSource::Zoo { name, input_size } => Model::zoo(&name, input_size)?,
+        ModelSource::Onnx { path, input_shapes } => Model::load(&path, &input_shapes)?,
+    })
 }
 
 /// The loaded plan: scenario, model, partitions, and where each partition runs.

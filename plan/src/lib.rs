@@ -13,6 +13,7 @@ pub mod ops;
 pub mod partition;
 pub mod split;
 pub mod tensor;
+pub mod tomlfile;
 pub mod zoo;
 
 pub use error::PlanError;

@@ -17,7 +17,10 @@ pub struct Mapping {
 
 use crate::error::PlanError;
 use crate::graph::Graph;
+use serde::de::{MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use std::collections::HashMap;
+use std::fmt;
 use std::path::Path;
 
 impl Mapping {
@@ -71,74 +74,25 @@ impl Mapping {
     /// Parses the mapping TOML (`[units]` with, per unit, a list of layer names and/or
     /// `{ from, to }` inclusive ranges, or a single range). `origin` names the source in errors.
     pub fn from_toml_str(text: &str, graph: &Graph, origin: &str) -> Result<Mapping, PlanError> {
+        use crate::tomlfile::{explain, TomlProblem};
         let err = |m: String| PlanError::Mapping(format!("{origin}: {m}"));
-        let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            err(format!(
-                "TOML syntax error at {}",
-                crate::error::toml_error_line(text, &e)
-            ))
+        let file: MappingFile = toml::from_str(text).map_err(|e| {
+            err(match explain(text, &e) {
+                TomlProblem::UnknownKey(k) => k.to_string(),
+                TomlProblem::Other(m) => format!("TOML syntax or type error at {m}"),
+            })
         })?;
-        let units = doc
-            .get("units")
-            .ok_or_else(|| {
-                err("missing table [units] (one key per unit \"<device>.<unit>\")".into())
-            })?
-            .as_table()
-            .ok_or_else(|| err("'units' must be a table: [units]".into()))?;
-        for k in doc.keys() {
-            if k != "units" {
-                return Err(err(format!("unknown key '{k}' (expected only [units])")));
-            }
-        }
+        let units = file.units.ok_or_else(|| {
+            err("missing table [units] (one key per unit \"<device>.<unit>\")".into())
+        })?;
         let mut entries: Vec<(String, Vec<usize>)> = Vec::new();
-        for (unit, v) in units {
+        for (unit, items) in units.0 {
             let ctx = format!("[units] \"{unit}\"");
-            let items: Vec<&toml::Value> = match v {
-                toml::Value::Array(a) => a.iter().collect(),
-                toml::Value::Table(_) | toml::Value::String(_) => vec![v],
-                _ => {
-                    return Err(err(format!(
-                        "{ctx}: expected a list of layer names or {{ from = \"..\", to = \"..\" }}"
-                    )))
-                }
-            };
             let mut layers = Vec::new();
             for it in items {
-                match it {
-                    toml::Value::String(s) => {
-                        layers.push(find_layer(graph, s).map_err(|m| err(format!("{ctx}: {m}")))?)
-                    }
-                    toml::Value::Table(t) => {
-                        let get = |k: &str| -> Result<usize, PlanError> {
-                            let s = t.get(k).and_then(|x| x.as_str()).ok_or_else(|| {
-                                err(format!("{ctx}: a range needs string keys 'from' and 'to'"))
-                            })?;
-                            find_layer(graph, s).map_err(|m| err(format!("{ctx}: {m}")))
-                        };
-                        for k in t.keys() {
-                            if k != "from" && k != "to" {
-                                return Err(err(format!(
-                                    "{ctx}: unknown key '{k}' in a range (expected from, to)"
-                                )));
-                            }
-                        }
-                        let (f, to) = (get("from")?, get("to")?);
-                        if f > to {
-                            return Err(err(format!(
-                                "{ctx}: range from '{}' to '{}' runs backwards in topological order (positions {f} > {to}; see `dicesim inspect`)",
-                                graph.layers[f].name, graph.layers[to].name
-                            )));
-                        }
-                        layers.extend(f..=to);
-                    }
-                    _ => {
-                        return Err(err(format!(
-                            "{ctx}: expected layer names (strings) or ranges"
-                        )))
-                    }
-                }
+                layers.extend(it.layers(graph).map_err(|m| err(format!("{ctx}: {m}")))?);
             }
-            entries.push((unit.clone(), layers));
+            entries.push((unit, layers));
         }
         Mapping::from_entries(entries, graph).map_err(err)
     }
@@ -310,4 +264,123 @@ fn find_layer(graph: &Graph, name: &str) -> Result<usize, String> {
             )
         }
     })
+}
+
+/// A mapping TOML file. Its tables deny unknown keys (see [`crate::tomlfile`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingFile {
+    units: Option<UnitLists>,
+}
+
+/// `[units]`: per unit, its layer names and ranges, in file order.
+struct UnitLists(Vec<(String, Vec<LayerItem>)>);
+
+/// One entry of a unit's list.
+enum LayerItem {
+    /// A layer name.
+    Name(String),
+    /// An inclusive range in topological order.
+    Range(RangeTable),
+}
+
+/// `{ from = "..", to = ".." }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeTable {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl LayerItem {
+    /// The layer indices the item names.
+    fn layers(&self, graph: &Graph) -> Result<Vec<usize>, String> {
+        let r = match self {
+            LayerItem::Name(s) => return Ok(vec![find_layer(graph, s)?]),
+            LayerItem::Range(r) => r,
+        };
+        let (Some(from), Some(to)) = (&r.from, &r.to) else {
+            return Err("a range needs string keys 'from' and 'to'".into());
+        };
+        let (f, to) = (find_layer(graph, from)?, find_layer(graph, to)?);
+        if f > to {
+            return Err(format!(
+                "range from '{}' to '{}' runs backwards in topological order (positions {f} > {to}; see `dicesim inspect`)",
+                graph.layers[f].name, graph.layers[to].name
+            ));
+        }
+        Ok((f..=to).collect())
+    }
+}
+
+const ITEMS: &str = "a list of layer names or { from = \"..\", to = \"..\" }";
+
+impl<'de> Deserialize<'de> for UnitLists {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UnitLists;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table [units] with one key per unit \"<device>.<unit>\"")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UnitLists, A::Error> {
+                let mut out = Vec::new();
+                while let Some((unit, items)) = map.next_entry::<String, Items>()? {
+                    out.push((unit, items.0));
+                }
+                Ok(UnitLists(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A unit's value: one item, or a list of them.
+struct Items(Vec<LayerItem>);
+
+impl<'de> Deserialize<'de> for Items {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Items;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(ITEMS)
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Items, E> {
+                Ok(Items(vec![LayerItem::Name(s.to_string())]))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Items, A::Error> {
+                let d = serde::de::value::MapAccessDeserializer::new(map);
+                Ok(Items(vec![LayerItem::Range(RangeTable::deserialize(d)?)]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
+                let mut out = Vec::new();
+                while let Some(it) = seq.next_element::<LayerItem>()? {
+                    out.push(it);
+                }
+                Ok(Items(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for LayerItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LayerItem;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a layer name or { from = \"..\", to = \"..\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<LayerItem, E> {
+                Ok(LayerItem::Name(s.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<LayerItem, A::Error> {
+                let d = serde::de::value::MapAccessDeserializer::new(map);
+                Ok(LayerItem::Range(RangeTable::deserialize(d)?))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }

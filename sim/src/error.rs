@@ -23,6 +23,14 @@ pub enum SimError {
         /// The parser's message, with line and column.
         message: String,
     },
+    /// A key that its table does not have (a misspelling, or a key in the wrong table).
+    #[error("{path}: {key}")]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The table, the key and the closest valid key.
+        key: dicesim_plan::tomlfile::UnknownKey,
+    },
     /// A value is present but invalid, or a required key is missing.
     #[error("{path}: `{key}`: {expected}")]
     Invalid {
@@ -81,14 +89,22 @@ pub(crate) fn read_text(path: &Path) -> Result<String, SimError> {
     std::fs::read_to_string(path).map_err(|e| SimError::io(path, e))
 }
 
-/// Parses TOML text, mapping errors to [`SimError::Toml`] with a one-line message that starts
+/// Parses TOML text, mapping an unknown key to [`SimError::UnknownKey`] (with the closest
+/// valid key) and other errors to [`SimError::Toml`] with a one-line message that starts
 /// with the line and column (the parser's own rendering spans several lines).
 pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     path: &Path,
     text: &str,
 ) -> Result<T, SimError> {
-    toml::from_str(text).map_err(|e| SimError::Toml {
-        path: path.to_path_buf(),
-        message: dicesim_plan::error::toml_error_line(text, &e),
+    use dicesim_plan::tomlfile::{explain, TomlProblem};
+    toml::from_str(text).map_err(|e| match explain(text, &e) {
+        TomlProblem::UnknownKey(key) => SimError::UnknownKey {
+            path: path.to_path_buf(),
+            key,
+        },
+        TomlProblem::Other(message) => SimError::Toml {
+            path: path.to_path_buf(),
+            message,
+        },
     })
 }

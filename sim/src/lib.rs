@@ -9,6 +9,7 @@
 pub mod engine;
 pub mod error;
 pub mod explore;
+pub mod files;
 pub mod kernel;
 mod modelsrc;
 pub mod network;

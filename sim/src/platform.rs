@@ -1,9 +1,13 @@
 //! Platform files: devices with compute units, switches and links (see the platform-file
-//! contract in `design.md`), loaded and validated into a [`Platform`].
+//! format in `docs/platform.md`), loaded and validated into a [`Platform`].
 //!
 //! Additions to the contract:
 //! - `[[device]] template = "devices/jetson-nano.toml"` (relative to the platform file):
 //!   the device's keys are read from that file first; keys given inline override them.
+//!   Units merge by name: an inline `[[device.unit]]` whose `name` is a unit of the
+//!   template overrides only the keys it gives (the template's other units and that unit's
+//!   other keys stay); an inline unit with a new name is added after the template's units.
+//!   A template cannot itself name a template.
 //! - `[[device.unit]] profile = "file.csv"` (relative to the file that names it): a measured
 //!   per-layer profile, CSV with header `layer,time_us`; it replaces the compute-model
 //!   estimate for the layers it lists.
@@ -13,6 +17,7 @@
 //! - A calibration file (a scenario's `[calibration] file`, written by `dicesim validate
 //!   --calibration-out`) overrides measured figures of named units and links: see
 //!   [`Platform::apply_calibration`].
+//! - Every table denies unknown keys (see [`crate::files`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{parse_toml, read_text, SimError};
+use crate::files::{relative, CalibrationFile, DeviceTable, LinkTable, PlatformFile, UnitTable};
 
 /// Kind of compute unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -105,60 +111,6 @@ pub struct Platform {
     pub links: Vec<Link>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RawPlatform {
-    name: Option<String>,
-    #[serde(default)]
-    device: Vec<RawDevice>,
-    #[serde(default)]
-    switch: Vec<RawSwitch>,
-    #[serde(default)]
-    link: Vec<RawLink>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-struct RawDevice {
-    name: Option<String>,
-    template: Option<String>,
-    memory_mb: Option<f64>,
-    idle_w: Option<f64>,
-    unit: Option<Vec<RawUnit>>,
-}
-
-#[derive(Debug, Deserialize, Clone)]
-struct RawUnit {
-    name: Option<String>,
-    kind: Option<UnitKind>,
-    cores: Option<u32>,
-    gflops: Option<f64>,
-    mem_gbps: Option<f64>,
-    busy_w: Option<f64>,
-    layer_overhead_us: Option<f64>,
-    run_overhead_us: Option<f64>,
-    profile: Option<String>,
-    // Set while loading: the file `profile` is relative to.
-    #[serde(skip)]
-    base: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawSwitch {
-    name: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawLink {
-    name: Option<String>,
-    ends: Vec<String>,
-    bandwidth_mbps: f64,
-    #[serde(default)]
-    latency_us: f64,
-    #[serde(default)]
-    shared_medium: bool,
-    #[serde(default)]
-    energy_nj_per_byte: f64,
-}
-
 fn positive(path: &Path, key: &str, v: Option<f64>) -> Result<f64, SimError> {
     match v {
         None => Err(SimError::invalid(
@@ -185,10 +137,6 @@ fn non_negative(path: &Path, key: &str, v: f64) -> Result<f64, SimError> {
             format!("expected a number >= 0, found {v}"),
         ))
     }
-}
-
-fn relative(base: &Path, file: &str) -> PathBuf {
-    base.parent().unwrap_or(Path::new(".")).join(file)
 }
 
 /// Reads a per-layer profile CSV (`layer,time_us`, further columns ignored, `#` lines are
@@ -218,32 +166,98 @@ pub fn load_profile(path: &Path) -> Result<BTreeMap<String, f64>, SimError> {
     Ok(out)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCalibration {
-    #[serde(default)]
-    unit: Vec<RawCalUnit>,
-    #[serde(default)]
-    link: Vec<RawCalLink>,
+/// The file's stem, the default name of a platform or scenario.
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCalUnit {
-    name: String,
-    profile: Option<String>,
-    run_overhead_us: Option<f64>,
-    gflops: Option<f64>,
-    mem_gbps: Option<f64>,
-    layer_overhead_us: Option<f64>,
+/// A `[[device]]` with its template (if it names one) read first: inline keys override the
+/// template's, inline units merge into the template's by name (see the module doc).
+fn with_template(path: &Path, rd: DeviceTable) -> Result<DeviceTable, SimError> {
+    let Some(t) = &rd.template else {
+        return Ok(rd);
+    };
+    let tpath = relative(path, t);
+    let tpl: DeviceTable = parse_toml(&tpath, &read_text(&tpath)?)?;
+    if tpl.template.is_some() {
+        return Err(SimError::invalid(
+            &tpath,
+            "template",
+            "a device template cannot name another template",
+        ));
+    }
+    let mut units: Vec<UnitTable> = tpl.unit.unwrap_or_default();
+    for u in &mut units {
+        u.base = Some(tpath.clone());
+    }
+    for inline in rd.unit.unwrap_or_default() {
+        match units
+            .iter_mut()
+            .find(|u| u.name.is_some() && u.name == inline.name)
+        {
+            Some(u) => override_unit(u, inline),
+            None => units.push(inline),
+        }
+    }
+    Ok(DeviceTable {
+        name: rd.name.or(tpl.name),
+        template: None,
+        memory_mb: rd.memory_mb.or(tpl.memory_mb),
+        idle_w: rd.idle_w.or(tpl.idle_w),
+        unit: Some(units),
+    })
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCalLink {
-    name: String,
-    bandwidth_mbps: Option<f64>,
-    latency_us: Option<f64>,
+/// Overrides the keys of template unit `u` that `inline` gives.
+fn override_unit(u: &mut UnitTable, inline: UnitTable) {
+    if inline.profile.is_some() {
+        // an inline profile is relative to the platform file, not the template
+        u.profile = inline.profile;
+        u.base = None;
+    }
+    u.kind = inline.kind.or(u.kind);
+    u.cores = inline.cores.or(u.cores);
+    u.gflops = inline.gflops.or(u.gflops);
+    u.mem_gbps = inline.mem_gbps.or(u.mem_gbps);
+    u.busy_w = inline.busy_w.or(u.busy_w);
+    u.layer_overhead_us = inline.layer_overhead_us.or(u.layer_overhead_us);
+    u.run_overhead_us = inline.run_overhead_us.or(u.run_overhead_us);
+}
+
+/// Checks one (named) unit of device number `di`; `key` names its keys in errors.
+fn unit(
+    path: &Path,
+    key: &dyn Fn(&str) -> String,
+    full_name: String,
+    di: usize,
+    ru: UnitTable,
+) -> Result<Unit, SimError> {
+    let kind = ru
+        .kind
+        .ok_or_else(|| SimError::invalid(path, key("kind"), "missing; cpu or gpu"))?;
+    let profile = match &ru.profile {
+        Some(p) => Some(load_profile(&relative(
+            ru.base.as_deref().unwrap_or(path),
+            p,
+        ))?),
+        None => None,
+    };
+    let or0 = |k: &str, v: Option<f64>| non_negative(path, &key(k), v.unwrap_or(0.0));
+    Ok(Unit {
+        full_name,
+        name: ru.name.unwrap_or_default(),
+        device: di,
+        kind,
+        cores: ru.cores.unwrap_or(1),
+        gflops: positive(path, &key("gflops"), ru.gflops)?,
+        mem_gbps: positive(path, &key("mem_gbps"), ru.mem_gbps)?,
+        busy_w: or0("busy_w", ru.busy_w)?,
+        layer_overhead_us: or0("layer_overhead_us", ru.layer_overhead_us)?,
+        run_overhead_us: or0("run_overhead_us", ru.run_overhead_us)?,
+        profile,
+    })
 }
 
 impl Platform {
@@ -263,7 +277,7 @@ impl Platform {
     /// would be worse than none).
     pub fn apply_calibration(&mut self, path: &Path) -> Result<(), SimError> {
         let text = read_text(path)?;
-        let raw: RawCalibration = parse_toml(path, &text)?;
+        let raw: CalibrationFile = parse_toml(path, &text)?;
         for (i, ru) in raw.unit.into_iter().enumerate() {
             let key = |k: &str| format!("unit[{i}].{k}");
             let u = self.unit_index(&ru.name).ok_or_else(|| {
@@ -318,185 +332,149 @@ impl Platform {
     /// Parses and validates platform TOML `text` (`path` names it in errors and anchors
     /// relative paths).
     pub fn from_str(path: &Path, text: &str) -> Result<Platform, SimError> {
-        let raw: RawPlatform = parse_toml(path, text)?;
-        let mut devices = Vec::new();
-        let mut units: Vec<Unit> = Vec::new();
+        let raw: PlatformFile = parse_toml(path, text)?;
+        let mut p = Platform {
+            name: raw.name.unwrap_or_else(|| file_stem(path)),
+            path: path.to_path_buf(),
+            devices: Vec::new(),
+            units: Vec::new(),
+            switches: Vec::new(),
+            links: Vec::new(),
+        };
         for (di, rd) in raw.device.into_iter().enumerate() {
-            let key = |k: &str| format!("device[{di}].{k}");
-            let (rd, file) = match &rd.template {
-                Some(t) => {
-                    let tpath = relative(path, t);
-                    let ttext = read_text(&tpath)?;
-                    let mut tpl: RawDevice = parse_toml(&tpath, &ttext)?;
-                    if let Some(us) = tpl.unit.as_mut() {
-                        for u in us {
-                            u.base = Some(tpath.clone());
-                        }
-                    }
-                    let merged = RawDevice {
-                        name: rd.name.or(tpl.name),
-                        template: None,
-                        memory_mb: rd.memory_mb.or(tpl.memory_mb),
-                        idle_w: rd.idle_w.or(tpl.idle_w),
-                        unit: rd.unit.or(tpl.unit),
-                    };
-                    (merged, path)
-                }
-                None => (rd, path),
-            };
-            let name = rd
-                .name
-                .clone()
-                .ok_or_else(|| SimError::invalid(file, key("name"), "missing device name"))?;
-            if devices.iter().any(|d: &Device| d.name == name) {
-                return Err(SimError::invalid(
-                    file,
-                    key("name"),
-                    format!("device `{name}` is declared twice"),
-                ));
-            }
-            let memory_mb = positive(file, &key("memory_mb"), rd.memory_mb)?;
-            let idle_w = non_negative(file, &key("idle_w"), rd.idle_w.unwrap_or(0.0))?;
-            let raw_units = rd.unit.unwrap_or_default();
-            if raw_units.is_empty() {
-                return Err(SimError::invalid(
-                    file,
-                    key("unit"),
-                    "a device needs at least one [[device.unit]]",
-                ));
-            }
-            let mut ids = Vec::new();
-            for (ui, ru) in raw_units.into_iter().enumerate() {
-                let uk = |k: &str| format!("device[{di}].unit[{ui}].{k}");
-                let uname = ru
-                    .name
-                    .clone()
-                    .ok_or_else(|| SimError::invalid(file, uk("name"), "missing unit name"))?;
-                if ids.iter().any(|&i: &usize| units[i].name == uname) {
-                    return Err(SimError::invalid(
-                        file,
-                        uk("name"),
-                        format!("unit `{uname}` is declared twice on device `{name}`"),
-                    ));
-                }
-                let kind = ru
-                    .kind
-                    .ok_or_else(|| SimError::invalid(file, uk("kind"), "missing; cpu or gpu"))?;
-                let profile = match &ru.profile {
-                    Some(p) => {
-                        let base = ru.base.as_deref().unwrap_or(path);
-                        Some(load_profile(&relative(base, p))?)
-                    }
-                    None => None,
-                };
-                ids.push(units.len());
-                units.push(Unit {
-                    full_name: format!("{name}.{uname}"),
-                    name: uname,
-                    device: di,
-                    kind,
-                    cores: ru.cores.unwrap_or(1),
-                    gflops: positive(file, &uk("gflops"), ru.gflops)?,
-                    mem_gbps: positive(file, &uk("mem_gbps"), ru.mem_gbps)?,
-                    busy_w: non_negative(file, &uk("busy_w"), ru.busy_w.unwrap_or(0.0))?,
-                    layer_overhead_us: non_negative(
-                        file,
-                        &uk("layer_overhead_us"),
-                        ru.layer_overhead_us.unwrap_or(0.0),
-                    )?,
-                    run_overhead_us: non_negative(
-                        file,
-                        &uk("run_overhead_us"),
-                        ru.run_overhead_us.unwrap_or(0.0),
-                    )?,
-                    profile,
-                });
-            }
-            devices.push(Device {
-                name,
-                memory_mb,
-                idle_w,
-                units: ids,
-            });
+            let rd = with_template(path, rd)?;
+            p.add_device(path, di, rd)?;
         }
-        if devices.is_empty() {
+        if p.devices.is_empty() {
             return Err(SimError::invalid(
                 path,
                 "device",
                 "a platform needs at least one [[device]]",
             ));
         }
-        let mut switches: Vec<String> = Vec::new();
         for (si, s) in raw.switch.into_iter().enumerate() {
-            if devices.iter().any(|d| d.name == s.name) || switches.contains(&s.name) {
+            p.add_switch(path, si, s.name)?;
+        }
+        for (li, rl) in raw.link.into_iter().enumerate() {
+            let link = p.link(path, li, rl)?;
+            p.links.push(link);
+        }
+        Ok(p)
+    }
+
+    /// Checks device `di` and adds it with its units.
+    fn add_device(&mut self, path: &Path, di: usize, rd: DeviceTable) -> Result<(), SimError> {
+        let key = |k: &str| format!("device[{di}].{k}");
+        let name = rd
+            .name
+            .clone()
+            .ok_or_else(|| SimError::invalid(path, key("name"), "missing device name"))?;
+        if self.devices.iter().any(|d| d.name == name) {
+            return Err(SimError::invalid(
+                path,
+                key("name"),
+                format!("device `{name}` is declared twice"),
+            ));
+        }
+        let memory_mb = positive(path, &key("memory_mb"), rd.memory_mb)?;
+        let idle_w = non_negative(path, &key("idle_w"), rd.idle_w.unwrap_or(0.0))?;
+        let raw_units = rd.unit.unwrap_or_default();
+        if raw_units.is_empty() {
+            return Err(SimError::invalid(
+                path,
+                key("unit"),
+                "a device needs at least one [[device.unit]]",
+            ));
+        }
+        let mut ids: Vec<usize> = Vec::new();
+        for (ui, ru) in raw_units.into_iter().enumerate() {
+            let uk = |k: &str| format!("device[{di}].unit[{ui}].{k}");
+            let uname = ru
+                .name
+                .clone()
+                .ok_or_else(|| SimError::invalid(path, uk("name"), "missing unit name"))?;
+            if ids.iter().any(|&i| self.units[i].name == uname) {
                 return Err(SimError::invalid(
                     path,
-                    format!("switch[{si}].name"),
-                    format!("name `{}` is already used", s.name),
+                    uk("name"),
+                    format!("unit `{uname}` is declared twice on device `{name}`"),
                 ));
             }
-            switches.push(s.name);
+            let unit = unit(path, &uk, format!("{name}.{uname}"), di, ru)?;
+            ids.push(self.units.len());
+            self.units.push(unit);
         }
-        let node = |n: &str| -> Option<usize> {
-            devices.iter().position(|d| d.name == n).or_else(|| {
-                switches
-                    .iter()
-                    .position(|s| s == n)
-                    .map(|i| devices.len() + i)
-            })
-        };
-        let mut links = Vec::new();
-        for (li, rl) in raw.link.into_iter().enumerate() {
-            let key = |k: &str| format!("link[{li}].{k}");
-            let mut ends = Vec::new();
-            for e in &rl.ends {
-                let n = node(e).ok_or_else(|| {
-                    SimError::invalid(
-                        path,
-                        key("ends"),
-                        format!("`{e}` is neither a declared device nor a declared switch"),
-                    )
-                })?;
-                if ends.contains(&n) {
-                    return Err(SimError::invalid(
-                        path,
-                        key("ends"),
-                        format!("`{e}` is listed twice"),
-                    ));
-                }
-                ends.push(n);
-            }
-            if ends.len() < 2 || (!rl.shared_medium && ends.len() != 2) {
+        self.devices.push(Device {
+            name,
+            memory_mb,
+            idle_w,
+            units: ids,
+        });
+        Ok(())
+    }
+
+    /// Adds switch `si`, whose name must be new among devices and switches.
+    fn add_switch(&mut self, path: &Path, si: usize, name: String) -> Result<(), SimError> {
+        if self.devices.iter().any(|d| d.name == name) || self.switches.contains(&name) {
+            return Err(SimError::invalid(
+                path,
+                format!("switch[{si}].name"),
+                format!("name `{name}` is already used"),
+            ));
+        }
+        self.switches.push(name);
+        Ok(())
+    }
+
+    /// Node index of a device or switch name.
+    fn node(&self, n: &str) -> Option<usize> {
+        self.devices.iter().position(|d| d.name == n).or_else(|| {
+            self.switches
+                .iter()
+                .position(|s| s == n)
+                .map(|i| self.devices.len() + i)
+        })
+    }
+
+    /// Checks link `li` against the declared nodes.
+    fn link(&self, path: &Path, li: usize, rl: LinkTable) -> Result<Link, SimError> {
+        let key = |k: &str| format!("link[{li}].{k}");
+        let mut ends = Vec::new();
+        for e in &rl.ends {
+            let n = self.node(e).ok_or_else(|| {
+                SimError::invalid(
+                    path,
+                    key("ends"),
+                    format!("`{e}` is neither a declared device nor a declared switch"),
+                )
+            })?;
+            if ends.contains(&n) {
                 return Err(SimError::invalid(
                     path,
                     key("ends"),
-                    "expected two ends (or two or more with shared_medium = true)",
+                    format!("`{e}` is listed twice"),
                 ));
             }
-            links.push(Link {
-                name: rl.name.unwrap_or_else(|| rl.ends.join("-")),
-                ends,
-                bandwidth_mbps: positive(path, &key("bandwidth_mbps"), Some(rl.bandwidth_mbps))?,
-                latency_us: non_negative(path, &key("latency_us"), rl.latency_us)?,
-                shared_medium: rl.shared_medium,
-                energy_nj_per_byte: non_negative(
-                    path,
-                    &key("energy_nj_per_byte"),
-                    rl.energy_nj_per_byte,
-                )?,
-            });
+            ends.push(n);
         }
-        Ok(Platform {
-            name: raw.name.unwrap_or_else(|| {
-                path.file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            }),
-            path: path.to_path_buf(),
-            devices,
-            units,
-            switches,
-            links,
+        if ends.len() < 2 || (!rl.shared_medium && ends.len() != 2) {
+            return Err(SimError::invalid(
+                path,
+                key("ends"),
+                "expected two ends (or two or more with shared_medium = true)",
+            ));
+        }
+        Ok(Link {
+            name: rl.name.unwrap_or_else(|| rl.ends.join("-")),
+            ends,
+            bandwidth_mbps: positive(path, &key("bandwidth_mbps"), Some(rl.bandwidth_mbps))?,
+            latency_us: non_negative(path, &key("latency_us"), rl.latency_us)?,
+            shared_medium: rl.shared_medium,
+            energy_nj_per_byte: non_negative(
+                path,
+                &key("energy_nj_per_byte"),
+                rl.energy_nj_per_byte,
+            )?,
         })
     }
 

@@ -1,118 +1,20 @@
-//! Scenario files (see the scenario-file contract in `design.md`) and `run_scenario`, the
+//! Scenario files (format: `docs/scenario.md`) and `run_scenario`, the
 //! library entry point of `dicesim run`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dicesim_plan::graph::Graph;
-use dicesim_plan::mapping::Mapping;
-use dicesim_plan::partition::Plan;
-use serde::Deserialize;
-
 use crate::engine::Outcome;
-use crate::error::{parse_toml, read_text, SimError};
+use crate::error::SimError;
+use crate::files::{relative, MappingTable, ModelTable, ScenarioFile, WorkloadTable};
 use crate::platform::Platform;
 use crate::prepared::{PreparedScenario, SimPlan, Workload};
 use crate::report::Report;
 use crate::strategy;
+use dicesim_plan::graph::Graph;
+use dicesim_plan::mapping::Mapping;
+use dicesim_plan::partition::Plan;
 
-/// Mapping strategy of a scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// A mapping file.
-    Explicit,
-    /// The single fastest unit that fits.
-    Single,
-    /// Equal-FLOP contiguous stages, one per device.
-    Even,
-    /// PipeEdge's dynamic programme.
-    Pipeedge,
-}
-
-impl Strategy {
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Explicit => "explicit",
-            Strategy::Single => "single",
-            Strategy::Even => "even",
-            Strategy::Pipeedge => "pipeedge",
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct RawScenario {
-    name: Option<String>,
-    #[serde(default = "one")]
-    seed: u64,
-    model: RawModel,
-    platform: RawPlatformRef,
-    mapping: RawMapping,
-    #[serde(default)]
-    workload: RawWorkload,
-    calibration: Option<RawCalibrationRef>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawCalibrationRef {
-    file: String,
-}
-
-fn one() -> u64 {
-    1
-}
-
-#[derive(Debug, Deserialize)]
-struct RawModel {
-    zoo: Option<String>,
-    path: Option<String>,
-    #[serde(default = "default_input_size")]
-    input_size: usize,
-    #[serde(default)]
-    input_shapes: BTreeMap<String, Vec<usize>>,
-}
-
-fn default_input_size() -> usize {
-    224
-}
-
-#[derive(Debug, Deserialize)]
-struct RawPlatformRef {
-    file: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawMapping {
-    strategy: Strategy,
-    file: Option<String>,
-    units: Option<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawWorkload {
-    #[serde(default = "one_u32")]
-    frames: u32,
-    #[serde(default)]
-    period_ms: f64,
-    #[serde(default)]
-    window: Option<u32>,
-}
-
-fn one_u32() -> u32 {
-    1
-}
-
-impl Default for RawWorkload {
-    fn default() -> Self {
-        RawWorkload {
-            frames: 1,
-            period_ms: 0.0,
-            window: None,
-        }
-    }
-}
+pub use crate::files::{HilTable, ModelSource, Strategy};
 
 /// A loaded scenario: model graph, platform, workload and the chosen mapping.
 #[derive(Debug, Clone)]
@@ -131,112 +33,184 @@ pub struct Scenario {
     pub prep: PreparedScenario,
     /// The mapping (explicit, or computed by the strategy).
     pub mapping: Mapping,
-}
-
-fn relative(base: &Path, file: &str) -> PathBuf {
-    base.parent().unwrap_or(Path::new(".")).join(file)
+    /// The `[hil]` table, its device keys checked against the platform.
+    pub hil: Option<HilTable>,
 }
 
 /// Loads the model graph named by a scenario's `[model]`.
-fn load_model(path: &Path, m: &RawModel) -> Result<Graph, SimError> {
-    let plan_err = |error| SimError::Plan {
-        path: path.to_path_buf(),
-        error,
-    };
-    match (&m.zoo, &m.path) {
-        (Some(z), None) => crate::modelsrc::zoo_graph(z, m.input_size)
+fn load_graph(path: &Path, m: &ModelTable) -> Result<Graph, SimError> {
+    match m.source(path)? {
+        ModelSource::Zoo { name, input_size } => crate::modelsrc::zoo_graph(&name, input_size)
             .map_err(|e| SimError::invalid(path, "model.zoo", e.to_string())),
-        (None, Some(p)) => {
-            crate::modelsrc::load_graph(&relative(path, p), &m.input_shapes).map_err(plan_err)
-        }
-        _ => Err(SimError::invalid(
+        ModelSource::Onnx {
+            path: onnx,
+            input_shapes,
+        } => crate::modelsrc::load_graph(&onnx, &input_shapes).map_err(|error| SimError::Plan {
+            path: path.to_path_buf(),
+            error,
+        }),
+    }
+}
+
+/// Checks the values of `[workload]`.
+fn check_workload(path: &Path, w: &WorkloadTable) -> Result<Workload, SimError> {
+    if w.frames == 0 {
+        return Err(SimError::invalid(
             path,
-            "model",
-            "expected exactly one of `zoo` (a zoo model name) or `path` (an ONNX file)",
-        )),
+            "workload.frames",
+            "expected at least 1 frame",
+        ));
+    }
+    if !(w.period_ms.is_finite() && w.period_ms >= 0.0) {
+        return Err(SimError::invalid(
+            path,
+            "workload.period_ms",
+            "expected a number >= 0 (0 saturates)",
+        ));
+    }
+    if w.window == Some(0) {
+        return Err(SimError::invalid(
+            path,
+            "workload.window",
+            "expected at least 1 frame in flight",
+        ));
+    }
+    Ok(Workload {
+        frames: w.frames,
+        period_ns: (w.period_ms * 1e6).round() as u64,
+        window: w.window,
+    })
+}
+
+/// Checks the values of `[hil]`: every key that is not reserved must name a device of
+/// `platform` (a misspelt device or reserved key gets the closest name as a hint).
+fn check_hil(path: &Path, hil: &HilTable, platform: &Platform) -> Result<(), SimError> {
+    if hil.window == Some(0) {
+        return Err(SimError::invalid(
+            path,
+            "hil.window",
+            "expected an integer >= 1",
+        ));
+    }
+    if let Some(s) = hil.stall_timeout_s {
+        if !(s > 0.0 && s < 1e6) {
+            return Err(SimError::invalid(
+                path,
+                "hil.stall_timeout_s",
+                "expected a number of seconds > 0",
+            ));
+        }
+    }
+    let valid: Vec<String> = (HilTable::RESERVED.iter().map(|k| k.to_string()))
+        .chain(platform.devices.iter().map(|d| d.name.clone()))
+        .collect();
+    match hil.workers.keys().find(|k| !valid.contains(k)) {
+        None => Ok(()),
+        Some(k) => Err(SimError::UnknownKey {
+            path: path.to_path_buf(),
+            key: dicesim_plan::tomlfile::UnknownKey {
+                table: "[hil]".into(),
+                key: k.clone(),
+                hint: format!(
+                    "not a device of the platform nor a reserved key; {}",
+                    dicesim_plan::tomlfile::hint(k, &valid)
+                ),
+            },
+        }),
+    }
+}
+
+/// The platform of a scenario file, with its calibration applied.
+fn load_platform(path: &Path, file: &ScenarioFile) -> Result<Platform, SimError> {
+    let mut platform = Platform::load(&relative(path, &file.platform.file))?;
+    if let Some(c) = &file.calibration {
+        platform.apply_calibration(&relative(path, &c.file))?;
+    }
+    Ok(platform)
+}
+
+/// Reads a scenario's `[hil]` table (None when it has none), checked against its platform,
+/// without loading its model or computing its mapping.
+pub fn read_hil(path: &Path) -> Result<Option<HilTable>, SimError> {
+    let file = ScenarioFile::read(path)?;
+    let Some(hil) = &file.hil else {
+        return Ok(None);
+    };
+    let platform = Platform::load(&relative(path, &file.platform.file))?;
+    check_hil(path, hil, &platform)?;
+    Ok(file.hil)
+}
+
+/// The mapping of an explicit strategy: the mapping file, its units checked on `prep`.
+fn explicit_mapping(
+    path: &Path,
+    file: Option<&str>,
+    prep: &PreparedScenario,
+) -> Result<Mapping, SimError> {
+    let Some(f) = file else {
+        return Err(SimError::invalid(
+            path,
+            "mapping.file",
+            "strategy \"explicit\" needs a mapping file",
+        ));
+    };
+    let mpath = relative(path, f);
+    let m = crate::modelsrc::mapping_from_file(&mpath, &prep.graph).map_err(|error| {
+        SimError::Plan {
+            path: mpath.clone(),
+            error,
+        }
+    })?;
+    // unknown units are reported against the mapping file
+    prep.assignment(&m).map_err(|e| SimError::Invalid {
+        path: mpath.clone(),
+        key: "units".into(),
+        expected: e.to_string(),
+    })?;
+    Ok(m)
+}
+
+/// The mapping `[mapping]` asks for.
+fn choose_mapping(
+    path: &Path,
+    m: &MappingTable,
+    prep: &PreparedScenario,
+) -> Result<Mapping, SimError> {
+    let units = strategy::allowed_units(prep, m.units.as_deref())
+        .map_err(|e| SimError::invalid(path, "mapping.units", e.to_string()))?;
+    match m.strategy {
+        Strategy::Explicit => explicit_mapping(path, m.file.as_deref(), prep),
+        Strategy::Single => strategy::single(prep, &units),
+        Strategy::Even => strategy::even(prep, &units),
+        Strategy::Pipeedge => strategy::pipeedge(prep, &units),
     }
 }
 
 impl Scenario {
     /// Reads a scenario, its platform and model, and computes its mapping.
     pub fn load(path: &Path) -> Result<Scenario, SimError> {
-        let text = read_text(path)?;
-        let raw: RawScenario = parse_toml(path, &text)?;
-        if raw.workload.frames == 0 {
-            return Err(SimError::invalid(
-                path,
-                "workload.frames",
-                "expected at least 1 frame",
-            ));
+        let file = ScenarioFile::read(path)?;
+        let workload = check_workload(path, &file.workload)?;
+        let platform = load_platform(path, &file)?;
+        if let Some(hil) = &file.hil {
+            check_hil(path, hil, &platform)?;
         }
-        if !(raw.workload.period_ms.is_finite() && raw.workload.period_ms >= 0.0) {
-            return Err(SimError::invalid(
-                path,
-                "workload.period_ms",
-                "expected a number >= 0 (0 saturates)",
-            ));
-        }
-        if raw.workload.window == Some(0) {
-            return Err(SimError::invalid(
-                path,
-                "workload.window",
-                "expected at least 1 frame in flight",
-            ));
-        }
-        let mut platform = Platform::load(&relative(path, &raw.platform.file))?;
-        if let Some(c) = &raw.calibration {
-            platform.apply_calibration(&relative(path, &c.file))?;
-        }
-        let graph = load_model(path, &raw.model)?;
-        let workload = Workload {
-            frames: raw.workload.frames,
-            period_ns: (raw.workload.period_ms * 1e6).round() as u64,
-            window: raw.workload.window,
-        };
+        let graph = load_graph(path, &file.model)?;
         let prep = PreparedScenario::new(graph, platform, workload);
-        let units = strategy::allowed_units(&prep, raw.mapping.units.as_deref())
-            .map_err(|e| SimError::invalid(path, "mapping.units", e.to_string()))?;
-        let mapping = match raw.mapping.strategy {
-            Strategy::Explicit => {
-                let Some(f) = &raw.mapping.file else {
-                    return Err(SimError::invalid(
-                        path,
-                        "mapping.file",
-                        "strategy \"explicit\" needs a mapping file",
-                    ));
-                };
-                let mpath = relative(path, f);
-                let m =
-                    crate::modelsrc::mapping_from_file(&mpath, &prep.graph).map_err(|error| {
-                        SimError::Plan {
-                            path: mpath.clone(),
-                            error,
-                        }
-                    })?;
-                // unknown units are reported against the mapping file
-                prep.assignment(&m).map_err(|e| SimError::Invalid {
-                    path: mpath.clone(),
-                    key: "units".into(),
-                    expected: e.to_string(),
-                })?;
-                m
-            }
-            Strategy::Single => strategy::single(&prep, &units)?,
-            Strategy::Even => strategy::even(&prep, &units)?,
-            Strategy::Pipeedge => strategy::pipeedge(&prep, &units)?,
-        };
+        let mapping = choose_mapping(path, &file.mapping, &prep)?;
         Ok(Scenario {
-            name: raw.name.unwrap_or_else(|| {
+            name: file.name.unwrap_or_else(|| {
                 path.file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default()
             }),
             path: path.to_path_buf(),
-            seed: raw.seed,
-            strategy: raw.mapping.strategy,
-            units: raw.mapping.units,
+            seed: file.seed,
+            strategy: file.mapping.strategy,
+            units: file.mapping.units,
             prep,
             mapping,
+            hil: file.hil,
         })
     }
 }
