@@ -32,9 +32,7 @@ fn verify(key: &[u8], label: &[u8], a: &[u8; 32], b: &[u8; 32], got: &[u8; 32]) 
 /// 32 random bytes from the kernel.
 pub fn nonce() -> [u8; 32] {
     let mut b = [0u8; 32];
-    // SAFETY: getrandom writes at most b.len() bytes into b.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != 32 {
+    if !crate::sys::fill_random(&mut b) {
         // fall back on a time-derived value; the nonce only needs to be unique
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -60,7 +60,6 @@ use crate::report::RunReport;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -74,10 +73,7 @@ pub fn run_cli(path: &Path, json: bool) -> Result<()> {
     coord::print_and_judge(&report, json)
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use crate::sys::is_root;
 
 /// Everything the rig created, removed by [`Cleanup::run`] exactly once.
 #[derive(Default)]
@@ -93,10 +89,8 @@ static CLEANUP: Mutex<Option<Cleanup>> = Mutex::new(None);
 impl Cleanup {
     fn run(mut self) {
         for c in &self.workers {
-            // SAFETY: signalling a child we started and have not reaped.
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGTERM);
-            }
+            // a child we started and have not reaped: its id is still ours
+            let _ = crate::sys::terminate(c.id());
         }
         let t = Instant::now();
         for c in &mut self.workers {
@@ -293,14 +287,8 @@ fn spawn_worker(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(logf));
-    // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the worker when
-    // the thread that started it (this one, alive for the whole run) exits.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    // the thread starting it (this one) lives for the whole run
+    crate::sys::kill_with_parent(&mut cmd);
     let mut child = cmd.spawn().context("starting a worker")?;
     let out = child.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -508,12 +496,7 @@ impl Rig<'_> {
 fn enter_netns(ns: &str) -> Result<()> {
     let path = format!("/run/netns/{ns}");
     let f = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: setns on a valid namespace fd affects only this thread.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        bail!("setns into {ns}: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+    crate::sys::enter_netns(&f).with_context(|| format!("setns into {ns}"))
 }
 
 /// As [`emulate`], with `calibrate` run on the built rig (workers started, links shaped)

@@ -9,4 +9,5 @@ pub mod engine;
 pub mod proto;
 pub mod report;
 pub mod sensors;
+pub mod sys;
 pub mod worker;

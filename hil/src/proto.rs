@@ -42,8 +42,9 @@
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// Protocol version; both ends must speak the same.
-pub const VERSION: u16 = 1;
+/// Protocol version; both ends must speak the same. 2: [`Msg::Deployed`] names the
+/// worker's backend.
+pub const VERSION: u16 = 2;
 /// First bytes of a [`Msg::Hello`] payload.
 pub const MAGIC: [u8; 4] = *b"DSIM";
 /// Largest frame body accepted before authentication [bytes].
@@ -227,6 +228,8 @@ pub enum Msg {
         part: u32,
         /// Load time [us].
         load_us: u64,
+        /// The backend that loaded it (`tract`, `ort`, ...).
+        backend: String,
     },
     /// A tensor of one frame.
     Tensor {
@@ -277,25 +280,89 @@ pub enum Msg {
     },
 }
 
-mod tag {
-    pub const HELLO: u8 = 1;
-    pub const CHALLENGE: u8 = 2;
-    pub const AUTH: u8 = 3;
-    pub const WELCOME: u8 = 4;
-    pub const ERROR: u8 = 5;
-    pub const HEARTBEAT: u8 = 6;
-    pub const MODEL_QUERY: u8 = 10;
-    pub const MODEL_HAVE: u8 = 11;
-    pub const MODEL_CHUNK: u8 = 12;
-    pub const MODEL_READY: u8 = 13;
-    pub const DEPLOY: u8 = 14;
-    pub const DEPLOYED: u8 = 15;
-    pub const TENSOR: u8 = 20;
-    pub const TIMING: u8 = 21;
-    pub const STATS_REQUEST: u8 = 30;
-    pub const STATS: u8 = 31;
-    pub const RESET: u8 = 32;
-    pub const FAULT: u8 = 33;
+/// The message types with their wire tags (the byte that opens a frame body): the one list
+/// of them. [`Msg::kind`], [`Msg::encode`] and [`Msg::decode`] all go through it, and
+/// the compiler checks that each handles every kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// [`Msg::Hello`].
+    Hello = 1,
+    /// [`Msg::Challenge`].
+    Challenge = 2,
+    /// [`Msg::Auth`].
+    Auth = 3,
+    /// [`Msg::Welcome`].
+    Welcome = 4,
+    /// [`Msg::Error`].
+    Error = 5,
+    /// [`Msg::Heartbeat`].
+    Heartbeat = 6,
+    /// [`Msg::ModelQuery`].
+    ModelQuery = 10,
+    /// [`Msg::ModelHave`].
+    ModelHave = 11,
+    /// [`Msg::ModelChunk`].
+    ModelChunk = 12,
+    /// [`Msg::ModelReady`].
+    ModelReady = 13,
+    /// [`Msg::Deploy`].
+    Deploy = 14,
+    /// [`Msg::Deployed`].
+    Deployed = 15,
+    /// [`Msg::Tensor`].
+    Tensor = 20,
+    /// [`Msg::Timing`].
+    Timing = 21,
+    /// [`Msg::StatsRequest`].
+    StatsRequest = 30,
+    /// [`Msg::Stats`].
+    Stats = 31,
+    /// [`Msg::Reset`].
+    Reset = 32,
+    /// [`Msg::Fault`].
+    Fault = 33,
+}
+
+impl Kind {
+    /// Every kind, in tag order (decoding looks tags up here).
+    pub const ALL: [Kind; 18] = [
+        Kind::Hello,
+        Kind::Challenge,
+        Kind::Auth,
+        Kind::Welcome,
+        Kind::Error,
+        Kind::Heartbeat,
+        Kind::ModelQuery,
+        Kind::ModelHave,
+        Kind::ModelChunk,
+        Kind::ModelReady,
+        Kind::Deploy,
+        Kind::Deployed,
+        Kind::Tensor,
+        Kind::Timing,
+        Kind::StatsRequest,
+        Kind::Stats,
+        Kind::Reset,
+        Kind::Fault,
+    ];
+
+    /// The wire tag.
+    pub fn tag(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind a wire tag names, if any.
+    pub fn from_tag(tag: u8) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.tag() == tag)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    /// The message's name, as in [`Msg`].
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
 }
 
 /// Appends `data` as little-endian bytes (one copy on little-endian hosts).
@@ -409,46 +476,265 @@ impl<'a> R<'a> {
     }
 }
 
+/// Payload writers shared by several messages.
+impl W {
+    /// A `u32` count, then each item.
+    fn list<T>(&mut self, items: &[T], mut item: impl FnMut(&mut W, &T)) {
+        self.u32(items.len() as u32);
+        for x in items {
+            item(self, x);
+        }
+    }
+    fn route(&mut self, r: &Route) {
+        self.str(&r.tensor);
+        match &r.dest {
+            Dest::Coordinator => self.u8(0),
+            Dest::Local { part } => {
+                self.u8(1);
+                self.u32(*part);
+            }
+            Dest::Peer {
+                addr,
+                part,
+                delay_us,
+                rate_bps,
+            } => {
+                self.u8(2);
+                self.str(addr);
+                self.u32(*part);
+                self.u32(*delay_us);
+                self.u64(*rate_bps);
+            }
+        }
+    }
+    fn edge(&mut self, e: &EdgeStat) {
+        self.u32(e.from);
+        self.u32(e.to);
+        self.str(&e.tensor);
+        self.u64(e.count);
+        self.u64(e.bytes);
+        self.u64(e.transfer_us);
+    }
+    fn energy(&mut self, energy: &Option<(String, u64)>) {
+        match energy {
+            None => self.u8(0),
+            Some((id, uj)) => {
+                self.u8(1);
+                self.str(id);
+                self.u64(*uj);
+            }
+        }
+    }
+}
+
+/// Keeps refusals small enough for a peer still in the handshake.
+fn clip(msg: &str) -> &str {
+    let mut end = msg.len().min(900);
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    &msg[..end]
+}
+
+/// Payload readers, one per message with a structured payload.
+impl R<'_> {
+    /// A `u32` count (each item at least `min` bytes), then each item.
+    fn list<T>(
+        &mut self,
+        min: usize,
+        mut item: impl FnMut(&mut Self) -> Result<T, ProtoError>,
+    ) -> Result<Vec<T>, ProtoError> {
+        let n = self.count(min)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(item(self)?);
+        }
+        Ok(v)
+    }
+    fn hello(&mut self) -> Result<Msg, ProtoError> {
+        if self.take(4)? != MAGIC {
+            return Err(bad("not a dicesim peer (bad magic)"));
+        }
+        let version = self.u16()?;
+        let role = match self.u8()? {
+            0 => Role::Coordinator,
+            1 => Role::Peer,
+            x => return Err(bad(format!("unknown role {x}"))),
+        };
+        let nonce = self.b32()?;
+        Ok(Msg::Hello {
+            version,
+            role,
+            nonce,
+        })
+    }
+    fn route(&mut self) -> Result<Route, ProtoError> {
+        let tensor = self.str()?;
+        let dest = match self.u8()? {
+            0 => Dest::Coordinator,
+            1 => Dest::Local { part: self.u32()? },
+            2 => Dest::Peer {
+                addr: self.str()?,
+                part: self.u32()?,
+                delay_us: self.u32()?,
+                rate_bps: self.u64()?,
+            },
+            x => return Err(bad(format!("unknown destination kind {x}"))),
+        };
+        Ok(Route { tensor, dest })
+    }
+    fn deploy(&mut self) -> Result<Msg, ProtoError> {
+        Ok(Msg::Deploy {
+            part: self.u32()?,
+            hash: self.b32()?,
+            threads: self.u32()?,
+            inputs: self.list(4, R::str)?,
+            routes: self.list(5, R::route)?,
+        })
+    }
+    fn tensor(&mut self) -> Result<Msg, ProtoError> {
+        let frame = self.u64()?;
+        let from = self.u32()?;
+        let to = self.u32()?;
+        let name = self.str()?;
+        let shape = self.list(4, R::u32)?;
+        let n = self.count(4)?;
+        let raw = self.take(n * 4)?;
+        let elems = shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+            .ok_or_else(|| bad("tensor shape overflows"))?;
+        if elems != n as u64 {
+            return Err(bad(format!(
+                "tensor '{name}' has shape {shape:?} but {n} values"
+            )));
+        }
+        Ok(Msg::Tensor {
+            frame,
+            from,
+            to,
+            name,
+            shape,
+            data: f32s_from_le(raw),
+            sent_ns: self.u64()?,
+        })
+    }
+    fn edge(&mut self) -> Result<EdgeStat, ProtoError> {
+        Ok(EdgeStat {
+            from: self.u32()?,
+            to: self.u32()?,
+            tensor: self.str()?,
+            count: self.u64()?,
+            bytes: self.u64()?,
+            transfer_us: self.u64()?,
+        })
+    }
+    fn stats(&mut self) -> Result<Msg, ProtoError> {
+        let peak_rss_kb = self.u64()?;
+        let energy = match self.u8()? {
+            0 => None,
+            1 => Some((self.str()?, self.u64()?)),
+            x => return Err(bad(format!("bad energy flag {x}"))),
+        };
+        Ok(Msg::Stats {
+            peak_rss_kb,
+            energy,
+            edges: self.list(36, R::edge)?,
+        })
+    }
+    /// The payload of a `kind` message.
+    fn payload(&mut self, kind: Kind) -> Result<Msg, ProtoError> {
+        Ok(match kind {
+            Kind::Hello => self.hello()?,
+            Kind::Challenge => Msg::Challenge {
+                version: self.u16()?,
+                nonce: self.b32()?,
+                proof: self.b32()?,
+            },
+            Kind::Auth => Msg::Auth { proof: self.b32()? },
+            Kind::Welcome => Msg::Welcome,
+            Kind::Error => Msg::Error { msg: self.str()? },
+            Kind::Heartbeat => Msg::Heartbeat,
+            Kind::ModelQuery => Msg::ModelQuery { hash: self.b32()? },
+            Kind::ModelHave => Msg::ModelHave {
+                hash: self.b32()?,
+                have: self.u8()? != 0,
+            },
+            Kind::ModelChunk => Msg::ModelChunk {
+                hash: self.b32()?,
+                total: self.u64()?,
+                offset: self.u64()?,
+                data: self.bytes()?.to_vec(),
+            },
+            Kind::ModelReady => Msg::ModelReady { hash: self.b32()? },
+            Kind::Deploy => self.deploy()?,
+            Kind::Deployed => Msg::Deployed {
+                part: self.u32()?,
+                load_us: self.u64()?,
+                backend: self.str()?,
+            },
+            Kind::Tensor => self.tensor()?,
+            Kind::Timing => Msg::Timing {
+                frame: self.u64()?,
+                part: self.u32()?,
+                compute_us: self.u64()?,
+            },
+            Kind::StatsRequest => Msg::StatsRequest,
+            Kind::Stats => self.stats()?,
+            Kind::Reset => Msg::Reset,
+            Kind::Fault => Msg::Fault { msg: self.str()? },
+        })
+    }
+}
+
 impl Msg {
-    /// Short name for messages in errors.
-    pub fn kind(&self) -> &'static str {
+    /// The message's type: its name in errors, its tag on the wire.
+    pub fn kind(&self) -> Kind {
         match self {
-            Msg::Hello { .. } => "Hello",
-            Msg::Challenge { .. } => "Challenge",
-            Msg::Auth { .. } => "Auth",
-            Msg::Welcome => "Welcome",
-            Msg::Error { .. } => "Error",
-            Msg::Heartbeat => "Heartbeat",
-            Msg::ModelQuery { .. } => "ModelQuery",
-            Msg::ModelHave { .. } => "ModelHave",
-            Msg::ModelChunk { .. } => "ModelChunk",
-            Msg::ModelReady { .. } => "ModelReady",
-            Msg::Deploy { .. } => "Deploy",
-            Msg::Deployed { .. } => "Deployed",
-            Msg::Tensor { .. } => "Tensor",
-            Msg::Timing { .. } => "Timing",
-            Msg::StatsRequest => "StatsRequest",
-            Msg::Stats { .. } => "Stats",
-            Msg::Reset => "Reset",
-            Msg::Fault { .. } => "Fault",
+            Msg::Hello { .. } => Kind::Hello,
+            Msg::Challenge { .. } => Kind::Challenge,
+            Msg::Auth { .. } => Kind::Auth,
+            Msg::Welcome => Kind::Welcome,
+            Msg::Error { .. } => Kind::Error,
+            Msg::Heartbeat => Kind::Heartbeat,
+            Msg::ModelQuery { .. } => Kind::ModelQuery,
+            Msg::ModelHave { .. } => Kind::ModelHave,
+            Msg::ModelChunk { .. } => Kind::ModelChunk,
+            Msg::ModelReady { .. } => Kind::ModelReady,
+            Msg::Deploy { .. } => Kind::Deploy,
+            Msg::Deployed { .. } => Kind::Deployed,
+            Msg::Tensor { .. } => Kind::Tensor,
+            Msg::Timing { .. } => Kind::Timing,
+            Msg::StatsRequest => Kind::StatsRequest,
+            Msg::Stats { .. } => Kind::Stats,
+            Msg::Reset => Kind::Reset,
+            Msg::Fault { .. } => Kind::Fault,
         }
     }
 
-    /// The whole frame: length prefix and body.
+    /// The whole frame: length prefix and body (tag, then payload).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = W(Vec::with_capacity(match self {
             Msg::Tensor { data, .. } => data.len() * 4 + 128,
             Msg::ModelChunk { data, .. } => data.len() + 96,
             _ => 64,
         }));
-        w.u32(0);
+        w.u32(0); // the body length, set below
+        w.u8(self.kind().tag());
+        self.encode_payload(&mut w);
+        let n = (w.0.len() - 4) as u32;
+        w.0[..4].copy_from_slice(&n.to_le_bytes());
+        w.0
+    }
+
+    /// Writes the payload (nothing for the kinds without one).
+    fn encode_payload(&self, w: &mut W) {
         match self {
             Msg::Hello {
                 version,
                 role,
                 nonce,
             } => {
-                w.u8(tag::HELLO);
                 w.0.extend_from_slice(&MAGIC);
                 w.u16(*version);
                 w.u8(*role as u8);
@@ -459,32 +745,16 @@ impl Msg {
                 nonce,
                 proof,
             } => {
-                w.u8(tag::CHALLENGE);
                 w.u16(*version);
                 w.b32(nonce);
                 w.b32(proof);
             }
-            Msg::Auth { proof } => {
-                w.u8(tag::AUTH);
-                w.b32(proof);
+            Msg::Auth { proof: h } | Msg::ModelQuery { hash: h } | Msg::ModelReady { hash: h } => {
+                w.b32(h)
             }
-            Msg::Welcome => w.u8(tag::WELCOME),
-            Msg::Error { msg } => {
-                w.u8(tag::ERROR);
-                // keep refusals small enough for a peer still in the handshake
-                let mut end = msg.len().min(900);
-                while !msg.is_char_boundary(end) {
-                    end -= 1;
-                }
-                w.str(&msg[..end]);
-            }
-            Msg::Heartbeat => w.u8(tag::HEARTBEAT),
-            Msg::ModelQuery { hash } => {
-                w.u8(tag::MODEL_QUERY);
-                w.b32(hash);
-            }
+            Msg::Error { msg } => w.str(clip(msg)),
+            Msg::Fault { msg } => w.str(msg),
             Msg::ModelHave { hash, have } => {
-                w.u8(tag::MODEL_HAVE);
                 w.b32(hash);
                 w.u8(*have as u8);
             }
@@ -494,277 +764,89 @@ impl Msg {
                 offset,
                 data,
             } => {
-                w.u8(tag::MODEL_CHUNK);
                 w.b32(hash);
                 w.u64(*total);
                 w.u64(*offset);
                 w.bytes(data);
             }
-            Msg::ModelReady { hash } => {
-                w.u8(tag::MODEL_READY);
-                w.b32(hash);
-            }
-            Msg::Deploy {
+            Msg::Deploy { .. } => self.encode_deploy(w),
+            Msg::Deployed {
                 part,
-                hash,
-                threads,
-                inputs,
-                routes,
+                load_us,
+                backend,
             } => {
-                w.u8(tag::DEPLOY);
-                w.u32(*part);
-                w.b32(hash);
-                w.u32(*threads);
-                w.u32(inputs.len() as u32);
-                for i in inputs {
-                    w.str(i);
-                }
-                w.u32(routes.len() as u32);
-                for r in routes {
-                    w.str(&r.tensor);
-                    match &r.dest {
-                        Dest::Coordinator => w.u8(0),
-                        Dest::Local { part } => {
-                            w.u8(1);
-                            w.u32(*part);
-                        }
-                        Dest::Peer {
-                            addr,
-                            part,
-                            delay_us,
-                            rate_bps,
-                        } => {
-                            w.u8(2);
-                            w.str(addr);
-                            w.u32(*part);
-                            w.u32(*delay_us);
-                            w.u64(*rate_bps);
-                        }
-                    }
-                }
-            }
-            Msg::Deployed { part, load_us } => {
-                w.u8(tag::DEPLOYED);
                 w.u32(*part);
                 w.u64(*load_us);
+                w.str(backend);
             }
-            Msg::Tensor {
-                frame,
-                from,
-                to,
-                name,
-                shape,
-                data,
-                sent_ns,
-            } => {
-                w.u8(tag::TENSOR);
-                w.u64(*frame);
-                w.u32(*from);
-                w.u32(*to);
-                w.str(name);
-                w.u32(shape.len() as u32);
-                for &d in shape {
-                    w.u32(d);
-                }
-                w.u32(data.len() as u32);
-                f32s_to_le(data, &mut w.0);
-                w.u64(*sent_ns);
-            }
+            Msg::Tensor { .. } => self.encode_tensor(w),
             Msg::Timing {
                 frame,
                 part,
                 compute_us,
             } => {
-                w.u8(tag::TIMING);
                 w.u64(*frame);
                 w.u32(*part);
                 w.u64(*compute_us);
             }
-            Msg::StatsRequest => w.u8(tag::STATS_REQUEST),
             Msg::Stats {
                 peak_rss_kb,
                 energy,
                 edges,
             } => {
-                w.u8(tag::STATS);
                 w.u64(*peak_rss_kb);
-                match energy {
-                    None => w.u8(0),
-                    Some((id, uj)) => {
-                        w.u8(1);
-                        w.str(id);
-                        w.u64(*uj);
-                    }
-                }
-                w.u32(edges.len() as u32);
-                for e in edges {
-                    w.u32(e.from);
-                    w.u32(e.to);
-                    w.str(&e.tensor);
-                    w.u64(e.count);
-                    w.u64(e.bytes);
-                    w.u64(e.transfer_us);
-                }
+                w.energy(energy);
+                w.list(edges, W::edge);
             }
-            Msg::Reset => w.u8(tag::RESET),
-            Msg::Fault { msg } => {
-                w.u8(tag::FAULT);
-                w.str(msg);
-            }
+            Msg::Welcome | Msg::Heartbeat | Msg::StatsRequest | Msg::Reset => {}
         }
-        let n = (w.0.len() - 4) as u32;
-        w.0[..4].copy_from_slice(&n.to_le_bytes());
-        w.0
+    }
+
+    fn encode_deploy(&self, w: &mut W) {
+        if let Msg::Deploy {
+            part,
+            hash,
+            threads,
+            inputs,
+            routes,
+        } = self
+        {
+            w.u32(*part);
+            w.b32(hash);
+            w.u32(*threads);
+            w.list(inputs, |w, s| w.str(s));
+            w.list(routes, W::route);
+        }
+    }
+
+    fn encode_tensor(&self, w: &mut W) {
+        if let Msg::Tensor {
+            frame,
+            from,
+            to,
+            name,
+            shape,
+            data,
+            sent_ns,
+        } = self
+        {
+            w.u64(*frame);
+            w.u32(*from);
+            w.u32(*to);
+            w.str(name);
+            w.list(shape, |w, &d| w.u32(d));
+            w.u32(data.len() as u32);
+            f32s_to_le(data, &mut w.0);
+            w.u64(*sent_ns);
+        }
     }
 
     /// Decodes a frame body (without the length prefix).
     pub fn decode(body: &[u8]) -> Result<Msg, ProtoError> {
         let mut r = R(body);
         let t = r.u8()?;
-        let m = match t {
-            tag::HELLO => {
-                if r.take(4)? != MAGIC {
-                    return Err(bad("not a dicesim peer (bad magic)"));
-                }
-                let version = r.u16()?;
-                let role = match r.u8()? {
-                    0 => Role::Coordinator,
-                    1 => Role::Peer,
-                    x => return Err(bad(format!("unknown role {x}"))),
-                };
-                Msg::Hello {
-                    version,
-                    role,
-                    nonce: r.b32()?,
-                }
-            }
-            tag::CHALLENGE => Msg::Challenge {
-                version: r.u16()?,
-                nonce: r.b32()?,
-                proof: r.b32()?,
-            },
-            tag::AUTH => Msg::Auth { proof: r.b32()? },
-            tag::WELCOME => Msg::Welcome,
-            tag::ERROR => Msg::Error { msg: r.str()? },
-            tag::HEARTBEAT => Msg::Heartbeat,
-            tag::MODEL_QUERY => Msg::ModelQuery { hash: r.b32()? },
-            tag::MODEL_HAVE => Msg::ModelHave {
-                hash: r.b32()?,
-                have: r.u8()? != 0,
-            },
-            tag::MODEL_CHUNK => Msg::ModelChunk {
-                hash: r.b32()?,
-                total: r.u64()?,
-                offset: r.u64()?,
-                data: r.bytes()?.to_vec(),
-            },
-            tag::MODEL_READY => Msg::ModelReady { hash: r.b32()? },
-            tag::DEPLOY => {
-                let part = r.u32()?;
-                let hash = r.b32()?;
-                let threads = r.u32()?;
-                let n = r.count(4)?;
-                let mut inputs = Vec::with_capacity(n);
-                for _ in 0..n {
-                    inputs.push(r.str()?);
-                }
-                let n = r.count(5)?;
-                let mut routes = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let tensor = r.str()?;
-                    let dest = match r.u8()? {
-                        0 => Dest::Coordinator,
-                        1 => Dest::Local { part: r.u32()? },
-                        2 => Dest::Peer {
-                            addr: r.str()?,
-                            part: r.u32()?,
-                            delay_us: r.u32()?,
-                            rate_bps: r.u64()?,
-                        },
-                        x => return Err(bad(format!("unknown destination kind {x}"))),
-                    };
-                    routes.push(Route { tensor, dest });
-                }
-                Msg::Deploy {
-                    part,
-                    hash,
-                    threads,
-                    inputs,
-                    routes,
-                }
-            }
-            tag::DEPLOYED => Msg::Deployed {
-                part: r.u32()?,
-                load_us: r.u64()?,
-            },
-            tag::TENSOR => {
-                let frame = r.u64()?;
-                let from = r.u32()?;
-                let to = r.u32()?;
-                let name = r.str()?;
-                let n = r.count(4)?;
-                let mut shape = Vec::with_capacity(n);
-                for _ in 0..n {
-                    shape.push(r.u32()?);
-                }
-                let n = r.count(4)?;
-                let raw = r.take(n * 4)?;
-                let elems = shape
-                    .iter()
-                    .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
-                    .ok_or_else(|| bad("tensor shape overflows"))?;
-                if elems != n as u64 {
-                    return Err(bad(format!(
-                        "tensor '{name}' has shape {shape:?} but {n} values"
-                    )));
-                }
-                let data = f32s_from_le(raw);
-                let sent_ns = r.u64()?;
-                Msg::Tensor {
-                    frame,
-                    from,
-                    to,
-                    name,
-                    shape,
-                    data,
-                    sent_ns,
-                }
-            }
-            tag::TIMING => Msg::Timing {
-                frame: r.u64()?,
-                part: r.u32()?,
-                compute_us: r.u64()?,
-            },
-            tag::STATS_REQUEST => Msg::StatsRequest,
-            tag::STATS => {
-                let peak_rss_kb = r.u64()?;
-                let energy = match r.u8()? {
-                    0 => None,
-                    1 => Some((r.str()?, r.u64()?)),
-                    x => return Err(bad(format!("bad energy flag {x}"))),
-                };
-                let n = r.count(36)?;
-                let mut edges = Vec::with_capacity(n);
-                for _ in 0..n {
-                    edges.push(EdgeStat {
-                        from: r.u32()?,
-                        to: r.u32()?,
-                        tensor: r.str()?,
-                        count: r.u64()?,
-                        bytes: r.u64()?,
-                        transfer_us: r.u64()?,
-                    });
-                }
-                Msg::Stats {
-                    peak_rss_kb,
-                    energy,
-                    edges,
-                }
-            }
-            tag::RESET => Msg::Reset,
-            tag::FAULT => Msg::Fault { msg: r.str()? },
-            x => return Err(bad(format!("unknown message type {x}"))),
-        };
+        let kind = Kind::from_tag(t).ok_or_else(|| bad(format!("unknown message type {t}")))?;
+        let m = r.payload(kind)?;
         r.end()?;
         Ok(m)
     }
@@ -804,17 +886,7 @@ async fn read_exact_progress<Rd: AsyncRead + Unpin>(
     Ok(())
 }
 
-/// CLOCK_MONOTONIC [ns]: one clock for every process on a host (and its network
-/// namespaces), unlike [`Instant`], which cannot cross a process boundary.
-pub fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+pub use crate::sys::mono_ns;
 
 /// Reads one frame. `idle` bounds every wait for bytes (a slow but moving transfer is fine,
 /// a silent peer is not); `max` bounds the body before anything is allocated.
@@ -849,6 +921,7 @@ pub async fn read_msg<Rd: AsyncRead + Unpin>(
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
 
     fn roundtrip(m: Msg) {
@@ -914,6 +987,7 @@ mod tests {
             Msg::Deployed {
                 part: 2,
                 load_us: 99,
+                backend: "tract".into(),
             },
             Msg::Tensor {
                 frame: 3,
@@ -952,6 +1026,19 @@ mod tests {
         for m in samples() {
             roundtrip(m);
         }
+    }
+
+    #[test]
+    fn kinds_are_declared_once_with_distinct_tags() {
+        // one sample per kind, in tag order: a new message type needs a sample
+        let kinds: Vec<Kind> = samples().iter().map(Msg::kind).collect();
+        assert_eq!(kinds, Kind::ALL);
+        assert!(Kind::ALL.windows(2).all(|w| w[0].tag() < w[1].tag()));
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_tag(k.tag()), Some(k));
+        }
+        assert_eq!(Kind::from_tag(0), None);
+        assert_eq!(Kind::ModelQuery.to_string(), "ModelQuery");
     }
 
     #[test]
@@ -996,7 +1083,7 @@ mod tests {
     #[test]
     fn hostile_counts_do_not_allocate() {
         // a Tensor whose shape count claims 2^32-1 items
-        let mut b = vec![tag::TENSOR];
+        let mut b = vec![Kind::Tensor.tag()];
         b.extend_from_slice(&0u64.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());

@@ -18,6 +18,8 @@ pub struct DeviceM {
     pub memory_peak_mb: f64,
     /// Worker address.
     pub worker: String,
+    /// The backend its worker ran (as the worker reported it).
+    pub backend: String,
 }
 
 /// Per-link figures (tensors between devices, attributed to the links of their route).

@@ -81,18 +81,7 @@ impl Deployment {
 /// Slow-down factor of this worker's partitions (set once by [`run`]).
 static PACE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
 
-/// CPU time used by the calling thread.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
+use crate::sys::thread_cpu_time;
 
 struct State {
     key: Vec<u8>,
@@ -306,7 +295,15 @@ async fn coordinator_loop(
                     }
                 };
                 match deploy(st, &dep, part, hash, threads, inputs, routes).await {
-                    Ok(load_us) => send(coord, &Msg::Deployed { part, load_us }).await?,
+                    Ok(load_us) => {
+                        let backend = st.engine.name().to_string();
+                        let m = Msg::Deployed {
+                            part,
+                            load_us,
+                            backend,
+                        };
+                        send(coord, &m).await?
+                    }
                     Err(e) => {
                         let msg = format!("deploying partition {part}: {e:#}");
                         send(coord, &Msg::Error { msg: msg.clone() }).await?;

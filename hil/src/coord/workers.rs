@@ -1,0 +1,165 @@
+//! The coordinator's connections to its workers: one authenticated connection per worker
+//! address, a writer task per connection, and one event channel that every reader feeds.
+
+use crate::conn::{client_handshake, spawn_writer, Outgoing, Shaping};
+use crate::proto::{read_msg, Msg, Received, Role, IDLE_TIMEOUT_MS, MAX_FRAME};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// What the readers report: a message from connection `i`, or its loss.
+pub(super) enum Ev {
+    /// A message (heartbeats are not reported).
+    Msg(usize, Received),
+    /// The connection failed or closed.
+    Lost(usize, String),
+}
+
+/// What [`Workers::next`] found.
+pub(super) enum Next {
+    /// An event.
+    Event(Ev),
+    /// Every connection has closed.
+    Closed,
+    /// Nothing within the wait.
+    TimedOut,
+}
+
+struct WorkerConn {
+    addr: String,
+    tx: mpsc::Sender<Outgoing>,
+}
+
+/// The connected workers, by connection index, and the events their readers report.
+pub(super) struct Workers {
+    conns: Vec<WorkerConn>,
+    ev: mpsc::UnboundedReceiver<Ev>,
+}
+
+impl Workers {
+    /// Connects and authenticates to every address (index `i` is `addrs[i]`).
+    pub(super) async fn connect(addrs: &[String], key: &[u8]) -> Result<Workers> {
+        let (ev_tx, ev) = mpsc::unbounded_channel();
+        let mut conns = Vec::new();
+        for (i, a) in addrs.iter().enumerate() {
+            conns.push(connect(i, a, key, ev_tx.clone()).await?);
+        }
+        Ok(Workers { conns, ev })
+    }
+
+    /// Number of connections.
+    pub(super) fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Address of connection `i`.
+    pub(super) fn addr(&self, i: usize) -> &str {
+        &self.conns[i].addr
+    }
+
+    /// Queues `m` on connection `i` (waits while its writer's queue is full).
+    pub(super) async fn send(&self, i: usize, m: &Msg) -> Result<()> {
+        let w = &self.conns[i];
+        w.tx.send((Instant::now(), m.encode()))
+            .await
+            .map_err(|_| anyhow!("worker {}: connection closed", w.addr))
+    }
+
+    /// The next event within `wait`.
+    pub(super) async fn next(&mut self, wait: Duration) -> Next {
+        match tokio::time::timeout(wait, self.ev.recv()).await {
+            Ok(Some(e)) => Next::Event(e),
+            Ok(None) => Next::Closed,
+            Err(_) => Next::TimedOut,
+        }
+    }
+
+    /// After a fault: a worker reporting a lost peer may be followed by the loss itself;
+    /// adds the connections lost in the next moments to `dead`.
+    pub(super) async fn drain_losses(&mut self, dead: &mut HashSet<usize>) {
+        while let Next::Event(e) = self.next(Duration::from_millis(20)).await {
+            if let Ev::Lost(j, _) = e {
+                dead.insert(j);
+            }
+        }
+    }
+
+    /// Waits for a message from connection `from` accepted by `want`; faults and losses
+    /// (from any worker) are errors.
+    pub(super) async fn expect<T>(
+        &mut self,
+        from: usize,
+        timeout: Duration,
+        mut want: impl FnMut(&Msg) -> Option<T>,
+    ) -> Result<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let e = tokio::time::timeout_at(deadline, self.ev.recv())
+                .await
+                .map_err(|_| anyhow!("worker {}: no answer in {timeout:?}", self.addr(from)))?
+                .ok_or_else(|| anyhow!("all connections closed"))?;
+            match e {
+                Ev::Lost(i, e) => bail!("lost worker {}: {e}", self.addr(i)),
+                Ev::Msg(i, r) => match r.msg {
+                    Msg::Fault { msg } | Msg::Error { msg } => {
+                        bail!("worker {}: {msg}", self.addr(i))
+                    }
+                    m if i == from => {
+                        if let Some(t) = want(&m) {
+                            return Ok(t);
+                        }
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+}
+
+/// Connects to worker `addr` as connection `i`; its reader reports to `ev`.
+async fn connect(
+    i: usize,
+    addr: &str,
+    key: &[u8],
+    ev: mpsc::UnboundedSender<Ev>,
+) -> Result<WorkerConn> {
+    let mut s = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr))
+        .await
+        .map_err(|_| anyhow!("connecting to worker {addr}: timed out"))?
+        .with_context(|| format!("connecting to worker {addr}"))?;
+    s.set_nodelay(true)?;
+    client_handshake(&mut s, key, Role::Coordinator)
+        .await
+        .with_context(|| format!("worker {addr}"))?;
+    let (mut r, w) = s.into_split();
+    let ev2 = ev.clone();
+    let tx = spawn_writer(w, Shaping::default(), 64, move |e| {
+        let _ = ev2.send(Ev::Lost(i, e));
+    });
+    tokio::spawn(async move {
+        let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
+        loop {
+            match read_msg(&mut r, MAX_FRAME, idle).await {
+                Ok(Received {
+                    msg: Msg::Heartbeat,
+                    ..
+                }) => {}
+                Ok(m) => {
+                    if ev.send(Ev::Msg(i, m)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = ev.send(Ev::Lost(i, e.to_string()));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(WorkerConn {
+        addr: addr.to_string(),
+        tx,
+    })
+}
