@@ -394,6 +394,65 @@ fn opset18_split_reduce() {
 }
 
 #[test]
+fn light_model_zoo_constant_of_shape_weights() {
+    // conv relu conv relu conv mul add relu pool reshape gemm relu gemm softmax: the
+    // ConstantOfShape weights and their Unsqueezes fold away.
+    check_model("light_c2", 14, &[1, 10], &[]);
+    let model = work().join("models/light_c2.onnx");
+    let v = inspect(&model, &[]);
+    assert_eq!(
+        v["inputs"],
+        serde_json::json!([{"name": "data_0", "shape": [1, 3, 32, 32]}]),
+        "the shape initializers listed as inputs are constants, not graph inputs"
+    );
+    let conv3 = &v["layers"][4];
+    assert_eq!(conv3["op"], "Conv");
+    assert_eq!(
+        conv3["params_bytes"],
+        128 * 64 * 9 * 4,
+        "conv3's folded kernel"
+    );
+    fails(
+        &[
+            "inspect",
+            model.to_str().unwrap(),
+            "--input-shape",
+            "conv3_w__SHAPE=4",
+        ],
+        &["'conv3_w__SHAPE'", "initializer", "data_0"],
+    );
+}
+
+/// The real "light" models that the onnx Python package ships for its backend tests.
+#[test]
+fn light_models_of_the_onnx_package() {
+    let dir = deps().join("onnx/backend/test/data/light");
+    for (name, n_layers, input) in [
+        ("light_squeezenet", 66, "data_0"),
+        ("light_shufflenet", 203, "gpu_0/data_0"),
+        ("light_inception_v2", 371, "data_0"),
+    ] {
+        let model = dir.join(format!("{name}.onnx"));
+        let v = inspect(&model, &[]);
+        let names = layer_names(&v);
+        assert_eq!(names.len(), n_layers, "{name}: layer count");
+        assert_eq!(v["inputs"][0]["name"], input, "{name}");
+        assert_eq!(
+            v["inputs"].as_array().unwrap().len(),
+            1,
+            "{name}: one input"
+        );
+        let n = names.len();
+        let two: Vec<String> = (0..n)
+            .map(|i| format!("dev{}.cpu", usize::from(i >= n / 2)))
+            .collect();
+        let (d2, p2) = split(&model, "two", &names, &two, &[]);
+        assert_eq!(n_parts(&p2), 2, "{name}: contiguous 2-way split");
+        ort_check(&model, &[d2]);
+    }
+}
+
+#[test]
 fn unsorted_graph_with_duplicate_node_names() {
     // Layers are renamed apart ("act", "act_1"); ONNX Runtime refuses such a file, tract
     // (--verify) runs it with the layer names.

@@ -1,5 +1,12 @@
 //! Loading a model: ONNX protobuf -> analysed [`Graph`] (constants folded, shapes inferred,
 //! per-layer cost), keeping what the sub-model writer needs.
+//!
+//! An initializer that is also listed in `graph.input` (every one is, before IR version 4:
+//! Caffe2 exports, the ONNX Model Zoo's "light" models that make weights with
+//! ConstantOfShape from shape initializers) is a constant with its stored value, as ONNX
+//! Runtime and tract use it: it is folded like any initializer and is not a graph input of
+//! the [`Graph`]. `--input-shape` (an [`InputShapes`] entry) naming one is an error that
+//! says so, rather than an override that would silently be ignored.
 
 use crate::attr::Attrs;
 use crate::error::PlanError;
@@ -237,6 +244,16 @@ fn analyse(proto: ModelProto, name: &str, input_shapes: &InputShapes) -> Result<
         .filter(|n| !consts.contains_key(*n))
         .collect();
     for k in input_shapes.keys() {
+        let listed = g
+            .input
+            .iter()
+            .any(|vi| vi.name.as_deref() == Some(k.as_str()));
+        if listed && consts.contains_key(k) {
+            return Err(format!(
+                "--input-shape names '{k}', an initializer (a constant) that the model also lists as a graph input, as models before IR version 4 list every weight; dicesim uses its stored value, so its shape cannot be set; the graph inputs are: {}",
+                input_names.join(", ")
+            ));
+        }
         if !input_names.contains(&k.as_str()) {
             return Err(format!(
                 "--input-shape names '{k}', but the graph inputs are: {}",

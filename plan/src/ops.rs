@@ -1074,25 +1074,7 @@ pub fn fold(
         return Ok(Some(vec![k]));
     }
     if op == "ConstantOfShape" {
-        let shape = const_ints(ins, 0, "the shape", a)?;
-        let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-        let n: usize = shape.iter().product();
-        if n > crate::tensor::MAX_DECODED_ELEMS {
-            return Ok(None);
-        }
-        let (dt, val) = match a.tensor("value") {
-            Some(t) => {
-                let c = Const::from_proto(name0, t)?;
-                (c.dtype, c.values)
-            }
-            None => (dtype::FLOAT, Values::Float(vec![0.0])),
-        };
-        let values = match val {
-            Values::Int(v) => Values::Int(vec![v.first().copied().unwrap_or(0); n]),
-            Values::Float(v) => Values::Float(vec![v.first().copied().unwrap_or(0.0); n]),
-            Values::Opaque => return Ok(None),
-        };
-        return Ok(Const::from_values(name0, dt, shape, values).map(|c| vec![c]));
+        return fold_constant_of_shape(a, ins, name0).map(|c| Some(vec![c]));
     }
     // Everything else needs decoded values.
     if consts
@@ -1305,6 +1287,33 @@ pub fn fold(
         _ => None,
     };
     Ok(outs)
+}
+
+/// ConstantOfShape over a constant shape. Small results are decoded like any constant;
+/// larger ones keep only their bytes. These are weights: the "light" models of the ONNX
+/// Model Zoo make every weight with ConstantOfShape from a shape initializer.
+fn fold_constant_of_shape(a: &Attrs, ins: &[Option<In>], name: &str) -> Result<Const, String> {
+    let shape = const_ints(ins, 0, "the shape", a)?;
+    let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+    let (dt, val) = match a.tensor("value") {
+        Some(t) => {
+            let c = Const::from_proto(name, t)?;
+            (c.dtype, c.values)
+        }
+        None => (dtype::FLOAT, Values::Float(vec![0.0])),
+    };
+    let one = match val {
+        Values::Int(v) => Values::Int(vec![v.first().copied().unwrap_or(0)]),
+        Values::Float(v) => Values::Float(vec![v.first().copied().unwrap_or(0.0)]),
+        Values::Opaque => Values::Opaque,
+    };
+    let element = Const::from_values(name, dt, vec![], one).ok_or_else(|| {
+        a.err(format!(
+            "a value of type {} is not supported (only integer, float and double values)",
+            dtype::name(dt)
+        ))
+    })?;
+    Ok(element.filled(shape))
 }
 
 fn int_op(op: &str, x: i64, y: i64) -> Option<i64> {

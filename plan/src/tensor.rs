@@ -152,6 +152,24 @@ impl Const {
         Some(Const::with_raw(name, dt, shape, values, raw))
     }
 
+    /// The first element of this constant (as made by [`Const::from_values`]) repeated to
+    /// `shape`: decoded when small, otherwise only the bytes, as an initializer holding it
+    /// would be.
+    pub fn filled(&self, shape: Vec<usize>) -> Const {
+        let n: usize = shape.iter().product();
+        let values = match &self.values {
+            _ if n > MAX_DECODED_ELEMS => Values::Opaque,
+            Values::Int(v) => Values::Int(vec![v.first().copied().unwrap_or(0); n]),
+            Values::Float(v) => Values::Float(vec![v.first().copied().unwrap_or(0.0); n]),
+            Values::Opaque => Values::Opaque,
+        };
+        let elem = dtype::size_of(self.dtype).unwrap_or(0) as usize;
+        let raw = self.proto.raw_data.as_deref().unwrap_or_default();
+        let raw = raw.get(..elem).unwrap_or_default().repeat(n);
+        let name = self.proto.name.clone().unwrap_or_default();
+        Const::with_raw(&name, self.dtype, shape, values, raw)
+    }
+
     fn with_raw(name: &str, dt: i32, shape: Vec<usize>, values: Values, raw: Vec<u8>) -> Const {
         let proto = TensorProto {
             dims: shape.iter().map(|&d| d as i64).collect(),

@@ -16,12 +16,17 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 F = TensorProto.FLOAT
+# Float weights of this many elements or more become ConstantOfShape in 'light' models (the
+# threshold of onnx.tools.replace_constants.replace_initializer_by_constant_of_shape).
+LIGHT_MIN = 128
 
 
 class Net:
     """Accumulates nodes and weights. `weights` says how weights are stored:
     'init' (initializers), 'init+input' (initializers also listed as graph inputs, as old
-    exporters such as Caffe2 did) or 'constant' (Constant nodes)."""
+    exporters such as Caffe2 did), 'constant' (Constant nodes) or 'light' (as 'init+input',
+    but float weights of LIGHT_MIN elements or more are made by ConstantOfShape from a shape
+    initializer, as the ONNX Model Zoo's "light" models are)."""
 
     def __init__(self, seed, weights="init", named=True):
         self.rng = np.random.default_rng(seed)
@@ -38,6 +43,8 @@ class Net:
 
     def const(self, name, arr):
         arr = np.asarray(arr)
+        if self.weights == "light" and arr.dtype == np.float32 and arr.size >= LIGHT_MIN:
+            return self.constant_of_shape(name, arr)
         if self.weights == "constant":
             self.nodes.append(
                 helper.make_node(
@@ -50,9 +57,19 @@ class Net:
             )
         else:
             self.inits.append(numpy_helper.from_array(arr, name))
-            if self.weights == "init+input":
+            if self.weights in ("init+input", "light"):
                 dt = helper.np_dtype_to_tensor_dtype(arr.dtype)
                 self.weight_inputs.append(helper.make_tensor_value_info(name, dt, arr.shape))
+        return name
+
+    def constant_of_shape(self, name, arr):
+        """`name` = ConstantOfShape(`name`__SHAPE), the shape an initializer that is also a
+        graph input. The fill value keeps activations O(1): the mean of a vector, one over
+        the fan-in of a matrix or kernel."""
+        shape = self.const(name + "__SHAPE", np.array(arr.shape, np.int64))
+        v = float(np.abs(arr).mean()) if arr.ndim == 1 else 1.0 / arr[0].size
+        value = numpy_helper.from_array(np.array([v], np.float32))
+        self.nodes.append(helper.make_node("ConstantOfShape", [shape], [name], value=value))
         return name
 
     def node(self, op, inputs, name, n_out=1, **attrs):
@@ -326,6 +343,31 @@ def resnet_c2():
     x = n.node("Softmax", [x], "prob")
     return n.model([vi("data_0", [1, 3, 16, 16])], [vi(x, [1, 10])], opset=9, ir_version=3)
 
+def light_c2():
+    """Like the ONNX Model Zoo's "light" models (onnx/backend/test/data/light): IR 3, opset
+    9, unnamed nodes; every float weight of 128 elements or more is ConstantOfShape of a
+    shape initializer that is also a graph input, smaller ones stay initializers (inputs
+    too). conv3's kernel (73728 elements) and fc6's matrix (131072) are larger than what
+    dicesim decodes. A BatchNormalization as Mul/Add of Unsqueezed constants, as in the
+    light DenseNet."""
+    n = Net(15, weights="light", named=False)
+    x = n.relu(n.conv("data_0", 3, 32, 3, "conv1", stride=2), "conv1_2")  # 16
+    x = n.relu(n.conv(x, 32, 64, 3, "conv2"), "conv2_2")
+    x = n.conv(x, 64, 128, 3, "conv3", stride=2, bias=False)  # 8
+    r = n.rng
+    s = n.const("bn3_s", (1.0 + 0.1 * r.standard_normal(128)).astype(np.float32))
+    b = n.const("bn3_b", (0.1 * r.standard_normal(128)).astype(np.float32))
+    x = n.node("Mul", [x, n.node("Unsqueeze", [s], "bn3_s_u", axes=[1, 2])], "bn3_mul")
+    x = n.node("Add", [x, n.node("Unsqueeze", [b], "bn3_b_u", axes=[1, 2])], "bn3_add")
+    x = n.relu(x, "conv3_2")
+    x = n.node("MaxPool", [x], "pool3", kernel_shape=[2, 2], strides=[2, 2])  # 4
+    x = n.node("Reshape", [x, n.const("OC2_DUMMY_1", np.array([1, -1], np.int64))], "pool3_1")
+    x = n.relu(n.gemm(x, 2048, 64, "fc6"), "fc6_2")
+    x = n.gemm(x, 64, 10, "fc7")
+    x = n.node("Softmax", [x], "prob_1")
+    return n.model([vi("data_0", [1, 3, 32, 32])], [vi(x, [1, 10])], opset=9, ir_version=3)
+
+
 def torch11():
     """torch.onnx at opset 11: Clip with min/max inputs, Pad, Split, Resize with an empty
     roi, Shape->Slice->Concat->Reshape, Unsqueeze/Squeeze with axes attributes."""
@@ -404,6 +446,7 @@ GOOD = {
     "resnet_c2": resnet_c2,
     "torch11": torch11,
     "opset18": opset18,
+    "light_c2": light_c2,
 }
 
 # Read by dicesim, but not valid for onnx.checker (nor ONNX Runtime).
