@@ -1,8 +1,7 @@
 //! The `dicesim` command's library side: the pieces of the CLI that tests drive directly.
 #![warn(missing_docs)]
 
+pub mod commands;
 pub mod infer;
 pub mod npy;
-pub mod profile;
-pub mod validate;
 pub mod verify;

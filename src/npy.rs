@@ -11,13 +11,12 @@ use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// Parses one `.npy` image; `what` names it in errors.
-pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Tensor> {
+/// The header text of a `.npy` image and where its data starts.
+fn split_header<'a>(bytes: &'a [u8], what: &str) -> Result<(&'a str, usize)> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         bail!("{what}: not a NumPy .npy file (bad magic)");
     }
-    let major = bytes[6];
-    let (hlen, start) = match major {
+    let (hlen, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 => {
             if bytes.len() < 12 {
@@ -35,6 +34,11 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Tensor> {
         .ok_or_else(|| anyhow!("{what}: truncated .npy header"))?;
     let header =
         std::str::from_utf8(header).map_err(|_| anyhow!("{what}: .npy header is not text"))?;
+    Ok((header, start + hlen))
+}
+
+/// The element type (`descr`) and shape of a C-order `.npy` header.
+fn parse_header<'a>(header: &'a str, what: &str) -> Result<(&'a str, Vec<usize>)> {
     let field = |key: &str| -> Result<&str> {
         let k = format!("'{key}':");
         let i = header
@@ -42,16 +46,14 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Tensor> {
             .ok_or_else(|| anyhow!("{what}: .npy header has no '{key}'"))?;
         Ok(header[i + k.len()..].trim_start())
     };
-    let descr = field("descr")?;
-    let descr = descr
+    let descr = field("descr")?
         .strip_prefix('\'')
         .and_then(|d| d.split('\'').next())
         .ok_or_else(|| anyhow!("{what}: bad 'descr' in .npy header"))?;
     if field("fortran_order")?.starts_with("True") {
         bail!("{what}: Fortran-order arrays are not supported; save with numpy.ascontiguousarray");
     }
-    let shape_s = field("shape")?;
-    let shape_s = shape_s
+    let shape_s = field("shape")?
         .strip_prefix('(')
         .and_then(|s| s.split(')').next())
         .ok_or_else(|| anyhow!("{what}: bad 'shape' in .npy header"))?;
@@ -62,8 +64,20 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Tensor> {
         .map(|s| s.parse::<usize>())
         .collect::<Result<_, _>>()
         .map_err(|_| anyhow!("{what}: bad 'shape' ({shape_s}) in .npy header"))?;
+    Ok((descr, shape))
+}
+
+/// Little-endian elements of `size` bytes each, converted by `f`.
+fn decode<T>(data: &[u8], size: usize, f: impl Fn(&[u8]) -> T) -> Vec<T> {
+    data.chunks_exact(size).map(f).collect()
+}
+
+/// Parses one `.npy` image; `what` names it in errors.
+pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Tensor> {
+    let (header, start) = split_header(bytes, what)?;
+    let (descr, shape) = parse_header(header, what)?;
     let n: usize = shape.iter().product();
-    let body = &bytes[start + hlen..];
+    let body = &bytes[start..];
     let need = |size: usize| -> Result<&[u8]> {
         body.get(..n * size).ok_or_else(|| {
             anyhow!(
@@ -74,30 +88,18 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Tensor> {
         })
     };
     let data = match descr {
-        "<f4" | "|f4" => TensorData::F32(
-            need(4)?
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
-                .collect(),
-        ),
-        "<f8" => TensorData::F32(
-            need(8)?
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8")) as f32)
-                .collect(),
-        ),
-        "<i8" => TensorData::I64(
-            need(8)?
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
-                .collect(),
-        ),
-        "<i4" => TensorData::I64(
-            need(4)?
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes(c.try_into().expect("4")) as i64)
-                .collect(),
-        ),
+        "<f4" | "|f4" => TensorData::F32(decode(need(4)?, 4, |c| {
+            f32::from_le_bytes(c.try_into().expect("4"))
+        })),
+        "<f8" => TensorData::F32(decode(need(8)?, 8, |c| {
+            f64::from_le_bytes(c.try_into().expect("8")) as f32
+        })),
+        "<i8" => TensorData::I64(decode(need(8)?, 8, |c| {
+            i64::from_le_bytes(c.try_into().expect("8"))
+        })),
+        "<i4" => TensorData::I64(decode(need(4)?, 4, |c| {
+            i32::from_le_bytes(c.try_into().expect("4")) as i64
+        })),
         d => bail!(
             "{what}: element type '{d}' is not supported (use float32, float64, int32 or int64)"
         ),

@@ -1,10 +1,7 @@
 //! `dicesim backends` and `dicesim infer` through the built binary and plugins.
 
-use std::process::Command;
-
-fn dicesim() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dicesim"))
-}
+mod common;
+use common::bin as dicesim;
 
 #[test]
 fn backends_lists_tract_with_its_check() {

@@ -1,23 +1,11 @@
 //! `dicesim explore`: outputs, exported mappings reproduce their rows through `dicesim run`,
 //! byte-identical reruns, one-line errors.
 
+mod common;
+use common::{bin, root, tmp};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dicesim"))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicesim-cli-explore-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use std::process::Output;
 
 /// A small scenario: squeezenet at 32 on three units of the mixed gigabit platform.
 fn scenario(dir: &Path, platform: &Path, units: &str) -> PathBuf {

@@ -1,13 +1,11 @@
 //! The plan commands from the outside: zoo, inspect, split; bad input gives one clear line
 //! and a non-zero exit, never a panic.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+mod common;
+use common::bin;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dicesim"))
-}
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// resnet18 at 32x32, built once for all tests of this file.
 fn resnet18() -> &'static Path {

@@ -1,23 +1,10 @@
 //! `dicesim run`: the report, the trace and Gantt outputs, and one-line errors on bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{bin, root, tmp};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dicesim"))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A fresh temporary folder for one test.
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicesim-cli-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use std::path::Path;
+use std::process::Output;
 
 fn run(args: &[&str]) -> Output {
     bin().arg("run").args(args).output().expect("binary runs")

@@ -4,17 +4,10 @@
 //! stderr) otherwise.
 
 mod common;
-use common::{can_run, platform};
+use common::{can_run, platform, tmp};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicesim-emu-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn leftovers(pid: u32) -> Vec<String> {
     let mut v = Vec::new();

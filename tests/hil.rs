@@ -1,22 +1,14 @@
 //! `dicesim worker` and `dicesim hil` on loopback: workers started by the tests, 2 and 3
 //! partitions, verified outputs, authentication, hostile peers, a killed worker.
 
+mod common;
+use common::{bin, platform_with, tmp};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dicesim"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicesim-hil-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A worker process on a loopback port, killed when dropped.
 struct Worker {
@@ -73,21 +65,6 @@ impl Drop for Worker {
     }
 }
 
-/// A platform of `n` devices `d0..` on one switch.
-fn platform(n: usize, gflops: f64, mbps: f64) -> String {
-    let mut s = String::from("name = \"test rig\"\n");
-    for i in 0..n {
-        s += &format!(
-            "[[device]]\nname = \"d{i}\"\nmemory_mb = 4096\nidle_w = 1.0\n  [[device.unit]]\n  name = \"cpu\"\n  kind = \"cpu\"\n  cores = 1\n  gflops = {gflops}\n  mem_gbps = 10.0\n  busy_w = 2.0\n  layer_overhead_us = 5.0\n"
-        );
-    }
-    s += "[[switch]]\nname = \"sw\"\n";
-    for i in 0..n {
-        s += &format!("[[link]]\nname = \"d{i}-sw\"\nends = [\"d{i}\", \"sw\"]\nbandwidth_mbps = {mbps}\nlatency_us = 100.0\n");
-    }
-    s
-}
-
 fn scenario(dir: &Path, zoo: &str, size: usize, n: usize, frames: u32, hil: &str) -> PathBuf {
     scenario_paced(dir, zoo, size, n, frames, 0.0, hil)
 }
@@ -101,7 +78,11 @@ fn scenario_paced(
     period_ms: f64,
     hil: &str,
 ) -> PathBuf {
-    std::fs::write(dir.join("platform.toml"), platform(n, 5.0, 1000.0)).unwrap();
+    std::fs::write(
+        dir.join("platform.toml"),
+        platform_with("test rig", n, 5.0, 1000.0, 100.0),
+    )
+    .unwrap();
     let p = dir.join("scenario.toml");
     std::fs::write(
         &p,

@@ -8,29 +8,8 @@
 //! otherwise.
 
 mod common;
-use common::{can_run, platform};
+use common::{assert_ok, bin, can_run, platform, tmp};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dicesim"))
-}
-
-/// The command succeeded (else its stderr is the failure message).
-fn assert_ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicesim-val-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 #[test]
 fn profile_writes_a_simulator_profile_and_a_fit() {

@@ -13,9 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 const N: usize = 1 << 20;
 const ROUNDS: usize = 60;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn median(v: Vec<f64>) -> f64 {
+    dicesim_stats::median(&dicesim_stats::sorted(&v)).expect("ROUNDS > 0 round trips")
 }
 
 async fn raw() -> f64 {

@@ -49,17 +49,14 @@ pub struct Stats {
 impl Stats {
     /// Of a series of values [ms].
     pub fn of(v: &[f64]) -> Stats {
-        if v.is_empty() {
+        let Some(s) = dicesim_stats::Summary::of(v) else {
             return Stats::default();
-        }
-        let mut s = v.to_vec();
-        s.sort_by(f64::total_cmp);
-        let rank = |q: f64| s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
+        };
         Stats {
-            mean: r6(s.iter().sum::<f64>() / s.len() as f64),
-            p50: r6(rank(0.5)),
-            p95: r6(rank(0.95)),
-            max: r6(*s.last().expect("non-empty")),
+            mean: r6(s.mean),
+            p50: r6(s.p50),
+            p95: r6(s.p95),
+            max: r6(s.max),
         }
     }
 }

@@ -18,6 +18,9 @@
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+mod check;
+pub use check::{all_inputs_given, check_input_names, model_input, rel_error};
+
 /// Version of this ABI. Bump on any change to the layout of [`BackendTable`] or its calls.
 pub const ABI_VERSION: u32 = 1;
 
@@ -544,6 +547,7 @@ mod tests {
 
     #[test]
     fn panics_become_errors_and_data_round_trips() {
+        // SAFETY: the exported entry returns a pointer to a static table.
         let table = unsafe { &*__dicesim_backend_export::dicesim_backend_entry() };
         assert_eq!(table.abi_version, ABI_VERSION);
         let mut got = Got::default();
@@ -552,6 +556,8 @@ mod tests {
             message: msg,
             output,
         };
+        // SAFETY: the table's functions get a live sink whose ctx is `got`, byte buffers
+        // with their true lengths, and only handles that `create` returned, each dropped once.
         unsafe {
             assert_eq!((table.check)(&sink), ERR);
             assert_eq!(got.msgs.pop().unwrap(), "install nothing");

@@ -94,27 +94,12 @@ pub fn model_inputs(model: &Model, seed: u64) -> HashMap<String, Tensor> {
         .collect()
 }
 
-/// `max|got - want| / max|want|`; infinite on a shape or length mismatch or a NaN.
+/// `max|got - want| / max|want|` ([`dicesim_backend_api::rel_error`]); infinite on a
+/// shape, type or length mismatch or a NaN.
 pub fn rel_error(want: &Tensor, got: &Tensor) -> f64 {
-    let (Some(w), Some(g)) = (want.as_f32(), got.as_f32()) else {
-        return f64::INFINITY;
-    };
-    if want.shape != got.shape || w.len() != g.len() {
-        return f64::INFINITY;
-    }
-    let (mut scale, mut diff) = (0f64, 0f64);
-    for (&a, &b) in w.iter().zip(g) {
-        scale = scale.max((a as f64).abs());
-        let d = (a as f64 - b as f64).abs();
-        if d.is_nan() {
-            return f64::INFINITY;
-        }
-        diff = diff.max(d);
-    }
-    if scale == 0.0 {
-        diff
-    } else {
-        diff / scale
+    match (want.as_f32(), got.as_f32()) {
+        (Some(w), Some(g)) if want.shape == got.shape => dicesim_backend_api::rel_error(w, g),
+        _ => f64::INFINITY,
     }
 }
 

@@ -4,7 +4,9 @@
 //! [`Ort::check`] finds and loads it first and turns every failure into a message.
 #![warn(missing_docs)]
 
-use dicesim_backend_api::{DType, Engine, Options, OutputFn, TensorView, UnitKind};
+use dicesim_backend_api::{
+    all_inputs_given, model_input, DType, Engine, Options, OutputFn, TensorView, UnitKind,
+};
 use ort::environment::Environment;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{TensorElementType, TensorRef, ValueType};
@@ -126,17 +128,7 @@ impl OrtSession {
     /// Runs on borrowed inputs and lends each output to `out`, in model order.
     pub fn run(&mut self, inputs: &[TensorView<'_>], out: &mut OutputFn<'_>) -> Result<(), String> {
         for t in inputs {
-            let Some((_, want)) = self.inputs.iter().find(|(n, _)| n == t.name) else {
-                return Err(format!(
-                    "the model has no input '{}' (inputs: {})",
-                    t.name,
-                    self.inputs
-                        .iter()
-                        .map(|i| i.0.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            };
+            let want = model_input(&self.inputs, t.name)?;
             let ok = want.len() == t.shape.len()
                 && want
                     .iter()
@@ -149,11 +141,7 @@ impl OrtSession {
                 ));
             }
         }
-        for (n, _) in &self.inputs {
-            if !inputs.iter().any(|t| t.name == n) {
-                return Err(format!("input '{n}' was not given"));
-            }
-        }
+        all_inputs_given(&self.inputs, inputs)?;
         let f32s: Vec<Cow<'_, [f32]>> = inputs
             .iter()
             .map(|t| match t.dtype {

@@ -8,7 +8,9 @@
 
 pub mod ops;
 
-use dicesim_backend_api::{DType, Engine, Options, OutputFn, TensorView, UnitKind};
+use dicesim_backend_api::{
+    all_inputs_given, model_input, DType, Engine, Options, OutputFn, TensorView, UnitKind,
+};
 use dicesim_plan::model::InputShapes;
 use dicesim_plan::onnx::{self, NodeProto};
 use dicesim_plan::tensor::{Const, Values};
@@ -164,17 +166,7 @@ impl TchSession {
         }
         let mut env: HashMap<String, Tensor> = HashMap::new();
         for t in inputs {
-            let Some((_, want)) = self.inputs.iter().find(|(n, _)| n == t.name) else {
-                return Err(format!(
-                    "the model has no input '{}' (inputs: {})",
-                    t.name,
-                    self.inputs
-                        .iter()
-                        .map(|i| i.0.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            };
+            let want = model_input(&self.inputs, t.name)?;
             let got: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
             if &got != want {
                 return Err(format!(
@@ -193,11 +185,7 @@ impl TchSession {
                 Tensor::f_from_data_size(t.data, &got, Kind::Float).map_err(|e| e.to_string())?;
             env.insert(t.name.to_string(), x);
         }
-        for (n, _) in &self.inputs {
-            if !env.contains_key(n) {
-                return Err(format!("input '{n}' was not given"));
-            }
-        }
+        all_inputs_given(&self.inputs, inputs)?;
         for s in &self.steps {
             let outs = ops::run_node(s, &env, &self.consts, self.opset)
                 .map_err(|e| format!("layer '{}' ({}): {e}", s.name, s.node.op_type()))?;

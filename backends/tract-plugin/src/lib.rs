@@ -3,7 +3,9 @@
 //! passes.
 #![warn(missing_docs)]
 
-use dicesim_backend_api::{export_backend, DType, Engine, Options, OutputFn, TensorView, UnitKind};
+use dicesim_backend_api::{
+    check_input_names, export_backend, DType, Engine, Options, OutputFn, TensorView, UnitKind,
+};
 
 /// The engine behind the plugin.
 pub struct Tract;
@@ -43,6 +45,8 @@ impl Engine for Tract {
         inputs: &[TensorView<'_>],
         out: &mut OutputFn<'_>,
     ) -> Result<(), String> {
+        // the same name check (and message) as every plugin; tract then checks the shapes
+        check_input_names(s.session.inputs(), inputs)?;
         let dims: Vec<Vec<usize>> = inputs.iter().map(|t| t.dims()).collect();
         let mut vals = Vec::with_capacity(inputs.len());
         for t in inputs {

@@ -68,29 +68,9 @@ impl Tensor {
     }
 }
 
-/// Relative error of `got` against `want`: `max |got - want| / max |want|` (the largest
-/// deviation relative to the output's scale; element-wise ratios blow up near zero).
-/// Infinite when the lengths differ or a value is NaN. The measure of `split --verify` and of
-/// `hil`'s output check.
-pub fn rel_error(want: &[f32], got: &[f32]) -> f64 {
-    if want.len() != got.len() {
-        return f64::INFINITY;
-    }
-    let (mut scale, mut diff) = (0f64, 0f64);
-    for (&w, &g) in want.iter().zip(got) {
-        scale = scale.max((w as f64).abs());
-        let d = (w as f64 - g as f64).abs();
-        if d.is_nan() {
-            return f64::INFINITY;
-        }
-        diff = diff.max(d);
-    }
-    if scale == 0.0 {
-        diff
-    } else {
-        diff / scale
-    }
-}
+/// Relative error of `got` against `want` (`max |got - want| / max |want|`), defined once
+/// in the backend API and re-exported for the engine's users.
+pub use dicesim_backend_api::rel_error;
 
 /// A loaded, optimised model ready to run.
 pub struct Session {

@@ -1,0 +1,267 @@
+//! The plan and simulator commands of `dicesim` (zoo, inspect, split, run, explore): what
+//! each does after its options are parsed, and what it prints.
+
+use anyhow::{anyhow, bail, Context, Result};
+use dicesim_plan::mapping::Mapping;
+use dicesim_plan::model::InputShapes;
+use dicesim_plan::partition::Plan;
+use dicesim_plan::{split, zoo, Model};
+use std::path::Path;
+
+/// `dicesim zoo list`.
+pub fn zoo_list() -> Result<()> {
+    for n in zoo::names() {
+        println!(
+            "{n:16} (default input {})",
+            zoo::default_input_size(n).unwrap_or(224)
+        );
+    }
+    Ok(())
+}
+
+/// `dicesim zoo build`: writes `NAME.onnx` for each name into `out`.
+pub fn zoo_build(names: &[String], out: &Path, input_size: Option<usize>) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for name in names {
+        let size = match input_size {
+            Some(s) => s,
+            None => zoo::default_input_size(name).ok_or_else(|| {
+                anyhow!(
+                    "unknown zoo model '{name}'; known: {}",
+                    zoo::names().join(", ")
+                )
+            })?,
+        };
+        let m = zoo::build(name, size)?;
+        let path = out.join(format!("{name}.onnx"));
+        dicesim_plan::onnx::save_model(&m, &path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn human(x: u64) -> String {
+    let f = x as f64;
+    if f >= 1e9 {
+        format!("{:.2}G", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.2}M", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.1}k", f / 1e3)
+    } else {
+        format!("{x}")
+    }
+}
+
+/// `dicesim inspect`: the per-layer table (or JSON) of a model.
+pub fn inspect(path: &Path, json: bool, shapes: &InputShapes) -> Result<()> {
+    let model = Model::load(path, shapes)?;
+    let g = &model.graph;
+    if json {
+        let layers: Vec<serde_json::Value> = g
+            .layers
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "name": l.name, "op": l.op, "inputs": l.inputs, "outputs": l.outputs,
+                    "output_shape": l.output_shape, "flops": l.flops,
+                    "params_bytes": l.params_bytes, "output_bytes": l.output_bytes,
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "model": g.name,
+            "total_flops": g.total_flops(),
+            "total_params_bytes": g.total_params_bytes(),
+            "inputs": g.inputs.iter().map(|i| serde_json::json!({"name": i, "shape": g.tensors[i].shape})).collect::<Vec<_>>(),
+            "outputs": g.outputs.iter().map(|o| serde_json::json!({"name": o, "shape": g.tensors[o].shape})).collect::<Vec<_>>(),
+            "layers": layers,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "model {}: {} layers, {} FLOPs, {} weight bytes",
+        g.name,
+        g.layers.len(),
+        human(g.total_flops()),
+        human(g.total_params_bytes())
+    );
+    for i in &g.inputs {
+        println!("input  {i} {:?}", g.tensors[i].shape);
+    }
+    for o in &g.outputs {
+        println!("output {o} {:?}", g.tensors[o].shape);
+    }
+    let w = g
+        .layers
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(5);
+    println!(
+        "{:>4}  {:w$}  {:18}  {:20}  {:>9}  {:>9}  {:>9}",
+        "#", "layer", "op", "output shape", "FLOPs", "weights", "out bytes"
+    );
+    for (i, l) in g.layers.iter().enumerate() {
+        println!(
+            "{:>4}  {:w$}  {:18}  {:20}  {:>9}  {:>9}  {:>9}",
+            i,
+            l.name,
+            l.op,
+            format!("{:?}", l.output_shape),
+            human(l.flops),
+            human(l.params_bytes),
+            human(l.output_bytes)
+        );
+    }
+    Ok(())
+}
+
+/// `dicesim split`: writes one sub-model per partition and plan.json; with `verify`, runs
+/// the whole model and the chained sub-models on one backend and compares.
+pub fn split(
+    model_path: &Path,
+    mapping: &Path,
+    out: &Path,
+    verify: Option<&str>,
+    shapes: &InputShapes,
+) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let model = Model::load(model_path, shapes)?;
+    let m = Mapping::from_file(mapping, &model.graph)?;
+    let plan = Plan::build(&model.graph, &m)?;
+    let pf = split::write_split(&model, &plan, out)?;
+    eprintln!(
+        "wrote {} sub-models and plan.json to {} in {:.3} s",
+        pf.partitions.len(),
+        out.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    for p in &pf.partitions {
+        println!(
+            "part{}  {:12}  {:4} layers  {:>9} FLOPs  in: {}  out: {}",
+            p.id,
+            p.unit,
+            p.layers.len(),
+            human(p.flops),
+            p.inputs
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            p.outputs
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+    if let Some(backend) = verify {
+        // The built-in tract engine when its plugin is not built; plugins otherwise. Engines
+        // other than tract fuse differently across cut points: 1e-4, as the conformance suite.
+        let (v, tol) = match dicesim_backend_loader::Backend::load(backend) {
+            Ok(b) => (
+                crate::verify::verify_split_backend(&model, &pf, out, 1, &b)?,
+                if backend == "tract" { 1e-5 } else { 1e-4 },
+            ),
+            Err(_) if backend == "tract" => {
+                (crate::verify::verify_split(&model, &pf, out, 1)?, 1e-5)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (name, e) in &v.outputs {
+            println!("verify {name}: max relative error {e:.3e}");
+        }
+        let worst = v.max_rel_error();
+        println!("verify: max relative error {worst:.3e} (tolerance {tol:.0e}, backend {backend})");
+        if worst.is_nan() || worst > tol {
+            bail!("verification failed: max relative error {worst:.3e} exceeds {tol:.0e}");
+        }
+    }
+    Ok(())
+}
+
+/// `dicesim run`: simulate a scenario, print its report, optionally write a Chrome trace and
+/// a Gantt chart.
+pub fn run(scenario: &Path, json: bool, trace: Option<&Path>, gantt: Option<&Path>) -> Result<()> {
+    use dicesim_sim::{run_scenario, trace as tr, RunOptions};
+    let record = trace.is_some() || gantt.is_some();
+    let run = run_scenario(scenario, RunOptions { record })?;
+    if let Some(t) = trace {
+        tr::write_trace(&run, t)?;
+    }
+    if let Some(g) = gantt {
+        tr::write_gantt(&run, g)?;
+    }
+    if json {
+        println!("{}", run.report.to_json());
+    } else {
+        print!("{}", run.report.to_text());
+    }
+    Ok(())
+}
+
+/// `dicesim explore`: search the scenario's mapping space, write the front and the ready-to-run
+/// mappings to `out`, print a summary. The progress bar (stderr) shows only on a terminal.
+pub fn explore(scenario: &Path, budget: Option<u64>, seed: Option<u64>, out: &Path) -> Result<()> {
+    use dicesim_sim::explore::{explore, output, ExploreOptions, Progress, Stage};
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::io::IsTerminal;
+    let sc = dicesim_sim::Scenario::load(scenario)?;
+    let budget = budget.unwrap_or(ExploreOptions::default().budget);
+    if budget == 0 {
+        bail!("--budget 0: expected at least 1 evaluation");
+    }
+    let opts = ExploreOptions {
+        budget,
+        seed: seed.unwrap_or(sc.seed),
+        ..ExploreOptions::default()
+    };
+    let t0 = std::time::Instant::now();
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some(budget), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut cb = |p: Progress| {
+        if p.stage == Stage::Exhaustive {
+            bar.set_length(p.budget);
+            bar.set_position(p.evaluations);
+            bar.set_message("exhaustive enumeration");
+        } else {
+            bar.set_position(p.evaluations.min(p.budget));
+            bar.set_message(format!(
+                "stage {} front {} hv {:.4}",
+                p.stage.number(),
+                p.front,
+                p.hypervolume
+            ));
+        }
+    };
+    let progress: Option<&mut dyn FnMut(Progress)> =
+        if bar.is_hidden() { None } else { Some(&mut cb) };
+    let res = explore(&sc, opts, progress)?;
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    output::write_all(&sc, &res, out)?;
+    print!("{}", output::summary(&sc, &res));
+    let total = res.evaluations + res.exhaustive.as_ref().map_or(0, |e| e.evaluated);
+    eprintln!(
+        "{total} evaluations{} in {:.2} s ({:.0} evaluations/s); wrote {}",
+        if res.exhaustive.is_some() {
+            " (search and exhaustive enumeration)"
+        } else {
+            ""
+        },
+        secs,
+        total as f64 / secs.max(1e-9),
+        out.display()
+    );
+    Ok(())
+}
