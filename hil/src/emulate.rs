@@ -54,11 +54,14 @@
 //! sending worker at the route's bottleneck bandwidth, plus the route latency); compute is
 //! not scaled (time dilation 1). The report's `mode` says `emulate-loopback`.
 
+mod loopback;
+mod netns;
+
 use crate::conn::Shaping;
-use crate::coord;
+use crate::coord::{self, HilRun};
 use crate::report::RunReport;
 use anyhow::{anyhow, bail, Context, Result};
-use std::collections::BTreeMap;
+use dicesim_sim::network::Route;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -356,15 +359,21 @@ impl Rig<'_> {
         let mut run = self.run.clone();
         run.scenario = scenario.to_path_buf();
         run.progress = false;
+        self.execute(&run)
+    }
+
+    /// Runs the coordinator on `run`, on a thread inside the rig's coordinator namespace
+    /// where it has one (threads it starts inherit it).
+    fn execute(&self, run: &HilRun) -> Result<RunReport> {
         std::thread::scope(|s| {
             s.spawn(|| -> Result<RunReport> {
                 if let Some(ns) = &self.coord_ns {
                     enter_netns(ns)?;
                 }
-                coord::execute(&run)
+                coord::execute(run)
             })
             .join()
-            .map_err(|_| anyhow!("the calibration coordinator thread panicked"))?
+            .map_err(|_| anyhow!("the coordinator thread panicked"))?
         })
     }
 
@@ -511,341 +520,97 @@ pub fn emulate_with<T>(
     res
 }
 
+/// What a rig built: the figures [`Rig`] shows, and where the coordinator runs.
+struct Built {
+    host_gflops: Option<f64>,
+    dilation: f64,
+    devices: Vec<RigDevice>,
+    coord_ns: Option<String>,
+}
+
+/// A way of hosting the platform's devices on this machine: the loopback rig
+/// ([`loopback`]) or the namespace rig ([`netns`]).
+trait Host {
+    /// Starts one worker per device in `setup.used` (their cleanup registered) and sets
+    /// `run`'s worker addresses, shaping, mode and dilation.
+    fn build(&self, setup: &Setup, run: &mut HilRun) -> Result<Built>;
+}
+
+/// What every rig starts from: the plan, the devices that run partitions, and the run's
+/// directory and token.
+struct Setup {
+    prep: coord::Prepared,
+    /// Devices that run partitions, in platform order.
+    used: Vec<usize>,
+    /// This process's id (in the rig's namespace and cgroup names).
+    pid: u32,
+    /// Logs and the token file.
+    dir: PathBuf,
+    /// The workers' token file.
+    token: PathBuf,
+}
+
+impl Setup {
+    /// Loads the plan and writes a fresh random token for the run's workers into `run`.
+    fn new(path: &Path, run: &mut HilRun) -> Result<Setup> {
+        let prep = coord::prepare(path)?;
+        let mut used: Vec<usize> = prep.part_device.clone();
+        used.sort();
+        used.dedup();
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("dicesim-emulate-{pid}"));
+        std::fs::create_dir_all(&dir)?;
+        with_cleanup(|c| c.dir = Some(dir.clone()));
+        let token: String = (crate::conn::nonce().iter())
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let tok = dir.join("token");
+        std::fs::write(&tok, &token)?;
+        run.token = token.into_bytes();
+        run.workers.clear();
+        run.peer_addrs.clear();
+        Ok(Setup {
+            prep,
+            used,
+            pid,
+            dir,
+            token: tok,
+        })
+    }
+
+    /// Sets the sender-side shaping of every route between used devices.
+    fn shape_routes(&self, run: &mut HilRun, of: impl Fn(&Route) -> Shaping) {
+        let net = &self.prep.scenario.prep.network;
+        for &a in &self.used {
+            for &b in &self.used {
+                if let Some(r) = net.route(a, b) {
+                    run.shaping.insert((a, b), of(r));
+                }
+            }
+        }
+    }
+}
+
 fn emulate_inner<T>(
     path: &Path,
     calibrate: impl FnOnce(&Rig) -> Result<T>,
 ) -> Result<(RunReport, T)> {
     let mut run = coord::options(path, false)?;
-    let prep = coord::prepare(path)?;
-    let pf = &prep.scenario.prep.platform;
-    let net = &prep.scenario.prep.network;
-    let mut used: Vec<usize> = prep.part_device.clone();
-    used.sort();
-    used.dedup();
-    let pid = std::process::id();
-    let dir = std::env::temp_dir().join(format!("dicesim-emulate-{pid}"));
-    std::fs::create_dir_all(&dir)?;
-    with_cleanup(|c| c.dir = Some(dir.clone()));
-    let token: String = crate::conn::nonce()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let tok = dir.join("token");
-    std::fs::write(&tok, &token)?;
-    run.token = token.into_bytes();
-    run.workers.clear();
-    run.peer_addrs.clear();
-
-    if !is_root() {
-        if std::env::var_os("CI").is_some() {
-            bail!("dicesim emulate needs root for namespaces, tc and cgroups (CI is set, so the loopback fallback is not used)");
-        }
-        eprintln!(
-            "dicesim emulate: not root: loopback workers, user-space shaping, compute not scaled"
-        );
-        run.mode = "emulate-loopback".into();
-        for &d in &used {
-            let (child, addr) = spawn_worker(
-                None,
-                "127.0.0.1:0",
-                Some(&tok),
-                None,
-                &dir.join(format!("worker{d}.log")),
-            )?;
-            with_cleanup(|c| c.workers.push(child));
-            run.workers.insert(pf.devices[d].name.clone(), addr);
-        }
-        for &a in &used {
-            for &b in &used {
-                if let Some(r) = net.route(a, b) {
-                    run.shaping.insert(
-                        (a, b),
-                        Shaping {
-                            delay_us: (r.latency_ns / 1000) as u32,
-                            rate_bps: (r.bottleneck * 8e9) as u64,
-                        },
-                    );
-                }
-            }
-        }
-        let rig = Rig {
-            prep: &prep,
-            host_gflops: None,
-            dilation: 1.0,
-            devices: used
-                .iter()
-                .map(|&d| RigDevice {
-                    device: d,
-                    cpu: None,
-                    pace: 1.0,
-                    netns: None,
-                })
-                .collect(),
-            run: &run,
-            coord_ns: None,
-        };
-        let cal = calibrate(&rig)?;
-        return Ok((coord::execute(&run)?, cal));
-    }
-
-    sweep_stale();
-    // compute scaling
-    let host_gflops = self::calibrate(&prep.model)?;
-    let cpu_list = cpus();
-    let mut share = BTreeMap::new();
-    let mut load = vec![0f64; cpu_list.len()];
-    for (k, &d) in used.iter().enumerate() {
-        let g = prep
-            .plan
-            .partitions
-            .iter()
-            .zip(&prep.part_device)
-            .filter(|(_, &pd)| pd == d)
-            .filter_map(|(p, _)| pf.unit_index(&p.unit).map(|u| pf.units[u].gflops))
-            .fold(0.0, f64::max);
-        let s = g / host_gflops;
-        load[k % cpu_list.len()] += s;
-        share.insert(d, (s, cpu_list[k % cpu_list.len()]));
-    }
-    let dil = dicesim_sim::report::r6(
-        load.iter()
-            .chain(share.values().map(|(s, _)| s))
-            .fold(1.0f64, |a, &b| a.max(b)),
-    );
-    run.dilation = dil;
-    run.host_gflops = Some(host_gflops);
-    run.mode = "emulate".into();
-    eprintln!(
-        "dicesim emulate: host {host_gflops:.2} GFLOP/s per core on this model; time dilation {:.3}",
-        run.dilation
-    );
-
-    // namespaces
-    let nd = pf.devices.len();
-    let node_ns = |n: usize| {
-        if n < nd {
-            format!("ds{pid}d{n}")
-        } else {
-            format!("ds{pid}s{}", n - nd)
-        }
+    let setup = Setup::new(path, &mut run)?;
+    let host: &dyn Host = if is_root() {
+        &netns::Namespaces
+    } else {
+        &loopback::Loopback
     };
-    let coord_ns = format!("ds{pid}c");
-    let mut all_ns: Vec<String> = (0..nd + pf.switches.len()).map(node_ns).collect();
-    for (l, link) in pf.links.iter().enumerate() {
-        if link.ends.len() > 2 {
-            all_ns.push(format!("ds{pid}w{l}"));
-        }
-    }
-    all_ns.push(coord_ns.clone());
-    // the links must form a tree (one layer-2 domain without loops)
-    let mut parent: Vec<usize> = (0..all_ns.len()).collect();
-    fn find(p: &mut [usize], x: usize) -> usize {
-        let mut x = x;
-        while p[x] != x {
-            p[x] = p[p[x]];
-            x = p[x];
-        }
-        x
-    }
-    let mut medium_ns = BTreeMap::new();
-    let mut medium_i = nd + pf.switches.len();
-    for (l, link) in pf.links.iter().enumerate() {
-        let pairs: Vec<(usize, usize)> = if link.ends.len() > 2 {
-            medium_ns.insert(l, medium_i);
-            medium_i += 1;
-            link.ends.iter().map(|&e| (e, medium_i - 1)).collect()
-        } else {
-            vec![(link.ends[0], link.ends[1])]
-        };
-        for (a, b) in pairs {
-            let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-            if ra == rb {
-                bail!(
-                    "emulate: link '{}' closes a cycle in platform {}; the rig bridges links at layer 2 and needs them to form a tree",
-                    link.name,
-                    pf.name
-                );
-            }
-            parent[ra] = rb;
-        }
-    }
-    for ns in &all_ns {
-        sh(&["ip", "netns", "add", ns])?;
-        with_cleanup(|c| c.netns.push(ns.clone()));
-        nsx(ns, &["ip", "link", "set", "lo", "up"])?;
-        if ns != &coord_ns {
-            nsx(ns, &["ip", "link", "add", "br0", "type", "bridge"])?;
-            nsx(ns, &["ip", "link", "set", "br0", "up"])?;
-        }
-    }
-    for d in 0..nd {
-        nsx(
-            &node_ns(d),
-            &[
-                "ip",
-                "addr",
-                "add",
-                &format!("10.201.0.{}/16", d + 1),
-                "dev",
-                "br0",
-            ],
-        )?;
-    }
-    let shape = |ns: &str, dev: &str, mbps: f64| -> Result<()> {
-        let rate = (mbps * 1e6 / dil).max(8000.0) as u64;
-        // a small bucket (200 us of traffic, at least 4 KiB) so that a message takes about
-        // bytes / rate from its first byte, as the simulator's flow model has it
-        let burst = (rate / 8 / 5000).max(4096);
-        nsx(
-            ns,
-            &[
-                "tc",
-                "qdisc",
-                "add",
-                "dev",
-                dev,
-                "root",
-                "tbf",
-                "rate",
-                &format!("{rate}bit"),
-                "burst",
-                &burst.to_string(),
-                "latency",
-                "200ms",
-            ],
-        )
-    };
-    let veth = |nsa: &str, a: &str, nsb: &str, b: &str| -> Result<()> {
-        sh(&[
-            "ip", "link", "add", a, "netns", nsa, "type", "veth", "peer", "name", b, "netns", nsb,
-        ])
-    };
-    for (l, link) in pf.links.iter().enumerate() {
-        let ends: Vec<(String, String, String, String)> = match medium_ns.get(&l) {
-            Some(&m) => link
-                .ends
-                .iter()
-                .enumerate()
-                .map(|(k, &e)| {
-                    (
-                        node_ns(e),
-                        format!("w{l}e{k}"),
-                        all_ns[m].clone(),
-                        format!("w{l}p{k}"),
-                    )
-                })
-                .collect(),
-            None => vec![(
-                node_ns(link.ends[0]),
-                format!("l{l}a"),
-                node_ns(link.ends[1]),
-                format!("l{l}b"),
-            )],
-        };
-        for (nsa, a, nsb, b) in ends {
-            veth(&nsa, &a, &nsb, &b)?;
-            for (ns, dev) in [(&nsa, &a), (&nsb, &b)] {
-                nsx(ns, &["ip", "link", "set", dev, "master", "br0"])?;
-                nsx(ns, &["ip", "link", "set", dev, "up"])?;
-                shape(ns, dev, link.bandwidth_mbps)?;
-            }
-        }
-    }
-    // management network and workers
-    for &d in &used {
-        let ns = node_ns(d);
-        let m = format!("m{d}");
-        veth(&coord_ns, &m, &ns, "mgmt")?;
-        nsx(
-            &coord_ns,
-            &["ip", "addr", "add", &format!("10.202.{d}.1/24"), "dev", &m],
-        )?;
-        nsx(&coord_ns, &["ip", "link", "set", &m, "up"])?;
-        nsx(
-            &ns,
-            &[
-                "ip",
-                "addr",
-                "add",
-                &format!("10.202.{d}.2/24"),
-                "dev",
-                "mgmt",
-            ],
-        )?;
-        nsx(&ns, &["ip", "link", "set", "mgmt", "up"])?;
-        let (s, cpu) = share[&d];
-        // >= 1 exactly: D is rounded to 6 significant digits and may fall a hair below
-        // the largest share
-        let pace = (dil / s.max(1e-9)).max(1.0);
-        let (child, _) = spawn_worker(
-            Some(&ns),
-            &format!("0.0.0.0:{WORKER_PORT}"),
-            Some(&tok),
-            Some(pace),
-            &dir.join(format!("worker{d}.log")),
-        )?;
-        let wpid = child.id();
-        with_cleanup(|c| c.workers.push(child));
-        // compute speed: pacing in the worker (see the module docs); the cgroup only pins
-        let cg_set = PathBuf::from(format!("/sys/fs/cgroup/cpuset/ds{pid}d{d}"));
-        std::fs::create_dir(&cg_set)
-            .with_context(|| format!("creating cgroup {}", cg_set.display()))?;
-        with_cleanup(|c| c.cgroups.push(cg_set.clone()));
-        let w = |p: PathBuf, v: String| {
-            std::fs::write(&p, &v).with_context(|| format!("writing {v} to {}", p.display()))
-        };
-        w(cg_set.join("cpuset.cpus"), cpu.to_string())?;
-        let mems = std::fs::read_to_string("/sys/fs/cgroup/cpuset/cpuset.mems")
-            .unwrap_or_else(|_| "0".into());
-        w(cg_set.join("cpuset.mems"), mems.trim().to_string())?;
-        w(cg_set.join("cgroup.procs"), wpid.to_string())?;
-        run.workers.insert(
-            pf.devices[d].name.clone(),
-            format!("10.202.{d}.2:{WORKER_PORT}"),
-        );
-        run.peer_addrs.insert(
-            pf.devices[d].name.clone(),
-            format!("10.201.0.{}:{WORKER_PORT}", d + 1),
-        );
-    }
-    for &a in &used {
-        for &b in &used {
-            if let Some(r) = net.route(a, b) {
-                run.shaping.insert(
-                    (a, b),
-                    Shaping {
-                        delay_us: (r.latency_ns as f64 / 1000.0 * dil) as u32,
-                        rate_bps: 0,
-                    },
-                );
-            }
-        }
-    }
+    let built = host.build(&setup, &mut run)?;
     let rig = Rig {
-        prep: &prep,
-        host_gflops: Some(host_gflops),
-        dilation: dil,
-        devices: used
-            .iter()
-            .map(|&d| RigDevice {
-                device: d,
-                cpu: Some(share[&d].1),
-                pace: (dil / share[&d].0.max(1e-9)).max(1.0),
-                netns: Some(node_ns(d)),
-            })
-            .collect(),
+        prep: &setup.prep,
+        host_gflops: built.host_gflops,
+        dilation: built.dilation,
+        devices: built.devices,
         run: &run,
-        coord_ns: Some(coord_ns.clone()),
+        coord_ns: built.coord_ns,
     };
     let cal = calibrate(&rig)?;
-    // the coordinator runs on a thread inside its namespace (threads it starts inherit it)
-    let report = std::thread::scope(|s| {
-        s.spawn(|| -> Result<RunReport> {
-            enter_netns(&coord_ns)?;
-            coord::execute(&run)
-        })
-        .join()
-        .map_err(|_| anyhow!("the coordinator thread panicked"))?
-    })?;
-    Ok((report, cal))
+    Ok((rig.execute(&run)?, cal))
 }

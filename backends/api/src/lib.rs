@@ -193,6 +193,7 @@ pub struct BackendTable {
 
 // SAFETY: the table holds static strings and function pointers only.
 unsafe impl Sync for BackendTable {}
+// SAFETY: as for Sync: nothing in the table is tied to the thread that made it.
 unsafe impl Send for BackendTable {}
 
 // ---------------------------------------------------------------------------------------

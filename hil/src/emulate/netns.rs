@@ -1,0 +1,295 @@
+//! The rig as root: network namespaces bridged by shaped veths, workers pinned and paced
+//! (see the parent module's docs for the model).
+
+use super::{
+    calibrate, cpus, nsx, sh, spawn_worker, sweep_stale, with_cleanup, Built, Host, RigDevice,
+    Setup, WORKER_PORT,
+};
+use crate::conn::Shaping;
+use crate::coord::HilRun;
+use anyhow::{bail, Context, Result};
+use dicesim_sim::platform::Platform;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// One namespace per node, shaped veths for links, a management network.
+pub(super) struct Namespaces;
+
+impl Host for Namespaces {
+    fn build(&self, setup: &Setup, run: &mut HilRun) -> Result<Built> {
+        sweep_stale();
+        let sc = Scaling::of(setup)?;
+        run.dilation = sc.dilation;
+        run.host_gflops = Some(sc.host_gflops);
+        run.mode = "emulate".into();
+        eprintln!(
+            "dicesim emulate: host {:.2} GFLOP/s per core on this model; time dilation {:.3}",
+            sc.host_gflops, run.dilation
+        );
+        let pf = &setup.prep.scenario.prep.platform;
+        let names = Names::new(pf, setup.pid);
+        check_tree(pf, &names)?;
+        create_namespaces(pf, &names)?;
+        wire_links(pf, &names, sc.dilation)?;
+        for &d in &setup.used {
+            start_device(setup, &names, &sc, d, run)?;
+        }
+        // latency held by the sending worker; bandwidth shaped by tc
+        setup.shape_routes(run, |r| Shaping {
+            delay_us: (r.latency_ns as f64 / 1000.0 * sc.dilation) as u32,
+            rate_bps: 0,
+        });
+        let devices = (setup.used.iter())
+            .map(|&d| RigDevice {
+                device: d,
+                cpu: Some(sc.share[&d].1),
+                pace: sc.pace(d),
+                netns: Some(names.node(d)),
+            })
+            .collect();
+        Ok(Built {
+            host_gflops: Some(sc.host_gflops),
+            dilation: sc.dilation,
+            devices,
+            coord_ns: Some(names.coord.clone()),
+        })
+    }
+}
+
+/// Compute scaling: the host's speed, each device's share of a core and its CPU, and the
+/// time dilation.
+struct Scaling {
+    host_gflops: f64,
+    /// Device -> (share of a core, CPU).
+    share: BTreeMap<usize, (f64, usize)>,
+    dilation: f64,
+}
+
+impl Scaling {
+    fn of(setup: &Setup) -> Result<Scaling> {
+        let prep = &setup.prep;
+        let pf = &prep.scenario.prep.platform;
+        let host_gflops = calibrate(&prep.model)?;
+        let cpu_list = cpus();
+        let mut share = BTreeMap::new();
+        let mut load = vec![0f64; cpu_list.len()];
+        for (k, &d) in setup.used.iter().enumerate() {
+            let g = (prep.plan.partitions.iter().zip(&prep.part_device))
+                .filter(|(_, &pd)| pd == d)
+                .filter_map(|(p, _)| pf.unit_index(&p.unit).map(|u| pf.units[u].gflops))
+                .fold(0.0, f64::max);
+            let s = g / host_gflops;
+            load[k % cpu_list.len()] += s;
+            share.insert(d, (s, cpu_list[k % cpu_list.len()]));
+        }
+        let dilation = dicesim_sim::report::r6(
+            (load.iter().chain(share.values().map(|(s, _)| s))).fold(1.0f64, |a, &b| a.max(b)),
+        );
+        Ok(Scaling {
+            host_gflops,
+            share,
+            dilation,
+        })
+    }
+
+    /// Device `d`'s pacing factor: >= 1 exactly (D is rounded to 6 significant digits and
+    /// may fall a hair below the largest share).
+    fn pace(&self, d: usize) -> f64 {
+        (self.dilation / self.share[&d].0.max(1e-9)).max(1.0)
+    }
+}
+
+/// The rig's namespace names: nodes (devices, then switches), shared media, coordinator.
+struct Names {
+    pid: u32,
+    n_devices: usize,
+    /// Every namespace: nodes, shared media, then the coordinator's.
+    all: Vec<String>,
+    /// Link index -> index in `all` of its shared medium's namespace.
+    medium: BTreeMap<usize, usize>,
+    coord: String,
+}
+
+impl Names {
+    fn new(pf: &Platform, pid: u32) -> Names {
+        let nd = pf.devices.len();
+        let mut names = Names {
+            pid,
+            n_devices: nd,
+            all: Vec::new(),
+            medium: BTreeMap::new(),
+            coord: format!("ds{pid}c"),
+        };
+        names.all = (0..nd + pf.switches.len()).map(|n| names.node(n)).collect();
+        for (l, link) in pf.links.iter().enumerate() {
+            if link.ends.len() > 2 {
+                names.medium.insert(l, names.all.len());
+                names.all.push(format!("ds{pid}w{l}"));
+            }
+        }
+        names.all.push(names.coord.clone());
+        names
+    }
+
+    /// Namespace of node `n` (a device, or switch `n - devices`).
+    fn node(&self, n: usize) -> String {
+        let (pid, nd) = (self.pid, self.n_devices);
+        if n < nd {
+            format!("ds{pid}d{n}")
+        } else {
+            format!("ds{pid}s{}", n - nd)
+        }
+    }
+
+    /// The veths of link `l`: (namespace, name) at each end of each pair.
+    fn veths(&self, pf: &Platform, l: usize) -> Vec<(String, String, String, String)> {
+        let link = &pf.links[l];
+        match self.medium.get(&l) {
+            Some(&m) => (link.ends.iter().enumerate())
+                .map(|(k, &e)| {
+                    let (a, b) = (format!("w{l}e{k}"), format!("w{l}p{k}"));
+                    (self.node(e), a, self.all[m].clone(), b)
+                })
+                .collect(),
+            None => vec![(
+                self.node(link.ends[0]),
+                format!("l{l}a"),
+                self.node(link.ends[1]),
+                format!("l{l}b"),
+            )],
+        }
+    }
+}
+
+/// The links must form a tree (one layer-2 domain without loops).
+fn check_tree(pf: &Platform, names: &Names) -> Result<()> {
+    let mut parent: Vec<usize> = (0..names.all.len()).collect();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    for (l, link) in pf.links.iter().enumerate() {
+        let pairs: Vec<(usize, usize)> = match names.medium.get(&l) {
+            Some(&m) => link.ends.iter().map(|&e| (e, m)).collect(),
+            None => vec![(link.ends[0], link.ends[1])],
+        };
+        for (a, b) in pairs {
+            let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+            if ra == rb {
+                bail!(
+                    "emulate: link '{}' closes a cycle in platform {}; the rig bridges links at layer 2 and needs them to form a tree",
+                    link.name,
+                    pf.name
+                );
+            }
+            parent[ra] = rb;
+        }
+    }
+    Ok(())
+}
+
+/// Every namespace with its loopback up and (except the coordinator's) a bridge; each
+/// device's platform address on its bridge.
+fn create_namespaces(pf: &Platform, names: &Names) -> Result<()> {
+    for ns in &names.all {
+        sh(&["ip", "netns", "add", ns])?;
+        with_cleanup(|c| c.netns.push(ns.clone()));
+        nsx(ns, &["ip", "link", "set", "lo", "up"])?;
+        if ns != &names.coord {
+            nsx(ns, &["ip", "link", "add", "br0", "type", "bridge"])?;
+            nsx(ns, &["ip", "link", "set", "br0", "up"])?;
+        }
+    }
+    for d in 0..pf.devices.len() {
+        let addr = format!("10.201.0.{}/16", d + 1);
+        nsx(&names.node(d), &["ip", "addr", "add", &addr, "dev", "br0"])?;
+    }
+    Ok(())
+}
+
+/// A veth pair `a` in namespace `nsa`, `b` in `nsb`.
+fn veth(nsa: &str, a: &str, nsb: &str, b: &str) -> Result<()> {
+    sh(&[
+        "ip", "link", "add", a, "netns", nsa, "type", "veth", "peer", "name", b, "netns", nsb,
+    ])
+}
+
+/// `tbf` at `mbps` / dilation on `dev`, with a small bucket (200 us of traffic, at least
+/// 4 KiB) so that a message takes about bytes / rate from its first byte, as the
+/// simulator's flow model has it.
+fn shape(ns: &str, dev: &str, mbps: f64, dilation: f64) -> Result<()> {
+    let rate = (mbps * 1e6 / dilation).max(8000.0) as u64;
+    let burst = (rate / 8 / 5000).max(4096);
+    let (rate, burst) = (format!("{rate}bit"), burst.to_string());
+    let tbf = ["tbf", "rate", &rate, "burst", &burst, "latency", "200ms"];
+    let mut args = vec!["tc", "qdisc", "add", "dev", dev, "root"];
+    args.extend_from_slice(&tbf);
+    nsx(ns, &args)
+}
+
+/// Every link: its veths on their ends' bridges, shaped both ways.
+fn wire_links(pf: &Platform, names: &Names, dilation: f64) -> Result<()> {
+    for (l, link) in pf.links.iter().enumerate() {
+        for (nsa, a, nsb, b) in names.veths(pf, l) {
+            veth(&nsa, &a, &nsb, &b)?;
+            for (ns, dev) in [(&nsa, &a), (&nsb, &b)] {
+                nsx(ns, &["ip", "link", "set", dev, "master", "br0"])?;
+                nsx(ns, &["ip", "link", "set", dev, "up"])?;
+                shape(ns, dev, link.bandwidth_mbps, dilation)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Device `d`: its management veth, its worker (paced, pinned to its CPU), and its
+/// addresses in `run`.
+fn start_device(
+    setup: &Setup,
+    names: &Names,
+    sc: &Scaling,
+    d: usize,
+    run: &mut HilRun,
+) -> Result<()> {
+    let ns = names.node(d);
+    let m = format!("m{d}");
+    veth(&names.coord, &m, &ns, "mgmt")?;
+    let coord_addr = format!("10.202.{d}.1/24");
+    nsx(&names.coord, &["ip", "addr", "add", &coord_addr, "dev", &m])?;
+    nsx(&names.coord, &["ip", "link", "set", &m, "up"])?;
+    let addr = format!("10.202.{d}.2/24");
+    nsx(&ns, &["ip", "addr", "add", &addr, "dev", "mgmt"])?;
+    nsx(&ns, &["ip", "link", "set", "mgmt", "up"])?;
+    let listen = format!("0.0.0.0:{WORKER_PORT}");
+    let log = setup.dir.join(format!("worker{d}.log"));
+    let tok = Some(setup.token.as_path());
+    let (child, _) = spawn_worker(Some(&ns), &listen, tok, Some(sc.pace(d)), &log)?;
+    let wpid = child.id();
+    with_cleanup(|c| c.workers.push(child));
+    pin(setup.pid, d, sc.share[&d].1, wpid)?;
+    let name = &setup.prep.scenario.prep.platform.devices[d].name;
+    let mgmt = format!("10.202.{d}.2:{WORKER_PORT}");
+    run.workers.insert(name.clone(), mgmt);
+    let peer = format!("10.201.0.{}:{WORKER_PORT}", d + 1);
+    run.peer_addrs.insert(name.clone(), peer);
+    Ok(())
+}
+
+/// Pins worker process `wpid` of device `d` to `cpu` with a cpuset cgroup (compute speed
+/// comes from pacing in the worker; the cgroup only pins).
+fn pin(pid: u32, d: usize, cpu: usize, wpid: u32) -> Result<()> {
+    let cg = PathBuf::from(format!("/sys/fs/cgroup/cpuset/ds{pid}d{d}"));
+    std::fs::create_dir(&cg).with_context(|| format!("creating cgroup {}", cg.display()))?;
+    with_cleanup(|c| c.cgroups.push(cg.clone()));
+    let w = |p: PathBuf, v: String| {
+        std::fs::write(&p, &v).with_context(|| format!("writing {v} to {}", p.display()))
+    };
+    w(cg.join("cpuset.cpus"), cpu.to_string())?;
+    let mems =
+        std::fs::read_to_string("/sys/fs/cgroup/cpuset/cpuset.mems").unwrap_or_else(|_| "0".into());
+    w(cg.join("cpuset.mems"), mems.trim().to_string())?;
+    w(cg.join("cgroup.procs"), wpid.to_string())
+}
