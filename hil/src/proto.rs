@@ -730,25 +730,7 @@ impl Msg {
     /// Writes the payload (nothing for the kinds without one).
     fn encode_payload(&self, w: &mut W) {
         match self {
-            Msg::Hello {
-                version,
-                role,
-                nonce,
-            } => {
-                w.0.extend_from_slice(&MAGIC);
-                w.u16(*version);
-                w.u8(*role as u8);
-                w.b32(nonce);
-            }
-            Msg::Challenge {
-                version,
-                nonce,
-                proof,
-            } => {
-                w.u16(*version);
-                w.b32(nonce);
-                w.b32(proof);
-            }
+            Msg::Hello { .. } | Msg::Challenge { .. } => self.encode_greeting(w),
             Msg::Auth { proof: h } | Msg::ModelQuery { hash: h } | Msg::ModelReady { hash: h } => {
                 w.b32(h)
             }
@@ -799,6 +781,32 @@ impl Msg {
                 w.list(edges, W::edge);
             }
             Msg::Welcome | Msg::Heartbeat | Msg::StatsRequest | Msg::Reset => {}
+        }
+    }
+
+    /// The handshake's opening messages.
+    fn encode_greeting(&self, w: &mut W) {
+        match self {
+            Msg::Hello {
+                version,
+                role,
+                nonce,
+            } => {
+                w.0.extend_from_slice(&MAGIC);
+                w.u16(*version);
+                w.u8(*role as u8);
+                w.b32(nonce);
+            }
+            Msg::Challenge {
+                version,
+                nonce,
+                proof,
+            } => {
+                w.u16(*version);
+                w.b32(nonce);
+                w.b32(proof);
+            }
+            _ => {}
         }
     }
 
