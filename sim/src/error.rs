@@ -49,9 +49,35 @@ pub enum SimError {
         /// The plan crate's error (part of the message, so not also a `source()`).
         error: dicesim_plan::PlanError,
     },
-    /// A mapping cannot be evaluated on this platform (e.g. two devices with no route).
+    /// A mapping cannot be evaluated on this platform (an unknown unit, a layer count that
+    /// does not match the model).
     #[error("{0}")]
     Mapping(String),
+    /// Two devices whose partitions exchange tensors have no network route between them.
+    #[error("no network route from device `{from}` to device `{to}` in platform `{}`", platform.display())]
+    NoRoute {
+        /// Sending device.
+        from: String,
+        /// Receiving device.
+        to: String,
+        /// The platform file.
+        platform: PathBuf,
+    },
+    /// The simulation ended with frames that never completed: partitions wait on each other.
+    /// Cannot happen for plans built by the partitioner (they are acyclic); fatal.
+    #[error("the partitions wait on each other: some frames never complete ({incomplete} of {frames})")]
+    Deadlock {
+        /// Frames that did not complete.
+        incomplete: usize,
+        /// Frames simulated.
+        frames: usize,
+    },
+    /// Nothing to search or choose from: no compute unit, or no layer to map.
+    #[error("{what}: the search space is empty (no compute unit or no layer to map)")]
+    EmptySearchSpace {
+        /// Who was searching (a strategy or `explore`).
+        what: &'static str,
+    },
 }
 
 impl SimError {

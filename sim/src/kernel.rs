@@ -84,6 +84,23 @@ impl<E> EventQueue<E> {
         }
     }
 
+    /// The time of the next pending event, without popping it (cancelled events at the head
+    /// are dropped on the way).
+    pub fn peek_time(&mut self) -> Option<Time> {
+        while let Some(&Reverse((t, seq))) = self.heap.peek() {
+            let live = seq >= self.base
+                && self
+                    .payloads
+                    .get((seq - self.base) as usize)
+                    .is_some_and(Option::is_some);
+            if live {
+                return Some(t);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
     /// Pops the next pending event, advancing time to it.
     pub fn pop(&mut self) -> Option<(Time, E)> {
         while let Some(Reverse((t, seq))) = self.heap.pop() {
@@ -227,6 +244,17 @@ mod tests {
         assert_eq!(q.pop(), Some((25, "c")));
         assert_eq!(q.pop(), Some((30, "b")));
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn peek_skips_cancelled_events() {
+        let mut q = EventQueue::new();
+        let a = q.schedule(5, "a");
+        q.schedule(7, "b");
+        q.cancel(a);
+        assert_eq!(q.peek_time(), Some(7));
+        assert_eq!(q.pop(), Some((7, "b")));
+        assert_eq!(q.peek_time(), None);
     }
 
     #[test]

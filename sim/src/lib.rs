@@ -17,10 +17,12 @@ pub mod platform;
 pub mod prepared;
 pub mod report;
 pub mod scenario;
+pub mod sharing;
 pub mod strategy;
 pub mod trace;
 
 pub use error::SimError;
-pub use prepared::{Metrics, PreparedScenario, SimPlan, Workload};
+pub use engine::{SimPlan, Workload};
+pub use prepared::{Metrics, PreparedScenario};
 pub use report::Report;
 pub use scenario::{run_loaded, run_scenario, RunOptions, Scenario, ScenarioRun, Strategy};

@@ -1,9 +1,9 @@
-//! Network resources, routes and the max-min fair sharing solver.
+//! Network resources and routes.
 //!
 //! Each direction of a full-duplex link is one resource; a shared medium (Wi-Fi cell) is one
 //! resource for both directions and all its ends. Routes are fewest-hop paths (breadth-first
 //! search, neighbours visited in link declaration order, then end order, so ties always
-//! resolve the same way). One solver, [`max_min_rates`], shares every resource.
+//! resolve the same way). How flows share the resources is [`crate::sharing`]'s.
 
 use crate::platform::Platform;
 
@@ -117,92 +117,5 @@ impl Network {
     /// Route from device `a` to device `b`.
     pub fn route(&self, a: usize, b: usize) -> Option<&Route> {
         self.routes[a * self.n_devices + b].as_ref()
-    }
-}
-
-/// Max-min fair rates by progressive filling.
-///
-/// `flows[i]` lists the resources flow `i` crosses; `capacity[r]` is resource r's capacity.
-/// Writes each flow's rate into `rates`. `scratch` buffers are reused between calls to
-/// avoid allocation. Every flow with a non-empty route gets a positive rate.
-pub fn max_min_rates(
-    capacity: &[f64],
-    flows: &[&[usize]],
-    rates: &mut Vec<f64>,
-    scratch: &mut MaxMinScratch,
-) {
-    let nr = capacity.len();
-    rates.clear();
-    rates.resize(flows.len(), 0.0);
-    let s = scratch;
-    s.remaining.clear();
-    s.remaining.extend_from_slice(capacity);
-    s.count.clear();
-    s.count.resize(nr, 0);
-    s.frozen.clear();
-    s.frozen.resize(flows.len(), false);
-    for f in flows {
-        for &r in f.iter() {
-            s.count[r] += 1;
-        }
-    }
-    let mut left = flows.iter().filter(|f| !f.is_empty()).count();
-    for (i, f) in flows.iter().enumerate() {
-        if f.is_empty() {
-            s.frozen[i] = true;
-            rates[i] = f64::INFINITY;
-        }
-    }
-    while left > 0 {
-        // The most constrained resource fixes the share of every flow crossing it; ties go
-        // to the lowest index so the outcome never depends on iteration accidents.
-        let mut best = usize::MAX;
-        let mut share = f64::INFINITY;
-        for r in 0..nr {
-            if s.count[r] > 0 {
-                let x = s.remaining[r].max(0.0) / s.count[r] as f64;
-                if x < share {
-                    share = x;
-                    best = r;
-                }
-            }
-        }
-        if best == usize::MAX {
-            break;
-        }
-        for (i, f) in flows.iter().enumerate() {
-            if !s.frozen[i] && f.contains(&best) {
-                s.frozen[i] = true;
-                rates[i] = share;
-                left -= 1;
-                for &r in f.iter() {
-                    s.remaining[r] -= share;
-                    s.count[r] -= 1;
-                }
-            }
-        }
-    }
-}
-
-/// Reusable buffers for [`max_min_rates`].
-#[derive(Debug, Default, Clone)]
-pub struct MaxMinScratch {
-    remaining: Vec<f64>,
-    count: Vec<u32>,
-    frozen: Vec<bool>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn max_min_classic() {
-        // r0 cap 1, r1 cap 2; f0 on r0, f1 on r0+r1, f2 on r1
-        let cap = [1.0, 2.0];
-        let flows: Vec<&[usize]> = vec![&[0], &[0, 1], &[1]];
-        let mut rates = Vec::new();
-        max_min_rates(&cap, &flows, &mut rates, &mut MaxMinScratch::default());
-        assert_eq!(rates, vec![0.5, 0.5, 1.5]);
     }
 }

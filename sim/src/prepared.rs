@@ -8,28 +8,14 @@ use std::collections::BinaryHeap;
 use dicesim_plan::graph::Graph;
 use dicesim_plan::mapping::Mapping;
 use dicesim_plan::partition::Plan;
+use dicesim_stats::Summary;
 
-use crate::engine::{simulate, Outcome};
+use crate::engine::{Engine, Outcome, Target};
+pub use crate::engine::{SimConn, SimPart, SimPlan, Workload};
 use crate::error::SimError;
 use crate::kernel::{AsFastAsPossible, Time};
 use crate::network::Network;
 use crate::platform::Platform;
-
-/// How frames enter the pipeline.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Workload {
-    /// Number of frames.
-    pub frames: u32,
-    /// Interval between frame arrivals [ns]; 0 saturates (a frame enters as soon as the first
-    /// partition can take it).
-    pub period_ns: Time,
-    /// At most this many frames in flight (admitted and not yet completed), if set: frame
-    /// `f` is admitted once it has arrived and frame `f - window` has completed, and its
-    /// latency counts from its admission (the emulation rig's and real runs' coordinator
-    /// window). `None` (the default): no limit, a frame enters when its first partition
-    /// can take it.
-    pub window: Option<u32>,
-}
 
 /// A tensor in compact form.
 #[derive(Debug, Clone)]
@@ -38,39 +24,6 @@ pub(crate) struct CTensor {
     pub consumers: Vec<u32>,
     pub bytes: u64,
     pub graph_output: bool,
-}
-
-/// One partition as the engine sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimPart {
-    /// Platform unit index.
-    pub unit: usize,
-    /// Layer indices, ascending.
-    pub layers: Vec<usize>,
-    /// Time to run all its layers once [ns].
-    pub compute_ns: Time,
-    /// Whether it reads a graph input (frames enter through it).
-    pub source: bool,
-}
-
-/// A connection: all tensors one partition sends to another, one transfer per frame.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimConn {
-    /// Producing partition.
-    pub from: usize,
-    /// Consuming partition.
-    pub to: usize,
-    /// Bytes per frame.
-    pub bytes: u64,
-}
-
-/// Partitions and connections of a mapping, in the engine's compact form.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SimPlan {
-    /// Partitions in a topological order.
-    pub parts: Vec<SimPart>,
-    /// Connections sorted by (from, to).
-    pub conns: Vec<SimConn>,
 }
 
 /// The cheap summary of one evaluation (what the search optimises).
@@ -238,23 +191,41 @@ impl PreparedScenario {
     /// the topological order (parallel branches: a ResNet downsample, Inception towers) are
     /// therefore one partition when the data flow allows, not one per contiguous run.
     pub fn sim_plan(&self, assign: &[usize]) -> SimPlan {
-        let n = assign.len();
-        let mut part_of = vec![u32::MAX; n];
-        let mut part_unit: Vec<usize> = Vec::new();
-        let mut preds: Vec<Vec<u32>> = Vec::new();
+        let mut groups = self.group_layers(assign);
+        let new_id = topological_ids(&groups.preds);
+        let parts = self.ordered_parts(&mut groups, &new_id);
+        SimPlan {
+            parts,
+            conns: merge_conns(self.crossing_tensors(&groups.part_of)),
+        }
+    }
+
+    /// Layers in topological order join a partition of their unit unless that closes a
+    /// cycle (see [`PreparedScenario::sim_plan`]); partitions in order of creation.
+    fn group_layers(&self, assign: &[usize]) -> LayerGroups {
+        let mut gr = LayerGroups {
+            part_of: vec![u32::MAX; assign.len()],
+            part_unit: Vec::new(),
+            preds: Vec::new(),
+        };
         let mut producers: Vec<u32> = Vec::new();
         let mut seen: Vec<bool> = Vec::new();
         let mut stack: Vec<u32> = Vec::new();
         for (l, &u) in assign.iter().enumerate() {
             producers.clear();
-            producers.extend(self.layer_producers[l].iter().map(|&p| part_of[p as usize]));
+            producers.extend(
+                self.layer_producers[l]
+                    .iter()
+                    .map(|&p| gr.part_of[p as usize]),
+            );
             producers.sort_unstable();
             producers.dedup();
+            let (part_unit, preds) = (&gr.part_unit, &gr.preds);
             // joining `p` must not close a cycle: no other producer may be reachable from it
             let mut ok = |p: u32| {
                 producers
                     .iter()
-                    .all(|&q| q == p || !reaches(&preds, p, q, &mut seen, &mut stack))
+                    .all(|&q| q == p || !reaches(preds, p, q, &mut seen, &mut stack))
             };
             let chosen = producers
                 .iter()
@@ -265,94 +236,70 @@ impl PreparedScenario {
                         part_unit[p as usize] == u && producers.binary_search(&p).is_err() && ok(p)
                     })
                 });
-            let p = chosen.unwrap_or_else(|| {
-                part_unit.push(u);
-                preds.push(Vec::new());
-                (part_unit.len() - 1) as u32
-            });
+            let p = chosen.unwrap_or_else(|| gr.open(u));
             for &q in &producers {
-                if q != p && !preds[p as usize].contains(&q) {
-                    preds[p as usize].push(q);
+                if q != p && !gr.preds[p as usize].contains(&q) {
+                    gr.preds[p as usize].push(q);
                 }
             }
-            part_of[l] = p;
+            gr.part_of[l] = p;
         }
-        // topological order of partitions, ties by first layer (partitions are created in
-        // the order of their first layer, so the creation index is the tie key)
-        let np = part_unit.len();
-        let mut indeg: Vec<usize> = preds.iter().map(Vec::len).collect();
-        let mut succs: Vec<Vec<u32>> = vec![Vec::new(); np];
-        for (p, ps) in preds.iter().enumerate() {
-            for &q in ps {
-                succs[q as usize].push(p as u32);
-            }
-        }
-        let mut ready: BinaryHeap<Reverse<u32>> = (0..np as u32)
-            .filter(|&p| indeg[p as usize] == 0)
-            .map(Reverse)
-            .collect();
-        let mut new_id = vec![0u32; np];
-        let mut k = 0;
-        while let Some(Reverse(p)) = ready.pop() {
-            new_id[p as usize] = k;
-            k += 1;
-            for &q in &succs[p as usize] {
-                indeg[q as usize] -= 1;
-                if indeg[q as usize] == 0 {
-                    ready.push(Reverse(q));
-                }
-            }
-        }
-        debug_assert_eq!(k as usize, np, "acyclic by construction");
-        let mut parts: Vec<SimPart> = vec![
-            SimPart {
-                unit: 0,
-                layers: Vec::new(),
-                compute_ns: 0,
-                source: false,
-            };
-            np
-        ];
-        for (old, &u) in part_unit.iter().enumerate() {
+        gr
+    }
+
+    /// The partitions renumbered by `new_id`, with their layers, compute time and whether
+    /// they read a graph input; `gr.part_of` is renumbered too.
+    fn ordered_parts(&self, gr: &mut LayerGroups, new_id: &[u32]) -> Vec<SimPart> {
+        let empty = SimPart {
+            unit: 0,
+            layers: Vec::new(),
+            compute_ns: 0,
+            source: false,
+        };
+        let mut parts = vec![empty; gr.part_unit.len()];
+        for (old, &u) in gr.part_unit.iter().enumerate() {
             let p = &mut parts[new_id[old] as usize];
             p.unit = u;
             p.compute_ns = self.run_overhead_ns[u];
         }
-        for l in 0..n {
-            let pi = new_id[part_of[l] as usize];
-            part_of[l] = pi;
+        for l in 0..gr.part_of.len() {
+            let pi = new_id[gr.part_of[l] as usize];
+            gr.part_of[l] = pi;
             let p = &mut parts[pi as usize];
             p.layers.push(l);
             p.compute_ns += self.layer_ns[p.unit][l];
             p.source |= self.layer_reads_input[l];
         }
+        parts
+    }
+
+    /// One connection per (producing partition, consuming partition) and tensor.
+    fn crossing_tensors(&self, part_of: &[u32]) -> Vec<SimConn> {
         let mut conns = Vec::new();
         let mut to: Vec<u32> = Vec::new();
         for t in &self.tensors {
-            if let Some(pl) = t.producer {
-                let pp = part_of[pl as usize];
-                to.clear();
-                to.extend(
-                    t.consumers
-                        .iter()
-                        .map(|&c| part_of[c as usize])
-                        .filter(|&q| q != pp),
-                );
-                to.sort_unstable();
-                to.dedup();
-                for &cp in &to {
-                    conns.push(SimConn {
-                        from: pp as usize,
-                        to: cp as usize,
-                        bytes: t.bytes,
-                    });
-                }
+            let Some(pl) = t.producer else {
+                continue;
+            };
+            let pp = part_of[pl as usize];
+            to.clear();
+            to.extend(
+                t.consumers
+                    .iter()
+                    .map(|&c| part_of[c as usize])
+                    .filter(|&q| q != pp),
+            );
+            to.sort_unstable();
+            to.dedup();
+            for &cp in &to {
+                conns.push(SimConn {
+                    from: pp as usize,
+                    to: cp as usize,
+                    bytes: t.bytes,
+                });
             }
         }
-        SimPlan {
-            parts,
-            conns: merge_conns(conns),
-        }
+        conns
     }
 
     /// The engine's view of a plan built by `dicesim_plan::partition::Plan::build`.
@@ -455,7 +402,16 @@ impl PreparedScenario {
 
     /// Simulates `plan` (as fast as possible) and returns the full outcome.
     pub fn simulate(&self, plan: &SimPlan, record: bool) -> Result<Outcome, SimError> {
-        simulate(self, plan, record, &mut AsFastAsPossible)
+        Engine::new(self.target(), plan, record)?.run(&mut AsFastAsPossible)
+    }
+
+    /// What the engine simulates on: this platform, its routes and the workload.
+    pub fn target(&self) -> Target<'_> {
+        Target {
+            platform: &self.platform,
+            network: &self.network,
+            workload: self.workload,
+        }
     }
 
     /// Evaluates a mapping: partitions it, simulates the workload, summarises.
@@ -481,7 +437,7 @@ impl PreparedScenario {
             max_frac = max_frac.max(b as f64 / limit);
         }
         let lat = out.latencies_ns();
-        let s = LatencyStats::of(&lat);
+        let s = Summary::of(&lat).unwrap_or_default();
         Metrics {
             latency_mean_ns: s.mean,
             latency_p50_ns: s.p50,
@@ -497,35 +453,54 @@ impl PreparedScenario {
     }
 }
 
-/// Latency statistics (nearest-rank percentiles).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct LatencyStats {
-    /// Mean [ns].
-    pub mean: f64,
-    /// Median [ns].
-    pub p50: Time,
-    /// 95th percentile [ns].
-    pub p95: Time,
-    /// Maximum [ns].
-    pub max: Time,
+/// Layers grouped into partitions, before the partitions are put in topological order.
+struct LayerGroups {
+    // partition of each layer
+    part_of: Vec<u32>,
+    // unit of each partition
+    part_unit: Vec<usize>,
+    // partitions each partition reads from
+    preds: Vec<Vec<u32>>,
 }
 
-impl LatencyStats {
-    /// Statistics of `lat` (any order).
-    pub fn of(lat: &[Time]) -> LatencyStats {
-        if lat.is_empty() {
-            return LatencyStats::default();
-        }
-        let mut v = lat.to_vec();
-        v.sort_unstable();
-        let rank = |p: f64| v[((p / 100.0 * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-        LatencyStats {
-            mean: v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64,
-            p50: rank(50.0),
-            p95: rank(95.0),
-            max: *v.last().expect("non-empty"),
+impl LayerGroups {
+    /// Opens a new partition on unit `u`.
+    fn open(&mut self, u: usize) -> u32 {
+        self.part_unit.push(u);
+        self.preds.push(Vec::new());
+        (self.part_unit.len() - 1) as u32
+    }
+}
+
+/// Topological order of partitions given their predecessors, ties by creation index (the
+/// order of their first layer): the new index of each partition.
+fn topological_ids(preds: &[Vec<u32>]) -> Vec<u32> {
+    let np = preds.len();
+    let mut indeg: Vec<usize> = preds.iter().map(Vec::len).collect();
+    let mut succs: Vec<Vec<u32>> = vec![Vec::new(); np];
+    for (p, ps) in preds.iter().enumerate() {
+        for &q in ps {
+            succs[q as usize].push(p as u32);
         }
     }
+    let mut ready: BinaryHeap<Reverse<u32>> = (0..np as u32)
+        .filter(|&p| indeg[p as usize] == 0)
+        .map(Reverse)
+        .collect();
+    let mut new_id = vec![0u32; np];
+    let mut k = 0;
+    while let Some(Reverse(p)) = ready.pop() {
+        new_id[p as usize] = k;
+        k += 1;
+        for &q in &succs[p as usize] {
+            indeg[q as usize] -= 1;
+            if indeg[q as usize] == 0 {
+                ready.push(Reverse(q));
+            }
+        }
+    }
+    debug_assert_eq!(k as usize, np, "acyclic by construction");
+    new_id
 }
 
 /// Whether partition `from` reaches partition `to` (walking back from `to` over `preds`).

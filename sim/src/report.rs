@@ -1,10 +1,11 @@
 //! The `run --json` report (contract shape, fields added after the contract's), its
 //! deterministic JSON and a readable text table.
 
+use dicesim_stats::Summary;
 use serde::Serialize;
 
-use crate::engine::Outcome;
-use crate::prepared::{LatencyStats, PreparedScenario, SimPlan};
+use crate::engine::{Outcome, SimPlan};
+use crate::prepared::PreparedScenario;
 
 /// Rounds to 6 significant digits so the JSON is stable and readable.
 pub fn r6(x: f64) -> f64 {
@@ -131,7 +132,7 @@ impl Report {
         let mem = prep.memory_bytes(plan);
         let span = out.makespan_ns.max(1) as f64;
         let ms = |ns: f64| r6(ns / 1e6);
-        let s = LatencyStats::of(&out.latencies_ns());
+        let s = Summary::of(&out.latencies_ns()).unwrap_or_default();
         let frames = out.entry_ns.len().max(1) as f64;
         let devices: Vec<DeviceReport> = p
             .devices

@@ -64,7 +64,7 @@ pub fn single(prep: &PreparedScenario, units: &[usize]) -> Result<Mapping, SimEr
             best = Some(key);
         }
     }
-    let (_, _, u) = best.ok_or_else(|| SimError::Mapping("no unit to map to".into()))?;
+    let (_, _, u) = best.ok_or(SimError::EmptySearchSpace { what: "single" })?;
     Ok(mapping_from_assignment(prep, &vec![u; nl]))
 }
 
@@ -83,7 +83,7 @@ pub fn even(prep: &PreparedScenario, units: &[usize]) -> Result<Mapping, SimErro
         }
     }
     if stage_units.is_empty() {
-        return Err(SimError::Mapping("no unit to map to".into()));
+        return Err(SimError::EmptySearchSpace { what: "even" });
     }
     let nl = prep.graph.layers.len();
     let n = stage_units.len().min(nl.max(1));
@@ -112,143 +112,205 @@ pub fn even(prep: &PreparedScenario, units: &[usize]) -> Result<Mapping, SimErro
 /// and each cut costs the transfer of the tensors crossing it (latency + bytes at the
 /// route's bottleneck bandwidth, or a copy within a device). A stage must fit its device's
 /// memory (weights + activations of the stage). The number of stages is chosen by the DP.
-/// Cost is O(2^U * L^2 * U^2) for U units, L layers; U is limited to 12.
-#[allow(clippy::needless_range_loop)] // indices address several tables at once
+/// Cost is O(2^U * L^2 * U^2) for U units, L layers; U is limited to [`PIPEEDGE_MAX_UNITS`].
 pub fn pipeedge(prep: &PreparedScenario, units: &[usize]) -> Result<Mapping, SimError> {
     let nu = units.len();
     if nu == 0 {
-        return Err(SimError::Mapping("no unit to map to".into()));
+        return Err(SimError::EmptySearchSpace { what: "pipeedge" });
     }
-    if nu > 12 {
+    if nu > PIPEEDGE_MAX_UNITS {
         return Err(SimError::Mapping(format!(
-            "pipeedge: {nu} units is too many for the exact DP (at most 12); restrict them \
-             with mapping.units"
+            "pipeedge: {nu} units is too many for the exact DP (at most {PIPEEDGE_MAX_UNITS}); \
+             restrict them with mapping.units"
         )));
     }
-    let g = &prep.graph;
-    let nl = g.layers.len();
-    // prefix compute per unit
-    let prefix: Vec<Vec<Time>> = units
-        .iter()
-        .map(|&u| {
-            let mut v = vec![0; nl + 1];
-            for l in 0..nl {
-                v[l + 1] = v[l] + prep.layer_ns[u][l];
-            }
-            v
-        })
-        .collect();
-    // bytes crossing the cut before layer i, and bytes held by a stage (weights + outputs)
-    let mut cut = vec![0u64; nl + 1];
-    for t in g.tensors.values() {
-        if let (Some(p), Some(&last)) = (t.producer, t.consumers.last()) {
-            for c in cut.iter_mut().take(last + 1).skip(p + 1) {
-                *c += t.bytes;
-            }
-        }
-    }
-    let mut mem_prefix = vec![0u64; nl + 1];
-    for l in 0..nl {
-        mem_prefix[l + 1] = mem_prefix[l] + g.layers[l].params_bytes + g.layers[l].output_bytes;
-    }
-    let limit = |k: usize| {
-        let d = prep.platform.units[units[k]].device;
-        (prep.platform.devices[d].memory_mb * 1024.0 * 1024.0) as u64
-    };
-    let xfer = |a: usize, b: usize, bytes: u64| -> Time {
-        let (ua, ub) = (units[a], units[b]);
-        let (da, db) = (
-            prep.platform.units[ua].device,
-            prep.platform.units[ub].device,
-        );
-        if ua == ub || bytes == 0 {
-            0
-        } else if da == db {
-            (bytes as f64 / prep.platform.device_copy_gbps(da)).round() as Time
-        } else {
-            match prep.network.route(da, db) {
-                Some(r) => r.latency_ns + (bytes as f64 / r.bottleneck).round() as Time,
-                None => Time::MAX,
-            }
-        }
-    };
-    let nm = 1usize << nu;
-    const INF: Time = Time::MAX;
-    // best[mask][i][k]: min bottleneck for layers [0, i) using `mask`, last stage on k
-    let idx = |m: usize, i: usize, k: usize| (m * (nl + 1) + i) * nu + k;
-    let mut best = vec![INF; nm * (nl + 1) * nu];
-    let mut from: Vec<(u32, u32, u8)> = vec![(0, 0, 0); nm * (nl + 1) * nu];
-    for k in 0..nu {
-        for j in 1..=nl {
-            if mem_prefix[j] <= limit(k) {
-                let m = 1 << k;
-                best[idx(m, j, k)] = prefix[k][j];
-                from[idx(m, j, k)] = (0, 0, u8::MAX);
-            }
-        }
-    }
-    for m in 1..nm {
-        for i in 1..nl {
-            for k in 0..nu {
-                let cur = best[idx(m, i, k)];
-                if cur == INF {
-                    continue;
-                }
-                for v in 0..nu {
-                    if m & (1 << v) != 0 {
-                        continue;
-                    }
-                    let t = xfer(k, v, cut[i]);
-                    if t == INF {
-                        continue;
-                    }
-                    let base = cur.max(t);
-                    let nm2 = m | (1 << v);
-                    for j in i + 1..=nl {
-                        if mem_prefix[j] - mem_prefix[i] > limit(v) {
-                            break;
-                        }
-                        let c = base.max(prefix[v][j] - prefix[v][i]);
-                        let e = idx(nm2, j, v);
-                        if c < best[e] {
-                            best[e] = c;
-                            from[e] = (m as u32, i as u32, k as u8);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    // fewest stages among equal bottlenecks, then lowest mask / unit for determinism
-    let mut end: Option<(Time, u32, usize, usize)> = None;
-    for m in 1..nm {
-        for k in 0..nu {
-            let c = best[idx(m, nl, k)];
-            if c != INF {
-                let key = (c, m.count_ones(), m, k);
-                if end.is_none_or(|e| key < e) {
-                    end = Some(key);
-                }
-            }
-        }
-    }
-    let Some((_, _, mut m, mut k)) = end else {
+    let mut dp = PipeEdgeDp::new(prep, units);
+    dp.first_stages();
+    dp.extend_stages();
+    let Some((m, k)) = dp.best_end() else {
         return Err(SimError::Mapping(
             "pipeedge: no set of stages fits the devices' memory".into(),
         ));
     };
-    let mut assign = vec![0usize; nl];
-    let mut j = nl;
-    loop {
-        let (pm, pi, pk) = from[idx(m, j, k)];
-        let i = if pk == u8::MAX { 0 } else { pi as usize };
-        for a in assign.iter_mut().take(j).skip(i) {
-            *a = units[k];
+    Ok(mapping_from_assignment(prep, &dp.assignment(m, k)))
+}
+
+/// Most units the exact PipeEdge DP accepts (its tables grow as 2^units).
+pub const PIPEEDGE_MAX_UNITS: usize = 12;
+
+/// Unreachable DP state.
+const INF: Time = Time::MAX;
+
+/// The tables of PipeEdge's DP: `best[mask][i][k]` is the smallest bottleneck for layers
+/// `[0, i)` on the units of `mask`, the last stage on unit `k` (indices into `units`).
+struct PipeEdgeDp<'a> {
+    prep: &'a PreparedScenario,
+    units: &'a [usize],
+    layers: usize,
+    // prefix[k][i]: compute time of layers [0, i) on unit k
+    prefix: Vec<Vec<Time>>,
+    // cut[i]: bytes crossing the cut before layer i
+    cut: Vec<u64>,
+    // mem_prefix[i]: bytes held by layers [0, i) (weights + outputs)
+    mem_prefix: Vec<u64>,
+    best: Vec<Time>,
+    // (previous mask, previous cut, previous unit; u8::MAX for a first stage)
+    from: Vec<(u32, u32, u8)>,
+}
+
+impl<'a> PipeEdgeDp<'a> {
+    fn new(prep: &'a PreparedScenario, units: &'a [usize]) -> Self {
+        let g = &prep.graph;
+        let nl = g.layers.len();
+        let prefix = units
+            .iter()
+            .map(|&u| {
+                let mut v = vec![0; nl + 1];
+                for l in 0..nl {
+                    v[l + 1] = v[l] + prep.layer_ns[u][l];
+                }
+                v
+            })
+            .collect();
+        let mut cut = vec![0u64; nl + 1];
+        for t in g.tensors.values() {
+            if let (Some(p), Some(&last)) = (t.producer, t.consumers.last()) {
+                for c in cut.iter_mut().take(last + 1).skip(p + 1) {
+                    *c += t.bytes;
+                }
+            }
         }
-        if pk == u8::MAX {
-            break;
+        let mut mem_prefix = vec![0u64; nl + 1];
+        for l in 0..nl {
+            mem_prefix[l + 1] = mem_prefix[l] + g.layers[l].params_bytes + g.layers[l].output_bytes;
         }
-        (m, j, k) = (pm as usize, i, pk as usize);
+        let size = (1usize << units.len()) * (nl + 1) * units.len();
+        PipeEdgeDp {
+            prep,
+            units,
+            layers: nl,
+            prefix,
+            cut,
+            mem_prefix,
+            best: vec![INF; size],
+            from: vec![(0, 0, 0); size],
+        }
     }
-    Ok(mapping_from_assignment(prep, &assign))
+
+    fn idx(&self, m: usize, i: usize, k: usize) -> usize {
+        (m * (self.layers + 1) + i) * self.units.len() + k
+    }
+
+    /// Memory of the device of unit `k` [bytes].
+    fn limit(&self, k: usize) -> u64 {
+        let d = self.prep.platform.units[self.units[k]].device;
+        (self.prep.platform.devices[d].memory_mb * 1024.0 * 1024.0) as u64
+    }
+
+    /// Time to move `bytes` from unit `a` to unit `b` (INF without a route).
+    fn xfer(&self, a: usize, b: usize, bytes: u64) -> Time {
+        let p = &self.prep.platform;
+        let (ua, ub) = (self.units[a], self.units[b]);
+        let (da, db) = (p.units[ua].device, p.units[ub].device);
+        if ua == ub || bytes == 0 {
+            0
+        } else if da == db {
+            (bytes as f64 / p.device_copy_gbps(da)).round() as Time
+        } else {
+            match self.prep.network.route(da, db) {
+                Some(r) => r.latency_ns + (bytes as f64 / r.bottleneck).round() as Time,
+                None => INF,
+            }
+        }
+    }
+
+    /// One-stage plans: layers [0, j) on unit k where they fit.
+    fn first_stages(&mut self) {
+        for k in 0..self.units.len() {
+            for j in 1..=self.layers {
+                if self.mem_prefix[j] <= self.limit(k) {
+                    let e = self.idx(1 << k, j, k);
+                    self.best[e] = self.prefix[k][j];
+                    self.from[e] = (0, 0, u8::MAX);
+                }
+            }
+        }
+    }
+
+    /// Adds a stage to every reachable state, masks in increasing order.
+    fn extend_stages(&mut self) {
+        let nu = self.units.len();
+        for m in 1..1usize << nu {
+            for i in 1..self.layers {
+                for k in 0..nu {
+                    let cur = self.best[self.idx(m, i, k)];
+                    if cur != INF {
+                        self.extend_state(m, i, k, cur);
+                    }
+                }
+            }
+        }
+    }
+
+    /// From state (mask `m`, layers [0, i), last unit `k`, bottleneck `cur`): a next stage
+    /// [i, j) on every unused unit `v`.
+    fn extend_state(&mut self, m: usize, i: usize, k: usize, cur: Time) {
+        for v in 0..self.units.len() {
+            if m & (1 << v) != 0 {
+                continue;
+            }
+            let t = self.xfer(k, v, self.cut[i]);
+            if t == INF {
+                continue;
+            }
+            let base = cur.max(t);
+            let nm2 = m | (1 << v);
+            for j in i + 1..=self.layers {
+                if self.mem_prefix[j] - self.mem_prefix[i] > self.limit(v) {
+                    break;
+                }
+                let c = base.max(self.prefix[v][j] - self.prefix[v][i]);
+                let e = self.idx(nm2, j, v);
+                if c < self.best[e] {
+                    self.best[e] = c;
+                    self.from[e] = (m as u32, i as u32, k as u8);
+                }
+            }
+        }
+    }
+
+    /// The final state with the smallest bottleneck: fewest stages among equals, then
+    /// lowest mask and unit (determinism).
+    fn best_end(&self) -> Option<(usize, usize)> {
+        let mut end: Option<(Time, u32, usize, usize)> = None;
+        for m in 1..1usize << self.units.len() {
+            for k in 0..self.units.len() {
+                let c = self.best[self.idx(m, self.layers, k)];
+                if c != INF {
+                    let key = (c, m.count_ones(), m, k);
+                    if end.is_none_or(|e| key < e) {
+                        end = Some(key);
+                    }
+                }
+            }
+        }
+        end.map(|(_, _, m, k)| (m, k))
+    }
+
+    /// The platform unit of each layer, walking back from final state (`m`, `k`).
+    fn assignment(&self, mut m: usize, mut k: usize) -> Vec<usize> {
+        let mut assign = vec![0usize; self.layers];
+        let mut j = self.layers;
+        loop {
+            let (pm, pi, pk) = self.from[self.idx(m, j, k)];
+            let i = if pk == u8::MAX { 0 } else { pi as usize };
+            for a in assign.iter_mut().take(j).skip(i) {
+                *a = self.units[k];
+            }
+            if pk == u8::MAX {
+                return assign;
+            }
+            (m, j, k) = (pm as usize, i, pk as usize);
+        }
+    }
 }

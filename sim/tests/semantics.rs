@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use dicesim_plan::graph::{Graph, Layer, TensorInfo};
+use dicesim_sim::engine::Engine;
 use dicesim_sim::platform::Platform;
 use dicesim_sim::report::Report;
-use dicesim_sim::{PreparedScenario, Workload};
+use dicesim_sim::{PreparedScenario, SimError, Workload};
 
 /// A graph from (name, flops, inputs, outputs) with every tensor `bytes` big.
 fn graph(layers: &[(&str, u64, &[&str], &[&str])], inputs: &[&str], bytes: u64) -> Graph {
@@ -108,9 +109,9 @@ fn one_unit_latency_is_sum_of_layer_times() {
     assert_eq!(m.partitions, 1);
 }
 
-#[test]
-fn two_devices_chain_latency_is_compute_plus_link() {
-    // 8 Mbit/s = 1 byte/us; 1000 bytes = 1 ms; latency 100 us
+/// Layer `a` (2 MFLOP) on d1 sends 1000 bytes to layer `b` (3 MFLOP) on d2; `link` (may be
+/// empty) joins them: 8 Mbit/s = 1 byte/us, so 1000 bytes take 1 ms, plus 100 us latency.
+fn two_device_chain(link: &str) -> PreparedScenario {
     let g = graph(
         &[
             ("a", 2 * MS, &["in"], &["x"]),
@@ -119,8 +120,15 @@ fn two_devices_chain_latency_is_compute_plus_link() {
         &["in"],
         1000,
     );
-    let link = "[[link]]\nname = \"l\"\nends = [\"d1\", \"d2\"]\nbandwidth_mbps = 8.0\nlatency_us = 100.0\n";
-    let ps = prep(g, platform(&["d1", "d2"], 1.0, 1.0, link), 1, 0);
+    prep(g, platform(&["d1", "d2"], 1.0, 1.0, link), 1, 0)
+}
+
+const CHAIN_LINK: &str =
+    "[[link]]\nname = \"l\"\nends = [\"d1\", \"d2\"]\nbandwidth_mbps = 8.0\nlatency_us = 100.0\n";
+
+#[test]
+fn two_devices_chain_latency_is_compute_plus_link() {
+    let ps = two_device_chain(CHAIN_LINK);
     let m = ps.evaluate_assignment(&[0, 1]).unwrap();
     assert_eq!(m.latency_max_ns, 2 * MS + 100_000 + MS + 3 * MS);
 }
@@ -368,4 +376,35 @@ fn window_bounds_frames_in_flight_and_latency_counts_from_admission() {
     ps.workload.window = Some(1);
     let m = ps.evaluate_assignment(&[0]).unwrap();
     assert_eq!((m.makespan_ns, m.latency_max_ns), (9 * 5 * MS + MS, MS));
+}
+
+#[test]
+fn the_engine_can_be_stepped_event_by_event() {
+    // the chain: job on d1 ends at 2 ms, the route latency at 2.1 ms, the flow drains at
+    // 3.1 ms, the job on d2 ends at 6.1 ms
+    let ps = two_device_chain(CHAIN_LINK);
+    let plan = ps.sim_plan(&[0, 1]);
+    let mut engine = Engine::new(ps.target(), &plan, true).unwrap();
+    engine.start();
+    let times: Vec<u64> = std::iter::from_fn(|| engine.step()).collect();
+    assert_eq!(
+        times,
+        vec![2 * MS, 2 * MS + 100_000, 3 * MS + 100_000, 6 * MS + 100_000]
+    );
+    assert_eq!(engine.outcome().transfers.len(), 1);
+    let out = engine.finish().unwrap();
+    assert_eq!(out.exit_ns, vec![6 * MS + 100_000]);
+}
+
+#[test]
+fn devices_without_a_route_are_a_typed_error() {
+    let ps = two_device_chain("");
+    let plan = ps.sim_plan(&[0, 1]);
+    match Engine::new(ps.target(), &plan, false) {
+        Err(SimError::NoRoute { from, to, .. }) => {
+            assert_eq!((from.as_str(), to.as_str()), ("d1", "d2"))
+        }
+        Err(e) => panic!("expected NoRoute, got {e}"),
+        Ok(_) => panic!("expected NoRoute, got an engine"),
+    }
 }

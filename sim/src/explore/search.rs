@@ -1,0 +1,383 @@
+//! The search's state (evaluations, cache, front archive, budget, generator) and the stages
+//! that spend the budget: baselines, the initial population, NSGA-II generations and
+//! refinement around the front.
+
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
+
+use super::nsga::{crowding, dominates, select, sort_front, tournament};
+use super::tuning::{
+    CROSSOVER_RATE, STALL_GENERATIONS, STRUCTURAL_RATE_LATER, STRUCTURAL_RATE_PARTITIONING,
+};
+use super::variation::neighbours;
+use super::{Baseline, Genome, Point, Reporter, Space, Stage};
+use crate::error::SimError;
+use crate::kernel::Rng;
+use crate::prepared::PreparedScenario;
+use crate::strategy;
+
+/// A population: (point index, rank, crowding distance) of each member.
+pub(crate) type Population = Vec<(usize, usize, f64)>;
+
+/// The evaluator shared by all stages: evaluation, cache, archive, budget.
+pub(crate) struct Search<'a> {
+    pub(crate) prep: &'a PreparedScenario,
+    pub(crate) space: Space,
+    pub(crate) budget: u64,
+    pub(crate) cache: HashMap<Genome, usize>,
+    pub(crate) points: Vec<Point>,
+    pub(crate) cache_hits: u64,
+    /// Indices into `points` of the feasible non-dominated ones.
+    pub(crate) archive: Vec<usize>,
+    pub(crate) rng: Rng,
+}
+
+/// Simulates one encoding and scores it (objectives, memory violation).
+pub(crate) fn evaluate(prep: &PreparedScenario, g: &Genome, eval: usize) -> Point {
+    let assign = g.assignment(prep.graph.layers.len());
+    let plan = prep.sim_plan(&assign);
+    let part_units: Vec<usize> = plan.parts.iter().map(|p| p.unit).collect();
+    let mib = 1024.0 * 1024.0;
+    let out = match prep.simulate(&plan, false) {
+        Ok(o) => o,
+        Err(_) => {
+            // e.g. two devices without a route: as bad as it gets
+            return Point {
+                eval,
+                genome: g.clone(),
+                obj: [f64::MAX; 4],
+                violation: 1e12,
+                partitions: plan.parts.len(),
+                part_units,
+            };
+        }
+    };
+    let mem = prep.memory_bytes(&plan);
+    let m = prep.metrics(&plan, &out, &mem);
+    let mut violation = 0.0;
+    let mut max_mb = 0.0f64;
+    for (d, &b) in mem.iter().enumerate() {
+        let need = b as f64 / mib;
+        let cap = prep.platform.devices[d].memory_mb;
+        max_mb = max_mb.max(need);
+        if need > cap {
+            violation += (need - cap) / cap;
+        }
+    }
+    Point {
+        eval,
+        genome: g.clone(),
+        obj: [
+            m.latency_p50_ns as f64 / 1e6,
+            -m.throughput_fps,
+            m.energy_mj_per_frame,
+            max_mb,
+        ],
+        violation,
+        partitions: plan.parts.len(),
+        part_units,
+    }
+}
+
+impl<'a> Search<'a> {
+    /// A search over `space` with `budget` evaluations, seeded by `seed`.
+    pub(crate) fn new(prep: &'a PreparedScenario, space: Space, budget: u64, seed: u64) -> Self {
+        Search {
+            prep,
+            space,
+            budget,
+            cache: HashMap::new(),
+            points: Vec::new(),
+            cache_hits: 0,
+            archive: Vec::new(),
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// Unique evaluations so far.
+    pub(crate) fn spent(&self) -> u64 {
+        self.points.len() as u64
+    }
+
+    /// Evaluates the new genomes of `batch` (in parallel, results in order) and returns the
+    /// point index of every genome of the batch (cached or new). With `force`, genomes are
+    /// evaluated even past the budget (baselines).
+    pub(crate) fn eval_batch(&mut self, batch: Vec<Genome>, force: bool) -> Vec<usize> {
+        let mut new: Vec<Genome> = Vec::new();
+        let mut idx = Vec::with_capacity(batch.len());
+        let mut pending: HashMap<Genome, usize> = HashMap::new();
+        let mut order: Vec<Option<usize>> = Vec::with_capacity(batch.len());
+        for g in batch {
+            if let Some(&i) = self.cache.get(&g) {
+                self.cache_hits += 1;
+                order.push(Some(i));
+                continue;
+            }
+            if let Some(&k) = pending.get(&g) {
+                self.cache_hits += 1;
+                order.push(Some(self.points.len() + k));
+                continue;
+            }
+            if !force && self.spent() + new.len() as u64 >= self.budget {
+                order.push(None);
+                continue;
+            }
+            pending.insert(g.clone(), new.len());
+            order.push(Some(self.points.len() + new.len()));
+            new.push(g);
+        }
+        let base = self.points.len();
+        let prep = self.prep;
+        let evaluated: Vec<Point> = new
+            .par_iter()
+            .enumerate()
+            .map(|(k, g)| evaluate(prep, g, base + k))
+            .collect();
+        for p in evaluated {
+            self.cache.insert(p.genome.clone(), p.eval);
+            self.insert_archive(p.eval, &p);
+            self.points.push(p);
+        }
+        for o in order.into_iter().flatten() {
+            idx.push(o);
+        }
+        idx
+    }
+
+    fn insert_archive(&mut self, i: usize, p: &Point) {
+        if !p.feasible() {
+            return;
+        }
+        let pts = &self.points;
+        // equal objectives: the earlier one stays
+        if self
+            .archive
+            .iter()
+            .any(|&a| pts[a].obj == p.obj || dominates(&pts[a].obj, &p.obj))
+        {
+            return;
+        }
+        self.archive.retain(|&a| !dominates(&p.obj, &pts[a].obj));
+        self.archive.push(i);
+    }
+
+    /// Objectives of the current feasible front.
+    pub(crate) fn front_points(&self) -> Vec<[f64; 4]> {
+        self.archive.iter().map(|&i| self.points[i].obj).collect()
+    }
+}
+
+impl Search<'_> {
+    /// Evaluates the baselines (even past the budget) and returns them: `single`, `even`,
+    /// `pipeedge` where the strategy applies, and the best `2way` cut; every single-unit
+    /// mapping is evaluated too.
+    pub(crate) fn baselines(&mut self, units: &[usize]) -> Result<Vec<Baseline>, SimError> {
+        let named = self.strategy_genomes(units)?;
+        let named_idx = self.eval_batch(named.iter().map(|(_, g)| g.clone()).collect(), true);
+        let singles = units
+            .iter()
+            .map(|&u| Genome {
+                cuts: vec![],
+                units: vec![u as u16],
+            })
+            .collect();
+        self.eval_batch(singles, true);
+        let two_idx = self.eval_batch(two_way_genomes(self.space.layers, units), true);
+        let mut baselines: Vec<Baseline> = named
+            .iter()
+            .zip(&named_idx)
+            .map(|((k, _), &i)| Baseline {
+                kind: k.to_string(),
+                point: self.points[i].clone(),
+            })
+            .collect();
+        if let Some(p) = self.best_by_latency(&two_idx) {
+            baselines.push(Baseline {
+                kind: "2way".into(),
+                point: p,
+            });
+        }
+        Ok(baselines)
+    }
+
+    /// The encodings the `single`, `even` and `pipeedge` strategies choose.
+    fn strategy_genomes(&self, units: &[usize]) -> Result<Vec<(&'static str, Genome)>, SimError> {
+        let prep = self.prep;
+        let mut named = Vec::new();
+        let strategies: [(&'static str, StrategyFn); 3] = [
+            ("single", strategy::single),
+            ("even", strategy::even),
+            ("pipeedge", strategy::pipeedge),
+        ];
+        for (name, f) in strategies {
+            if let Ok(m) = f(prep, units) {
+                named.push((name, Genome::from_assignment(&prep.assignment(&m)?)));
+            }
+        }
+        Ok(named)
+    }
+
+    /// Among `idx`, the feasible (else least violating) point of lowest latency, ties by
+    /// energy, then evaluation order.
+    fn best_by_latency(&self, idx: &[usize]) -> Option<Point> {
+        idx.iter()
+            .map(|&i| &self.points[i])
+            .min_by(|a, b| {
+                (!a.feasible(), a.violation)
+                    .partial_cmp(&(!b.feasible(), b.violation))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(a.obj[0].total_cmp(&b.obj[0]))
+                    .then(a.obj[2].total_cmp(&b.obj[2]))
+                    .then(a.eval.cmp(&b.eval))
+            })
+            .cloned()
+    }
+
+    /// Evaluates `n` random encodings and selects the first population from everything
+    /// evaluated so far (baselines included).
+    pub(crate) fn initial_population(&mut self, n: usize) -> Population {
+        let init: Vec<Genome> = (0..n).map(|_| self.random_genome()).collect();
+        self.eval_batch(init, false);
+        let all: Vec<usize> = (0..self.points.len()).collect();
+        select(&self.points, &all, n)
+    }
+
+    /// Spends the budget: generations of population size `n` until the budget is spent or
+    /// nothing new was evaluated for [`STALL_GENERATIONS`] generations.
+    pub(crate) fn evolve(&mut self, mut pop: Population, n: usize, reporter: &mut Reporter<'_>) {
+        let mut stalled = 0;
+        let mut refined: HashSet<usize> = HashSet::new();
+        while self.spent() < self.budget && stalled < STALL_GENERATIONS {
+            let before = self.spent();
+            let stage = Stage::at(self.spent(), self.budget);
+            let mut batch = Vec::new();
+            if stage == Stage::Refinement {
+                batch = self.refinement_batch(n, &mut refined);
+            }
+            if batch.is_empty() {
+                batch = self.generation(&pop, n, stage);
+            }
+            let idx = self.eval_batch(batch, false);
+            let mut cands: Vec<usize> = pop.iter().map(|p| p.0).collect();
+            cands.extend(idx);
+            pop = select(&self.points, &cands, n);
+            stalled = if self.spent() == before {
+                stalled + 1
+            } else {
+                0
+            };
+            reporter.report(self, stage, false);
+        }
+    }
+
+    /// Refinement: the unevaluated neighbours of front members not refined yet, extremes
+    /// first (largest crowding distance), at least until the batch holds `n`.
+    fn refinement_batch(&self, n: usize, refined: &mut HashSet<usize>) -> Vec<Genome> {
+        let mut front: Vec<usize> = self.archive.clone();
+        front.sort_unstable();
+        let members: Vec<&Point> = front.iter().map(|&i| &self.points[i]).collect();
+        let cd = crowding(&members, &(0..members.len()).collect::<Vec<_>>());
+        let mut order: Vec<(f64, usize)> = cd.into_iter().zip(front.iter().copied()).collect();
+        order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut batch = Vec::new();
+        for (_, f) in order {
+            if refined.contains(&f) {
+                continue;
+            }
+            if batch.len() >= n {
+                break;
+            }
+            refined.insert(f);
+            for nb in neighbours(self, &self.points[f].genome) {
+                if !self.cache.contains_key(&nb) {
+                    batch.push(nb);
+                }
+            }
+        }
+        batch
+    }
+
+    /// One NSGA-II generation of `n` offspring: binary tournaments on (rank, crowding),
+    /// crossover, mutation, acting on the cut structure mostly in the partitioning stage and
+    /// on the units mostly afterwards.
+    fn generation(&mut self, pop: &Population, n: usize, stage: Stage) -> Vec<Genome> {
+        let structural = if stage == Stage::Partitioning {
+            STRUCTURAL_RATE_PARTITIONING
+        } else {
+            STRUCTURAL_RATE_LATER
+        };
+        let mut batch = Vec::with_capacity(n);
+        for _ in 0..n {
+            let pa = tournament(&mut self.rng, pop);
+            let pb = tournament(&mut self.rng, pop);
+            let (ga, gb) = (
+                self.points[pa].genome.clone(),
+                self.points[pb].genome.clone(),
+            );
+            let structure = self.rng.next_f64() < structural;
+            let child = if self.rng.next_f64() < CROSSOVER_RATE {
+                if structure {
+                    self.crossover_structure(&ga, &gb)
+                } else {
+                    self.crossover_units(&ga, &gb)
+                }
+            } else {
+                ga
+            };
+            batch.push(if structure {
+                self.mutate_structure(&child)
+            } else {
+                self.mutate_units(&child)
+            });
+        }
+        batch
+    }
+
+    /// The feasible front, sorted; an error when nothing evaluated fits the devices.
+    pub(crate) fn feasible_front(&self, space_size: u128) -> Result<Vec<Point>, SimError> {
+        let mut front: Vec<Point> = self
+            .archive
+            .iter()
+            .map(|&i| self.points[i].clone())
+            .collect();
+        sort_front(&mut front);
+        if !front.is_empty() {
+            return Ok(front);
+        }
+        let least = self
+            .points
+            .iter()
+            .map(|p| p.violation)
+            .fold(f64::INFINITY, f64::min);
+        Err(SimError::Mapping(format!(
+            "no feasible mapping: all {} mappings evaluated (space of {} mappings) exceed a \
+             device's memory (smallest overrun {:.1}% of a device's memory)",
+            self.spent(),
+            space_size,
+            least * 100.0
+        )))
+    }
+}
+
+/// A strategy of [`crate::strategy`] as the baselines call it.
+type StrategyFn =
+    fn(&PreparedScenario, &[usize]) -> Result<dicesim_plan::mapping::Mapping, SimError>;
+
+/// Every cut point times every ordered pair of distinct units (Neurosurgeon-style 2-way).
+fn two_way_genomes(layers: usize, units: &[usize]) -> Vec<Genome> {
+    let mut out = Vec::new();
+    for c in 1..layers as u32 {
+        for &a in units {
+            for &b in units {
+                if a != b {
+                    out.push(Genome {
+                        cuts: vec![c],
+                        units: vec![a as u16, b as u16],
+                    });
+                }
+            }
+        }
+    }
+    out
+}

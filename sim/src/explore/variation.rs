@@ -1,0 +1,257 @@
+//! Variation: random encodings, mutation and crossover of the cut structure and of the
+//! units, and the local neighbours refinement tries. Every random choice comes from the
+//! search's seeded generator, in a fixed order.
+
+use super::search::Search;
+use super::tuning::{CLEAN_BIAS, MAX_SHIFT};
+use super::Genome;
+
+impl Search<'_> {
+    fn unit(&mut self) -> u16 {
+        self.space.units[self.rng.below(self.space.units.len() as u64) as usize] as u16
+    }
+
+    fn unit_except(&mut self, a: Option<u16>, b: Option<u16>) -> u16 {
+        let cands: Vec<u16> = self
+            .space
+            .units
+            .iter()
+            .map(|&u| u as u16)
+            .filter(|&u| Some(u) != a && Some(u) != b)
+            .collect();
+        if cands.is_empty() {
+            return self.unit();
+        }
+        cands[self.rng.below(cands.len() as u64) as usize]
+    }
+
+    fn cut_point(&mut self) -> u32 {
+        let nl = self.space.layers as u64;
+        if !self.space.clean_cuts.is_empty() && self.rng.next_f64() < CLEAN_BIAS {
+            self.space.clean_cuts[self.rng.below(self.space.clean_cuts.len() as u64) as usize]
+        } else {
+            1 + self.rng.below(nl - 1) as u32
+        }
+    }
+
+    pub(crate) fn random_genome(&mut self) -> Genome {
+        let k = 1 + self.rng.below(self.space.max_segments as u64) as usize;
+        let mut cuts: Vec<u32> = if self.space.layers > 1 {
+            (1..k).map(|_| self.cut_point()).collect()
+        } else {
+            Vec::new()
+        };
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut units: Vec<u16> = Vec::with_capacity(cuts.len() + 1);
+        for _ in 0..=cuts.len() {
+            let u = self.unit_except(units.last().copied(), None);
+            units.push(u);
+        }
+        self.fit(Genome { cuts, units })
+    }
+
+    /// Canonical and within the segment limit.
+    fn fit(&mut self, g: Genome) -> Genome {
+        let mut g = g.canonical(self.space.layers);
+        while g.units.len() > self.space.max_segments {
+            let i = self.rng.below(g.cuts.len() as u64) as usize;
+            g.cuts.remove(i);
+            // the merged segment keeps the left or the right unit
+            let drop = if self.rng.below(2) == 0 { i } else { i + 1 };
+            g.units.remove(drop);
+            g = g.canonical(self.space.layers);
+        }
+        g
+    }
+
+    pub(crate) fn mutate_structure(&mut self, g: &Genome) -> Genome {
+        let mut g = g.clone();
+        let nl = self.space.layers;
+        if nl < 2 {
+            return g;
+        }
+        match self.rng.below(4) {
+            3 => {
+                // paint a range [a, b) with another unit (e.g. offload a block: A-B-A)
+                let (x, y) = (self.cut_point(), self.cut_point());
+                let (a, b) = (x.min(y) as usize, x.max(y) as usize);
+                if a < b {
+                    let mut assign = g.assignment(nl);
+                    let u = self.unit_except(Some(assign[a] as u16), None) as usize;
+                    assign[a..b].fill(u);
+                    g = Genome::from_assignment(&assign);
+                }
+            }
+            0 if g.units.len() < self.space.max_segments => {
+                let c = self.cut_point();
+                let pos = g.cuts.partition_point(|&x| x < c);
+                if g.cuts.get(pos) != Some(&c) {
+                    let left = g.units[pos];
+                    let right = g.units.get(pos + 1).copied();
+                    let u = self.unit_except(Some(left), right);
+                    g.cuts.insert(pos, c);
+                    g.units.insert(pos + 1, u);
+                }
+            }
+            1 if !g.cuts.is_empty() => {
+                let i = self.rng.below(g.cuts.len() as u64) as usize;
+                g.cuts.remove(i);
+                let drop = if self.rng.below(2) == 0 { i } else { i + 1 };
+                g.units.remove(drop);
+            }
+            _ if !g.cuts.is_empty() => {
+                let i = self.rng.below(g.cuts.len() as u64) as usize;
+                let lo = if i == 0 { 1 } else { g.cuts[i - 1] + 1 };
+                let hi = g.cuts.get(i + 1).map_or(nl as u32 - 1, |&c| c - 1);
+                let clean: Vec<u32> = self
+                    .space
+                    .clean_cuts
+                    .iter()
+                    .copied()
+                    .filter(|&c| c >= lo && c <= hi)
+                    .collect();
+                if !clean.is_empty() && self.rng.next_f64() < CLEAN_BIAS {
+                    g.cuts[i] = clean[self.rng.below(clean.len() as u64) as usize];
+                } else if hi >= lo {
+                    g.cuts[i] = lo + self.rng.below((hi - lo + 1) as u64) as u32;
+                }
+            }
+            _ => {
+                return self.mutate_units(&g);
+            }
+        }
+        self.fit(g)
+    }
+
+    pub(crate) fn mutate_units(&mut self, g: &Genome) -> Genome {
+        let mut g = g.clone();
+        let n = g.units.len();
+        match self.rng.below(3) {
+            0 if n >= 2 => {
+                let a = self.rng.below(n as u64) as usize;
+                let b = self.rng.below(n as u64) as usize;
+                g.units.swap(a, b);
+            }
+            1 => {
+                // the other unit of the same device (cpu <-> gpu)
+                let s = self.rng.below(n as u64) as usize;
+                let u = g.units[s] as usize;
+                let dev = self.prep.platform.units[u].device;
+                let other: Vec<usize> = self
+                    .space
+                    .units
+                    .iter()
+                    .copied()
+                    .filter(|&v| v != u && self.prep.platform.units[v].device == dev)
+                    .collect();
+                g.units[s] = if other.is_empty() {
+                    self.unit_except(Some(u as u16), None)
+                } else {
+                    other[self.rng.below(other.len() as u64) as usize] as u16
+                };
+            }
+            _ => {
+                let s = self.rng.below(n as u64) as usize;
+                g.units[s] = self.unit_except(Some(g.units[s]), None);
+            }
+        }
+        self.fit(g)
+    }
+
+    pub(crate) fn crossover_structure(&mut self, a: &Genome, b: &Genome) -> Genome {
+        if self.space.layers < 2 {
+            return a.clone();
+        }
+        let x = self.cut_point() as usize;
+        let (aa, ab) = (
+            a.assignment(self.space.layers),
+            b.assignment(self.space.layers),
+        );
+        let child: Vec<usize> = aa[..x].iter().chain(&ab[x..]).copied().collect();
+        let g = Genome::from_assignment(&child);
+        self.fit(g)
+    }
+
+    pub(crate) fn crossover_units(&mut self, a: &Genome, b: &Genome) -> Genome {
+        let mut g = a.clone();
+        let ab = b.assignment(self.space.layers);
+        for s in 0..g.units.len() {
+            if self.rng.below(2) == 0 {
+                let first = if s == 0 { 0 } else { g.cuts[s - 1] as usize };
+                g.units[s] = ab[first] as u16;
+            }
+        }
+        self.fit(g)
+    }
+}
+
+/// Local neighbours of a genome (stage 3), in a fixed order.
+pub(crate) fn neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
+    let nl = s.space.layers as i64;
+    let mut out = Vec::new();
+    let mut push = |g: Genome| {
+        let g = g.canonical(nl as usize);
+        if g.units.len() <= s.space.max_segments {
+            out.push(g);
+        }
+    };
+    for i in 0..g.cuts.len() {
+        for d in shifts() {
+            let c = g.cuts[i] as i64 + d;
+            let lo = if i == 0 { 1 } else { g.cuts[i - 1] as i64 + 1 };
+            let hi = g.cuts.get(i + 1).map_or(nl - 1, |&c| c as i64 - 1);
+            if c >= lo && c <= hi {
+                let mut h = g.clone();
+                h.cuts[i] = c as u32;
+                push(h);
+            }
+        }
+    }
+    // move a boundary to any clean cut point between its neighbours
+    for i in 0..g.cuts.len() {
+        let lo = if i == 0 { 1 } else { g.cuts[i - 1] + 1 };
+        let hi = g.cuts.get(i + 1).map_or(nl as u32 - 1, |&c| c - 1);
+        for &c in s.space.clean_cuts.iter().filter(|&&c| c >= lo && c <= hi) {
+            if (c as i64 - g.cuts[i] as i64).abs() > MAX_SHIFT {
+                let mut h = g.clone();
+                h.cuts[i] = c;
+                push(h);
+            }
+        }
+    }
+    // shift a whole inner segment (both of its boundaries) by up to 3 layers
+    for i in 0..g.cuts.len().saturating_sub(1) {
+        for d in shifts() {
+            let (a, b) = (g.cuts[i] as i64 + d, g.cuts[i + 1] as i64 + d);
+            let lo = if i == 0 { 1 } else { g.cuts[i - 1] as i64 + 1 };
+            let hi = g.cuts.get(i + 2).map_or(nl - 1, |&c| c as i64 - 1);
+            if a >= lo && b <= hi {
+                let mut h = g.clone();
+                h.cuts[i] = a as u32;
+                h.cuts[i + 1] = b as u32;
+                push(h);
+            }
+        }
+    }
+    for a in 0..g.units.len() {
+        for b in a + 1..g.units.len() {
+            let mut h = g.clone();
+            h.units.swap(a, b);
+            push(h);
+        }
+        for &u in &s.space.units {
+            if u as u16 != g.units[a] {
+                let mut h = g.clone();
+                h.units[a] = u as u16;
+                push(h);
+            }
+        }
+    }
+    out
+}
+
+/// Boundary shifts tried by refinement: -MAX_SHIFT..=MAX_SHIFT without 0.
+fn shifts() -> impl Iterator<Item = i64> {
+    (-MAX_SHIFT..=MAX_SHIFT).filter(|&d| d != 0)
+}

@@ -1,0 +1,277 @@
+//! Shared resources: amounts of work (bytes of a transfer, bytes a job moves through memory)
+//! that progress at rates set by sharing the capacity of the resources they cross.
+//!
+//! The engine talks to a [`SharingModel`] only: start a flow, ask when the next one drains,
+//! take the drained ones (as dslab-network's `NetworkModel` does). [`MaxMinSharing`] is the
+//! model of SimGrid's flow model with factors of 1: every flow gets its max-min fair share of
+//! every resource on its route, re-shared whenever a flow starts or ends. It knows nothing of
+//! links or devices: a resource is a capacity, a route a list of resource indices. So the
+//! network's link directions and shared media are one user of it, and a device's memory
+//! bandwidth shared by jobs on several cores can be another, with its own capacities.
+
+use crate::kernel::Time;
+
+/// A model of flows sharing resources. Time is the engine's (integer ns); amounts and
+/// capacities are in any one unit (bytes and bytes/ns for the network).
+pub trait SharingModel<'r> {
+    /// Brings every active flow's remaining amount up to `now` at its current rate.
+    fn advance(&mut self, now: Time);
+
+    /// Starts a flow of `amount` over `route` (resource indices) at `now` and re-shares.
+    /// `tag` is the caller's name for the flow, handed back when it drains.
+    fn start(&mut self, now: Time, tag: u64, amount: f64, route: &'r [usize]);
+
+    /// Removes the flows that have drained by `now` (after [`SharingModel::advance`]), pushes
+    /// their tags in start order onto `done`, and re-shares among the others.
+    fn finish_due(&mut self, now: Time, done: &mut Vec<u64>);
+
+    /// When the next active flow drains, as computed at the last re-share (`None`: idle).
+    fn next_completion(&self) -> Option<Time>;
+}
+
+/// One active flow.
+#[derive(Debug, Clone)]
+struct ActiveFlow {
+    tag: u64,
+    remaining: f64,
+    rate: f64,
+}
+
+/// Max-min fair sharing of resources with fixed capacities (progressive filling).
+#[derive(Debug, Clone)]
+pub struct MaxMinSharing<'r> {
+    capacity: Vec<f64>,
+    flows: Vec<ActiveFlow>,
+    // routes[i]: resources of flows[i] (kept apart so the solver reads them as one slice)
+    routes: Vec<&'r [usize]>,
+    rates: Vec<f64>,
+    scratch: MaxMinScratch,
+    // time up to which `remaining` is accounted
+    updated: Time,
+    next: Option<Time>,
+}
+
+/// A flow that has drained at least this far is finished (rounding of `rate * dt`).
+const DRAINED: f64 = 1e-3;
+
+impl<'r> MaxMinSharing<'r> {
+    /// A model over resources of the given capacities (amount per ns).
+    pub fn new(capacity: Vec<f64>) -> Self {
+        MaxMinSharing {
+            capacity,
+            flows: Vec::new(),
+            routes: Vec::new(),
+            rates: Vec::new(),
+            scratch: MaxMinScratch::default(),
+            updated: 0,
+            next: None,
+        }
+    }
+
+    /// Re-solves the rates and the next completion time.
+    fn reshare(&mut self, now: Time) {
+        self.next = None;
+        if self.flows.is_empty() {
+            return;
+        }
+        max_min_rates(
+            &self.capacity,
+            &self.routes,
+            &mut self.rates,
+            &mut self.scratch,
+        );
+        let mut dt = f64::INFINITY;
+        for (fl, &r) in self.flows.iter_mut().zip(&self.rates) {
+            fl.rate = r;
+            dt = dt.min(fl.remaining.max(0.0) / r);
+        }
+        self.next = Some(now + dt.ceil() as Time);
+    }
+
+    /// Indices of the drained flows; if rounding left every flow a hair short, the one
+    /// closest to draining (the first of equals).
+    fn drained(&self) -> Vec<usize> {
+        let done: Vec<usize> = (0..self.flows.len())
+            .filter(|&i| self.flows[i].remaining <= DRAINED)
+            .collect();
+        if !done.is_empty() {
+            return done;
+        }
+        self.flows
+            .iter()
+            .enumerate()
+            .min_by(|a, b| (a.1.remaining / a.1.rate).total_cmp(&(b.1.remaining / b.1.rate)))
+            .map(|(i, _)| vec![i])
+            .unwrap_or_default()
+    }
+}
+
+impl<'r> SharingModel<'r> for MaxMinSharing<'r> {
+    fn advance(&mut self, now: Time) {
+        let dt = (now - self.updated) as f64;
+        for fl in self.flows.iter_mut() {
+            fl.remaining -= fl.rate * dt;
+        }
+        self.updated = now;
+    }
+
+    fn start(&mut self, now: Time, tag: u64, amount: f64, route: &'r [usize]) {
+        self.advance(now);
+        self.flows.push(ActiveFlow {
+            tag,
+            remaining: amount,
+            rate: 0.0,
+        });
+        self.routes.push(route);
+        self.reshare(now);
+    }
+
+    fn finish_due(&mut self, now: Time, done: &mut Vec<u64>) {
+        let drained = self.drained();
+        let first = done.len();
+        // removing from the back keeps the lower indices valid; tags are then put back in
+        // start order
+        for &i in drained.iter().rev() {
+            done.push(self.flows.remove(i).tag);
+            self.routes.remove(i);
+        }
+        done[first..].reverse();
+        self.reshare(now);
+    }
+
+    fn next_completion(&self) -> Option<Time> {
+        self.next
+    }
+}
+
+/// Max-min fair rates by progressive filling.
+///
+/// `flows[i]` lists the resources flow `i` crosses; `capacity[r]` is resource r's capacity.
+/// Writes each flow's rate into `rates`. `scratch` buffers are reused between calls to
+/// avoid allocation. Every flow with a non-empty route gets a positive rate.
+pub fn max_min_rates(
+    capacity: &[f64],
+    flows: &[&[usize]],
+    rates: &mut Vec<f64>,
+    scratch: &mut MaxMinScratch,
+) {
+    rates.clear();
+    rates.resize(flows.len(), 0.0);
+    scratch.reset(capacity, flows);
+    let mut left = flows.iter().filter(|f| !f.is_empty()).count();
+    for (i, f) in flows.iter().enumerate() {
+        if f.is_empty() {
+            scratch.frozen[i] = true;
+            rates[i] = f64::INFINITY;
+        }
+    }
+    while left > 0 {
+        let Some((best, share)) = scratch.most_constrained() else {
+            break;
+        };
+        for (i, f) in flows.iter().enumerate() {
+            if !scratch.frozen[i] && f.contains(&best) {
+                scratch.frozen[i] = true;
+                rates[i] = share;
+                left -= 1;
+                for &r in f.iter() {
+                    scratch.remaining[r] -= share;
+                    scratch.count[r] -= 1;
+                }
+            }
+        }
+    }
+}
+
+/// Reusable buffers for [`max_min_rates`].
+#[derive(Debug, Default, Clone)]
+pub struct MaxMinScratch {
+    remaining: Vec<f64>,
+    count: Vec<u32>,
+    frozen: Vec<bool>,
+}
+
+impl MaxMinScratch {
+    fn reset(&mut self, capacity: &[f64], flows: &[&[usize]]) {
+        self.remaining.clear();
+        self.remaining.extend_from_slice(capacity);
+        self.count.clear();
+        self.count.resize(capacity.len(), 0);
+        self.frozen.clear();
+        self.frozen.resize(flows.len(), false);
+        for f in flows {
+            for &r in f.iter() {
+                self.count[r] += 1;
+            }
+        }
+    }
+
+    /// The resource whose equal share is the smallest, and that share. It fixes the rate of
+    /// every flow crossing it; ties go to the lowest index so the outcome never depends on
+    /// iteration accidents.
+    fn most_constrained(&self) -> Option<(usize, f64)> {
+        let mut best = None;
+        let mut share = f64::INFINITY;
+        for (r, &n) in self.count.iter().enumerate() {
+            if n > 0 {
+                let x = self.remaining[r].max(0.0) / n as f64;
+                if x < share {
+                    share = x;
+                    best = Some(r);
+                }
+            }
+        }
+        best.map(|r| (r, share))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_min_classic() {
+        // r0 cap 1, r1 cap 2; f0 on r0, f1 on r0+r1, f2 on r1
+        let cap = [1.0, 2.0];
+        let flows: Vec<&[usize]> = vec![&[0], &[0, 1], &[1]];
+        let mut rates = Vec::new();
+        max_min_rates(&cap, &flows, &mut rates, &mut MaxMinScratch::default());
+        assert_eq!(rates, vec![0.5, 0.5, 1.5]);
+    }
+
+    #[test]
+    fn flows_share_then_the_survivor_speeds_up() {
+        // two flows of 100 on one resource of capacity 1: both at 0.5; the shorter (50)
+        // drains at t = 100, then the other runs alone at 1.0 and drains at t = 150
+        let route = [0usize];
+        let mut m = MaxMinSharing::new(vec![1.0]);
+        m.start(0, 7, 100.0, &route);
+        m.start(0, 8, 50.0, &route);
+        assert_eq!(m.next_completion(), Some(100));
+        let mut done = Vec::new();
+        m.advance(100);
+        m.finish_due(100, &mut done);
+        assert_eq!(done, vec![8]);
+        assert_eq!(m.next_completion(), Some(150));
+        m.advance(150);
+        m.finish_due(150, &mut done);
+        assert_eq!(done, vec![8, 7]);
+        assert_eq!(m.next_completion(), None);
+    }
+
+    #[test]
+    fn disjoint_resources_do_not_interfere() {
+        // a memory-bandwidth-like use: two jobs on two resources, one job on both
+        let (a, b, ab) = ([0usize], [1usize], [0usize, 1]);
+        let mut m = MaxMinSharing::new(vec![2.0, 2.0]);
+        m.start(0, 1, 10.0, &a);
+        m.start(0, 2, 10.0, &b);
+        m.start(0, 3, 10.0, &ab);
+        // each resource: two flows at 1.0 -> every flow drains at t = 10
+        assert_eq!(m.next_completion(), Some(10));
+        let mut done = Vec::new();
+        m.advance(10);
+        m.finish_due(10, &mut done);
+        assert_eq!(done, vec![1, 2, 3]);
+    }
+}
