@@ -157,7 +157,7 @@ fn binary(x: &Tensor, y: &Tensor, op: &str) -> R<Tensor> {
     .map_err(te)
 }
 
-/// Runs one layer.
+/// Runs one layer: dispatches on the operator to its family's function.
 pub fn run_node(
     step: &Step,
     env: &HashMap<String, Tensor>,
@@ -168,7 +168,37 @@ pub fn run_node(
     let a = Attrs::new(node, &step.name);
     let ins = Ins { node, env, consts };
     let op = node.op_type();
-    let one = |t: Result<Tensor, tch::TchError>| -> R<Vec<Tensor>> { Ok(vec![t.map_err(te)?]) };
+    match op {
+        "Conv" | "Gemm" | "MatMul" => conv(op, &ins, &a),
+        "MaxPool" | "AveragePool" | "GlobalAveragePool" | "GlobalMaxPool" => pool(op, &ins, &a),
+        "BatchNormalization" | "LRN" => normalization(op, &ins, &a),
+        "Relu" | "Sigmoid" | "Tanh" | "Exp" | "Log" | "Sqrt" | "Neg" | "Abs" | "Reciprocal"
+        | "Erf" | "Floor" | "Ceil" | "Softplus" | "HardSwish" | "Gelu" => unary(op, &ins, &a),
+        "LeakyRelu" | "PRelu" | "Elu" | "HardSigmoid" | "Clip" => activation(op, &ins, &a, opset),
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" | "Mean" => {
+            elementwise(op, &ins)
+        }
+        "Concat" | "Split" | "Slice" => slicing(op, &ins, &a, opset),
+        "Flatten" | "Reshape" | "Transpose" | "Squeeze" | "Unsqueeze" => reshaping(op, &ins, &a),
+        "Softmax" | "LogSoftmax" | "Dropout" | "Identity" => softmax(op, &ins, &a, opset),
+        "Resize" | "Upsample" => resize(op, &ins, &a, opset),
+        "Pad" => pad(&ins, &a, opset),
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "Cast" | "Shape" | "Expand"
+        | "Gather" => reduce(op, &ins, &a),
+        o => Err(unsupported(o)),
+    }
+}
+
+fn unsupported(op: &str) -> String {
+    format!("operator {op} is not supported by the tch backend")
+}
+
+fn one(t: Result<Tensor, tch::TchError>) -> R<Vec<Tensor>> {
+    Ok(vec![t.map_err(te)?])
+}
+
+/// Convolution and matrix products.
+fn conv(op: &str, ins: &Ins<'_>, a: &Attrs<'_>) -> R<Vec<Tensor>> {
     match op {
         "Conv" => {
             let x = ins.t(0)?;
@@ -178,7 +208,7 @@ pub fn run_node(
             let k = kernel.len();
             let strides = a.ints("strides").unwrap_or_else(|| vec![1; k]);
             let dil = a.ints("dilations").unwrap_or_else(|| vec![1; k]);
-            let pads = spatial_pads(&a, &x.size(), &kernel, &strides, &dil)?;
+            let pads = spatial_pads(a, &x.size(), &kernel, &strides, &dil)?;
             let (xp, pad) = apply_pads(x, &pads, 0.0, &vec![i64::MAX; k])?;
             one(xp.f_convolution(
                 w,
@@ -217,6 +247,13 @@ pub fn run_node(
             Ok(vec![y])
         }
         "MatMul" => one(ins.t(0)?.f_matmul(ins.t(1)?)),
+        o => Err(unsupported(o)),
+    }
+}
+
+/// Pooling.
+fn pool(op: &str, ins: &Ins<'_>, a: &Attrs<'_>) -> R<Vec<Tensor>> {
+    match op {
         "MaxPool" | "AveragePool" => {
             let x = ins.t(0)?;
             let kernel = a
@@ -228,7 +265,7 @@ pub fn run_node(
             }
             let strides = a.ints("strides").unwrap_or_else(|| vec![1; k]);
             let dil = a.ints("dilations").unwrap_or_else(|| vec![1; k]);
-            let pads = spatial_pads(&a, &x.size(), &kernel, &strides, &dil)?;
+            let pads = spatial_pads(a, &x.size(), &kernel, &strides, &dil)?;
             let ceil = a.int("ceil_mode", 0) != 0;
             let half: Vec<i64> = kernel.iter().map(|k| k / 2).collect();
             if op == "MaxPool" {
@@ -267,6 +304,13 @@ pub fn run_node(
                 one(x.f_amax(dims.as_slice(), true))
             }
         }
+        o => Err(unsupported(o)),
+    }
+}
+
+/// Normalizations.
+fn normalization(op: &str, ins: &Ins<'_>, a: &Attrs<'_>) -> R<Vec<Tensor>> {
+    match op {
         "BatchNormalization" => one(ins.t(0)?.f_batch_norm(
             ins.opt(1)?,
             ins.opt(2)?,
@@ -301,6 +345,13 @@ pub fn run_node(
                 .map_err(te)?;
             one(x.f_div(&div))
         }
+        o => Err(unsupported(o)),
+    }
+}
+
+/// Element-wise functions of one tensor.
+fn unary(op: &str, ins: &Ins<'_>, a: &Attrs<'_>) -> R<Vec<Tensor>> {
+    match op {
         "Relu" => one(ins.t(0)?.f_relu()),
         "Sigmoid" => one(ins.t(0)?.f_sigmoid()),
         "Tanh" => one(ins.t(0)?.f_tanh()),
@@ -316,6 +367,14 @@ pub fn run_node(
         "Softplus" => one(ins.t(0)?.f_softplus()),
         "HardSwish" => one(ins.t(0)?.f_hardswish()),
         "Gelu" => one(ins.t(0)?.f_gelu(&a.string("approximate", "none"))),
+        o => Err(unsupported(o)),
+    }
+}
+
+/// Activations with parameters.
+fn activation(op: &str, ins: &Ins<'_>, a: &Attrs<'_>, opset: i64) -> R<Vec<Tensor>> {
+    let node = ins.node;
+    match op {
         "LeakyRelu" | "PRelu" | "Elu" => {
             let x = ins.t(0)?;
             let pos = x.f_relu().map_err(te)?;
@@ -361,6 +420,14 @@ pub fn run_node(
             };
             one(x.f_clamp(lo, hi))
         }
+        o => Err(unsupported(o)),
+    }
+}
+
+/// Element-wise operators of two or more tensors.
+fn elementwise(op: &str, ins: &Ins<'_>) -> R<Vec<Tensor>> {
+    let node = ins.node;
+    match op {
         "Add" | "Sub" | "Mul" | "Div" | "Pow" => one_r(binary(ins.t(0)?, ins.t(1)?, op)),
         "Max" | "Min" | "Sum" | "Mean" => {
             let mut acc = ins.t(0)?.shallow_clone();
@@ -372,6 +439,14 @@ pub fn run_node(
             }
             Ok(vec![acc])
         }
+        o => Err(unsupported(o)),
+    }
+}
+
+/// Joining and cutting tensors.
+fn slicing(op: &str, ins: &Ins<'_>, a: &Attrs<'_>, opset: i64) -> R<Vec<Tensor>> {
+    let node = ins.node;
+    match op {
         "Concat" => {
             let ts: Vec<&Tensor> = (0..node.input.len()).map(|i| ins.t(i)).collect::<R<_>>()?;
             let rank = ts.first().map(|t| t.dim() as i64).unwrap_or(1);
@@ -428,6 +503,13 @@ pub fn run_node(
             }
             Ok(vec![y])
         }
+        o => Err(unsupported(o)),
+    }
+}
+
+/// Shape changes.
+fn reshaping(op: &str, ins: &Ins<'_>, a: &Attrs<'_>) -> R<Vec<Tensor>> {
+    match op {
         "Flatten" => {
             let x = ins.t(0)?;
             let s = x.size();
@@ -485,6 +567,14 @@ pub fn run_node(
             }
             Ok(vec![y])
         }
+        o => Err(unsupported(o)),
+    }
+}
+
+/// Softmax, Dropout and Identity.
+fn softmax(op: &str, ins: &Ins<'_>, a: &Attrs<'_>, opset: i64) -> R<Vec<Tensor>> {
+    let node = ins.node;
+    match op {
         "Softmax" | "LogSoftmax" => {
             let x = ins.t(0)?;
             let s = x.size();
@@ -522,6 +612,13 @@ pub fn run_node(
             }
             Ok(v)
         }
+        o => Err(unsupported(o)),
+    }
+}
+
+/// Nearest-neighbour resizing.
+fn resize(op: &str, ins: &Ins<'_>, a: &Attrs<'_>, opset: i64) -> R<Vec<Tensor>> {
+    match op {
         "Resize" | "Upsample" => {
             let x = ins.t(0)?;
             let mode = a.string("mode", "nearest");
@@ -559,41 +656,50 @@ pub fn run_node(
             };
             one(x.f_upsample_nearest2d(out, sh, sw))
         }
-        "Pad" => {
-            let x = ins.t(0)?;
-            let pads = match a.ints("pads") {
-                Some(p) if opset < 11 => p,
-                _ => ins.ints(1)?.ok_or("Pad needs pads")?,
-            };
-            let value = if opset < 11 {
-                a.float("value", 0.0) as f64
-            } else {
-                ins.floats(2)?
-                    .and_then(|v| v.first().copied())
-                    .unwrap_or(0.0)
-            };
-            let mode = a.string("mode", "constant");
-            let r = x.dim();
-            if pads.len() != 2 * r {
-                return Err(format!("Pad: {} pads for rank {r}", pads.len()));
-            }
-            // Only the trailing dims that are padded, as torch wants for reflect/replicate.
-            let first = (0..r)
-                .find(|&i| pads[i] != 0 || pads[i + r] != 0)
-                .unwrap_or(r);
-            let sub: Vec<i64> = pads[first..r]
-                .iter()
-                .chain(&pads[r + first..])
-                .copied()
-                .collect();
-            let tp = torch_pads(&sub);
-            match mode.as_str() {
-                "constant" => one(x.f_pad(tp, "constant", Some(value))),
-                "reflect" => one(x.f_pad(tp, "reflect", None)),
-                "edge" => one(x.f_pad(tp, "replicate", None)),
-                m => Err(format!("Pad mode '{m}' is not supported")),
-            }
-        }
+        o => Err(unsupported(o)),
+    }
+}
+
+/// Padding (constant, reflect, edge).
+fn pad(ins: &Ins<'_>, a: &Attrs<'_>, opset: i64) -> R<Vec<Tensor>> {
+    let x = ins.t(0)?;
+    let pads = match a.ints("pads") {
+        Some(p) if opset < 11 => p,
+        _ => ins.ints(1)?.ok_or("Pad needs pads")?,
+    };
+    let value = if opset < 11 {
+        a.float("value", 0.0) as f64
+    } else {
+        ins.floats(2)?
+            .and_then(|v| v.first().copied())
+            .unwrap_or(0.0)
+    };
+    let mode = a.string("mode", "constant");
+    let r = x.dim();
+    if pads.len() != 2 * r {
+        return Err(format!("Pad: {} pads for rank {r}", pads.len()));
+    }
+    // Only the trailing dims that are padded, as torch wants for reflect/replicate.
+    let first = (0..r)
+        .find(|&i| pads[i] != 0 || pads[i + r] != 0)
+        .unwrap_or(r);
+    let sub: Vec<i64> = pads[first..r]
+        .iter()
+        .chain(&pads[r + first..])
+        .copied()
+        .collect();
+    let tp = torch_pads(&sub);
+    match mode.as_str() {
+        "constant" => one(x.f_pad(tp, "constant", Some(value))),
+        "reflect" => one(x.f_pad(tp, "reflect", None)),
+        "edge" => one(x.f_pad(tp, "replicate", None)),
+        m => Err(format!("Pad mode '{m}' is not supported")),
+    }
+}
+
+/// Reductions, casts and indexing.
+fn reduce(op: &str, ins: &Ins<'_>, a: &Attrs<'_>) -> R<Vec<Tensor>> {
+    match op {
         "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => {
             let x = ins.t(0)?;
             let r = x.dim() as i64;
@@ -646,7 +752,7 @@ pub fn run_node(
             shape.extend(&x.size()[axis as usize + 1..]);
             one(g.f_reshape(shape))
         }
-        o => Err(format!("operator {o} is not supported by the tch backend")),
+        o => Err(unsupported(o)),
     }
 }
 
