@@ -215,6 +215,8 @@ impl TchSession {
             let bytes: &[u8] = if nbytes == 0 {
                 &[]
             } else {
+                // SAFETY: as above; `t` outlives `bytes`, which is only read before the loop
+                // moves on.
                 unsafe { std::slice::from_raw_parts(t.data_ptr() as *const u8, nbytes) }
             };
             out(name, dtype, &shape, bytes);
