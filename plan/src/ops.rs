@@ -336,506 +336,38 @@ pub fn infer(
     n_outputs: usize,
     opset: i64,
 ) -> Result<Vec<(Shape, i32)>, String> {
-    let x0 = input(ins, 0, a);
-    let dt0 = x0.as_ref().map(|x| x.dtype).unwrap_or(dtype::FLOAT);
-    let first = |s: Shape| -> Result<Vec<(Shape, i32)>, String> { Ok(vec![(s, dt0)]) };
+    let n = OpNode {
+        op,
+        a,
+        ins,
+        n_outputs,
+        opset,
+    };
     match op {
-        _ if UNARY_SAME.contains(&op) => {
-            let x = x0?;
-            let mut outs = vec![(x.shape.clone(), x.dtype)];
-            if op == "Dropout" && n_outputs > 1 {
-                // The mask is of the input's type before Dropout-12, bool since.
-                let mask = if opset < 12 { x.dtype } else { dtype::BOOL };
-                outs.push((x.shape.clone(), mask));
-            }
-            if op == "BatchNormalization" && n_outputs > 1 {
-                return Err(a.err("BatchNormalization in training mode (several outputs) is not supported; export the model in eval mode"));
-            }
-            Ok(outs)
-        }
-        _ if BROADCAST.contains(&op) => {
-            let present: Vec<&In> = ins.iter().flatten().collect();
-            if present.is_empty() {
-                return Err(a.err("no inputs"));
-            }
-            if opset < 7 && a.int("broadcast", 0) == 1 {
-                return Err(a.err("legacy broadcast attribute (opset < 7) is not supported; convert the model to opset 9 or later"));
-            }
-            let shapes: Vec<&[usize]> = present.iter().map(|x| x.shape.as_slice()).collect();
-            let s = broadcast(&shapes, a)?;
-            let dt = match op {
-                "Equal" | "Greater" | "Less" | "And" | "Or" => dtype::BOOL,
-                "Where" => present.get(1).map(|x| x.dtype).unwrap_or(dtype::FLOAT),
-                _ => present[0].dtype,
-            };
-            Ok(vec![(s, dt)])
-        }
-        "Conv" => {
-            let x = x0?;
-            let w = input(ins, 1, a)?;
-            need_rank(x, 3, a, "input X")?;
-            if w.shape.len() != x.shape.len() {
-                return Err(a.err(format!(
-                    "weight shape {:?} does not match input shape {:?}",
-                    w.shape, x.shape
-                )));
-            }
-            let g = a.int("group", 1).max(1) as usize;
-            if x.shape[1] != w.shape[1] * g {
-                return Err(a.err(format!(
-                    "input has {} channels but weight {:?} with group {g} expects {}",
-                    x.shape[1],
-                    w.shape,
-                    w.shape[1] * g
-                )));
-            }
-            let kernel: Vec<usize> = w.shape[2..].to_vec();
-            let win = window_attrs(a, kernel)?;
-            let sp = window_out(
-                a,
-                &x.shape[2..],
-                &win.kernel,
-                &win.strides,
-                &win.dil,
-                &win.pads,
-                &win.auto_pad,
-                false,
-            )?;
-            let mut s = vec![x.shape[0], w.shape[0]];
-            s.extend(sp);
-            first(s)
-        }
-        "ConvTranspose" => {
-            let x = x0?;
-            let w = input(ins, 1, a)?;
-            need_rank(x, 3, a, "input X")?;
-            let g = a.int("group", 1).max(1) as usize;
-            let n = x.shape.len() - 2;
-            let kernel: Vec<usize> = w.shape[2..].to_vec();
-            let win = window_attrs(a, kernel)?;
-            let out_pad = a.ints("output_padding").unwrap_or_else(|| vec![0; n]);
-            let mut s = vec![x.shape[0], w.shape[1] * g];
-            if let Some(os) = a.ints("output_shape") {
-                let os = &os[os.len().saturating_sub(n)..];
-                s.extend(os.iter().map(|&d| d as usize));
-            } else {
-                for i in 0..n {
-                    let xi = x.shape[2 + i] as i64;
-                    let o = if win.auto_pad.starts_with("SAME") {
-                        xi * win.strides[i]
-                    } else {
-                        win.strides[i] * (xi - 1)
-                            + out_pad.get(i).copied().unwrap_or(0)
-                            + (win.kernel[i] as i64 - 1) * win.dil[i]
-                            + 1
-                            - win.pads[i]
-                            - win.pads[i + n]
-                    };
-                    if o <= 0 {
-                        return Err(a.err("output size would be empty"));
-                    }
-                    s.push(o as usize);
-                }
-            }
-            first(s)
-        }
-        "MaxPool" | "AveragePool" => {
-            let x = x0?;
-            need_rank(x, 3, a, "input X")?;
-            let k: Vec<usize> = a
-                .ints("kernel_shape")
-                .ok_or_else(|| a.err("attribute kernel_shape is missing"))?
-                .iter()
-                .map(|&k| k.max(1) as usize)
-                .collect();
-            if k.len() != x.shape.len() - 2 {
-                return Err(a.err(format!(
-                    "kernel_shape {k:?} does not fit input shape {:?}",
-                    x.shape
-                )));
-            }
-            let win = window_attrs(a, k)?;
-            let sp = window_out(
-                a,
-                &x.shape[2..],
-                &win.kernel,
-                &win.strides,
-                &win.dil,
-                &win.pads,
-                &win.auto_pad,
-                a.int("ceil_mode", 0) == 1,
-            )?;
-            let mut s = vec![x.shape[0], x.shape[1]];
-            s.extend(sp);
-            let mut outs = vec![(s.clone(), x.dtype)];
-            if n_outputs > 1 {
-                outs.push((s, dtype::INT64));
-            }
-            Ok(outs)
-        }
-        "GlobalAveragePool" | "GlobalMaxPool" => {
-            let x = x0?;
-            need_rank(x, 3, a, "input X")?;
-            let mut s = x.shape[..2].to_vec();
-            s.extend(std::iter::repeat_n(1, x.shape.len() - 2));
-            first(s)
-        }
-        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => {
-            let x = x0?;
-            let keep = a.int("keepdims", 1) == 1;
-            let axes = axes_of(ins, a, 1);
-            let r = x.shape.len();
-            let axes: Vec<usize> = match axes {
-                Some(v) if !v.is_empty() => v
-                    .iter()
-                    .map(|&ax| norm_axis(ax, r, a))
-                    .collect::<Result<_, _>>()?,
-                _ => (0..r).collect(),
-            };
-            let mut s = Vec::new();
-            for (i, &d) in x.shape.iter().enumerate() {
-                if axes.contains(&i) {
-                    if keep {
-                        s.push(1);
-                    }
-                } else {
-                    s.push(d);
-                }
-            }
-            first(s)
-        }
-        "ArgMax" => {
-            let x = x0?;
-            let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
-            let mut s = x.shape.clone();
-            if a.int("keepdims", 1) == 1 {
-                s[ax] = 1;
-            } else {
-                s.remove(ax);
-            }
-            Ok(vec![(s, dtype::INT64)])
-        }
-        "Gemm" => {
-            let am = x0?;
-            let b = input(ins, 1, a)?;
-            if am.shape.len() != 2 || b.shape.len() != 2 {
-                return Err(a.err(format!(
-                    "Gemm needs 2-d inputs, got {:?} and {:?} (insert a Flatten before it)",
-                    am.shape, b.shape
-                )));
-            }
-            let (m, k) = if a.int("transA", 0) == 1 {
-                (am.shape[1], am.shape[0])
-            } else {
-                (am.shape[0], am.shape[1])
-            };
-            let (kb, n) = if a.int("transB", 0) == 1 {
-                (b.shape[1], b.shape[0])
-            } else {
-                (b.shape[0], b.shape[1])
-            };
-            if k != kb {
-                return Err(a.err(format!(
-                    "inner dimensions differ: A {:?} and B {:?} (transA/transB considered)",
-                    am.shape, b.shape
-                )));
-            }
-            first(vec![m, n])
-        }
-        "MatMul" => {
-            let am = x0?;
-            let b = input(ins, 1, a)?;
-            let (mut sa, mut sb) = (am.shape.clone(), b.shape.clone());
-            let (a1, b1) = (sa.len() == 1, sb.len() == 1);
-            if a1 {
-                sa.insert(0, 1);
-            }
-            if b1 {
-                sb.push(1);
-            }
-            if sa.len() < 2 || sb.len() < 2 || sa[sa.len() - 1] != sb[sb.len() - 2] {
-                return Err(a.err(format!(
-                    "shapes {:?} and {:?} cannot be multiplied",
-                    am.shape, b.shape
-                )));
-            }
-            let batch = broadcast(&[&sa[..sa.len() - 2], &sb[..sb.len() - 2]], a)?;
-            let mut s = batch;
-            if !a1 {
-                s.push(sa[sa.len() - 2]);
-            }
-            if !b1 {
-                s.push(sb[sb.len() - 1]);
-            }
-            first(s)
-        }
-        "Concat" => {
-            let present: Vec<&In> = ins.iter().flatten().collect();
-            let x = present.first().ok_or_else(|| a.err("no inputs"))?;
-            let r = x.shape.len();
-            let ax = norm_axis(a.int("axis", 1), r, a)?;
-            let mut s = x.shape.clone();
-            s[ax] = 0;
-            for y in &present {
-                if y.shape.len() != r
-                    || y.shape
-                        .iter()
-                        .enumerate()
-                        .any(|(i, &d)| i != ax && d != x.shape[i])
-                {
-                    return Err(a.err(format!(
-                        "inputs {:?} and {:?} cannot be concatenated on axis {ax}",
-                        x.shape, y.shape
-                    )));
-                }
-                s[ax] += y.shape[ax];
-            }
-            first(s)
-        }
-        "Split" => {
-            let x = x0?;
-            let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
-            let d = x.shape[ax];
-            let sizes: Vec<usize> =
-                if let Some(v) = a.ints("split").or_else(|| opt_const_ints(ins, 1)) {
-                    v.iter().map(|&s| s.max(0) as usize).collect()
-                } else {
-                    let n = if a.has("num_outputs") {
-                        a.int("num_outputs", 1) as usize
-                    } else {
-                        n_outputs
-                    }
-                    .max(1);
-                    let chunk = d.div_ceil(n);
-                    (0..n)
-                        .map(|i| chunk.min(d.saturating_sub(i * chunk)))
-                        .collect()
-                };
-            if sizes.iter().sum::<usize>() != d || sizes.len() != n_outputs {
-                return Err(a.err(format!(
-                    "split sizes {sizes:?} do not divide dimension {d} into {n_outputs} outputs"
-                )));
-            }
-            Ok(sizes
-                .iter()
-                .map(|&sz| {
-                    let mut s = x.shape.clone();
-                    s[ax] = sz;
-                    (s, x.dtype)
-                })
-                .collect())
-        }
-        "Slice" => {
-            let x = x0?;
-            let (starts, ends, axes, steps) = if opset < 10 {
-                (
-                    a.ints("starts")
-                        .ok_or_else(|| a.err("attribute starts is missing"))?,
-                    a.ints("ends")
-                        .ok_or_else(|| a.err("attribute ends is missing"))?,
-                    a.ints("axes"),
-                    None,
-                )
-            } else {
-                (
-                    const_ints(ins, 1, "starts", a)?,
-                    const_ints(ins, 2, "ends", a)?,
-                    opt_const_ints(ins, 3),
-                    opt_const_ints(ins, 4),
-                )
-            };
-            let s = slice_shape(
-                &x.shape,
-                &starts,
-                &ends,
-                axes.as_deref(),
-                steps.as_deref(),
-                a,
-            )?;
-            first(s.into_iter().map(|(n, _, _)| n).collect())
-        }
-        "Flatten" => {
-            let x = x0?;
-            let r = x.shape.len() as i64;
-            let mut ax = a.int("axis", 1);
-            if ax < 0 {
-                ax += r;
-            }
-            if ax < 0 || ax > r {
-                return Err(a.err(format!("axis {ax} out of range for rank {r}")));
-            }
-            let (l, rr) = x.shape.split_at(ax as usize);
-            first(vec![l.iter().product(), rr.iter().product()])
-        }
-        "Reshape" => {
-            let x = x0?;
-            let target = if opset < 5 {
-                a.ints("shape")
-                    .ok_or_else(|| a.err("attribute shape is missing"))?
-            } else {
-                const_ints(ins, 1, "the target shape", a)?
-            };
-            first(reshape(&x.shape, &target, a.int("allowzero", 0) == 1, a)?)
-        }
-        "Transpose" => {
-            let x = x0?;
-            let r = x.shape.len();
-            let perm = a
-                .ints("perm")
-                .unwrap_or_else(|| (0..r as i64).rev().collect());
-            let mut seen = vec![false; r];
-            if perm.len() != r
-                || perm.iter().any(|&p| {
-                    p < 0 || p as usize >= r || std::mem::replace(&mut seen[p as usize], true)
-                })
-            {
-                return Err(a.err(format!("perm {perm:?} is not a permutation of rank {r}")));
-            }
-            first(perm.iter().map(|&p| x.shape[p as usize]).collect())
-        }
-        "Squeeze" => {
-            let x = x0?;
-            let r = x.shape.len();
-            let s = match axes_of(ins, a, 1) {
-                Some(axes) => {
-                    let axes: Vec<usize> = axes
-                        .iter()
-                        .map(|&ax| norm_axis(ax, r, a))
-                        .collect::<Result<_, _>>()?;
-                    for &ax in &axes {
-                        if x.shape[ax] != 1 {
-                            return Err(
-                                a.err(format!("cannot squeeze axis {ax} of shape {:?}", x.shape))
-                            );
-                        }
-                    }
-                    x.shape
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| !axes.contains(i))
-                        .map(|(_, &d)| d)
-                        .collect()
-                }
-                None => x.shape.iter().copied().filter(|&d| d != 1).collect(),
-            };
-            first(s)
-        }
-        "Unsqueeze" => {
-            let x = x0?;
-            let axes = axes_of(ins, a, 1).ok_or_else(|| a.err("axes are missing"))?;
-            first(unsqueeze(&x.shape, &axes, a)?)
-        }
-        "Resize" | "Upsample" => {
-            let x = x0?;
-            let r = x.shape.len();
-            // Resize-10 and Upsample-9: (X, scales); Resize-11+: (X, roi, scales, sizes).
-            let (scales, sizes) = if op == "Upsample" && opset < 9 {
-                (
-                    a.floats("scales")
-                        .map(|v| v.iter().map(|&f| f as f64).collect()),
-                    None,
-                )
-            } else if op == "Upsample" || opset < 11 {
-                (opt_const_floats(ins, 1), None)
-            } else {
-                (opt_const_floats(ins, 2), opt_const_ints(ins, 3))
-            };
-            let s: Shape = match (sizes, scales) {
-                (Some(sz), _) if !sz.is_empty() => {
-                    if let Some(axes) = a.ints("axes") {
-                        let mut s = x.shape.clone();
-                        for (i, &ax) in axes.iter().enumerate() {
-                            s[norm_axis(ax, r, a)?] = sz[i] as usize;
-                        }
-                        s
-                    } else if sz.len() == r {
-                        sz.iter().map(|&d| d as usize).collect()
-                    } else {
-                        return Err(a.err(format!("sizes {sz:?} do not fit rank {r}")));
-                    }
-                }
-                (_, Some(sc)) if !sc.is_empty() => {
-                    if sc.len() != r {
-                        return Err(a.err(format!("scales {sc:?} do not fit rank {r}")));
-                    }
-                    x.shape
-                        .iter()
-                        .zip(&sc)
-                        .map(|(&d, &f)| (d as f64 * f).floor() as usize)
-                        .collect()
-                }
-                _ => return Err(a.err("scales or sizes must be constants known before running")),
-            };
-            first(s)
-        }
-        "Pad" => {
-            let x = x0?;
-            let r = x.shape.len();
-            let pads = if opset < 11 {
-                a.ints("pads")
-                    .or_else(|| a.ints("paddings"))
-                    .ok_or_else(|| a.err("attribute pads is missing"))?
-            } else {
-                const_ints(ins, 1, "pads", a)?
-            };
-            let axes: Vec<usize> = match opt_const_ints(ins, 3) {
-                Some(ax) => ax
-                    .iter()
-                    .map(|&v| norm_axis(v, r, a))
-                    .collect::<Result<_, _>>()?,
-                None => (0..r).collect(),
-            };
-            if pads.len() != 2 * axes.len() {
-                return Err(a.err(format!("pads {pads:?} do not fit rank {r}")));
-            }
-            let mut s = x.shape.clone();
-            let n = axes.len();
-            for (i, &ax) in axes.iter().enumerate() {
-                let v = s[ax] as i64 + pads[i] + pads[i + n];
-                if v < 0 {
-                    return Err(a.err("padding would make a dimension negative"));
-                }
-                s[ax] = v as usize;
-            }
-            first(s)
-        }
-        "Gather" => {
-            let x = x0?;
-            let idx = input(ins, 1, a)?;
-            need_rank(x, 1, a, "input data")?;
-            let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
-            let mut s = x.shape[..ax].to_vec();
-            s.extend(&idx.shape);
-            s.extend(&x.shape[ax + 1..]);
-            first(s)
-        }
-        "Cast" => {
-            let x = x0?;
-            Ok(vec![(
-                x.shape.clone(),
-                a.int("to", dtype::FLOAT as i64) as i32,
-            )])
-        }
-        "Expand" => {
-            let x = x0?;
-            let shape = const_ints(ins, 1, "the target shape", a)?;
-            let t: Shape = shape.iter().map(|&d| d.max(0) as usize).collect();
-            first(broadcast(&[&x.shape, &t], a)?)
-        }
-        "Tile" => {
-            let x = x0?;
-            let reps = const_ints(ins, 1, "repeats", a)?;
-            if reps.len() != x.shape.len() {
-                return Err(a.err("repeats do not fit the input rank"));
-            }
-            first(
-                x.shape
-                    .iter()
-                    .zip(&reps)
-                    .map(|(&d, &r)| d * r.max(0) as usize)
-                    .collect(),
-            )
-        }
+        _ if UNARY_SAME.contains(&op) => infer_unary(&n),
+        _ if BROADCAST.contains(&op) => infer_broadcasting(&n),
+        "Conv" => infer_conv(&n),
+        "ConvTranspose" => infer_conv_transpose(&n),
+        "MaxPool" | "AveragePool" => infer_pool(&n),
+        "GlobalAveragePool" | "GlobalMaxPool" => infer_global_pool(&n),
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => infer_reduce(&n),
+        "ArgMax" => infer_arg_max(&n),
+        "Gemm" => infer_gemm(&n),
+        "MatMul" => infer_mat_mul(&n),
+        "Concat" => infer_concat(&n),
+        "Split" => infer_split(&n),
+        "Slice" => infer_slice(&n),
+        "Flatten" => infer_flatten(&n),
+        "Reshape" => infer_reshape_op(&n),
+        "Transpose" => infer_transpose(&n),
+        "Squeeze" => infer_squeeze(&n),
+        "Unsqueeze" => infer_unsqueeze_op(&n),
+        "Resize" | "Upsample" => infer_resize(&n),
+        "Pad" => infer_pad(&n),
+        "Gather" => infer_gather(&n),
+        "Cast" => infer_cast(&n),
+        "Expand" => infer_expand(&n),
+        "Tile" => infer_tile(&n),
         "Shape" | "ConstantOfShape" | "Range" => Err(
             a.err("its input must be static (known before running); dicesim folds it when it is")
         ),
@@ -844,6 +376,585 @@ pub fn infer(
             SUPPORTED.join(", ")
         ))),
     }
+}
+
+/// One node as shape inference sees it.
+#[derive(Clone, Copy)]
+struct OpNode<'x, 'a> {
+    op: &'x str,
+    a: &'x Attrs<'x>,
+    ins: &'x [Option<In<'a>>],
+    n_outputs: usize,
+    opset: i64,
+}
+
+/// Output shapes and element types.
+type Outs = Vec<(Shape, i32)>;
+
+/// One output of `s`, of input 0's element type (float when input 0 is absent).
+fn first(ins: &[Option<In>], s: Shape) -> Result<Outs, String> {
+    let dt = opt_input(ins, 0).map(|x| x.dtype).unwrap_or(dtype::FLOAT);
+    Ok(vec![(s, dt)])
+}
+
+fn infer_unary(n: &OpNode) -> Result<Outs, String> {
+    let OpNode {
+        op,
+        a,
+        ins,
+        n_outputs,
+        opset,
+        ..
+    } = *n;
+    let x = input(ins, 0, a)?;
+    let mut outs = vec![(x.shape.clone(), x.dtype)];
+    if op == "Dropout" && n_outputs > 1 {
+        // The mask is of the input's type before Dropout-12, bool since.
+        let mask = if opset < 12 { x.dtype } else { dtype::BOOL };
+        outs.push((x.shape.clone(), mask));
+    }
+    if op == "BatchNormalization" && n_outputs > 1 {
+        return Err(a.err("BatchNormalization in training mode (several outputs) is not supported; export the model in eval mode"));
+    }
+    Ok(outs)
+}
+
+fn infer_broadcasting(n: &OpNode) -> Result<Outs, String> {
+    let OpNode {
+        op, a, ins, opset, ..
+    } = *n;
+    let present: Vec<&In> = ins.iter().flatten().collect();
+    if present.is_empty() {
+        return Err(a.err("no inputs"));
+    }
+    if opset < 7 && a.int("broadcast", 0) == 1 {
+        return Err(a.err("legacy broadcast attribute (opset < 7) is not supported; convert the model to opset 9 or later"));
+    }
+    let shapes: Vec<&[usize]> = present.iter().map(|x| x.shape.as_slice()).collect();
+    let s = broadcast(&shapes, a)?;
+    let dt = match op {
+        "Equal" | "Greater" | "Less" | "And" | "Or" => dtype::BOOL,
+        "Where" => present.get(1).map(|x| x.dtype).unwrap_or(dtype::FLOAT),
+        _ => present[0].dtype,
+    };
+    Ok(vec![(s, dt)])
+}
+
+fn infer_conv(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let w = input(ins, 1, a)?;
+    need_rank(x, 3, a, "input X")?;
+    if w.shape.len() != x.shape.len() {
+        return Err(a.err(format!(
+            "weight shape {:?} does not match input shape {:?}",
+            w.shape, x.shape
+        )));
+    }
+    let g = a.int("group", 1).max(1) as usize;
+    if x.shape[1] != w.shape[1] * g {
+        return Err(a.err(format!(
+            "input has {} channels but weight {:?} with group {g} expects {}",
+            x.shape[1],
+            w.shape,
+            w.shape[1] * g
+        )));
+    }
+    let kernel: Vec<usize> = w.shape[2..].to_vec();
+    let win = window_attrs(a, kernel)?;
+    let sp = window_out(
+        a,
+        &x.shape[2..],
+        &win.kernel,
+        &win.strides,
+        &win.dil,
+        &win.pads,
+        &win.auto_pad,
+        false,
+    )?;
+    let mut s = vec![x.shape[0], w.shape[0]];
+    s.extend(sp);
+    first(ins, s)
+}
+
+fn infer_conv_transpose(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let w = input(ins, 1, a)?;
+    need_rank(x, 3, a, "input X")?;
+    let g = a.int("group", 1).max(1) as usize;
+    let n = x.shape.len() - 2;
+    let kernel: Vec<usize> = w.shape[2..].to_vec();
+    let win = window_attrs(a, kernel)?;
+    let out_pad = a.ints("output_padding").unwrap_or_else(|| vec![0; n]);
+    let mut s = vec![x.shape[0], w.shape[1] * g];
+    if let Some(os) = a.ints("output_shape") {
+        let os = &os[os.len().saturating_sub(n)..];
+        s.extend(os.iter().map(|&d| d as usize));
+    } else {
+        for i in 0..n {
+            let xi = x.shape[2 + i] as i64;
+            let o = if win.auto_pad.starts_with("SAME") {
+                xi * win.strides[i]
+            } else {
+                win.strides[i] * (xi - 1)
+                    + out_pad.get(i).copied().unwrap_or(0)
+                    + (win.kernel[i] as i64 - 1) * win.dil[i]
+                    + 1
+                    - win.pads[i]
+                    - win.pads[i + n]
+            };
+            if o <= 0 {
+                return Err(a.err("output size would be empty"));
+            }
+            s.push(o as usize);
+        }
+    }
+    first(ins, s)
+}
+
+fn infer_pool(n: &OpNode) -> Result<Outs, String> {
+    let OpNode {
+        a, ins, n_outputs, ..
+    } = *n;
+    let x = input(ins, 0, a)?;
+    need_rank(x, 3, a, "input X")?;
+    let k: Vec<usize> = a
+        .ints("kernel_shape")
+        .ok_or_else(|| a.err("attribute kernel_shape is missing"))?
+        .iter()
+        .map(|&k| k.max(1) as usize)
+        .collect();
+    if k.len() != x.shape.len() - 2 {
+        return Err(a.err(format!(
+            "kernel_shape {k:?} does not fit input shape {:?}",
+            x.shape
+        )));
+    }
+    let win = window_attrs(a, k)?;
+    let sp = window_out(
+        a,
+        &x.shape[2..],
+        &win.kernel,
+        &win.strides,
+        &win.dil,
+        &win.pads,
+        &win.auto_pad,
+        a.int("ceil_mode", 0) == 1,
+    )?;
+    let mut s = vec![x.shape[0], x.shape[1]];
+    s.extend(sp);
+    let mut outs = vec![(s.clone(), x.dtype)];
+    if n_outputs > 1 {
+        outs.push((s, dtype::INT64));
+    }
+    Ok(outs)
+}
+
+fn infer_global_pool(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    need_rank(x, 3, a, "input X")?;
+    let mut s = x.shape[..2].to_vec();
+    s.extend(std::iter::repeat_n(1, x.shape.len() - 2));
+    first(ins, s)
+}
+
+fn infer_reduce(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let keep = a.int("keepdims", 1) == 1;
+    let axes = axes_of(ins, a, 1);
+    let r = x.shape.len();
+    let axes: Vec<usize> = match axes {
+        Some(v) if !v.is_empty() => v
+            .iter()
+            .map(|&ax| norm_axis(ax, r, a))
+            .collect::<Result<_, _>>()?,
+        _ => (0..r).collect(),
+    };
+    let mut s = Vec::new();
+    for (i, &d) in x.shape.iter().enumerate() {
+        if axes.contains(&i) {
+            if keep {
+                s.push(1);
+            }
+        } else {
+            s.push(d);
+        }
+    }
+    first(ins, s)
+}
+
+fn infer_arg_max(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
+    let mut s = x.shape.clone();
+    if a.int("keepdims", 1) == 1 {
+        s[ax] = 1;
+    } else {
+        s.remove(ax);
+    }
+    Ok(vec![(s, dtype::INT64)])
+}
+
+fn infer_gemm(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let am = input(ins, 0, a)?;
+    let b = input(ins, 1, a)?;
+    if am.shape.len() != 2 || b.shape.len() != 2 {
+        return Err(a.err(format!(
+            "Gemm needs 2-d inputs, got {:?} and {:?} (insert a Flatten before it)",
+            am.shape, b.shape
+        )));
+    }
+    let (m, k) = if a.int("transA", 0) == 1 {
+        (am.shape[1], am.shape[0])
+    } else {
+        (am.shape[0], am.shape[1])
+    };
+    let (kb, n) = if a.int("transB", 0) == 1 {
+        (b.shape[1], b.shape[0])
+    } else {
+        (b.shape[0], b.shape[1])
+    };
+    if k != kb {
+        return Err(a.err(format!(
+            "inner dimensions differ: A {:?} and B {:?} (transA/transB considered)",
+            am.shape, b.shape
+        )));
+    }
+    first(ins, vec![m, n])
+}
+
+fn infer_mat_mul(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let am = input(ins, 0, a)?;
+    let b = input(ins, 1, a)?;
+    let (mut sa, mut sb) = (am.shape.clone(), b.shape.clone());
+    let (a1, b1) = (sa.len() == 1, sb.len() == 1);
+    if a1 {
+        sa.insert(0, 1);
+    }
+    if b1 {
+        sb.push(1);
+    }
+    if sa.len() < 2 || sb.len() < 2 || sa[sa.len() - 1] != sb[sb.len() - 2] {
+        return Err(a.err(format!(
+            "shapes {:?} and {:?} cannot be multiplied",
+            am.shape, b.shape
+        )));
+    }
+    let batch = broadcast(&[&sa[..sa.len() - 2], &sb[..sb.len() - 2]], a)?;
+    let mut s = batch;
+    if !a1 {
+        s.push(sa[sa.len() - 2]);
+    }
+    if !b1 {
+        s.push(sb[sb.len() - 1]);
+    }
+    first(ins, s)
+}
+
+fn infer_concat(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let present: Vec<&In> = ins.iter().flatten().collect();
+    let x = present.first().ok_or_else(|| a.err("no inputs"))?;
+    let r = x.shape.len();
+    let ax = norm_axis(a.int("axis", 1), r, a)?;
+    let mut s = x.shape.clone();
+    s[ax] = 0;
+    for y in &present {
+        if y.shape.len() != r
+            || y.shape
+                .iter()
+                .enumerate()
+                .any(|(i, &d)| i != ax && d != x.shape[i])
+        {
+            return Err(a.err(format!(
+                "inputs {:?} and {:?} cannot be concatenated on axis {ax}",
+                x.shape, y.shape
+            )));
+        }
+        s[ax] += y.shape[ax];
+    }
+    first(ins, s)
+}
+
+fn infer_split(n: &OpNode) -> Result<Outs, String> {
+    let OpNode {
+        a, ins, n_outputs, ..
+    } = *n;
+    let x = input(ins, 0, a)?;
+    let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
+    let d = x.shape[ax];
+    let sizes: Vec<usize> = if let Some(v) = a.ints("split").or_else(|| opt_const_ints(ins, 1)) {
+        v.iter().map(|&s| s.max(0) as usize).collect()
+    } else {
+        let n = if a.has("num_outputs") {
+            a.int("num_outputs", 1) as usize
+        } else {
+            n_outputs
+        }
+        .max(1);
+        let chunk = d.div_ceil(n);
+        (0..n)
+            .map(|i| chunk.min(d.saturating_sub(i * chunk)))
+            .collect()
+    };
+    if sizes.iter().sum::<usize>() != d || sizes.len() != n_outputs {
+        return Err(a.err(format!(
+            "split sizes {sizes:?} do not divide dimension {d} into {n_outputs} outputs"
+        )));
+    }
+    Ok(sizes
+        .iter()
+        .map(|&sz| {
+            let mut s = x.shape.clone();
+            s[ax] = sz;
+            (s, x.dtype)
+        })
+        .collect())
+}
+
+fn infer_slice(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, opset, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let (starts, ends, axes, steps) = if opset < 10 {
+        (
+            a.ints("starts")
+                .ok_or_else(|| a.err("attribute starts is missing"))?,
+            a.ints("ends")
+                .ok_or_else(|| a.err("attribute ends is missing"))?,
+            a.ints("axes"),
+            None,
+        )
+    } else {
+        (
+            const_ints(ins, 1, "starts", a)?,
+            const_ints(ins, 2, "ends", a)?,
+            opt_const_ints(ins, 3),
+            opt_const_ints(ins, 4),
+        )
+    };
+    let s = slice_shape(
+        &x.shape,
+        &starts,
+        &ends,
+        axes.as_deref(),
+        steps.as_deref(),
+        a,
+    )?;
+    first(ins, s.into_iter().map(|(n, _, _)| n).collect())
+}
+
+fn infer_flatten(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let r = x.shape.len() as i64;
+    let mut ax = a.int("axis", 1);
+    if ax < 0 {
+        ax += r;
+    }
+    if ax < 0 || ax > r {
+        return Err(a.err(format!("axis {ax} out of range for rank {r}")));
+    }
+    let (l, rr) = x.shape.split_at(ax as usize);
+    first(ins, vec![l.iter().product(), rr.iter().product()])
+}
+
+fn infer_reshape_op(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, opset, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let target = if opset < 5 {
+        a.ints("shape")
+            .ok_or_else(|| a.err("attribute shape is missing"))?
+    } else {
+        const_ints(ins, 1, "the target shape", a)?
+    };
+    first(
+        ins,
+        reshape(&x.shape, &target, a.int("allowzero", 0) == 1, a)?,
+    )
+}
+
+fn infer_transpose(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let r = x.shape.len();
+    let perm = a
+        .ints("perm")
+        .unwrap_or_else(|| (0..r as i64).rev().collect());
+    let mut seen = vec![false; r];
+    if perm.len() != r
+        || perm
+            .iter()
+            .any(|&p| p < 0 || p as usize >= r || std::mem::replace(&mut seen[p as usize], true))
+    {
+        return Err(a.err(format!("perm {perm:?} is not a permutation of rank {r}")));
+    }
+    first(ins, perm.iter().map(|&p| x.shape[p as usize]).collect())
+}
+
+fn infer_squeeze(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let r = x.shape.len();
+    let s = match axes_of(ins, a, 1) {
+        Some(axes) => {
+            let axes: Vec<usize> = axes
+                .iter()
+                .map(|&ax| norm_axis(ax, r, a))
+                .collect::<Result<_, _>>()?;
+            for &ax in &axes {
+                if x.shape[ax] != 1 {
+                    return Err(a.err(format!("cannot squeeze axis {ax} of shape {:?}", x.shape)));
+                }
+            }
+            x.shape
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !axes.contains(i))
+                .map(|(_, &d)| d)
+                .collect()
+        }
+        None => x.shape.iter().copied().filter(|&d| d != 1).collect(),
+    };
+    first(ins, s)
+}
+
+fn infer_unsqueeze_op(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let axes = axes_of(ins, a, 1).ok_or_else(|| a.err("axes are missing"))?;
+    first(ins, unsqueeze(&x.shape, &axes, a)?)
+}
+
+fn infer_resize(n: &OpNode) -> Result<Outs, String> {
+    let OpNode {
+        op, a, ins, opset, ..
+    } = *n;
+    let x = input(ins, 0, a)?;
+    let r = x.shape.len();
+    // Resize-10 and Upsample-9: (X, scales); Resize-11+: (X, roi, scales, sizes).
+    let (scales, sizes) = if op == "Upsample" && opset < 9 {
+        (
+            a.floats("scales")
+                .map(|v| v.iter().map(|&f| f as f64).collect()),
+            None,
+        )
+    } else if op == "Upsample" || opset < 11 {
+        (opt_const_floats(ins, 1), None)
+    } else {
+        (opt_const_floats(ins, 2), opt_const_ints(ins, 3))
+    };
+    let s: Shape = match (sizes, scales) {
+        (Some(sz), _) if !sz.is_empty() => {
+            if let Some(axes) = a.ints("axes") {
+                let mut s = x.shape.clone();
+                for (i, &ax) in axes.iter().enumerate() {
+                    s[norm_axis(ax, r, a)?] = sz[i] as usize;
+                }
+                s
+            } else if sz.len() == r {
+                sz.iter().map(|&d| d as usize).collect()
+            } else {
+                return Err(a.err(format!("sizes {sz:?} do not fit rank {r}")));
+            }
+        }
+        (_, Some(sc)) if !sc.is_empty() => {
+            if sc.len() != r {
+                return Err(a.err(format!("scales {sc:?} do not fit rank {r}")));
+            }
+            x.shape
+                .iter()
+                .zip(&sc)
+                .map(|(&d, &f)| (d as f64 * f).floor() as usize)
+                .collect()
+        }
+        _ => return Err(a.err("scales or sizes must be constants known before running")),
+    };
+    first(ins, s)
+}
+
+fn infer_pad(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, opset, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let r = x.shape.len();
+    let pads = if opset < 11 {
+        a.ints("pads")
+            .or_else(|| a.ints("paddings"))
+            .ok_or_else(|| a.err("attribute pads is missing"))?
+    } else {
+        const_ints(ins, 1, "pads", a)?
+    };
+    let axes: Vec<usize> = match opt_const_ints(ins, 3) {
+        Some(ax) => ax
+            .iter()
+            .map(|&v| norm_axis(v, r, a))
+            .collect::<Result<_, _>>()?,
+        None => (0..r).collect(),
+    };
+    if pads.len() != 2 * axes.len() {
+        return Err(a.err(format!("pads {pads:?} do not fit rank {r}")));
+    }
+    let mut s = x.shape.clone();
+    let n = axes.len();
+    for (i, &ax) in axes.iter().enumerate() {
+        let v = s[ax] as i64 + pads[i] + pads[i + n];
+        if v < 0 {
+            return Err(a.err("padding would make a dimension negative"));
+        }
+        s[ax] = v as usize;
+    }
+    first(ins, s)
+}
+
+fn infer_gather(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let idx = input(ins, 1, a)?;
+    need_rank(x, 1, a, "input data")?;
+    let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
+    let mut s = x.shape[..ax].to_vec();
+    s.extend(&idx.shape);
+    s.extend(&x.shape[ax + 1..]);
+    first(ins, s)
+}
+
+fn infer_cast(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    Ok(vec![(
+        x.shape.clone(),
+        a.int("to", dtype::FLOAT as i64) as i32,
+    )])
+}
+
+fn infer_expand(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let shape = const_ints(ins, 1, "the target shape", a)?;
+    let t: Shape = shape.iter().map(|&d| d.max(0) as usize).collect();
+    first(ins, broadcast(&[&x.shape, &t], a)?)
+}
+
+fn infer_tile(n: &OpNode) -> Result<Outs, String> {
+    let OpNode { a, ins, .. } = *n;
+    let x = input(ins, 0, a)?;
+    let reps = const_ints(ins, 1, "repeats", a)?;
+    if reps.len() != x.shape.len() {
+        return Err(a.err("repeats do not fit the input rank"));
+    }
+    first(
+        ins,
+        x.shape
+            .iter()
+            .zip(&reps)
+            .map(|(&d, &r)| d * r.max(0) as usize)
+            .collect(),
+    )
 }
 
 /// Output shape of Reshape.
@@ -1038,17 +1149,7 @@ pub fn fold(
 ) -> Result<Option<Vec<Const>>, String> {
     let name0 = out_names.first().map(String::as_str).unwrap_or("");
     if op == "Shape" {
-        let x = input(ins, 0, a)?;
-        let r = x.shape.len() as i64;
-        let clampi = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
-        let start = clampi(a.int("start", 0));
-        let end = clampi(a.int("end", r));
-        let v: Vec<i64> = x.shape[start..end.max(start)]
-            .iter()
-            .map(|&d| d as i64)
-            .collect();
-        let n = v.len();
-        return Ok(Some(vec![Const::from_ints(name0, vec![n], v)]));
+        return fold_shape(a, ins, name0).map(|c| Some(vec![c]));
     }
     let consts: Vec<Option<&Const>> = ins
         .iter()
@@ -1063,15 +1164,7 @@ pub fn fold(
         "Identity" | "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Dropout"
     ) {
         let c = consts[0].ok_or_else(|| a.err("input 0 is missing"))?;
-        let outs = infer(op, a, ins, out_names.len(), opset)?;
-        let mut k = c.clone();
-        k.shape = outs[0].0.clone();
-        k.proto.dims = k.shape.iter().map(|&d| d as i64).collect();
-        k.proto.name = Some(name0.to_string());
-        if op == "Dropout" && out_names.len() > 1 {
-            return Ok(None);
-        }
-        return Ok(Some(vec![k]));
+        return fold_reshaping(op, a, ins, c, out_names, opset);
     }
     if op == "ConstantOfShape" {
         return fold_constant_of_shape(a, ins, name0).map(|c| Some(vec![c]));
@@ -1084,209 +1177,322 @@ pub fn fold(
     {
         return Ok(None);
     }
-    let c = |i: usize| consts.get(i).copied().flatten();
-    let outs = match op {
-        "Cast" => {
-            let x = c(0).ok_or_else(|| a.err("input missing"))?;
-            let to = a.int("to", 1) as i32;
-            let values = match (to, &x.values) {
-                (dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16, _) => {
-                    Values::Float(x.floats().unwrap())
-                }
-                (dtype::BOOL, _) => Values::Int(
-                    x.floats()
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|&f| (f != 0.0) as i64)
-                        .collect(),
-                ),
-                (_, Values::Float(v)) => Values::Int(v.iter().map(|&f| f as i64).collect()),
-                (_, v) => v.clone(),
-            };
-            Const::from_values(name0, to, x.shape.clone(), values).map(|k| vec![k])
-        }
-        "Gather" => {
-            infer(op, a, ins, 1, opset)?;
-            let x = c(0).ok_or_else(|| a.err("input 0 is missing"))?;
-            let idx = c(1).ok_or_else(|| a.err("indices missing"))?;
-            let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
-            let ind = idx.ints().unwrap();
-            let d = x.shape[ax] as i64;
-            let outer: usize = x.shape[..ax].iter().product();
-            let inner: usize = x.shape[ax + 1..].iter().product();
-            let mut picks = Vec::new();
-            for &i in &ind {
-                let j = if i < 0 { i + d } else { i };
-                if j < 0 || j >= d {
-                    return Err(a.err(format!("index {i} out of range for dimension {d}")));
-                }
-                picks.push(j as usize);
-            }
-            let mut shape = x.shape[..ax].to_vec();
-            shape.extend(&idx.shape);
-            shape.extend(&x.shape[ax + 1..]);
-            let values = gather_values(&x.values, outer, x.shape[ax], inner, &picks);
-            Const::from_values(name0, x.dtype, shape, values).map(|k| vec![k])
-        }
-        "Concat" => {
-            // Validates ranks and dimensions before slicing the values.
-            infer(op, a, ins, 1, opset)?;
-            let parts: Vec<&Const> = consts.iter().flatten().copied().collect();
-            let x = parts[0];
-            let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
-            let outer: usize = x.shape[..ax].iter().product();
-            let mut shape = x.shape.clone();
-            shape[ax] = parts.iter().map(|p| p.shape[ax]).sum();
-            let is_int = parts.iter().all(|p| matches!(p.values, Values::Int(_)));
-            let mut ints = Vec::new();
-            let mut fl = Vec::new();
-            for o in 0..outer {
-                for p in &parts {
-                    let inner: usize = p.shape[ax..].iter().product();
-                    if is_int {
-                        ints.extend_from_slice(&p.ints().unwrap()[o * inner..(o + 1) * inner]);
-                    } else {
-                        fl.extend_from_slice(&p.floats().unwrap()[o * inner..(o + 1) * inner]);
-                    }
-                }
-            }
-            let values = if is_int {
-                Values::Int(ints)
-            } else {
-                Values::Float(fl)
-            };
-            Const::from_values(name0, x.dtype, shape, values).map(|k| vec![k])
-        }
-        "Slice" if opset >= 10 => {
-            let x = c(0).ok_or_else(|| a.err("input 0 is missing"))?;
-            let (starts, ends) = (c(1).and_then(|k| k.ints()), c(2).and_then(|k| k.ints()));
-            let (Some(starts), Some(ends)) = (starts, ends) else {
-                return Ok(None);
-            };
-            let axes = c(3).and_then(|k| k.ints());
-            let steps = c(4).and_then(|k| k.ints());
-            let spec = slice_shape(
-                &x.shape,
-                &starts,
-                &ends,
-                axes.as_deref(),
-                steps.as_deref(),
-                a,
-            )?;
-            let shape: Vec<usize> = spec.iter().map(|s| s.0).collect();
-            let src_strides = strides_of(&x.shape);
-            let n: usize = shape.iter().product();
-            let mut flat = Vec::with_capacity(n);
-            for lin in 0..n {
-                let mut rem = lin;
-                let mut off = 0i64;
-                for d in (0..shape.len()).rev() {
-                    let i = (rem % shape[d]) as i64;
-                    rem /= shape[d];
-                    off += (spec[d].1 + i * spec[d].2) * src_strides[d] as i64;
-                }
-                flat.push(off as usize);
-            }
-            let values = pick_values(&x.values, &flat);
-            Const::from_values(name0, x.dtype, shape, values).map(|k| vec![k])
-        }
-        "Unsqueeze" | "Squeeze" | "Reshape" | "Flatten" | "Identity" => unreachable!(),
-        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "Equal" => {
-            let (x, y) = match (c(0), c(1)) {
-                (Some(x), Some(y)) => (x, y),
-                _ => return Ok(None),
-            };
-            let shape = broadcast(&[&x.shape, &y.shape], a)?;
-            let ix = bcast_indices(&x.shape, &shape);
-            let iy = bcast_indices(&y.shape, &shape);
-            let values = match (&x.values, &y.values) {
-                (Values::Int(p), Values::Int(q)) => Values::Int(
-                    ix.iter()
-                        .zip(&iy)
-                        .map(|(&i, &j)| int_op(op, p[i], q[j]))
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| a.err("division by zero in a constant"))?,
-                ),
-                _ => {
-                    let (p, q) = (x.floats().unwrap(), y.floats().unwrap());
-                    Values::Float(
-                        ix.iter()
-                            .zip(&iy)
-                            .map(|(&i, &j)| float_op(op, p[i], q[j]))
-                            .collect(),
-                    )
-                }
-            };
-            let dt = if op == "Equal" { dtype::BOOL } else { x.dtype };
-            let values = if op == "Equal" {
-                match values {
-                    Values::Float(v) => Values::Int(v.iter().map(|&f| f as i64).collect()),
-                    v => v,
-                }
-            } else {
-                values
-            };
-            Const::from_values(name0, dt, shape, values).map(|k| vec![k])
-        }
-        "Neg" => {
-            let x = c(0).ok_or_else(|| a.err("input 0 is missing"))?;
-            let values = match &x.values {
-                Values::Int(v) => Values::Int(v.iter().map(|&i| -i).collect()),
-                Values::Float(v) => Values::Float(v.iter().map(|&f| -f).collect()),
-                Values::Opaque => return Ok(None),
-            };
-            Const::from_values(name0, x.dtype, x.shape.clone(), values).map(|k| vec![k])
-        }
-        "Range" => {
-            let (s, l, d) = match (c(0), c(1), c(2)) {
-                (Some(s), Some(l), Some(d)) => (s, l, d),
-                _ => return Ok(None),
-            };
-            match (&s.values, &l.values, &d.values) {
-                (Values::Int(s0), Values::Int(l0), Values::Int(d0)) => {
-                    let (s0, l0, d0) = (s0[0], l0[0], d0[0]);
-                    if d0 == 0 {
-                        return Err(a.err("delta is 0"));
-                    }
-                    let n = ((l0 - s0) as f64 / d0 as f64).ceil().max(0.0) as usize;
-                    let v: Vec<i64> = (0..n as i64).map(|i| s0 + i * d0).collect();
-                    Const::from_values(name0, s.dtype, vec![n], Values::Int(v)).map(|k| vec![k])
-                }
-                _ => None,
-            }
-        }
-        "Transpose" => {
-            let x = c(0).ok_or_else(|| a.err("input 0 is missing"))?;
-            let r = x.shape.len();
-            let perm: Vec<usize> = a
-                .ints("perm")
-                .unwrap_or_else(|| (0..r as i64).rev().collect())
+    let n = FoldNode {
+        op,
+        a,
+        ins,
+        consts: &consts,
+        name0,
+        opset,
+    };
+    match op {
+        "Cast" => fold_cast(&n),
+        "Gather" => fold_gather(&n),
+        "Concat" => fold_concat(&n),
+        "Slice" if opset >= 10 => fold_slice(&n),
+        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "Equal" => fold_arithmetic(&n),
+        "Neg" => fold_neg(&n),
+        "Range" => fold_range(&n),
+        "Transpose" => fold_transpose(&n),
+        _ => Ok(None),
+    }
+}
+
+/// Shape of a static-shaped input, sliced by `start`/`end` (Shape-15).
+fn fold_shape(a: &Attrs, ins: &[Option<In>], name0: &str) -> Result<Const, String> {
+    let x = input(ins, 0, a)?;
+    let r = x.shape.len() as i64;
+    let clampi = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+    let start = clampi(a.int("start", 0));
+    let end = clampi(a.int("end", r));
+    let v: Vec<i64> = x.shape[start..end.max(start)]
+        .iter()
+        .map(|&d| d as i64)
+        .collect();
+    let n = v.len();
+    Ok(Const::from_ints(name0, vec![n], v))
+}
+
+/// An operator that only changes the shape: the constant `c` with its new shape and name.
+fn fold_reshaping(
+    op: &str,
+    a: &Attrs,
+    ins: &[Option<In>],
+    c: &Const,
+    out_names: &[String],
+    opset: i64,
+) -> Result<Option<Vec<Const>>, String> {
+    let name0 = out_names.first().map(String::as_str).unwrap_or("");
+    let outs = infer(op, a, ins, out_names.len(), opset)?;
+    let mut k = c.clone();
+    k.shape = outs[0].0.clone();
+    k.proto.dims = k.shape.iter().map(|&d| d as i64).collect();
+    k.proto.name = Some(name0.to_string());
+    if op == "Dropout" && out_names.len() > 1 {
+        return Ok(None);
+    }
+    Ok(Some(vec![k]))
+}
+
+/// A node whose inputs are all constants, as folding sees it.
+#[derive(Clone, Copy)]
+struct FoldNode<'x, 'a> {
+    op: &'x str,
+    a: &'x Attrs<'x>,
+    ins: &'x [Option<In<'a>>],
+    consts: &'x [Option<&'a Const>],
+    name0: &'x str,
+    opset: i64,
+}
+
+/// Constant input `i`, if present.
+fn nth<'c>(consts: &[Option<&'c Const>], i: usize) -> Option<&'c Const> {
+    consts.get(i).copied().flatten()
+}
+
+fn fold_cast(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
+    let FoldNode {
+        a, consts, name0, ..
+    } = *n;
+    let x = nth(consts, 0).ok_or_else(|| a.err("input missing"))?;
+    let to = a.int("to", 1) as i32;
+    let values = match (to, &x.values) {
+        (dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16, _) => Values::Float(x.floats().unwrap()),
+        (dtype::BOOL, _) => Values::Int(
+            x.floats()
+                .unwrap_or_default()
                 .iter()
-                .map(|&p| p as usize)
-                .collect();
-            if perm.len() != r || perm.iter().any(|&p| p >= r) {
-                return Err(a.err("bad perm"));
+                .map(|&f| (f != 0.0) as i64)
+                .collect(),
+        ),
+        (_, Values::Float(v)) => Values::Int(v.iter().map(|&f| f as i64).collect()),
+        (_, v) => v.clone(),
+    };
+    Ok(Const::from_values(name0, to, x.shape.clone(), values).map(|k| vec![k]))
+}
+
+fn fold_gather(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
+    let FoldNode {
+        op,
+        a,
+        ins,
+        consts,
+        name0,
+        opset,
+        ..
+    } = *n;
+    infer(op, a, ins, 1, opset)?;
+    let x = nth(consts, 0).ok_or_else(|| a.err("input 0 is missing"))?;
+    let idx = nth(consts, 1).ok_or_else(|| a.err("indices missing"))?;
+    let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
+    let ind = idx.ints().unwrap();
+    let d = x.shape[ax] as i64;
+    let outer: usize = x.shape[..ax].iter().product();
+    let inner: usize = x.shape[ax + 1..].iter().product();
+    let mut picks = Vec::new();
+    for &i in &ind {
+        let j = if i < 0 { i + d } else { i };
+        if j < 0 || j >= d {
+            return Err(a.err(format!("index {i} out of range for dimension {d}")));
+        }
+        picks.push(j as usize);
+    }
+    let mut shape = x.shape[..ax].to_vec();
+    shape.extend(&idx.shape);
+    shape.extend(&x.shape[ax + 1..]);
+    let values = gather_values(&x.values, outer, x.shape[ax], inner, &picks);
+    Ok(Const::from_values(name0, x.dtype, shape, values).map(|k| vec![k]))
+}
+
+fn fold_concat(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
+    let FoldNode {
+        op,
+        a,
+        ins,
+        consts,
+        name0,
+        opset,
+        ..
+    } = *n;
+    // Validates ranks and dimensions before slicing the values.
+    infer(op, a, ins, 1, opset)?;
+    let parts: Vec<&Const> = consts.iter().flatten().copied().collect();
+    let x = parts[0];
+    let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
+    let outer: usize = x.shape[..ax].iter().product();
+    let mut shape = x.shape.clone();
+    shape[ax] = parts.iter().map(|p| p.shape[ax]).sum();
+    let is_int = parts.iter().all(|p| matches!(p.values, Values::Int(_)));
+    let mut ints = Vec::new();
+    let mut fl = Vec::new();
+    for o in 0..outer {
+        for p in &parts {
+            let inner: usize = p.shape[ax..].iter().product();
+            if is_int {
+                ints.extend_from_slice(&p.ints().unwrap()[o * inner..(o + 1) * inner]);
+            } else {
+                fl.extend_from_slice(&p.floats().unwrap()[o * inner..(o + 1) * inner]);
             }
-            let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
-            let st = strides_of(&x.shape);
-            let n: usize = shape.iter().product();
-            let mut flat = Vec::with_capacity(n);
-            for lin in 0..n {
-                let mut rem = lin;
-                let mut off = 0;
-                for d in (0..r).rev() {
-                    let i = rem % shape[d];
-                    rem /= shape[d];
-                    off += i * st[perm[d]];
-                }
-                flat.push(off);
+        }
+    }
+    let values = if is_int {
+        Values::Int(ints)
+    } else {
+        Values::Float(fl)
+    };
+    Ok(Const::from_values(name0, x.dtype, shape, values).map(|k| vec![k]))
+}
+
+fn fold_slice(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
+    let FoldNode {
+        a, consts, name0, ..
+    } = *n;
+    let x = nth(consts, 0).ok_or_else(|| a.err("input 0 is missing"))?;
+    let (starts, ends) = (
+        nth(consts, 1).and_then(|k| k.ints()),
+        nth(consts, 2).and_then(|k| k.ints()),
+    );
+    let (Some(starts), Some(ends)) = (starts, ends) else {
+        return Ok(None);
+    };
+    let axes = nth(consts, 3).and_then(|k| k.ints());
+    let steps = nth(consts, 4).and_then(|k| k.ints());
+    let spec = slice_shape(
+        &x.shape,
+        &starts,
+        &ends,
+        axes.as_deref(),
+        steps.as_deref(),
+        a,
+    )?;
+    let shape: Vec<usize> = spec.iter().map(|s| s.0).collect();
+    let src_strides = strides_of(&x.shape);
+    let n: usize = shape.iter().product();
+    let mut flat = Vec::with_capacity(n);
+    for lin in 0..n {
+        let mut rem = lin;
+        let mut off = 0i64;
+        for d in (0..shape.len()).rev() {
+            let i = (rem % shape[d]) as i64;
+            rem /= shape[d];
+            off += (spec[d].1 + i * spec[d].2) * src_strides[d] as i64;
+        }
+        flat.push(off as usize);
+    }
+    let values = pick_values(&x.values, &flat);
+    Ok(Const::from_values(name0, x.dtype, shape, values).map(|k| vec![k]))
+}
+
+fn fold_arithmetic(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
+    let FoldNode {
+        op,
+        a,
+        consts,
+        name0,
+        ..
+    } = *n;
+    let (x, y) = match (nth(consts, 0), nth(consts, 1)) {
+        (Some(x), Some(y)) => (x, y),
+        _ => return Ok(None),
+    };
+    let shape = broadcast(&[&x.shape, &y.shape], a)?;
+    let ix = bcast_indices(&x.shape, &shape);
+    let iy = bcast_indices(&y.shape, &shape);
+    let values = match (&x.values, &y.values) {
+        (Values::Int(p), Values::Int(q)) => Values::Int(
+            ix.iter()
+                .zip(&iy)
+                .map(|(&i, &j)| int_op(op, p[i], q[j]))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| a.err("division by zero in a constant"))?,
+        ),
+        _ => {
+            let (p, q) = (x.floats().unwrap(), y.floats().unwrap());
+            Values::Float(
+                ix.iter()
+                    .zip(&iy)
+                    .map(|(&i, &j)| float_op(op, p[i], q[j]))
+                    .collect(),
+            )
+        }
+    };
+    let dt = if op == "Equal" { dtype::BOOL } else { x.dtype };
+    let values = if op == "Equal" {
+        match values {
+            Values::Float(v) => Values::Int(v.iter().map(|&f| f as i64).collect()),
+            v => v,
+        }
+    } else {
+        values
+    };
+    Ok(Const::from_values(name0, dt, shape, values).map(|k| vec![k]))
+}
+
+fn fold_neg(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
+    let FoldNode {
+        a, consts, name0, ..
+    } = *n;
+    let x = nth(consts, 0).ok_or_else(|| a.err("input 0 is missing"))?;
+    let values = match &x.values {
+        Values::Int(v) => Values::Int(v.iter().map(|&i| -i).collect()),
+        Values::Float(v) => Values::Float(v.iter().map(|&f| -f).collect()),
+        Values::Opaque => return Ok(None),
+    };
+    Ok(Const::from_values(name0, x.dtype, x.shape.clone(), values).map(|k| vec![k]))
+}
+
+fn fold_range(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
+    let FoldNode {
+        a, consts, name0, ..
+    } = *n;
+    let (s, l, d) = match (nth(consts, 0), nth(consts, 1), nth(consts, 2)) {
+        (Some(s), Some(l), Some(d)) => (s, l, d),
+        _ => return Ok(None),
+    };
+    Ok(match (&s.values, &l.values, &d.values) {
+        (Values::Int(s0), Values::Int(l0), Values::Int(d0)) => {
+            let (s0, l0, d0) = (s0[0], l0[0], d0[0]);
+            if d0 == 0 {
+                return Err(a.err("delta is 0"));
             }
-            Const::from_values(name0, x.dtype, shape, pick_values(&x.values, &flat))
-                .map(|k| vec![k])
+            let n = ((l0 - s0) as f64 / d0 as f64).ceil().max(0.0) as usize;
+            let v: Vec<i64> = (0..n as i64).map(|i| s0 + i * d0).collect();
+            Const::from_values(name0, s.dtype, vec![n], Values::Int(v)).map(|k| vec![k])
         }
         _ => None,
-    };
-    Ok(outs)
+    })
+}
+
+fn fold_transpose(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
+    let FoldNode {
+        a, consts, name0, ..
+    } = *n;
+    let x = nth(consts, 0).ok_or_else(|| a.err("input 0 is missing"))?;
+    let r = x.shape.len();
+    let perm: Vec<usize> = a
+        .ints("perm")
+        .unwrap_or_else(|| (0..r as i64).rev().collect())
+        .iter()
+        .map(|&p| p as usize)
+        .collect();
+    if perm.len() != r || perm.iter().any(|&p| p >= r) {
+        return Err(a.err("bad perm"));
+    }
+    let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
+    let st = strides_of(&x.shape);
+    let n: usize = shape.iter().product();
+    let mut flat = Vec::with_capacity(n);
+    for lin in 0..n {
+        let mut rem = lin;
+        let mut off = 0;
+        for d in (0..r).rev() {
+            let i = rem % shape[d];
+            rem /= shape[d];
+            off += i * st[perm[d]];
+        }
+        flat.push(off);
+    }
+    Ok(Const::from_values(name0, x.dtype, shape, pick_values(&x.values, &flat)).map(|k| vec![k]))
 }
 
 /// ConstantOfShape over a constant shape. Small results are decoded like any constant;
