@@ -79,7 +79,11 @@ impl Mapping {
         let file: MappingFile = toml::from_str(text).map_err(|e| {
             err(match explain(text, &e) {
                 TomlProblem::UnknownKey(k) => k.to_string(),
-                TomlProblem::Other(m) => format!("TOML syntax or type error at {m}"),
+                TomlProblem::Other(m) if toml::de::DeTable::parse(text).is_err() => {
+                    format!("TOML syntax error at {m}")
+                }
+                // a value of the wrong type: serde says what was expected
+                TomlProblem::Other(m) => m,
             })
         })?;
         let units = file.units.ok_or_else(|| {

@@ -199,6 +199,9 @@ pub struct HilTable {
     pub stall_timeout_s: Option<f64>,
     /// Device name -> worker address `host:port`, in key order.
     pub workers: BTreeMap<String, String>,
+    /// Other keys whose value is not a string: a misspelt reserved key, or a device whose
+    /// address is not a string (told apart once the platform's devices are known).
+    pub not_addresses: Vec<String>,
 }
 
 impl HilTable {
@@ -230,10 +233,12 @@ impl<'de> Visitor<'de> for HilVisitor {
                 "token_file" => t.token_file = Some(map.next_value()?),
                 "window" => t.window = Some(map.next_value()?),
                 "stall_timeout_s" => t.stall_timeout_s = Some(map.next_value()?),
-                _ => {
-                    let addr: String = map.next_value()?;
-                    t.workers.insert(key, addr);
-                }
+                _ => match map.next_value()? {
+                    toml::Value::String(addr) => {
+                        t.workers.insert(key, addr);
+                    }
+                    _ => t.not_addresses.push(key),
+                },
             }
         }
         Ok(t)

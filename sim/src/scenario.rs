@@ -104,8 +104,16 @@ fn check_hil(path: &Path, hil: &HilTable, platform: &Platform) -> Result<(), Sim
     let valid: Vec<String> = (HilTable::RESERVED.iter().map(|k| k.to_string()))
         .chain(platform.devices.iter().map(|d| d.name.clone()))
         .collect();
-    match hil.workers.keys().find(|k| !valid.contains(k)) {
-        None => Ok(()),
+    let mut keys = hil.workers.keys().chain(&hil.not_addresses);
+    match keys.find(|k| !valid.contains(k)) {
+        None => match hil.not_addresses.first() {
+            None => Ok(()),
+            Some(k) => Err(SimError::invalid(
+                path,
+                format!("hil.{k}"),
+                "expected a worker address \"host:port\"",
+            )),
+        },
         Some(k) => Err(SimError::UnknownKey {
             path: path.to_path_buf(),
             key: dicesim_plan::tomlfile::UnknownKey {
