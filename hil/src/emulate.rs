@@ -56,6 +56,7 @@
 
 mod loopback;
 mod netns;
+mod probe;
 
 use crate::conn::Shaping;
 use crate::coord::{self, HilRun};
@@ -389,115 +390,28 @@ impl Rig<'_> {
         sizes: &[usize],
         reps: usize,
     ) -> Result<Vec<(usize, f64)>> {
-        let dev = |d: usize| {
-            self.devices
-                .iter()
-                .find(|x| x.device == d)
-                .and_then(|x| x.netns.clone())
-                .ok_or_else(|| {
-                    anyhow!("link probe: device {d} has no namespace (needs the rig as root)")
-                })
-        };
-        let (nsa, nsb) = (dev(a)?, dev(b)?);
-        let net = &self.prep.scenario.prep.network;
-        let delay = net
-            .route(a, b)
-            .map(|r| Duration::from_secs_f64(r.latency_ns as f64 / 1e9 * self.dilation))
+        let (nsa, nsb) = (self.probe_netns(a)?, self.probe_netns(b)?);
+        let latency_ns = (self.prep.scenario.prep.network.route(a, b))
+            .map(|r| r.latency_ns)
             .ok_or_else(|| anyhow!("link probe: no route from device {a} to device {b}"))?;
-        let addr: std::net::SocketAddr = format!("10.201.0.{}:{PROBE_PORT}", b + 1).parse()?;
-        let max = sizes.iter().copied().max().unwrap_or(0);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
-        let (recv_tx, recv_rx) = std::sync::mpsc::channel::<Instant>();
-        std::thread::scope(|s| -> Result<Vec<(usize, f64)>> {
-            let receiver = s.spawn(move || -> Result<()> {
-                use std::io::{Read, Write};
-                let listener = (|| -> Result<std::net::TcpListener> {
-                    enter_netns(&nsb)?;
-                    let l = std::net::TcpListener::bind(addr)
-                        .with_context(|| format!("link probe: binding {addr}"))?;
-                    l.set_nonblocking(true)?;
-                    Ok(l)
-                })();
-                let listener = match listener {
-                    Ok(l) => {
-                        let _ = ready_tx.send(Ok(()));
-                        l
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(anyhow!("{e:#}")));
-                        return Ok(());
-                    }
-                };
-                let deadline = Instant::now() + Duration::from_secs(10);
-                let mut conn = loop {
-                    match listener.accept() {
-                        Ok((c, _)) => break c,
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            if Instant::now() > deadline {
-                                bail!("link probe: no connection within 10 s");
-                            }
-                            std::thread::sleep(Duration::from_millis(1));
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                };
-                conn.set_nonblocking(false)?;
-                conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-                let mut buf = vec![0u8; max];
-                for _ in 0..sizes.len() * reps {
-                    let mut len = [0u8; 4];
-                    conn.read_exact(&mut len)?;
-                    let n = u32::from_le_bytes(len) as usize;
-                    if n > max {
-                        bail!("link probe: message of {n} bytes, at most {max} expected");
-                    }
-                    conn.read_exact(&mut buf[..n])?;
-                    let _ = recv_tx.send(Instant::now());
-                    conn.write_all(&[1])?;
-                }
-                Ok(())
-            });
-            let sender = s.spawn(move || -> Result<Vec<(usize, f64)>> {
-                use std::io::{Read, Write};
-                ready_rx
-                    .recv_timeout(Duration::from_secs(10))
-                    .map_err(|_| anyhow!("link probe: the receiver did not start"))??;
-                enter_netns(&nsa)?;
-                let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-                    .with_context(|| format!("link probe: connecting to {addr}"))?;
-                conn.set_nodelay(true)?;
-                conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-                let payload = vec![0x5au8; max + 4];
-                let mut out = Vec::new();
-                for &n in sizes {
-                    for _ in 0..reps {
-                        let mut msg = payload[..n + 4].to_vec();
-                        msg[..4].copy_from_slice(&(n as u32).to_le_bytes());
-                        let t0 = Instant::now();
-                        std::thread::sleep(delay);
-                        conn.write_all(&msg)?;
-                        let mut ack = [0u8; 1];
-                        conn.read_exact(&mut ack)?;
-                        let t1 = recv_rx
-                            .recv_timeout(Duration::from_secs(30))
-                            .map_err(|_| anyhow!("link probe: the receiver stopped"))?;
-                        out.push((n, t1.duration_since(t0).as_secs_f64() / self.dilation));
-                        // let the queues drain, as between frames
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                }
-                Ok(out)
-            });
-            let out = sender
-                .join()
-                .map_err(|_| anyhow!("link probe: the sender panicked"))?;
-            let r = receiver
-                .join()
-                .map_err(|_| anyhow!("link probe: the receiver panicked"))?;
-            let out = out?;
-            r?;
-            Ok(out)
-        })
+        let probe = probe::Probe {
+            addr: format!("10.201.0.{}:{PROBE_PORT}", b + 1).parse()?,
+            sizes,
+            reps,
+            delay: Duration::from_secs_f64(latency_ns as f64 / 1e9 * self.dilation),
+            dilation: self.dilation,
+        };
+        probe.run(&nsa, &nsb)
+    }
+
+    /// The namespace of device `d`'s worker.
+    fn probe_netns(&self, d: usize) -> Result<String> {
+        (self.devices.iter())
+            .find(|x| x.device == d)
+            .and_then(|x| x.netns.clone())
+            .ok_or_else(|| {
+                anyhow!("link probe: device {d} has no namespace (needs the rig as root)")
+            })
     }
 }
 

@@ -196,10 +196,7 @@ async fn handle(st: Arc<State>, mut s: TcpStream) -> Result<()> {
             });
             let res = coordinator_loop(&st, &mut r, &coord, &mut frx).await;
             // the coordinator is gone: so is its deployment
-            let mut cur = st.current.lock().unwrap();
-            if cur.as_ref().is_some_and(|d| d.coord.same_channel(&coord)) {
-                *cur = None;
-            }
+            drop_deployment(&st, &coord);
             res
         }
     }
@@ -215,6 +212,8 @@ fn send(tx: &mpsc::Sender<Outgoing>, m: &Msg) -> impl std::future::Future<Output
     }
 }
 
+/// Serves the coordinator's connection: sub-model shipping, deployment, graph inputs,
+/// statistics and reset, until the connection ends or a request is refused.
 async fn coordinator_loop(
     st: &Arc<State>,
     r: &mut tokio::net::tcp::OwnedReadHalf,
@@ -222,7 +221,7 @@ async fn coordinator_loop(
     write_err: &mut mpsc::UnboundedReceiver<String>,
 ) -> Result<()> {
     let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
-    let mut upload: Option<([u8; 32], u64, Vec<u8>)> = None;
+    let mut upload: Option<Upload> = None;
     loop {
         let rcv = tokio::select! {
             r = read_msg(r, MAX_FRAME, idle) => r?,
@@ -239,37 +238,14 @@ async fn coordinator_loop(
                 total,
                 offset,
                 data,
-            } => {
-                if total > MAX_MODEL_BYTES {
-                    let msg = format!("model of {total} bytes refused (limit {MAX_MODEL_BYTES})");
-                    send(coord, &Msg::Error { msg: msg.clone() }).await?;
-                    bail!(msg);
+            } => match accept_chunk(&mut upload, hash, total, offset, &data) {
+                Err(msg) => return refuse(coord, msg).await,
+                Ok(None) => {}
+                Ok(Some(Upload { hash, bytes, .. })) => {
+                    st.models.lock().unwrap().insert(hash, Arc::new(bytes));
+                    send(coord, &Msg::ModelReady { hash }).await?;
                 }
-                let up = match &mut upload {
-                    Some(u) if u.0 == hash => u,
-                    _ => upload.insert((hash, total, Vec::new())),
-                };
-                if up.1 != total
-                    || offset != up.2.len() as u64
-                    || offset + data.len() as u64 > total
-                {
-                    let msg = "model chunk out of order".to_string();
-                    send(coord, &Msg::Error { msg: msg.clone() }).await?;
-                    bail!(msg);
-                }
-                up.2.extend_from_slice(&data);
-                if up.2.len() as u64 == total {
-                    let (h, _, bytes) = upload.take().expect("set above");
-                    let got: [u8; 32] = Sha256::digest(&bytes).into();
-                    if got != h {
-                        let msg = "model bytes do not match their hash".to_string();
-                        send(coord, &Msg::Error { msg: msg.clone() }).await?;
-                        bail!(msg);
-                    }
-                    st.models.lock().unwrap().insert(h, Arc::new(bytes));
-                    send(coord, &Msg::ModelReady { hash: h }).await?;
-                }
-            }
+            },
             Msg::Deploy {
                 part,
                 hash,
@@ -277,68 +253,137 @@ async fn coordinator_loop(
                 inputs,
                 routes,
             } => {
-                let dep = {
-                    let mut cur = st.current.lock().unwrap();
-                    match &*cur {
-                        Some(d) if d.coord.same_channel(coord) => d.clone(),
-                        _ => {
-                            let d = Arc::new(Deployment {
-                                coord: coord.clone(),
-                                parts: Mutex::new(HashMap::new()),
-                                peers: tokio::sync::Mutex::new(HashMap::new()),
-                                edges: Mutex::new(BTreeMap::new()),
-                                energy: EnergyMeter::start(),
-                            });
-                            *cur = Some(d.clone());
-                            d
-                        }
-                    }
-                };
-                match deploy(st, &dep, part, hash, threads, inputs, routes).await {
-                    Ok(load_us) => {
-                        let backend = st.engine.name().to_string();
-                        let m = Msg::Deployed {
-                            part,
-                            load_us,
-                            backend,
-                        };
-                        send(coord, &m).await?
-                    }
-                    Err(e) => {
-                        let msg = format!("deploying partition {part}: {e:#}");
-                        send(coord, &Msg::Error { msg: msg.clone() }).await?;
-                        bail!(msg);
-                    }
-                }
+                let dep = deployment_for(st, coord);
+                let res = deploy(st, &dep, part, hash, threads, inputs, routes).await;
+                answer_deploy(st, coord, part, res).await?;
             }
             Msg::Tensor { .. } => deliver(st, rcv).await?,
-            Msg::StatsRequest => {
-                let cur = st.current.lock().unwrap().clone();
-                let (energy, edges) = match cur {
-                    Some(d) => (
-                        d.energy.as_ref().map(|e| (e.id().to_string(), e.used_uj())),
-                        d.edges.lock().unwrap().values().cloned().collect(),
-                    ),
-                    None => (None, Vec::new()),
-                };
-                send(
-                    coord,
-                    &Msg::Stats {
-                        peak_rss_kb: peak_rss_kb(),
-                        energy,
-                        edges,
-                    },
-                )
-                .await?;
-            }
-            Msg::Reset => {
-                let mut cur = st.current.lock().unwrap();
-                if cur.as_ref().is_some_and(|d| d.coord.same_channel(coord)) {
-                    *cur = None;
-                }
-            }
+            Msg::StatsRequest => send(coord, &stats(st)).await?,
+            Msg::Reset => drop_deployment(st, coord),
             m => bail!("the coordinator sent {}", m.kind()),
         }
+    }
+}
+
+/// Tells the coordinator why its request is refused, then fails the connection with the
+/// same reason (or with the send's error if the coordinator has gone).
+async fn refuse(coord: &mpsc::Sender<Outgoing>, msg: String) -> Result<()> {
+    send(coord, &Msg::Error { msg: msg.clone() }).await?;
+    Err(anyhow!(msg))
+}
+
+/// A sub-model being shipped in chunks.
+struct Upload {
+    hash: [u8; 32],
+    /// Announced size [bytes].
+    total: u64,
+    /// The bytes so far.
+    bytes: Vec<u8>,
+}
+
+/// Takes one chunk of the sub-model being shipped (`upload`). Returns the whole upload
+/// once its last chunk has arrived and its bytes match the hash, or why the chunk is
+/// refused.
+fn accept_chunk(
+    upload: &mut Option<Upload>,
+    hash: [u8; 32],
+    total: u64,
+    offset: u64,
+    data: &[u8],
+) -> std::result::Result<Option<Upload>, String> {
+    if total > MAX_MODEL_BYTES {
+        return Err(format!(
+            "model of {total} bytes refused (limit {MAX_MODEL_BYTES})"
+        ));
+    }
+    let up = match upload {
+        Some(u) if u.hash == hash => u,
+        _ => upload.insert(Upload {
+            hash,
+            total,
+            bytes: Vec::new(),
+        }),
+    };
+    let have = up.bytes.len() as u64;
+    if up.total != total || offset != have || offset + data.len() as u64 > total {
+        return Err("model chunk out of order".to_string());
+    }
+    up.bytes.extend_from_slice(data);
+    if up.bytes.len() as u64 != total {
+        return Ok(None);
+    }
+    let done = upload.take().expect("set above");
+    let got: [u8; 32] = Sha256::digest(&done.bytes).into();
+    if got != done.hash {
+        return Err("model bytes do not match their hash".to_string());
+    }
+    Ok(Some(done))
+}
+
+/// The deployment of this coordinator: the current one if it is this coordinator's,
+/// otherwise a new one that replaces it.
+fn deployment_for(st: &State, coord: &mpsc::Sender<Outgoing>) -> Arc<Deployment> {
+    let mut cur = st.current.lock().unwrap();
+    match &*cur {
+        Some(d) if d.coord.same_channel(coord) => d.clone(),
+        _ => {
+            let d = Arc::new(Deployment {
+                coord: coord.clone(),
+                parts: Mutex::new(HashMap::new()),
+                peers: tokio::sync::Mutex::new(HashMap::new()),
+                edges: Mutex::new(BTreeMap::new()),
+                energy: EnergyMeter::start(),
+            });
+            *cur = Some(d.clone());
+            d
+        }
+    }
+}
+
+/// Drops the current deployment if it is this coordinator's.
+fn drop_deployment(st: &State, coord: &mpsc::Sender<Outgoing>) {
+    let mut cur = st.current.lock().unwrap();
+    if cur.as_ref().is_some_and(|d| d.coord.same_channel(coord)) {
+        *cur = None;
+    }
+}
+
+/// Answers a `Deploy`: `Deployed` with the load time and this worker's backend, or the
+/// refusal.
+async fn answer_deploy(
+    st: &State,
+    coord: &mpsc::Sender<Outgoing>,
+    part: u32,
+    res: Result<u64>,
+) -> Result<()> {
+    match res {
+        Ok(load_us) => {
+            let backend = st.engine.name().to_string();
+            let m = Msg::Deployed {
+                part,
+                load_us,
+                backend,
+            };
+            send(coord, &m).await
+        }
+        Err(e) => refuse(coord, format!("deploying partition {part}: {e:#}")).await,
+    }
+}
+
+/// The `Stats` answer: peak memory, and the current deployment's energy and edges.
+fn stats(st: &State) -> Msg {
+    let cur = st.current.lock().unwrap().clone();
+    let (energy, edges) = match cur {
+        Some(d) => (
+            d.energy.as_ref().map(|e| (e.id().to_string(), e.used_uj())),
+            d.edges.lock().unwrap().values().cloned().collect(),
+        ),
+        None => (None, Vec::new()),
+    };
+    Msg::Stats {
+        peak_rss_kb: peak_rss_kb(),
+        energy,
+        edges,
     }
 }
 
@@ -498,6 +543,8 @@ async fn deploy(
     Ok(load_us)
 }
 
+/// Runs one partition: for each frame whose inputs have all arrived, runs the engine
+/// (paced), sends every output to its consumers and the run's `Timing` to the coordinator.
 fn part_loop(
     part: u32,
     mut session: Box<dyn EngineSession>,
@@ -506,75 +553,149 @@ fn part_loop(
     mut rx: mpsc::Receiver<(u64, String, Tensor)>,
     dep: &std::sync::Weak<Deployment>,
 ) -> Result<()> {
-    let mut pending: BTreeMap<u64, HashMap<String, Tensor>> = BTreeMap::new();
+    let mut pending: Pending = BTreeMap::new();
     while let Some((frame, name, t)) = rx.blocking_recv() {
-        if !inputs.contains(&name) {
-            bail!("received '{name}', which is not one of its inputs {inputs:?}");
-        }
-        let slot = pending.entry(frame).or_default();
-        slot.insert(name, t);
-        if slot.len() < inputs.len() {
-            if pending.len() > MAX_PENDING_FRAMES {
-                bail!("more than {MAX_PENDING_FRAMES} frames wait for inputs");
-            }
+        let Some(ins) = gather(&mut pending, &inputs, frame, name, t)? else {
             continue;
-        }
-        let ins = pending.remove(&frame).expect("present");
-        let t0 = Instant::now();
-        let c0 = thread_cpu_time();
-        let outputs = session.run(&ins)?;
-        if let Some(&pace) = PACE.get() {
-            // the run took `cpu` on the host; the emulated device needs `pace` x that
-            let target = (thread_cpu_time().saturating_sub(c0)).mul_f64(pace);
-            if let Some(rest) = target.checked_sub(t0.elapsed()) {
-                std::thread::sleep(rest);
-            }
-        }
-        let compute_us = t0.elapsed().as_micros() as u64;
+        };
+        let (outputs, compute_us) = run_paced(session.as_mut(), &ins)?;
         let Some(d) = dep.upgrade() else {
             return Ok(());
         };
         for (name, t) in &outputs {
             for (_, o) in outs.iter().filter(|(n, _)| n == name) {
-                let msg = |to: u32| Msg::Tensor {
-                    frame,
-                    from: part,
-                    to,
-                    name: name.clone(),
-                    shape: t.shape.iter().map(|&x| x as u32).collect(),
-                    data: t.data.clone(),
-                    sent_ns: crate::proto::mono_ns(),
-                };
-                let ok = match o {
-                    Out::Coord => d
-                        .coord
-                        .blocking_send((Instant::now(), msg(part).encode()))
-                        .is_ok(),
-                    Out::Peer(tx, to) => tx
-                        .blocking_send((Instant::now(), msg(*to).encode()))
-                        .is_ok(),
-                    Out::Local(to) => {
-                        let tx = d.parts.lock().unwrap().get(to).cloned();
-                        match tx {
-                            Some(tx) => tx.blocking_send((frame, name.clone(), t.clone())).is_ok(),
-                            None => bail!("local consumer partition {to} is not deployed"),
-                        }
-                    }
-                };
-                if !ok {
-                    bail!("the consumer of '{name}' has gone");
-                }
+                send_output(&d, o, part, frame, name, t)?;
             }
         }
-        let _ = d.coord.blocking_send((
-            Instant::now(),
-            Msg::Timing {
-                frame,
-                part,
-                compute_us,
-            }
-            .encode(),
-        ));
+        let timing = Msg::Timing {
+            frame,
+            part,
+            compute_us,
+        };
+        let _ = d.coord.blocking_send((Instant::now(), timing.encode()));
     }
     Ok(())
+}
+
+/// Inputs received per frame, for frames still missing some.
+type Pending = BTreeMap<u64, HashMap<String, Tensor>>;
+
+/// Files input `name` of `frame`; returns the frame's inputs once all have arrived.
+fn gather(
+    pending: &mut Pending,
+    inputs: &[String],
+    frame: u64,
+    name: String,
+    t: Tensor,
+) -> Result<Option<HashMap<String, Tensor>>> {
+    if !inputs.contains(&name) {
+        bail!("received '{name}', which is not one of its inputs {inputs:?}");
+    }
+    let slot = pending.entry(frame).or_default();
+    slot.insert(name, t);
+    if slot.len() < inputs.len() {
+        if pending.len() > MAX_PENDING_FRAMES {
+            bail!("more than {MAX_PENDING_FRAMES} frames wait for inputs");
+        }
+        return Ok(None);
+    }
+    Ok(pending.remove(&frame))
+}
+
+/// Runs the engine, then sleeps as the pacing factor asks (see [`run`]). Returns the
+/// outputs and the paced run time [us].
+fn run_paced(
+    session: &mut dyn EngineSession,
+    ins: &HashMap<String, Tensor>,
+) -> Result<(Vec<(String, Tensor)>, u64)> {
+    let t0 = Instant::now();
+    let c0 = thread_cpu_time();
+    let outputs = session.run(ins)?;
+    if let Some(&pace) = PACE.get() {
+        // the run took `cpu` on the host; the emulated device needs `pace` x that
+        let target = (thread_cpu_time().saturating_sub(c0)).mul_f64(pace);
+        if let Some(rest) = target.checked_sub(t0.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    Ok((outputs, t0.elapsed().as_micros() as u64))
+}
+
+/// Sends output `name` of `frame` to one consumer: the coordinator, a peer worker or a
+/// partition of this worker.
+fn send_output(
+    d: &Deployment,
+    o: &Out,
+    part: u32,
+    frame: u64,
+    name: &str,
+    t: &Tensor,
+) -> Result<()> {
+    let msg = |to: u32| Msg::Tensor {
+        frame,
+        from: part,
+        to,
+        name: name.to_string(),
+        shape: t.shape.iter().map(|&x| x as u32).collect(),
+        data: t.data.clone(),
+        sent_ns: crate::proto::mono_ns(),
+    };
+    let ok = match o {
+        Out::Coord => d
+            .coord
+            .blocking_send((Instant::now(), msg(part).encode()))
+            .is_ok(),
+        Out::Peer(tx, to) => tx
+            .blocking_send((Instant::now(), msg(*to).encode()))
+            .is_ok(),
+        Out::Local(to) => {
+            let tx = d.parts.lock().unwrap().get(to).cloned();
+            match tx {
+                Some(tx) => tx
+                    .blocking_send((frame, name.to_string(), t.clone()))
+                    .is_ok(),
+                None => bail!("local consumer partition {to} is not deployed"),
+            }
+        }
+    };
+    if !ok {
+        bail!("the consumer of '{name}' has gone");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash_of(b: &[u8]) -> [u8; 32] {
+        Sha256::digest(b).into()
+    }
+
+    #[test]
+    fn chunks_in_order_make_the_sub_model() {
+        let body = b"0123456789";
+        let h = hash_of(body);
+        let mut up = None;
+        assert!(accept_chunk(&mut up, h, 10, 0, &body[..4])
+            .unwrap()
+            .is_none());
+        let done = accept_chunk(&mut up, h, 10, 4, &body[4..])
+            .unwrap()
+            .unwrap();
+        assert_eq!((done.hash, done.bytes.as_slice()), (h, &body[..]));
+        assert!(up.is_none());
+    }
+
+    #[test]
+    fn bad_chunks_are_refused() {
+        let h = hash_of(b"abcd");
+        let over = accept_chunk(&mut None, h, MAX_MODEL_BYTES + 1, 0, b"");
+        assert!(over.err().unwrap().contains("refused"));
+        let mut up = None;
+        let gap = accept_chunk(&mut up, h, 4, 2, b"cd");
+        assert_eq!(gap.err().unwrap(), "model chunk out of order");
+        let wrong = accept_chunk(&mut None, h, 4, 0, b"abce");
+        assert_eq!(wrong.err().unwrap(), "model bytes do not match their hash");
+    }
 }
