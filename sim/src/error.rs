@@ -65,7 +65,9 @@ pub enum SimError {
     },
     /// The simulation ended with frames that never completed: partitions wait on each other.
     /// Cannot happen for plans built by the partitioner (they are acyclic); fatal.
-    #[error("the partitions wait on each other: some frames never complete ({incomplete} of {frames})")]
+    #[error(
+        "the partitions wait on each other: some frames never complete ({incomplete} of {frames})"
+    )]
     Deadlock {
         /// Frames that did not complete.
         incomplete: usize,

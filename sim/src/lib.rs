@@ -21,8 +21,8 @@ pub mod sharing;
 pub mod strategy;
 pub mod trace;
 
-pub use error::SimError;
 pub use engine::{SimPlan, Workload};
+pub use error::SimError;
 pub use prepared::{Metrics, PreparedScenario};
 pub use report::Report;
 pub use scenario::{run_loaded, run_scenario, RunOptions, Scenario, ScenarioRun, Strategy};
