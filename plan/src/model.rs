@@ -11,10 +11,11 @@
 use crate::attr::Attrs;
 use crate::error::PlanError;
 use crate::graph::{Graph, Layer, TensorInfo};
-use crate::onnx::{self, dtype, ModelProto, NodeProto, ValueInfoProto};
+use crate::onnx::{self, dtype, GraphProto, ModelProto, NodeProto, ValueInfoProto};
 use crate::ops::{self, In};
 use crate::tensor::Const;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::path::Path;
 
 /// Shapes given by the user for graph inputs with symbolic dimensions.
@@ -156,6 +157,9 @@ fn value_shape(vi: &ValueInfoProto) -> Option<DeclaredShape> {
     Some((dims, params, t.elem_type.unwrap_or(dtype::FLOAT)))
 }
 
+/// The static shape and element type dicesim uses for graph input `vi`: the shape given with
+/// `--input-shape` (checked against the declared one), else the declared shape with a
+/// symbolic batch fixed to 1.
 fn input_shape(
     vi: &ValueInfoProto,
     input_shapes: &InputShapes,
@@ -170,36 +174,41 @@ fn input_shape(
         };
     };
     if let Some(s) = input_shapes.get(&name) {
-        if s.len() != dims.len() {
-            return Err(format!(
-                "--input-shape for '{name}' has rank {} but the model declares rank {}",
-                s.len(),
-                dims.len()
-            ));
-        }
-        for (i, (g, d)) in s.iter().zip(&dims).enumerate() {
-            if let Some(d) = d {
-                if *g as i64 != *d {
-                    return Err(format!(
-                        "--input-shape for '{name}' gives {g} for dimension {i}, but the model fixes it to {d}"
-                    ));
-                }
-            }
-        }
+        check_given_shape(&name, s, &dims)?;
         return Ok((s.clone(), dt));
     }
-    // An example for the message: the declared dimensions, symbolic ones by name.
-    let example: Vec<String> = dims
-        .iter()
-        .zip(&params)
-        .enumerate()
-        .map(|(i, (d, p))| match (d, p) {
-            (Some(v), _) => v.to_string(),
-            (None, _) if i == 0 => "1".into(),
-            (None, Some(p)) => format!("<{p}>"),
-            (None, None) => "<?>".into(),
-        })
-        .collect();
+    Ok((pinned_shape(&name, &dims, &params)?, dt))
+}
+
+/// Checks a shape given with `--input-shape` against the rank and fixed dimensions the model
+/// declares.
+fn check_given_shape(name: &str, given: &[usize], dims: &[Option<i64>]) -> Result<(), String> {
+    if given.len() != dims.len() {
+        return Err(format!(
+            "--input-shape for '{name}' has rank {} but the model declares rank {}",
+            given.len(),
+            dims.len()
+        ));
+    }
+    for (i, (g, d)) in given.iter().zip(dims).enumerate() {
+        if let Some(d) = d {
+            if *g as i64 != *d {
+                return Err(format!(
+                    "--input-shape for '{name}' gives {g} for dimension {i}, but the model fixes it to {d}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The declared shape with a symbolic batch dimension fixed to 1; any other dimension that is
+/// not a fixed value is an error asking for `--input-shape`.
+fn pinned_shape(
+    name: &str,
+    dims: &[Option<i64>],
+    params: &[Option<String>],
+) -> Result<Vec<usize>, String> {
     let mut out = Vec::with_capacity(dims.len());
     for (i, d) in dims.iter().enumerate() {
         match d {
@@ -212,37 +221,103 @@ fn input_shape(
                     .unwrap_or_else(|| "an unknown dimension".into());
                 return Err(format!(
                     "graph input '{name}' has {what} at index {i}; give the shape with --input-shape {name}={} (or [model] input_shapes = {{ {name} = [...] }} in a scenario)",
-                    example.join(",")
+                    shape_example(dims, params)
                 ));
             }
         }
     }
-    Ok((out, dt))
+    Ok(out)
+}
+
+/// An example shape for an error message: the declared dimensions, symbolic ones by name.
+fn shape_example(dims: &[Option<i64>], params: &[Option<String>]) -> String {
+    let example: Vec<String> = dims
+        .iter()
+        .zip(params)
+        .enumerate()
+        .map(|(i, (d, p))| match (d, p) {
+            (Some(v), _) => v.to_string(),
+            (None, _) if i == 0 => "1".into(),
+            (None, Some(p)) => format!("<{p}>"),
+            (None, None) => "<?>".into(),
+        })
+        .collect();
+    example.join(",")
+}
+
+/// Bytes of a tensor of `shape` and element type `dt` (4 per element for a type of no fixed
+/// size).
+fn tensor_bytes(shape: &[usize], dt: i32) -> u64 {
+    shape.iter().product::<usize>() as u64 * dtype::size_of(dt).unwrap_or(4)
+}
+
+/// An activation tensor without readers yet.
+fn tensor_info(name: &str, shape: Vec<usize>, dt: i32, producer: Option<usize>) -> TensorInfo {
+    TensorInfo {
+        name: name.to_string(),
+        bytes: tensor_bytes(&shape, dt),
+        shape,
+        dtype: dt,
+        producer,
+        consumers: vec![],
+    }
 }
 
 fn analyse(proto: ModelProto, name: &str, input_shapes: &InputShapes) -> Result<Model, String> {
     let g = proto.graph.as_ref().ok_or("the model has no graph")?;
-    let opset = proto
+    let opset = default_opset(&proto);
+    let consts = initializers(g)?;
+    check_input_shape_names(g, &consts, input_shapes)?;
+    let (tensors, inputs) = graph_inputs(g, &consts, input_shapes)?;
+    let order = topo_order(&g.node, &consts, &inputs)?;
+    let mut an = Analysis::new(consts, tensors, opset);
+    for &ni in &order {
+        an.add_node(ni, &g.node[ni])?;
+    }
+    let outputs = graph_outputs(g, &an.consts, &an.tensors)?;
+    if an.layers.is_empty() {
+        return Err("the graph has no computing nodes".into());
+    }
+    an.free_folded_batch_norms();
+    Ok(an.into_model(proto, name, inputs, outputs))
+}
+
+/// The default-domain opset version (9 when the model imports none).
+fn default_opset(proto: &ModelProto) -> i64 {
+    proto
         .opset_import
         .iter()
         .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
         .and_then(|o| o.version)
-        .unwrap_or(9);
+        .unwrap_or(9)
+}
 
-    // Constants: initializers first.
+/// The graph's initializers, by name.
+fn initializers(g: &GraphProto) -> Result<HashMap<String, Const>, String> {
     let mut consts: HashMap<String, Const> = HashMap::new();
     for t in &g.initializer {
         let tname = t.name.clone().unwrap_or_default();
         consts.insert(tname.clone(), Const::from_proto(&tname, t)?);
     }
+    Ok(consts)
+}
 
-    // Activation tensors: shape, dtype, producer.
-    let input_names: Vec<&str> = g
-        .input
+/// Graph inputs that are not initializers: the model's real inputs.
+fn input_names<'g>(g: &'g GraphProto, consts: &HashMap<String, Const>) -> Vec<&'g str> {
+    g.input
         .iter()
         .filter_map(|vi| vi.name.as_deref())
         .filter(|n| !consts.contains_key(*n))
-        .collect();
+        .collect()
+}
+
+/// Every `--input-shape` name must be a real graph input (not an initializer listed as one).
+fn check_input_shape_names(
+    g: &GraphProto,
+    consts: &HashMap<String, Const>,
+    input_shapes: &InputShapes,
+) -> Result<(), String> {
+    let input_names = input_names(g, consts);
     for k in input_shapes.keys() {
         let listed = g
             .input
@@ -261,6 +336,15 @@ fn analyse(proto: ModelProto, name: &str, input_shapes: &InputShapes) -> Result<
             ));
         }
     }
+    Ok(())
+}
+
+/// The graph inputs' tensors and names, in the order the model lists them.
+fn graph_inputs(
+    g: &GraphProto,
+    consts: &HashMap<String, Const>,
+    input_shapes: &InputShapes,
+) -> Result<(BTreeMap<String, TensorInfo>, Vec<String>), String> {
     let mut tensors: BTreeMap<String, TensorInfo> = BTreeMap::new();
     let mut inputs = Vec::new();
     for vi in &g.input {
@@ -269,163 +353,21 @@ fn analyse(proto: ModelProto, name: &str, input_shapes: &InputShapes) -> Result<
             continue; // old exporters list initializers as inputs too
         }
         let (shape, dt) = input_shape(vi, input_shapes)?;
-        let bytes = shape.iter().product::<usize>() as u64 * dtype::size_of(dt).unwrap_or(4);
-        tensors.insert(
-            iname.clone(),
-            TensorInfo {
-                name: iname.clone(),
-                shape,
-                dtype: dt,
-                bytes,
-                producer: None,
-                consumers: vec![],
-            },
-        );
+        tensors.insert(iname.clone(), tensor_info(&iname, shape, dt, None));
         inputs.push(iname);
     }
     if inputs.is_empty() {
         return Err("the graph has no inputs (other than weights)".into());
     }
+    Ok((tensors, inputs))
+}
 
-    let order = topo_order(&g.node, &consts, &inputs)?;
-
-    let mut layers: Vec<Layer> = Vec::new();
-    let mut layer_node = Vec::new();
-    let mut layer_consts = Vec::new();
-    let mut used_names: HashSet<String> = HashSet::new();
-    for &ni in &order {
-        let node = &g.node[ni];
-        let op = node.op_type.clone().unwrap_or_default();
-        let mut lname = node
-            .name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| format!("{op}_{ni}"));
-        if used_names.contains(&lname) {
-            let base = lname.clone();
-            let mut k = 1;
-            while used_names.contains(&format!("{base}_{k}")) {
-                k += 1;
-            }
-            lname = format!("{base}_{k}");
-        }
-        let label = format!("node '{lname}' ({op})");
-        let domain = node.domain.as_deref().unwrap_or("");
-        if !(domain.is_empty() || domain == "ai.onnx") {
-            return Err(format!(
-                "{label}: operator {op} of domain '{domain}' is not supported (only the default ONNX domain)"
-            ));
-        }
-        let a = Attrs::new(node, &label);
-        let out_names: Vec<String> = node.output.clone();
-        if op == "Constant" {
-            let c = constant_node(&a, out_names.first().map(String::as_str).unwrap_or(""))?;
-            consts.insert(c.proto.name.clone().unwrap_or_default(), c);
-            continue;
-        }
-        let ins: Vec<Option<In>> = node
-            .input
-            .iter()
-            .map(|i| {
-                if i.is_empty() {
-                    None
-                } else if let Some(c) = consts.get(i) {
-                    Some(In {
-                        shape: c.shape.clone(),
-                        dtype: c.dtype,
-                        konst: Some(c),
-                    })
-                } else {
-                    tensors.get(i).map(|t| In {
-                        shape: t.shape.clone(),
-                        dtype: t.dtype,
-                        konst: None,
-                    })
-                }
-            })
-            .collect();
-        let all_const = ins.iter().flatten().all(|x| x.konst.is_some());
-        if op == "Shape"
-            || (all_const && ins.iter().flatten().next().is_some())
-            || op == "ConstantOfShape"
-        {
-            if let Some(folded) = ops::fold(&op, &a, &ins, &out_names, opset)? {
-                for c in folded {
-                    consts.insert(c.proto.name.clone().unwrap_or_default(), c);
-                }
-                continue;
-            }
-        }
-        let outs = ops::infer(&op, &a, &ins, out_names.len(), opset)?;
-        let flops = ops::flops(&op, &a, &ins, &outs);
-        let idx = layers.len();
-        let mut act_inputs = Vec::new();
-        let mut wnames = Vec::new();
-        let mut params_bytes = 0;
-        let mut input_bytes = 0;
-        for i in node.input.iter().filter(|i| !i.is_empty()) {
-            if let Some(c) = consts.get(i) {
-                if !wnames.contains(i) {
-                    params_bytes += c.bytes();
-                    wnames.push(i.clone());
-                }
-            } else if let Some(t) = tensors.get_mut(i) {
-                if !act_inputs.contains(i) {
-                    input_bytes += t.bytes;
-                    t.consumers.push(idx);
-                    act_inputs.push(i.clone());
-                }
-            }
-        }
-        let mut output_bytes = 0;
-        let mut real_outputs = Vec::new();
-        for (k, oname) in out_names.iter().enumerate() {
-            if oname.is_empty() {
-                continue;
-            }
-            let (shape, dt) = outs.get(k).cloned().ok_or_else(|| {
-                format!(
-                    "{label}: has {} outputs, dicesim infers only {}",
-                    out_names.len(),
-                    outs.len()
-                )
-            })?;
-            let bytes = shape.iter().product::<usize>() as u64 * dtype::size_of(dt).unwrap_or(4);
-            if tensors.contains_key(oname) || consts.contains_key(oname) {
-                return Err(format!(
-                    "{label}: output '{oname}' is produced twice in the graph"
-                ));
-            }
-            output_bytes += bytes;
-            tensors.insert(
-                oname.clone(),
-                TensorInfo {
-                    name: oname.clone(),
-                    shape,
-                    dtype: dt,
-                    bytes,
-                    producer: Some(idx),
-                    consumers: vec![],
-                },
-            );
-            real_outputs.push(oname.clone());
-        }
-        used_names.insert(lname.clone());
-        layers.push(Layer {
-            name: lname,
-            op,
-            inputs: act_inputs,
-            outputs: real_outputs,
-            output_shape: outs.first().map(|o| o.0.clone()).unwrap_or_default(),
-            flops,
-            params_bytes,
-            output_bytes,
-            input_bytes,
-        });
-        layer_node.push(ni);
-        layer_consts.push(wnames);
-    }
-
+/// The graph outputs' names; each must be computed by a layer.
+fn graph_outputs(
+    g: &GraphProto,
+    consts: &HashMap<String, Const>,
+    tensors: &BTreeMap<String, TensorInfo>,
+) -> Result<Vec<String>, String> {
     let mut outputs = Vec::new();
     for vi in &g.output {
         let oname = vi.name.clone().unwrap_or_default();
@@ -439,43 +381,270 @@ fn analyse(proto: ModelProto, name: &str, input_shapes: &InputShapes) -> Result<
         }
         outputs.push(oname);
     }
-    if layers.is_empty() {
-        return Err("the graph has no computing nodes".into());
+    Ok(outputs)
+}
+
+/// A node's inputs as shape inference sees them (`None` for an omitted optional input or a
+/// tensor not known yet).
+fn node_inputs<'c>(
+    node: &NodeProto,
+    consts: &'c HashMap<String, Const>,
+    tensors: &BTreeMap<String, TensorInfo>,
+) -> Vec<Option<In<'c>>> {
+    node.input
+        .iter()
+        .map(|i| {
+            if i.is_empty() {
+                None
+            } else if let Some(c) = consts.get(i) {
+                Some(In {
+                    shape: c.shape.clone(),
+                    dtype: c.dtype,
+                    konst: Some(c),
+                })
+            } else {
+                tensors.get(i).map(|t| In {
+                    shape: t.shape.clone(),
+                    dtype: t.dtype,
+                    konst: None,
+                })
+            }
+        })
+        .collect()
+}
+
+/// Whether to try folding a node into constants: Shape and ConstantOfShape always (they
+/// need only shapes), any other node when it has inputs and all are constants.
+fn may_fold(op: &str, ins: &[Option<In>]) -> bool {
+    let all_const = ins.iter().flatten().all(|x| x.konst.is_some());
+    op == "Shape" || (all_const && ins.iter().flatten().next().is_some()) || op == "ConstantOfShape"
+}
+
+/// Only nodes of the default ONNX domain are understood.
+fn check_domain(node: &NodeProto, op: &str, label: &str) -> Result<(), String> {
+    let domain = node.domain.as_deref().unwrap_or("");
+    if !(domain.is_empty() || domain == "ai.onnx") {
+        return Err(format!(
+            "{label}: operator {op} of domain '{domain}' is not supported (only the default ONNX domain)"
+        ));
     }
-    // A BatchNormalization right after a convolution (its only reader) is folded into the
-    // convolution's weights by every inference engine: it costs no arithmetic at run time.
-    for i in 0..layers.len() {
-        if layers[i].op != "BatchNormalization" {
-            continue;
+    Ok(())
+}
+
+/// What a layer reads: activation inputs, weight names, and their bytes.
+#[derive(Default)]
+struct LayerInputs {
+    activations: Vec<String>,
+    weights: Vec<String>,
+    params_bytes: u64,
+    input_bytes: u64,
+}
+
+/// What a layer writes: its non-empty outputs and their bytes.
+struct LayerOutputs {
+    names: Vec<String>,
+    bytes: u64,
+}
+
+/// The analysis in progress: nodes are added in topological order; constant ones fold into
+/// `consts`, the others become layers.
+struct Analysis {
+    consts: HashMap<String, Const>,
+    tensors: BTreeMap<String, TensorInfo>,
+    layers: Vec<Layer>,
+    layer_node: Vec<usize>,
+    layer_consts: Vec<Vec<String>>,
+    used_names: HashSet<String>,
+    opset: i64,
+}
+
+impl Analysis {
+    fn new(
+        consts: HashMap<String, Const>,
+        tensors: BTreeMap<String, TensorInfo>,
+        opset: i64,
+    ) -> Analysis {
+        Analysis {
+            consts,
+            tensors,
+            layers: Vec::new(),
+            layer_node: Vec::new(),
+            layer_consts: Vec::new(),
+            used_names: HashSet::new(),
+            opset,
         }
-        let Some(t) = layers[i].inputs.first().and_then(|t| tensors.get(t)) else {
-            continue;
+    }
+
+    /// Adds node `ni`: a constant, values folded from constants, or a layer.
+    fn add_node(&mut self, ni: usize, node: &NodeProto) -> Result<(), String> {
+        let op = node.op_type.clone().unwrap_or_default();
+        let lname = self.layer_name(node, ni, &op);
+        let label = format!("node '{lname}' ({op})");
+        check_domain(node, &op, &label)?;
+        let a = Attrs::new(node, &label);
+        let out_names = &node.output;
+        if op == "Constant" {
+            let c = constant_node(&a, out_names.first().map(String::as_str).unwrap_or(""))?;
+            self.add_consts(vec![c]);
+            return Ok(());
+        }
+        let ins = node_inputs(node, &self.consts, &self.tensors);
+        if may_fold(&op, &ins) {
+            if let Some(folded) = ops::fold(&op, &a, &ins, out_names, self.opset)? {
+                self.add_consts(folded);
+                return Ok(());
+            }
+        }
+        let outs = ops::infer(&op, &a, &ins, out_names.len(), self.opset)?;
+        let flops = ops::flops(&op, &a, &ins, &outs);
+        let idx = self.layers.len();
+        let reads = self.connect_inputs(node, idx);
+        let writes = self.add_outputs(out_names, &outs, idx, &label)?;
+        self.used_names.insert(lname.clone());
+        self.layers.push(Layer {
+            name: lname,
+            op,
+            inputs: reads.activations,
+            outputs: writes.names,
+            output_shape: outs.first().map(|o| o.0.clone()).unwrap_or_default(),
+            flops,
+            params_bytes: reads.params_bytes,
+            output_bytes: writes.bytes,
+            input_bytes: reads.input_bytes,
+        });
+        self.layer_node.push(ni);
+        self.layer_consts.push(reads.weights);
+        Ok(())
+    }
+
+    /// The node's name, else `<op>_<index>`; a name already taken gets the first free suffix
+    /// `_1`, `_2`, ...
+    fn layer_name(&self, node: &NodeProto, ni: usize, op: &str) -> String {
+        let lname = node
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("{op}_{ni}"));
+        if !self.used_names.contains(&lname) {
+            return lname;
+        }
+        let mut k = 1;
+        while self.used_names.contains(&format!("{lname}_{k}")) {
+            k += 1;
+        }
+        format!("{lname}_{k}")
+    }
+
+    fn add_consts(&mut self, folded: Vec<Const>) {
+        for c in folded {
+            self.consts
+                .insert(c.proto.name.clone().unwrap_or_default(), c);
+        }
+    }
+
+    /// Records layer `idx` as a reader of its activation inputs; sums the bytes of its
+    /// distinct activations and weights.
+    fn connect_inputs(&mut self, node: &NodeProto, idx: usize) -> LayerInputs {
+        let mut r = LayerInputs::default();
+        for i in node.input.iter().filter(|i| !i.is_empty()) {
+            if let Some(c) = self.consts.get(i) {
+                if !r.weights.contains(i) {
+                    r.params_bytes += c.bytes();
+                    r.weights.push(i.clone());
+                }
+            } else if let Some(t) = self.tensors.get_mut(i) {
+                if !r.activations.contains(i) {
+                    r.input_bytes += t.bytes;
+                    t.consumers.push(idx);
+                    r.activations.push(i.clone());
+                }
+            }
+        }
+        r
+    }
+
+    /// Adds the tensors layer `idx` writes, with the inferred shapes `outs`.
+    fn add_outputs(
+        &mut self,
+        out_names: &[String],
+        outs: &[(Vec<usize>, i32)],
+        idx: usize,
+        label: &str,
+    ) -> Result<LayerOutputs, String> {
+        let mut w = LayerOutputs {
+            names: Vec::new(),
+            bytes: 0,
         };
-        let after_conv = t
-            .producer
-            .is_some_and(|p| matches!(layers[p].op.as_str(), "Conv" | "ConvTranspose"));
-        if after_conv && t.consumers.len() == 1 {
-            layers[i].flops = 0;
+        for (k, oname) in out_names.iter().enumerate() {
+            if oname.is_empty() {
+                continue;
+            }
+            let (shape, dt) = outs.get(k).cloned().ok_or_else(|| {
+                format!(
+                    "{label}: has {} outputs, dicesim infers only {}",
+                    out_names.len(),
+                    outs.len()
+                )
+            })?;
+            if self.tensors.contains_key(oname) || self.consts.contains_key(oname) {
+                return Err(format!(
+                    "{label}: output '{oname}' is produced twice in the graph"
+                ));
+            }
+            let t = tensor_info(oname, shape, dt, Some(idx));
+            w.bytes += t.bytes;
+            self.tensors.insert(oname.clone(), t);
+            w.names.push(oname.clone());
+        }
+        Ok(w)
+    }
+
+    /// A BatchNormalization right after a convolution (its only reader) is folded into the
+    /// convolution's weights by every inference engine: it costs no arithmetic at run time.
+    fn free_folded_batch_norms(&mut self) {
+        let layers = &mut self.layers;
+        for i in 0..layers.len() {
+            if layers[i].op != "BatchNormalization" {
+                continue;
+            }
+            let Some(t) = layers[i].inputs.first().and_then(|t| self.tensors.get(t)) else {
+                continue;
+            };
+            let after_conv = t
+                .producer
+                .is_some_and(|p| matches!(layers[p].op.as_str(), "Conv" | "ConvTranspose"));
+            if after_conv && t.consumers.len() == 1 {
+                layers[i].flops = 0;
+            }
         }
     }
-    // Keep only constants that layers read.
-    let used: HashSet<&String> = layer_consts.iter().flatten().collect();
-    consts.retain(|k, _| used.contains(k));
-    let graph = Graph {
-        name: name.to_string(),
-        layers,
-        tensors,
-        inputs,
-        outputs,
-    };
-    Ok(Model {
-        proto,
-        graph,
-        layer_node,
-        layer_consts,
-        consts,
-        opset,
-    })
+
+    /// The model, keeping only the constants that layers read.
+    fn into_model(
+        mut self,
+        proto: ModelProto,
+        name: &str,
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+    ) -> Model {
+        let used: HashSet<&String> = self.layer_consts.iter().flatten().collect();
+        self.consts.retain(|k, _| used.contains(k));
+        let graph = Graph {
+            name: name.to_string(),
+            layers: self.layers,
+            tensors: self.tensors,
+            inputs,
+            outputs,
+        };
+        Model {
+            proto,
+            graph,
+            layer_node: self.layer_node,
+            layer_consts: self.layer_consts,
+            consts: self.consts,
+            opset: self.opset,
+        }
+    }
 }
 
 fn constant_node(a: &Attrs, out: &str) -> Result<Const, String> {
@@ -512,6 +681,29 @@ fn topo_order(
     consts: &HashMap<String, Const>,
     inputs: &[String],
 ) -> Result<Vec<usize>, String> {
+    let deps = node_deps(nodes, consts, inputs)?;
+    let (order, indeg) = kahn_lowest_first(&deps);
+    if order.len() != nodes.len() {
+        let stuck: Vec<String> = (0..nodes.len())
+            .filter(|&i| indeg[i] > 0)
+            .take(5)
+            .map(|i| nodes[i].name.clone().unwrap_or_else(|| format!("#{i}")))
+            .collect();
+        return Err(format!(
+            "the graph has a cycle through nodes {}",
+            stuck.join(", ")
+        ));
+    }
+    Ok(order)
+}
+
+/// For each node, the nodes producing its inputs; an input that no node, constant or graph
+/// input provides is an error.
+fn node_deps(
+    nodes: &[NodeProto],
+    consts: &HashMap<String, Const>,
+    inputs: &[String],
+) -> Result<Vec<Vec<usize>>, String> {
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         for o in &n.output {
@@ -539,37 +731,31 @@ fn topo_order(
             }
         }
     }
+    Ok(deps)
+}
+
+/// Kahn's algorithm taking the lowest ready index first; also returns the in-degrees left
+/// (non-zero for nodes on or behind a cycle).
+fn kahn_lowest_first(deps: &[Vec<usize>]) -> (Vec<usize>, Vec<usize>) {
+    let n = deps.len();
     let mut indeg: Vec<usize> = deps.iter().map(|d| d.len()).collect();
-    let mut users: Vec<Vec<usize>> = vec![vec![]; nodes.len()];
+    let mut users: Vec<Vec<usize>> = vec![vec![]; n];
     for (i, d) in deps.iter().enumerate() {
         for &p in d {
             users[p].push(i);
         }
     }
-    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..nodes.len())
-        .filter(|&i| indeg[i] == 0)
-        .map(std::cmp::Reverse)
-        .collect();
-    let mut order = Vec::with_capacity(nodes.len());
-    while let Some(std::cmp::Reverse(i)) = ready.pop() {
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indeg[i] == 0).map(Reverse).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(Reverse(i)) = ready.pop() {
         order.push(i);
         for &u in &users[i] {
             indeg[u] -= 1;
             if indeg[u] == 0 {
-                ready.push(std::cmp::Reverse(u));
+                ready.push(Reverse(u));
             }
         }
     }
-    if order.len() != nodes.len() {
-        let stuck: Vec<String> = (0..nodes.len())
-            .filter(|&i| indeg[i] > 0)
-            .take(5)
-            .map(|i| nodes[i].name.clone().unwrap_or_else(|| format!("#{i}")))
-            .collect();
-        return Err(format!(
-            "the graph has a cycle through nodes {}",
-            stuck.join(", ")
-        ));
-    }
-    Ok(order)
+    (order, indeg)
 }

@@ -224,69 +224,72 @@ fn opt_const_floats(ins: &[Option<In>], i: usize) -> Option<Vec<f64>> {
         .and_then(|c| c.floats())
 }
 
-/// Output spatial sizes of a convolution or pooling window.
-#[allow(clippy::too_many_arguments)]
-fn window_out(
-    a: &Attrs,
-    in_sp: &[usize],
-    kernel: &[usize],
-    strides: &[i64],
-    dil: &[i64],
-    pads: &[i64],
-    auto_pad: &str,
-    ceil_mode: bool,
-) -> Result<Shape, String> {
-    let n = in_sp.len();
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let s = strides[i].max(1);
-        let d = dil[i].max(1);
-        let ek = (kernel[i] as i64 - 1) * d + 1;
-        let x = in_sp[i] as i64;
-        let o = match auto_pad {
-            "SAME_UPPER" | "SAME_LOWER" => (x + s - 1) / s,
-            "VALID" => {
-                if x < ek {
-                    0
-                } else {
-                    (x - ek) / s + 1
-                }
-            }
-            _ => {
-                let (pb, pe) = (pads[i], pads[i + n]);
-                let span = x + pb + pe - ek;
-                if span < 0 {
-                    0
-                } else if ceil_mode {
-                    let mut o = (span + s - 1) / s + 1;
-                    // The last window must start inside the input or the left padding
-                    // (the rule PyTorch and ONNX Runtime use).
-                    if (o - 1) * s >= x + pb {
-                        o -= 1;
-                    }
-                    o
-                } else {
-                    span / s + 1
-                }
-            }
-        };
-        if o <= 0 {
-            return Err(a.err(format!(
-                "spatial size {x} is too small for kernel {} (stride {s}, dilation {d})",
-                kernel[i]
-            )));
-        }
-        out.push(o as usize);
-    }
-    Ok(out)
-}
-
+/// A convolution or pooling window: the kernel and its attributes.
 struct Window {
     kernel: Vec<usize>,
     strides: Vec<i64>,
     dil: Vec<i64>,
     pads: Vec<i64>,
     auto_pad: String,
+}
+
+impl Window {
+    /// Output spatial sizes of this convolution or pooling window over `in_sp`.
+    fn out(&self, a: &Attrs, in_sp: &[usize], ceil_mode: bool) -> Result<Shape, String> {
+        let Window {
+            kernel,
+            strides,
+            dil,
+            pads,
+            auto_pad,
+        } = self;
+        let n = in_sp.len();
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let s = strides[i].max(1);
+            let d = dil[i].max(1);
+            let ek = (kernel[i] as i64 - 1) * d + 1;
+            let x = in_sp[i] as i64;
+            let o = match auto_pad.as_str() {
+                "SAME_UPPER" | "SAME_LOWER" => (x + s - 1) / s,
+                "VALID" => {
+                    if x < ek {
+                        0
+                    } else {
+                        (x - ek) / s + 1
+                    }
+                }
+                _ => padded_out(x, ek, s, (pads[i], pads[i + n]), ceil_mode),
+            };
+            if o <= 0 {
+                return Err(a.err(format!(
+                    "spatial size {x} is too small for kernel {} (stride {s}, dilation {d})",
+                    kernel[i]
+                )));
+            }
+            out.push(o as usize);
+        }
+        Ok(out)
+    }
+}
+
+/// Output size along one axis of `x` elements with explicit pads `(pb, pe)`, effective
+/// kernel extent `ek` and stride `s`.
+fn padded_out(x: i64, ek: i64, s: i64, (pb, pe): (i64, i64), ceil_mode: bool) -> i64 {
+    let span = x + pb + pe - ek;
+    if span < 0 {
+        0
+    } else if ceil_mode {
+        let mut o = (span + s - 1) / s + 1;
+        // The last window must start inside the input or the left padding
+        // (the rule PyTorch and ONNX Runtime use).
+        if (o - 1) * s >= x + pb {
+            o -= 1;
+        }
+        o
+    } else {
+        span / s + 1
+    }
 }
 
 fn window_attrs(a: &Attrs, kernel: Vec<usize>) -> Result<Window, String> {
@@ -462,16 +465,7 @@ fn infer_conv(n: &OpNode) -> Result<Outs, String> {
     }
     let kernel: Vec<usize> = w.shape[2..].to_vec();
     let win = window_attrs(a, kernel)?;
-    let sp = window_out(
-        a,
-        &x.shape[2..],
-        &win.kernel,
-        &win.strides,
-        &win.dil,
-        &win.pads,
-        &win.auto_pad,
-        false,
-    )?;
+    let sp = win.out(a, &x.shape[2..], false)?;
     let mut s = vec![x.shape[0], w.shape[0]];
     s.extend(sp);
     first(ins, s)
@@ -532,16 +526,7 @@ fn infer_pool(n: &OpNode) -> Result<Outs, String> {
         )));
     }
     let win = window_attrs(a, k)?;
-    let sp = window_out(
-        a,
-        &x.shape[2..],
-        &win.kernel,
-        &win.strides,
-        &win.dil,
-        &win.pads,
-        &win.auto_pad,
-        a.int("ceil_mode", 0) == 1,
-    )?;
+    let sp = win.out(a, &x.shape[2..], a.int("ceil_mode", 0) == 1)?;
     let mut s = vec![x.shape[0], x.shape[1]];
     s.extend(sp);
     let mut outs = vec![(s.clone(), x.dtype)];
@@ -1245,17 +1230,32 @@ struct FoldNode<'x, 'a> {
     opset: i64,
 }
 
-/// Constant input `i`, if present.
-fn nth<'c>(consts: &[Option<&'c Const>], i: usize) -> Option<&'c Const> {
-    consts.get(i).copied().flatten()
+impl<'x, 'a> FoldNode<'x, 'a> {
+    /// Constant input `i`, if present.
+    fn nth(&self, i: usize) -> Option<&'a Const> {
+        self.consts.get(i).copied().flatten()
+    }
+
+    /// Constant input `i`; when it is missing, an error saying `missing`.
+    fn need(&self, i: usize, missing: &str) -> Result<&'a Const, String> {
+        self.nth(i).ok_or_else(|| self.a.err(missing))
+    }
+
+    /// Checks ranks and dimensions as shape inference does, before values are sliced.
+    fn check_shapes(&self) -> Result<(), String> {
+        infer(self.op, self.a, self.ins, 1, self.opset).map(|_| ())
+    }
+
+    /// The folded result: one constant named as the node's first output (`None` for a
+    /// value type dicesim does not fold).
+    fn one(&self, dt: i32, shape: Vec<usize>, values: Values) -> Option<Vec<Const>> {
+        Const::from_values(self.name0, dt, shape, values).map(|k| vec![k])
+    }
 }
 
 fn fold_cast(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
-    let FoldNode {
-        a, consts, name0, ..
-    } = *n;
-    let x = nth(consts, 0).ok_or_else(|| a.err("input missing"))?;
-    let to = a.int("to", 1) as i32;
+    let x = n.need(0, "input missing")?;
+    let to = n.a.int("to", 1) as i32;
     let values = match (to, &x.values) {
         (dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16, _) => Values::Float(x.floats().unwrap()),
         (dtype::BOOL, _) => Values::Int(
@@ -1268,23 +1268,14 @@ fn fold_cast(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
         (_, Values::Float(v)) => Values::Int(v.iter().map(|&f| f as i64).collect()),
         (_, v) => v.clone(),
     };
-    Ok(Const::from_values(name0, to, x.shape.clone(), values).map(|k| vec![k]))
+    Ok(n.one(to, x.shape.clone(), values))
 }
 
 fn fold_gather(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
-    let FoldNode {
-        op,
-        a,
-        ins,
-        consts,
-        name0,
-        opset,
-        ..
-    } = *n;
-    infer(op, a, ins, 1, opset)?;
-    let x = nth(consts, 0).ok_or_else(|| a.err("input 0 is missing"))?;
-    let idx = nth(consts, 1).ok_or_else(|| a.err("indices missing"))?;
-    let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
+    n.check_shapes()?;
+    let x = n.need(0, "input 0 is missing")?;
+    let idx = n.need(1, "indices missing")?;
+    let ax = norm_axis(n.a.int("axis", 0), x.shape.len(), n.a)?;
     let ind = idx.ints().unwrap();
     let d = x.shape[ax] as i64;
     let outer: usize = x.shape[..ax].iter().product();
@@ -1293,7 +1284,7 @@ fn fold_gather(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
     for &i in &ind {
         let j = if i < 0 { i + d } else { i };
         if j < 0 || j >= d {
-            return Err(a.err(format!("index {i} out of range for dimension {d}")));
+            return Err(n.a.err(format!("index {i} out of range for dimension {d}")));
         }
         picks.push(j as usize);
     }
@@ -1301,24 +1292,14 @@ fn fold_gather(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
     shape.extend(&idx.shape);
     shape.extend(&x.shape[ax + 1..]);
     let values = gather_values(&x.values, outer, x.shape[ax], inner, &picks);
-    Ok(Const::from_values(name0, x.dtype, shape, values).map(|k| vec![k]))
+    Ok(n.one(x.dtype, shape, values))
 }
 
 fn fold_concat(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
-    let FoldNode {
-        op,
-        a,
-        ins,
-        consts,
-        name0,
-        opset,
-        ..
-    } = *n;
-    // Validates ranks and dimensions before slicing the values.
-    infer(op, a, ins, 1, opset)?;
-    let parts: Vec<&Const> = consts.iter().flatten().copied().collect();
+    n.check_shapes()?;
+    let parts: Vec<&Const> = n.consts.iter().flatten().copied().collect();
     let x = parts[0];
-    let ax = norm_axis(a.int("axis", 0), x.shape.len(), a)?;
+    let ax = norm_axis(n.a.int("axis", 0), x.shape.len(), n.a)?;
     let outer: usize = x.shape[..ax].iter().product();
     let mut shape = x.shape.clone();
     shape[ax] = parts.iter().map(|p| p.shape[ax]).sum();
@@ -1340,36 +1321,33 @@ fn fold_concat(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
     } else {
         Values::Float(fl)
     };
-    Ok(Const::from_values(name0, x.dtype, shape, values).map(|k| vec![k]))
+    Ok(n.one(x.dtype, shape, values))
 }
 
 fn fold_slice(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
-    let FoldNode {
-        a, consts, name0, ..
-    } = *n;
-    let x = nth(consts, 0).ok_or_else(|| a.err("input 0 is missing"))?;
+    let x = n.need(0, "input 0 is missing")?;
     let (starts, ends) = (
-        nth(consts, 1).and_then(|k| k.ints()),
-        nth(consts, 2).and_then(|k| k.ints()),
+        n.nth(1).and_then(|k| k.ints()),
+        n.nth(2).and_then(|k| k.ints()),
     );
     let (Some(starts), Some(ends)) = (starts, ends) else {
         return Ok(None);
     };
-    let axes = nth(consts, 3).and_then(|k| k.ints());
-    let steps = nth(consts, 4).and_then(|k| k.ints());
+    let axes = n.nth(3).and_then(|k| k.ints());
+    let steps = n.nth(4).and_then(|k| k.ints());
     let spec = slice_shape(
         &x.shape,
         &starts,
         &ends,
         axes.as_deref(),
         steps.as_deref(),
-        a,
+        n.a,
     )?;
     let shape: Vec<usize> = spec.iter().map(|s| s.0).collect();
     let src_strides = strides_of(&x.shape);
-    let n: usize = shape.iter().product();
-    let mut flat = Vec::with_capacity(n);
-    for lin in 0..n {
+    let count: usize = shape.iter().product();
+    let mut flat = Vec::with_capacity(count);
+    for lin in 0..count {
         let mut rem = lin;
         let mut off = 0i64;
         for d in (0..shape.len()).rev() {
@@ -1380,44 +1358,41 @@ fn fold_slice(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
         flat.push(off as usize);
     }
     let values = pick_values(&x.values, &flat);
-    Ok(Const::from_values(name0, x.dtype, shape, values).map(|k| vec![k]))
+    Ok(n.one(x.dtype, shape, values))
 }
 
 fn fold_arithmetic(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
-    let FoldNode {
-        op,
-        a,
-        consts,
-        name0,
-        ..
-    } = *n;
-    let (x, y) = match (nth(consts, 0), nth(consts, 1)) {
+    let (x, y) = match (n.nth(0), n.nth(1)) {
         (Some(x), Some(y)) => (x, y),
         _ => return Ok(None),
     };
-    let shape = broadcast(&[&x.shape, &y.shape], a)?;
+    let shape = broadcast(&[&x.shape, &y.shape], n.a)?;
     let ix = bcast_indices(&x.shape, &shape);
     let iy = bcast_indices(&y.shape, &shape);
     let values = match (&x.values, &y.values) {
         (Values::Int(p), Values::Int(q)) => Values::Int(
             ix.iter()
                 .zip(&iy)
-                .map(|(&i, &j)| int_op(op, p[i], q[j]))
+                .map(|(&i, &j)| int_op(n.op, p[i], q[j]))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| a.err("division by zero in a constant"))?,
+                .ok_or_else(|| n.a.err("division by zero in a constant"))?,
         ),
         _ => {
             let (p, q) = (x.floats().unwrap(), y.floats().unwrap());
             Values::Float(
                 ix.iter()
                     .zip(&iy)
-                    .map(|(&i, &j)| float_op(op, p[i], q[j]))
+                    .map(|(&i, &j)| float_op(n.op, p[i], q[j]))
                     .collect(),
             )
         }
     };
-    let dt = if op == "Equal" { dtype::BOOL } else { x.dtype };
-    let values = if op == "Equal" {
+    let dt = if n.op == "Equal" {
+        dtype::BOOL
+    } else {
+        x.dtype
+    };
+    let values = if n.op == "Equal" {
         match values {
             Values::Float(v) => Values::Int(v.iter().map(|&f| f as i64).collect()),
             v => v,
@@ -1425,27 +1400,21 @@ fn fold_arithmetic(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
     } else {
         values
     };
-    Ok(Const::from_values(name0, dt, shape, values).map(|k| vec![k]))
+    Ok(n.one(dt, shape, values))
 }
 
 fn fold_neg(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
-    let FoldNode {
-        a, consts, name0, ..
-    } = *n;
-    let x = nth(consts, 0).ok_or_else(|| a.err("input 0 is missing"))?;
+    let x = n.need(0, "input 0 is missing")?;
     let values = match &x.values {
         Values::Int(v) => Values::Int(v.iter().map(|&i| -i).collect()),
         Values::Float(v) => Values::Float(v.iter().map(|&f| -f).collect()),
         Values::Opaque => return Ok(None),
     };
-    Ok(Const::from_values(name0, x.dtype, x.shape.clone(), values).map(|k| vec![k]))
+    Ok(n.one(x.dtype, x.shape.clone(), values))
 }
 
 fn fold_range(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
-    let FoldNode {
-        a, consts, name0, ..
-    } = *n;
-    let (s, l, d) = match (nth(consts, 0), nth(consts, 1), nth(consts, 2)) {
+    let (s, l, d) = match (n.nth(0), n.nth(1), n.nth(2)) {
         (Some(s), Some(l), Some(d)) => (s, l, d),
         _ => return Ok(None),
     };
@@ -1453,36 +1422,33 @@ fn fold_range(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
         (Values::Int(s0), Values::Int(l0), Values::Int(d0)) => {
             let (s0, l0, d0) = (s0[0], l0[0], d0[0]);
             if d0 == 0 {
-                return Err(a.err("delta is 0"));
+                return Err(n.a.err("delta is 0"));
             }
-            let n = ((l0 - s0) as f64 / d0 as f64).ceil().max(0.0) as usize;
-            let v: Vec<i64> = (0..n as i64).map(|i| s0 + i * d0).collect();
-            Const::from_values(name0, s.dtype, vec![n], Values::Int(v)).map(|k| vec![k])
+            let len = ((l0 - s0) as f64 / d0 as f64).ceil().max(0.0) as usize;
+            let v: Vec<i64> = (0..len as i64).map(|i| s0 + i * d0).collect();
+            n.one(s.dtype, vec![len], Values::Int(v))
         }
         _ => None,
     })
 }
 
 fn fold_transpose(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
-    let FoldNode {
-        a, consts, name0, ..
-    } = *n;
-    let x = nth(consts, 0).ok_or_else(|| a.err("input 0 is missing"))?;
+    let x = n.need(0, "input 0 is missing")?;
     let r = x.shape.len();
-    let perm: Vec<usize> = a
-        .ints("perm")
-        .unwrap_or_else(|| (0..r as i64).rev().collect())
-        .iter()
-        .map(|&p| p as usize)
-        .collect();
+    let perm: Vec<usize> =
+        n.a.ints("perm")
+            .unwrap_or_else(|| (0..r as i64).rev().collect())
+            .iter()
+            .map(|&p| p as usize)
+            .collect();
     if perm.len() != r || perm.iter().any(|&p| p >= r) {
-        return Err(a.err("bad perm"));
+        return Err(n.a.err("bad perm"));
     }
     let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
     let st = strides_of(&x.shape);
-    let n: usize = shape.iter().product();
-    let mut flat = Vec::with_capacity(n);
-    for lin in 0..n {
+    let count: usize = shape.iter().product();
+    let mut flat = Vec::with_capacity(count);
+    for lin in 0..count {
         let mut rem = lin;
         let mut off = 0;
         for d in (0..r).rev() {
@@ -1492,7 +1458,7 @@ fn fold_transpose(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
         }
         flat.push(off);
     }
-    Ok(Const::from_values(name0, x.dtype, shape, pick_values(&x.values, &flat)).map(|k| vec![k]))
+    Ok(n.one(x.dtype, shape, pick_values(&x.values, &flat)))
 }
 
 /// ConstantOfShape over a constant shape. Small results are decoded like any constant;

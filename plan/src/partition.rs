@@ -56,8 +56,9 @@ pub struct Plan {
 }
 
 use crate::error::PlanError;
-use crate::graph::Graph;
+use crate::graph::{Graph, Layer};
 use crate::mapping::Mapping;
+use std::collections::BTreeSet;
 
 impl Plan {
     /// Partitions `graph` under `mapping`.
@@ -75,96 +76,19 @@ impl Plan {
                 mapping.layer_unit.len()
             )));
         }
-        let mut part_of = vec![usize::MAX; n];
-        let mut part_unit: Vec<usize> = Vec::new();
-        // preds[p]: partitions with an edge into p.
-        let mut preds: Vec<Vec<usize>> = Vec::new();
-        for (l, layer) in graph.layers.iter().enumerate() {
-            let u = mapping.layer_unit[l];
-            let mut producers: Vec<usize> = layer
-                .inputs
-                .iter()
-                .filter_map(|t| graph.tensors.get(t).and_then(|t| t.producer))
-                .map(|p| part_of[p])
-                .collect();
-            producers.sort_unstable();
-            producers.dedup();
-            let mut candidates: Vec<usize> = producers
-                .iter()
-                .copied()
-                .filter(|&p| part_unit[p] == u)
-                .collect();
-            candidates.extend(
-                (0..part_unit.len())
-                    .rev()
-                    .filter(|&p| part_unit[p] == u && !producers.contains(&p)),
-            );
-            let chosen = candidates
-                .into_iter()
-                .find(|&p| producers.iter().all(|&q| q == p || !reaches(&preds, p, q)));
-            let p = match chosen {
-                Some(p) => p,
-                None => {
-                    part_unit.push(u);
-                    preds.push(Vec::new());
-                    part_unit.len() - 1
-                }
-            };
-            for &q in &producers {
-                if q != p && !preds[p].contains(&q) {
-                    preds[p].push(q);
-                }
-            }
-            part_of[l] = p;
-        }
-        // Topological order of partitions, ties by their first layer.
-        let np = part_unit.len();
-        let first_layer: Vec<usize> = (0..np)
-            .map(|p| part_of.iter().position(|&x| x == p).unwrap())
-            .collect();
-        let mut indeg: Vec<usize> = preds.iter().map(|v| v.len()).collect();
-        let mut ready: std::collections::BTreeSet<(usize, usize)> = (0..np)
-            .filter(|&p| indeg[p] == 0)
-            .map(|p| (first_layer[p], p))
-            .collect();
-        let mut order = Vec::with_capacity(np);
-        while let Some(&(fl, p)) = ready.iter().next() {
-            ready.remove(&(fl, p));
-            order.push(p);
-            for q in 0..np {
-                if preds[q].contains(&p) {
-                    indeg[q] -= 1;
-                    if indeg[q] == 0 {
-                        ready.insert((first_layer[q], q));
-                    }
-                }
-            }
-        }
-        debug_assert_eq!(
-            order.len(),
-            np,
-            "partition graph is acyclic by construction"
-        );
-        let mut new_id = vec![0; np];
+        let grouping = Grouping::of(graph, mapping);
+        let order = grouping.topo_order();
+        let mut new_id = vec![0; order.len()];
         for (i, &p) in order.iter().enumerate() {
             new_id[p] = i;
         }
-        let part_of: Vec<usize> = part_of.iter().map(|&p| new_id[p]).collect();
-
-        let port = |name: &str| -> PortTensor {
-            let t = &graph.tensors[name];
-            PortTensor {
-                name: name.to_string(),
-                shape: t.shape.clone(),
-                bytes: t.bytes,
-            }
-        };
+        let part_of: Vec<usize> = grouping.part_of.iter().map(|&p| new_id[p]).collect();
         let mut partitions: Vec<Partition> = order
             .iter()
             .enumerate()
             .map(|(i, &p)| Partition {
                 id: i,
-                unit: mapping.units[part_unit[p]].clone(),
+                unit: mapping.units[grouping.part_unit[p]].clone(),
                 layers: vec![],
                 inputs: vec![],
                 outputs: vec![],
@@ -173,64 +97,11 @@ impl Plan {
         for (l, &p) in part_of.iter().enumerate() {
             partitions[p].layers.push(l);
         }
+        let graph_inputs = graph_inputs(graph, &part_of);
+        let graph_outputs = graph_outputs(graph, &part_of)?;
         let mut edges = Vec::new();
-        let mut graph_inputs = Vec::new();
-        for name in &graph.inputs {
-            let mut consumers: Vec<usize> = graph.tensors[name]
-                .consumers
-                .iter()
-                .map(|&c| part_of[c])
-                .collect();
-            consumers.sort_unstable();
-            consumers.dedup();
-            graph_inputs.push((port(name), consumers));
-        }
-        let mut graph_outputs = Vec::new();
-        for name in &graph.outputs {
-            let producer = graph.tensors[name].producer.map(|l| part_of[l]);
-            match producer {
-                Some(p) => graph_outputs.push((port(name), p)),
-                None => {
-                    return Err(PlanError::Model(format!(
-                        "graph output '{name}' is a graph input passed through; nothing to run"
-                    )))
-                }
-            }
-        }
         for part in partitions.iter_mut() {
-            let id = part.id;
-            for &l in &part.layers {
-                for t in &graph.layers[l].inputs {
-                    let info = &graph.tensors[t];
-                    let outside = info.producer.is_none_or(|pl| part_of[pl] != id);
-                    if outside && !part.inputs.iter().any(|x| &x.name == t) {
-                        part.inputs.push(port(t));
-                    }
-                }
-                for t in &graph.layers[l].outputs {
-                    let info = &graph.tensors[t];
-                    let mut to: Vec<usize> = info
-                        .consumers
-                        .iter()
-                        .map(|&c| part_of[c])
-                        .filter(|&q| q != id)
-                        .collect();
-                    to.sort_unstable();
-                    to.dedup();
-                    let is_graph_out = graph.outputs.contains(t);
-                    if !to.is_empty() || is_graph_out {
-                        part.outputs.push(port(t));
-                    }
-                    for q in to {
-                        edges.push(Edge {
-                            from: id,
-                            to: q,
-                            tensor: t.clone(),
-                            bytes: info.bytes,
-                        });
-                    }
-                }
-            }
+            add_ports(graph, &part_of, part, &mut edges);
         }
         edges.sort_by(|a, b| (a.from, a.to, &a.tensor).cmp(&(b.from, b.to, &b.tensor)));
         Ok(Plan {
@@ -271,4 +142,193 @@ fn reaches(preds: &[Vec<usize>], from: usize, to: usize) -> bool {
         }
     }
     false
+}
+
+/// Layers grouped into partitions, numbered in order of creation.
+struct Grouping {
+    /// For each layer, its partition.
+    part_of: Vec<usize>,
+    /// For each partition, its unit (an index into [`Mapping::units`]).
+    part_unit: Vec<usize>,
+    /// For each partition, the partitions with an edge into it.
+    preds: Vec<Vec<usize>>,
+}
+
+impl Grouping {
+    /// Visits the layers in topological order, placing each as [`Plan::build`] describes.
+    fn of(graph: &Graph, mapping: &Mapping) -> Grouping {
+        let n = graph.layers.len();
+        let mut g = Grouping {
+            part_of: vec![usize::MAX; n],
+            part_unit: Vec::new(),
+            preds: Vec::new(),
+        };
+        for (l, layer) in graph.layers.iter().enumerate() {
+            let u = mapping.layer_unit[l];
+            let producers = g.producer_parts(graph, layer);
+            let p = match g.joinable(u, &producers) {
+                Some(p) => p,
+                None => g.new_partition(u),
+            };
+            for &q in &producers {
+                if q != p && !g.preds[p].contains(&q) {
+                    g.preds[p].push(q);
+                }
+            }
+            g.part_of[l] = p;
+        }
+        g
+    }
+
+    /// The distinct partitions producing `layer`'s inputs, ascending.
+    fn producer_parts(&self, graph: &Graph, layer: &Layer) -> Vec<usize> {
+        let mut producers: Vec<usize> = layer
+            .inputs
+            .iter()
+            .filter_map(|t| graph.tensors.get(t).and_then(|t| t.producer))
+            .map(|p| self.part_of[p])
+            .collect();
+        producers.sort_unstable();
+        producers.dedup();
+        producers
+    }
+
+    /// A partition of unit `u` that a layer reading from `producers` can join without a
+    /// cycle: first one of the producers, then the most recent one.
+    fn joinable(&self, u: usize, producers: &[usize]) -> Option<usize> {
+        let mut candidates: Vec<usize> = producers
+            .iter()
+            .copied()
+            .filter(|&p| self.part_unit[p] == u)
+            .collect();
+        candidates.extend(
+            (0..self.part_unit.len())
+                .rev()
+                .filter(|&p| self.part_unit[p] == u && !producers.contains(&p)),
+        );
+        candidates.into_iter().find(|&p| {
+            producers
+                .iter()
+                .all(|&q| q == p || !reaches(&self.preds, p, q))
+        })
+    }
+
+    fn new_partition(&mut self, u: usize) -> usize {
+        self.part_unit.push(u);
+        self.preds.push(Vec::new());
+        self.part_unit.len() - 1
+    }
+
+    /// Topological order of the partitions, ties by their first layer.
+    fn topo_order(&self) -> Vec<usize> {
+        let np = self.part_unit.len();
+        let preds = &self.preds;
+        let first_layer: Vec<usize> = (0..np)
+            .map(|p| self.part_of.iter().position(|&x| x == p).unwrap())
+            .collect();
+        let mut indeg: Vec<usize> = preds.iter().map(|v| v.len()).collect();
+        let mut ready: BTreeSet<(usize, usize)> = (0..np)
+            .filter(|&p| indeg[p] == 0)
+            .map(|p| (first_layer[p], p))
+            .collect();
+        let mut order = Vec::with_capacity(np);
+        while let Some(&(fl, p)) = ready.iter().next() {
+            ready.remove(&(fl, p));
+            order.push(p);
+            for q in 0..np {
+                if preds[q].contains(&p) {
+                    indeg[q] -= 1;
+                    if indeg[q] == 0 {
+                        ready.insert((first_layer[q], q));
+                    }
+                }
+            }
+        }
+        debug_assert_eq!(
+            order.len(),
+            np,
+            "partition graph is acyclic by construction"
+        );
+        order
+    }
+}
+
+/// Tensor `name` as a port.
+fn port(graph: &Graph, name: &str) -> PortTensor {
+    let t = &graph.tensors[name];
+    PortTensor {
+        name: name.to_string(),
+        shape: t.shape.clone(),
+        bytes: t.bytes,
+    }
+}
+
+/// Each graph input with the partitions reading it.
+fn graph_inputs(graph: &Graph, part_of: &[usize]) -> Vec<(PortTensor, Vec<usize>)> {
+    let mut graph_inputs = Vec::new();
+    for name in &graph.inputs {
+        let mut consumers: Vec<usize> = graph.tensors[name]
+            .consumers
+            .iter()
+            .map(|&c| part_of[c])
+            .collect();
+        consumers.sort_unstable();
+        consumers.dedup();
+        graph_inputs.push((port(graph, name), consumers));
+    }
+    graph_inputs
+}
+
+/// Each graph output with the partition producing it.
+fn graph_outputs(graph: &Graph, part_of: &[usize]) -> Result<Vec<(PortTensor, usize)>, PlanError> {
+    let mut graph_outputs = Vec::new();
+    for name in &graph.outputs {
+        let producer = graph.tensors[name].producer.map(|l| part_of[l]);
+        match producer {
+            Some(p) => graph_outputs.push((port(graph, name), p)),
+            None => {
+                return Err(PlanError::Model(format!(
+                    "graph output '{name}' is a graph input passed through; nothing to run"
+                )))
+            }
+        }
+    }
+    Ok(graph_outputs)
+}
+
+/// Fills `part`'s inputs and outputs, in layer order, and adds the edges out of it.
+fn add_ports(graph: &Graph, part_of: &[usize], part: &mut Partition, edges: &mut Vec<Edge>) {
+    let id = part.id;
+    for &l in &part.layers {
+        for t in &graph.layers[l].inputs {
+            let info = &graph.tensors[t];
+            let outside = info.producer.is_none_or(|pl| part_of[pl] != id);
+            if outside && !part.inputs.iter().any(|x| &x.name == t) {
+                part.inputs.push(port(graph, t));
+            }
+        }
+        for t in &graph.layers[l].outputs {
+            let info = &graph.tensors[t];
+            let mut to: Vec<usize> = info
+                .consumers
+                .iter()
+                .map(|&c| part_of[c])
+                .filter(|&q| q != id)
+                .collect();
+            to.sort_unstable();
+            to.dedup();
+            let is_graph_out = graph.outputs.contains(t);
+            if !to.is_empty() || is_graph_out {
+                part.outputs.push(port(graph, t));
+            }
+            for q in to {
+                edges.push(Edge {
+                    from: id,
+                    to: q,
+                    tensor: t.clone(),
+                    bytes: info.bytes,
+                });
+            }
+        }
+    }
 }

@@ -8,23 +8,7 @@ use serde::Serialize;
 use std::path::Path;
 
 fn value_info(model: &Model, t: &PortTensor) -> ValueInfoProto {
-    value_info_of(&t.name, &t.shape, model.graph.tensors[&t.name].dtype)
-}
-
-fn value_info_of(name: &str, shape: &[usize], dt: i32) -> ValueInfoProto {
-    ValueInfoProto {
-        name: Some(name.to_string()),
-        r#type: Some(onnx::TypeProto {
-            value: Some(onnx::type_proto::Value::TensorType(
-                onnx::type_proto::Tensor {
-                    elem_type: Some(dt),
-                    shape: Some(onnx::static_shape(shape)),
-                },
-            )),
-            denotation: None,
-        }),
-        ..Default::default()
-    }
+    onnx::tensor_value_info(&t.name, &t.shape, model.graph.tensors[&t.name].dtype)
 }
 
 /// Builds the ONNX sub-model of partition `p`. Weights are shared with `model` (their bytes
@@ -50,7 +34,7 @@ pub fn sub_model(model: &Model, plan: &Plan, p: usize) -> ModelProto {
     if model.proto.ir_version.unwrap_or(0) < 4 {
         input.extend(inits.iter().map(|t| {
             let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-            value_info_of(
+            onnx::tensor_value_info(
                 t.name.as_deref().unwrap_or(""),
                 &shape,
                 t.data_type.unwrap_or(1),

@@ -5,8 +5,8 @@
 use dicesim_plan::mapping::Mapping;
 use dicesim_plan::model::{InputShapes, Model};
 use dicesim_plan::onnx::{
-    self, attribute_proto::AttributeType, dtype, AttributeProto, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, TensorProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, dtype, tensor_value_info, AttributeProto, GraphProto,
+    ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
 };
 use dicesim_plan::partition::Plan;
 use dicesim_plan::split::sub_model;
@@ -16,22 +16,6 @@ use dicesim_plan::tensor::Values;
 /// decodes, so it is folded as bytes only.
 const N: usize = 512;
 const K: usize = 256;
-
-fn value_info(name: &str, dt: i32, shape: &[usize]) -> ValueInfoProto {
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(onnx::type_proto::Value::TensorType(
-                onnx::type_proto::Tensor {
-                    elem_type: Some(dt),
-                    shape: Some(onnx::static_shape(shape)),
-                },
-            )),
-            denotation: None,
-        }),
-        ..Default::default()
-    }
-}
 
 fn shape_init(name: &str, dims: &[i64]) -> TensorProto {
     TensorProto {
@@ -81,9 +65,9 @@ fn light_gemm() -> ModelProto {
         shape_init("W__SHAPE", &[N as i64, K as i64]),
         shape_init("b__SHAPE", &[N as i64]),
     ];
-    let mut input = vec![value_info("x", dtype::FLOAT, &[1, K])];
-    input.push(value_info("W__SHAPE", dtype::INT64, &[2]));
-    input.push(value_info("b__SHAPE", dtype::INT64, &[1]));
+    let mut input = vec![tensor_value_info("x", &[1, K], dtype::FLOAT)];
+    input.push(tensor_value_info("W__SHAPE", &[2], dtype::INT64));
+    input.push(tensor_value_info("b__SHAPE", &[1], dtype::INT64));
     let trans_b = AttributeProto {
         name: Some("transB".into()),
         r#type: Some(AttributeType::Int as i32),
@@ -100,7 +84,7 @@ fn light_gemm() -> ModelProto {
         name: Some("light".into()),
         initializer: inits,
         input,
-        output: vec![value_info("y", dtype::FLOAT, &[1, N])],
+        output: vec![tensor_value_info("y", &[1, N], dtype::FLOAT)],
         ..Default::default()
     };
     ModelProto {

@@ -114,6 +114,22 @@ pub fn static_shape(shape: &[usize]) -> TensorShapeProto {
     }
 }
 
+/// A graph input or output: a tensor of element type `dt` (a [`dtype`] value) and a fully
+/// static shape.
+pub fn tensor_value_info(name: &str, shape: &[usize], dt: i32) -> ValueInfoProto {
+    ValueInfoProto {
+        name: Some(name.to_string()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(dt),
+                shape: Some(static_shape(shape)),
+            })),
+            denotation: None,
+        }),
+        ..Default::default()
+    }
+}
+
 /// ONNX `TensorProto.DataType` values used by dicesim.
 pub mod dtype {
     /// float32
