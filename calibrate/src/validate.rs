@@ -207,7 +207,7 @@ fn calibrated_scenario(
 ) -> Result<dicesim_sim::Scenario> {
     let mut scenario = dicesim_sim::Scenario::load(path)?;
     let mut workload = scenario.prep.workload;
-    workload.window = Some(window.max(1) as u32);
+    workload.window = dicesim_sim::Window::Frames(window.max(1) as u32);
     let mut platform = scenario.prep.platform.clone();
     platform.apply_calibration(&calibration.file)?;
     scenario.prep =

@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use dicesim_plan::model::zoo_graph;
 use dicesim_plan::partition::Plan;
 use dicesim_sim::platform::Platform;
-use dicesim_sim::{strategy, PreparedScenario, Workload};
+use dicesim_sim::{strategy, PreparedScenario, Window, Workload};
 
 fn root() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -33,7 +33,7 @@ fn bench(c: &mut Criterion) {
             Workload {
                 frames,
                 period_ns: 0,
-                window: None,
+                window: Window::Unlimited,
             },
         );
         let units: Vec<usize> = (0..prep.platform.units.len()).collect();

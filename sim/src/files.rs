@@ -169,9 +169,19 @@ pub struct WorkloadTable {
     /// `period_ms` between frame arrivals (default 0: saturate).
     #[serde(default)]
     pub period_ms: f64,
-    /// `window`: frames in flight at most.
+    /// `window`: frames in flight at most, or `"unlimited"` (default: partitions + 2).
     #[serde(default)]
-    pub window: Option<u32>,
+    pub window: Option<WindowValue>,
+}
+
+/// A `window` value as written: a number of frames, or a word (`"unlimited"`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum WindowValue {
+    /// At most this many frames in flight.
+    Frames(i64),
+    /// A word; only `unlimited` is valid.
+    Word(String),
 }
 
 fn one_u32() -> u32 {

@@ -21,7 +21,7 @@ pub mod sharing;
 pub mod strategy;
 pub mod trace;
 
-pub use engine::{SimPlan, Workload};
+pub use engine::{SimPlan, Window, Workload};
 pub use error::SimError;
 pub use prepared::{Metrics, PreparedScenario};
 pub use report::Report;

@@ -11,7 +11,7 @@ use dicesim_plan::partition::Plan;
 use dicesim_stats::Summary;
 
 use crate::engine::{Engine, Outcome, Target};
-pub use crate::engine::{SimConn, SimPart, SimPlan, Workload};
+pub use crate::engine::{SimConn, SimPart, SimPlan, Window, Workload};
 use crate::error::SimError;
 use crate::kernel::{AsFastAsPossible, Time};
 use crate::network::Network;
@@ -49,6 +49,25 @@ pub struct Metrics {
     pub max_memory_frac: f64,
     /// Number of partitions.
     pub partitions: usize,
+}
+
+/// The figures the search optimises, each from a run made for it, so that none depends on
+/// how many frames the scenario asks for (docs/simulator.md, "Objectives").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Objectives {
+    /// The plan's latency [ns]: with a saturating workload (period 0), one frame through the
+    /// otherwise idle plan; with an offered rate (period > 0), the workload's median latency
+    /// at that rate.
+    pub latency_ns: Time,
+    /// One frame through the otherwise idle plan [ns].
+    pub latency_unloaded_ns: Time,
+    /// Saturated throughput: the steady-state rate with the workload's window [frames/s].
+    pub throughput_fps: f64,
+    /// Energy per frame [mJ]: at saturation (period 0), or at the offered rate.
+    pub energy_mj_per_frame: f64,
+    /// Share of the offered rate the plan cannot sustain: 0 when it keeps up (or the workload
+    /// saturates), else (offered - sustained) / offered.
+    pub overload: f64,
 }
 
 /// A (graph, platform, workload) prepared for fast evaluation of mappings.
@@ -414,6 +433,73 @@ impl PreparedScenario {
         }
     }
 
+    /// Simulates `plan` under `workload` instead of the scenario's (as fast as possible).
+    pub fn simulate_workload(
+        &self,
+        plan: &SimPlan,
+        workload: Workload,
+    ) -> Result<Outcome, SimError> {
+        let target = Target {
+            workload,
+            ..self.target()
+        };
+        Engine::new(target, plan, false)?.run(&mut AsFastAsPossible)
+    }
+
+    /// One frame through the otherwise idle plan [ns].
+    pub fn unloaded_latency_ns(&self, plan: &SimPlan) -> Result<Time, SimError> {
+        let one = Workload {
+            frames: 1,
+            period_ns: 0,
+            window: Window::Unlimited,
+        };
+        let out = self.simulate_workload(plan, one)?;
+        Ok(out.latencies_ns().first().copied().unwrap_or(0))
+    }
+
+    /// Saturated throughput [frames/s] and energy per frame [mJ]: frames offered back to
+    /// back under the scenario's window, the rate measured over the second half of the exits
+    /// (the pipeline filled), the energy over the whole run.
+    pub fn saturated(&self, plan: &SimPlan) -> Result<(f64, f64), SimError> {
+        let frames = saturation_frames(plan.parts.len(), self.workload.window);
+        let w = Workload {
+            frames,
+            period_ns: 0,
+            window: self.workload.window,
+        };
+        let out = self.simulate_workload(plan, w)?;
+        let energy = out.total_energy_mj() / frames as f64;
+        Ok((
+            steady_rate(&out.exit_ns).unwrap_or_else(|| out.throughput_fps()),
+            energy,
+        ))
+    }
+
+    /// The search's objectives of `plan` (see [`Objectives`]).
+    pub fn objectives(&self, plan: &SimPlan) -> Result<Objectives, SimError> {
+        let unloaded = self.unloaded_latency_ns(plan)?;
+        let (throughput, saturated_energy) = self.saturated(plan)?;
+        if self.workload.period_ns == 0 {
+            return Ok(Objectives {
+                latency_ns: unloaded,
+                latency_unloaded_ns: unloaded,
+                throughput_fps: throughput,
+                energy_mj_per_frame: saturated_energy,
+                overload: 0.0,
+            });
+        }
+        let out = self.simulate(plan, false)?;
+        let offered = 1e9 / self.workload.period_ns as f64;
+        let s = Summary::of(&out.latencies_ns()).unwrap_or_default();
+        Ok(Objectives {
+            latency_ns: s.p50,
+            latency_unloaded_ns: unloaded,
+            throughput_fps: throughput,
+            energy_mj_per_frame: out.total_energy_mj() / out.entry_ns.len().max(1) as f64,
+            overload: overload(offered, throughput),
+        })
+    }
+
     /// Evaluates a mapping: partitions it, simulates the workload, summarises.
     pub fn evaluate(&self, m: &Mapping) -> Result<Metrics, SimError> {
         let assign = self.assignment(m)?;
@@ -450,6 +536,40 @@ impl PreparedScenario {
             max_memory_frac: max_frac,
             partitions: plan.parts.len(),
         }
+    }
+}
+
+/// Frames of a saturated run: enough for the window to fill twice over and a second half
+/// in steady state.
+fn saturation_frames(partitions: usize, window: Window) -> u32 {
+    let w = window.frames(partitions).unwrap_or(partitions + 2);
+    (2 * w + SATURATION_EXTRA_FRAMES).min(SATURATION_MAX_FRAMES) as u32
+}
+
+/// Frames added to twice the window in a saturated run.
+const SATURATION_EXTRA_FRAMES: usize = 8;
+/// Most frames of a saturated run.
+const SATURATION_MAX_FRAMES: usize = 256;
+
+/// Frames per second between the middle exit and the last one (`None` with fewer than two
+/// frames in that span or no time between them).
+fn steady_rate(exits: &[Time]) -> Option<f64> {
+    let n = exits.len();
+    let h = n / 2;
+    if n < 3 || exits[n - 1] <= exits[h] {
+        return None;
+    }
+    Some((n - 1 - h) as f64 / ((exits[n - 1] - exits[h]) as f64 * 1e-9))
+}
+
+/// Share of `offered` [frames/s] that `sustained` misses (0 when it keeps up; relative
+/// differences under 1e-9 are rounding).
+fn overload(offered: f64, sustained: f64) -> f64 {
+    let short = (offered - sustained) / offered;
+    if short > 1e-9 {
+        short
+    } else {
+        0.0
     }
 }
 

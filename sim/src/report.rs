@@ -5,7 +5,11 @@ use dicesim_stats::Summary;
 use serde::Serialize;
 
 use crate::engine::{Outcome, SimPlan};
-use crate::prepared::PreparedScenario;
+use crate::prepared::{Objectives, PreparedScenario};
+
+/// The workload's latency is called queueing-dominated above this multiple of the
+/// unloaded latency.
+pub const QUEUEING_WARNING_RATIO: f64 = 2.0;
 
 /// Rounds to 6 significant digits so the JSON is stable and readable.
 pub fn r6(x: f64) -> f64 {
@@ -107,6 +111,14 @@ pub struct Report {
     pub links: Vec<LinkReport>,
     /// Whether every device's memory need fits (false: the mapping is infeasible).
     pub feasible: bool,
+    /// One frame through the otherwise idle plan [ms] (explore's latency objective when the
+    /// workload saturates).
+    pub latency_unloaded_ms: f64,
+    /// Saturated throughput: frames back to back under the window, steady state [frames/s]
+    /// (explore's throughput objective).
+    pub throughput_saturated_fps: f64,
+    /// Frames in flight at most (the admission window; `null`: unlimited).
+    pub window: Option<usize>,
     /// Model name.
     pub model: String,
     /// Platform name.
@@ -127,6 +139,7 @@ impl Report {
         prep: &PreparedScenario,
         plan: &SimPlan,
         out: &Outcome,
+        objectives: &Objectives,
     ) -> Report {
         let p = &prep.platform;
         let mem = prep.memory_bytes(plan);
@@ -163,6 +176,9 @@ impl Report {
             makespan_ms: ms(out.makespan_ns as f64),
             energy_mj_per_frame: r6(out.total_energy_mj() / frames),
             feasible: devices.iter().all(|d| d.memory_ok),
+            latency_unloaded_ms: ms(objectives.latency_unloaded_ns as f64),
+            throughput_saturated_fps: r6(objectives.throughput_fps),
+            window: prep.workload.window.frames(plan.parts.len()),
             devices,
             links: p
                 .links
@@ -223,6 +239,23 @@ impl Report {
     }
 
     /// A readable table.
+    /// A warning when the workload's median latency is mostly waiting: more than
+    /// [`QUEUEING_WARNING_RATIO`] times the unloaded latency.
+    pub fn queueing_warning(&self) -> Option<String> {
+        let (p50, unloaded) = (self.latency_ms.p50, self.latency_unloaded_ms);
+        if unloaded <= 0.0 || p50 <= QUEUEING_WARNING_RATIO * unloaded {
+            return None;
+        }
+        Some(format!(
+            "warning: {}: latency p50 {p50} ms is {:.1}x the unloaded latency {unloaded} ms: \
+             frames wait in queues (the workload offers frames faster than the plan serves \
+             them; period_ms = 0 saturates); the plan's own latency is latency_unloaded_ms",
+            self.scenario,
+            p50 / unloaded
+        ))
+    }
+
+    /// The report as a readable table.
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
@@ -252,6 +285,14 @@ impl Report {
             } else {
                 "INFEASIBLE: memory exceeded"
             }
+        );
+        let _ = writeln!(
+            s,
+            "plan       unloaded latency {} ms   saturated throughput {} fps   window {}",
+            self.latency_unloaded_ms,
+            self.throughput_saturated_fps,
+            self.window
+                .map_or("unlimited".to_string(), |w| format!("{w} frames"))
         );
         let _ = writeln!(
             s,

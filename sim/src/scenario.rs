@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::Outcome;
 use crate::error::SimError;
-use crate::files::{relative, MappingTable, ModelTable, ScenarioFile, WorkloadTable};
+use crate::engine::{Window, DEFAULT_WINDOW};
+use crate::files::{
+    relative, MappingTable, ModelTable, ScenarioFile, WindowValue, WorkloadTable,
+};
 use crate::platform::Platform;
 use crate::prepared::{PreparedScenario, SimPlan, Workload};
 use crate::report::Report;
@@ -68,18 +71,27 @@ fn check_workload(path: &Path, w: &WorkloadTable) -> Result<Workload, SimError> 
             "expected a number >= 0 (0 saturates)",
         ));
     }
-    if w.window == Some(0) {
-        return Err(SimError::invalid(
-            path,
-            "workload.window",
-            "expected at least 1 frame in flight",
-        ));
-    }
     Ok(Workload {
         frames: w.frames,
         period_ns: (w.period_ms * 1e6).round() as u64,
-        window: w.window,
+        window: check_window(path, w.window.as_ref())?,
     })
+}
+
+/// `[workload] window`: an integer >= 1, `"unlimited"`, or absent (partitions + 2).
+fn check_window(path: &Path, w: Option<&WindowValue>) -> Result<Window, SimError> {
+    match w {
+        None => Ok(DEFAULT_WINDOW),
+        Some(WindowValue::Frames(n)) if *n >= 1 && *n <= u32::MAX as i64 => {
+            Ok(Window::Frames(*n as u32))
+        }
+        Some(WindowValue::Word(w)) if w == "unlimited" => Ok(Window::Unlimited),
+        Some(_) => Err(SimError::invalid(
+            path,
+            "workload.window",
+            "expected a number of frames >= 1 or \"unlimited\" (default: partitions + 2)",
+        )),
+    }
 }
 
 /// Checks the values of `[hil]`: every key that is not reserved must name a device of
@@ -262,12 +274,14 @@ pub fn run_loaded(scenario: Scenario, opts: RunOptions) -> Result<ScenarioRun, S
         })?;
     let plan = scenario.prep.sim_plan_from(&partitions)?;
     let outcome = scenario.prep.simulate(&plan, opts.record)?;
+    let objectives = scenario.prep.objectives(&plan)?;
     let report = Report::new(
         &scenario.name,
         scenario.strategy.name(),
         &scenario.prep,
         &plan,
         &outcome,
+        &objectives,
     );
     Ok(ScenarioRun {
         scenario,

@@ -7,7 +7,7 @@ use std::path::Path;
 use dicesim_plan::model::zoo_graph;
 use dicesim_plan::partition::Plan;
 use dicesim_sim::platform::Platform;
-use dicesim_sim::{strategy, PreparedScenario, Workload};
+use dicesim_sim::{strategy, PreparedScenario, Window, Workload};
 
 /// A small deterministic generator (xorshift64*), so the test needs no crate.
 struct Rng(u64);
@@ -33,7 +33,7 @@ fn prep(model: &str, size: usize, frames: u32) -> PreparedScenario {
         Workload {
             frames,
             period_ns: 0,
-            window: None,
+            window: Window::Unlimited,
         },
     )
 }

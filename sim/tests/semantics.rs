@@ -7,7 +7,7 @@ use dicesim_plan::graph::{Graph, Layer, TensorInfo};
 use dicesim_sim::engine::Engine;
 use dicesim_sim::platform::Platform;
 use dicesim_sim::report::Report;
-use dicesim_sim::{PreparedScenario, SimError, Workload};
+use dicesim_sim::{PreparedScenario, SimError, Window, Workload};
 
 /// A graph from (name, flops, inputs, outputs) with every tensor `bytes` big.
 fn graph(layers: &[(&str, u64, &[&str], &[&str])], inputs: &[&str], bytes: u64) -> Graph {
@@ -85,7 +85,7 @@ fn prep(g: Graph, p: Platform, frames: u32, period_ns: u64) -> PreparedScenario 
         Workload {
             frames,
             period_ns,
-            window: None,
+            window: Window::Unlimited,
         },
     )
 }
@@ -307,7 +307,14 @@ fn memory_over_limit_is_flagged() {
     assert!(!m.memory_ok);
     let plan = ps.sim_plan(&[0]);
     let out = ps.simulate(&plan, false).unwrap();
-    let r = Report::new("t", "explicit", &ps, &plan, &out);
+    let r = Report::new(
+        "t",
+        "explicit",
+        &ps,
+        &plan,
+        &out,
+        &ps.objectives(&plan).unwrap(),
+    );
     assert!(!r.feasible);
     assert!(!r.devices[0].memory_ok);
     assert_eq!(r.devices[0].memory_peak_mb, 1200.0);
@@ -329,7 +336,15 @@ fn same_input_gives_byte_identical_json() {
         let ps = prep(g, platform(&["d1", "d2", "d3"], 1.5, 2.5, link), 50, 0);
         let plan = ps.sim_plan(&[0, 1, 2]);
         let out = ps.simulate(&plan, true).unwrap();
-        Report::new("t", "explicit", &ps, &plan, &out).to_json()
+        Report::new(
+            "t",
+            "explicit",
+            &ps,
+            &plan,
+            &out,
+            &ps.objectives(&plan).unwrap(),
+        )
+        .to_json()
     };
     assert_eq!(run(), run());
 }
@@ -368,12 +383,12 @@ fn window_bounds_frames_in_flight_and_latency_counts_from_admission() {
     assert_eq!((m.makespan_ns, m.latency_max_ns), (10 * MS, MS));
     // two in flight: frame f >= 2 is admitted when frame f - 2 completes, at (f - 1) ms,
     // and waits one job behind frame f - 1
-    ps.workload.window = Some(2);
+    ps.workload.window = Window::Frames(2);
     let m = ps.evaluate_assignment(&[0]).unwrap();
     assert_eq!((m.makespan_ns, m.latency_max_ns), (10 * MS, 2 * MS));
     // periodic arrivals slower than the pipeline: the window never binds
     ps.workload.period_ns = 5 * MS;
-    ps.workload.window = Some(1);
+    ps.workload.window = Window::Frames(1);
     let m = ps.evaluate_assignment(&[0]).unwrap();
     assert_eq!((m.makespan_ns, m.latency_max_ns), (9 * 5 * MS + MS, MS));
 }
@@ -407,4 +422,56 @@ fn devices_without_a_route_are_a_typed_error() {
         Err(e) => panic!("expected NoRoute, got {e}"),
         Ok(_) => panic!("expected NoRoute, got an engine"),
     }
+}
+
+#[test]
+fn objectives_of_a_chain_have_closed_forms() {
+    // stages of 2 ms (d1) and 3 ms (d2), 1.1 ms of transfer: one frame alone takes
+    // 2 + 0.1 + 1 + 3 = 6.1 ms; saturated, the 3 ms stage sets 333.33 frames/s
+    let ps = two_device_chain(CHAIN_LINK);
+    let plan = ps.sim_plan(&[0, 1]);
+    let o = ps.objectives(&plan).unwrap();
+    assert_eq!(o.latency_unloaded_ns, 6 * MS + 100_000);
+    assert_eq!(o.latency_ns, o.latency_unloaded_ns);
+    assert!(
+        (o.throughput_fps - 1e3 / 3.0).abs() < 1e-9,
+        "{}",
+        o.throughput_fps
+    );
+    assert_eq!(o.overload, 0.0);
+    // energy: 5 mJ busy per frame, 2 W idle over at least one 3 ms period per frame and
+    // at most the fill (one unloaded latency) on top
+    assert!(o.energy_mj_per_frame >= 11.0 && o.energy_mj_per_frame <= 11.0 + 12.2);
+}
+
+#[test]
+fn an_offered_rate_gives_the_latency_at_that_rate_or_an_overload() {
+    let mut ps = two_device_chain(CHAIN_LINK);
+    ps.workload.frames = 20;
+    let plan = ps.sim_plan(&[0, 1]);
+    // 200 frames/s offered, 333 sustained: no queue, the latency is the unloaded one
+    ps.workload.period_ns = 5 * MS;
+    let o = ps.objectives(&plan).unwrap();
+    assert_eq!((o.latency_ns, o.overload), (6 * MS + 100_000, 0.0));
+    // 500 frames/s offered: a third of it cannot be sustained
+    ps.workload.period_ns = 2 * MS;
+    let o = ps.objectives(&plan).unwrap();
+    assert!((o.overload - 1.0 / 3.0).abs() < 1e-9, "{}", o.overload);
+    assert!(o.latency_ns > o.latency_unloaded_ns);
+}
+
+#[test]
+fn the_default_window_bounds_latency_whatever_the_frame_count() {
+    // saturated, partitions + 2 in flight: p50 latency is the same for 20 and 200 frames,
+    // where an unlimited window lets it grow with the queue
+    let p50 = |frames: u32, window: Window| {
+        let mut ps = two_device_chain(CHAIN_LINK);
+        ps.workload.frames = frames;
+        ps.workload.window = window;
+        ps.evaluate_assignment(&[0, 1]).unwrap().latency_p50_ns
+    };
+    let default = dicesim_sim::engine::DEFAULT_WINDOW;
+    assert_eq!(p50(20, default), p50(200, default));
+    assert!(p50(200, Window::Unlimited) > 2 * p50(20, Window::Unlimited));
+    assert!(p50(200, Window::Unlimited) > 2 * p50(200, default));
 }

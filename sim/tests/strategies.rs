@@ -6,7 +6,7 @@ use std::path::Path;
 use dicesim_plan::graph::{Graph, Layer, TensorInfo};
 use dicesim_sim::platform::Platform;
 use dicesim_sim::strategy;
-use dicesim_sim::{PreparedScenario, Workload};
+use dicesim_sim::{PreparedScenario, Window, Workload};
 
 const MS: u64 = 1_000_000;
 
@@ -69,7 +69,7 @@ fn prep(flops: &[u64], gflops: &[f64]) -> PreparedScenario {
         Workload {
             frames: 1,
             period_ns: 0,
-            window: None,
+            window: Window::Unlimited,
         },
     )
 }

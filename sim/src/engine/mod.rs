@@ -30,7 +30,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 pub use outcome::{JobRecord, Outcome, TransferRecord};
-pub use plan::{SimConn, SimPart, SimPlan, Workload};
+pub use plan::{SimConn, SimPart, SimPlan, Window, Workload, DEFAULT_WINDOW};
 
 use crate::error::SimError;
 use crate::kernel::{Clock, EventId, EventQueue, Time};
@@ -87,10 +87,10 @@ struct Admission {
 }
 
 impl Admission {
-    fn new(w: &Workload) -> Self {
+    fn new(w: &Workload, partitions: usize) -> Self {
         let frames = w.frames as usize;
         let saturate = w.period_ns == 0;
-        let window = w.window.map(|w| (w as usize).max(1));
+        let window = w.window.frames(partitions);
         let admit_left = match window {
             Some(w) => (0..frames)
                 .map(|f| u32::from(!saturate) + u32::from(f >= w))
@@ -193,7 +193,7 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
     ) -> Result<Self, SimError> {
         let p = target.platform;
         let np = plan.parts.len();
-        let admission = Admission::new(&target.workload);
+        let admission = Admission::new(&target.workload, np);
         let mut engine = Engine {
             target,
             plan,

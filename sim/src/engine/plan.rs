@@ -12,12 +12,38 @@ pub struct Workload {
     /// Interval between frame arrivals [ns]; 0 saturates (a frame enters as soon as the first
     /// partition can take it).
     pub period_ns: Time,
-    /// At most this many frames in flight (admitted and not yet completed), if set: frame
-    /// `f` is admitted once it has arrived and frame `f - window` has completed, and its
-    /// latency counts from its admission (the emulation rig's and real runs' coordinator
-    /// window). `None` (the default): no limit, a frame enters when its first partition
-    /// can take it.
-    pub window: Option<u32>,
+    /// How many frames may be in flight (admitted and not yet completed).
+    pub window: Window,
+}
+
+/// The admission window: frame `f` is admitted once it has arrived and frame `f - window`
+/// has completed, and its latency counts from its admission, as the coordinator of real runs
+/// and of the emulation rig admits frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Window {
+    /// The plan's partitions + this many: the coordinator's default (partitions + 2), so a
+    /// saturated run keeps every partition busy without queues growing with the frame count.
+    PartitionsPlus(u32),
+    /// At most this many frames (at least 1).
+    Frames(u32),
+    /// No limit: a frame enters when its first partition can take it, and with period 0
+    /// queues grow with the number of frames.
+    #[default]
+    Unlimited,
+}
+
+/// The coordinator's default window: partitions + 2.
+pub const DEFAULT_WINDOW: Window = Window::PartitionsPlus(2);
+
+impl Window {
+    /// Frames in flight at most for a plan of `partitions` partitions (`None`: no limit).
+    pub fn frames(self, partitions: usize) -> Option<usize> {
+        match self {
+            Window::PartitionsPlus(k) => Some(partitions + k as usize),
+            Window::Frames(n) => Some((n as usize).max(1)),
+            Window::Unlimited => None,
+        }
+    }
 }
 
 /// One partition as the engine sees it.

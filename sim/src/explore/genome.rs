@@ -111,26 +111,86 @@ impl Space {
         }
     }
 
-    /// Number of mappings in the space (saturating).
-    pub fn size(&self) -> u128 {
-        let u = self.units.len() as u128;
+    /// Number of mappings in the space: exact while it fits in 128 bits, else its order of
+    /// magnitude.
+    pub fn size(&self) -> SpaceSize {
+        let u = self.units.len();
         if self.layers == 0 || u == 0 {
-            return 0;
+            return SpaceSize {
+                exact: Some(0),
+                log10: f64::NEG_INFINITY,
+            };
         }
-        let mut total: u128 = 0;
-        let mut binom: u128 = 1; // C(L-1, k-1)
-        let mut pow: u128 = u; // U (U-1)^(k-1)
+        let n = self.layers - 1;
+        let mut exact: Option<u128> = Some(0);
+        let mut binom: Option<u128> = Some(1); // C(L-1, k-1)
+        let mut pow: Option<u128> = Some(u as u128); // U (U-1)^(k-1)
+        let mut log_terms = Vec::new();
+        let (mut log_binom, mut log_pow) = (0.0f64, (u as f64).log10());
         for k in 1..=self.max_segments {
-            total = total.saturating_add(binom.saturating_mul(pow));
-            let n = (self.layers - 1) as u128;
-            let j = (k - 1) as u128;
+            let term = binom.zip(pow).and_then(|(b, p)| b.checked_mul(p));
+            exact = exact.zip(term).and_then(|(t, x)| t.checked_add(x));
+            log_terms.push(log_binom + log_pow);
+            let j = k - 1;
             if j >= n {
                 break;
             }
-            binom = binom.saturating_mul(n - j) / (j + 1);
-            pow = pow.saturating_mul(u - 1);
+            // C(n, j+1) = C(n, j) (n - j) / (j + 1): exact in integers
+            binom = binom
+                .and_then(|b| b.checked_mul((n - j) as u128))
+                .map(|b| b / (j as u128 + 1));
+            pow = pow.and_then(|p| p.checked_mul(u as u128 - 1));
+            log_binom += ((n - j) as f64 / (j + 1) as f64).log10();
+            log_pow += ((u - 1) as f64).log10();
         }
-        total
+        SpaceSize {
+            exact,
+            log10: log10_sum(&log_terms),
+        }
+    }
+}
+
+/// log10 of a sum of terms given by their log10.
+fn log10_sum(logs: &[f64]) -> f64 {
+    let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return max;
+    }
+    max + logs
+        .iter()
+        .map(|l| 10f64.powf(l - max))
+        .sum::<f64>()
+        .log10()
+}
+
+/// The number of mappings in a space: exact when it fits in 128 bits, always as log10.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpaceSize {
+    /// The exact count, when it fits in a `u128`.
+    pub exact: Option<u128>,
+    /// Its decimal logarithm.
+    pub log10: f64,
+}
+
+impl SpaceSize {
+    /// Whether the space has at most `n` mappings.
+    pub fn at_most(&self, n: u64) -> bool {
+        self.exact.is_some_and(|e| e <= n as u128)
+    }
+
+    /// The count when it fits in 64 bits.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.exact.and_then(|e| u64::try_from(e).ok())
+    }
+}
+
+/// The exact count, or `about 10^x` when it does not fit in 128 bits.
+impl std::fmt::Display for SpaceSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.exact {
+            Some(e) => write!(f, "{e}"),
+            None => write!(f, "about 10^{:.1}", self.log10),
+        }
     }
 }
 
@@ -151,5 +211,29 @@ mod tests {
         .canonical(7);
         assert_eq!(g2.assignment(7), vec![1, 1, 1, 1, 1, 1, 1]);
         assert_eq!(g2.cuts, Vec::<u32>::new());
+    }
+
+    fn space(layers: usize, units: usize) -> Space {
+        Space {
+            layers,
+            units: (0..units).collect(),
+            max_segments: units.min(layers),
+            clean_cuts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn space_size_is_exact_or_a_power_of_ten() {
+        // 3 layers, 2 units: 2 single-unit + 2 cuts x 2 orders + 0 (3 segments need 3 units)
+        let s = space(3, 2).size();
+        assert_eq!(s.exact, Some(6));
+        assert!((s.log10 - 6f64.log10()).abs() < 1e-12);
+        // 4 layers, 3 units: 3 + C(3,1) 3*2 + C(3,2) 3*2*2 = 3 + 18 + 36 = 57
+        assert_eq!(space(4, 3).size().exact, Some(57));
+        // 200 layers, 32 units overflows 128 bits: the order of magnitude stays
+        let big = space(200, 32).size();
+        assert_eq!(big.exact, None);
+        assert!(big.log10 > 38.5, "{}", big.log10);
+        assert!(big.to_string().starts_with("about 10^"));
     }
 }

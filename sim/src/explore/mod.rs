@@ -3,12 +3,22 @@
 //!
 //! # Objectives and constraint
 //!
-//! Four objectives, all minimised internally: per-frame latency p50 [ms], throughput [fps]
-//! (maximised: minimised as its negative), energy per frame [mJ], and the largest memory
-//! need of any device [MiB]. A mapping whose memory need exceeds a device's memory is
-//! infeasible; constraint domination (Deb): a feasible mapping beats an infeasible one, two
-//! infeasible ones compare by their total relative overrun, two feasible ones by Pareto
-//! dominance. The returned front holds only feasible mappings.
+//! Four objectives, all minimised internally, each from a run made for it
+//! ([`PreparedScenario::objectives`](crate::prepared::PreparedScenario::objectives)), so that
+//! none depends on the scenario's frame count:
+//! - **latency** [ms]: one frame through the otherwise idle plan when the workload saturates
+//!   (`period_ms = 0`); with an offered rate (`period_ms > 0`), the median latency of the
+//!   scenario's workload at that rate;
+//! - **throughput** [fps] (maximised: minimised as its negative): the saturated rate, frames
+//!   offered back to back under the scenario's window, measured in steady state;
+//! - **energy** per frame [mJ]: at saturation, or at the offered rate;
+//! - **memory**: the largest need of any device [MiB].
+//!
+//! A mapping whose memory need exceeds a device's memory, or that cannot sustain the offered
+//! rate (`overload`), is infeasible; constraint domination (Deb): a feasible mapping beats
+//! an infeasible one, two infeasible ones compare by their total violation (relative memory
+//! overruns + the share of the offered rate missed), two feasible ones by Pareto dominance.
+//! The returned front holds only feasible mappings.
 //!
 //! # Encoding (the search space)
 //!
@@ -53,9 +63,13 @@
 //!
 //! `single` (the scenario strategy), `even` (equal-FLOP contiguous split), `pipeedge` (the
 //! PipeEdge DP), and `2way`: every cut point times every ordered pair of distinct units
-//! (Neurosurgeon style), the best by latency (ties: energy) among those that fit. All of them
-//! are in the encoding space; all are evaluated (and counted) before the search, even when
-//! they alone exceed the budget (the reported evaluation count then exceeds `--budget`).
+//! (Neurosurgeon style), the best by latency (ties: energy) among those that fit; when every
+//! cut times every pair is more than [`tuning::BASELINE_SHARE_PCT`] of the budget, a sample of
+//! that size (cut points spread over the clean ones, pairs among the fastest units first).
+//! All of them are in the encoding space and are evaluated (and counted) before the search;
+//! with the single-unit mappings they use about a fifth of the budget plus one evaluation
+//! per unit, so `--budget` holds on any platform (it is exceeded only when the units alone
+//! outnumber it).
 //!
 //! # Exhaustive comparison
 //!
@@ -72,7 +86,7 @@ pub mod output;
 mod search;
 mod variation;
 
-pub use genome::{Genome, Space};
+pub use genome::{Genome, Space, SpaceSize};
 pub use nsga::dominates;
 
 use crate::error::SimError;
@@ -85,9 +99,9 @@ use search::Search;
 /// The search's tuning numbers, named so that the docs and the code say the same thing.
 pub mod tuning {
     /// Stage 1 (partitioning) runs until this share of the budget is spent [%].
-    pub const PARTITIONING_END_PCT: u64 = 30;
+    pub const PARTITIONING_END_PCT: u64 = 20;
     /// Stage 2 (placement) runs until this share of the budget is spent [%].
-    pub const PLACEMENT_END_PCT: u64 = 60;
+    pub const PLACEMENT_END_PCT: u64 = 45;
     /// Probability that an offspring is the crossover of its two parents (else a copy of the
     /// first), before mutation.
     pub const CROSSOVER_RATE: f64 = 0.7;
@@ -113,6 +127,8 @@ pub mod tuning {
     /// ...each time the evaluation count passes a multiple of budget / PROGRESS_REPORTS
     /// by less than this (a batch may step over the multiple itself).
     pub const PROGRESS_SLACK: u64 = 64;
+    /// The `2way` baseline uses at most this share of the budget [%] (sampled beyond).
+    pub const BASELINE_SHARE_PCT: u64 = 20;
     /// Exhaustive enumeration evaluates this many mappings per parallel chunk.
     pub const ENUMERATION_CHUNK: usize = 8192;
 }
@@ -162,8 +178,11 @@ pub struct Point {
     pub genome: Genome,
     /// Latency p50 [ms], negative throughput [fps], energy [mJ/frame], max memory [MiB].
     pub obj: [f64; 4],
-    /// Sum over devices of the relative memory overrun (0 when it fits).
+    /// Sum over devices of the relative memory overrun, plus the share of an offered rate
+    /// the plan cannot sustain (0 when it fits and keeps up).
     pub violation: f64,
+    /// Share of the offered rate (`period_ms > 0`) the plan cannot sustain (0: it keeps up).
+    pub overload: f64,
     /// Number of partitions (as `Plan::build` forms them).
     pub partitions: usize,
     /// Unit of each partition, in partition order.
@@ -264,8 +283,8 @@ pub struct ExploreResult {
     pub evaluations: u64,
     /// Duplicate encodings met and answered from the cache (not counted).
     pub cache_hits: u64,
-    /// Size of the encoding space (saturating).
-    pub space_size: u128,
+    /// Size of the encoding space.
+    pub space_size: SpaceSize,
     /// Hypervolume of the front, normalised by the bounds of the front and the feasible
     /// baselines.
     pub hypervolume: f64,
@@ -310,11 +329,11 @@ impl Reporter<'_> {
     }
 
     /// Reports enumeration progress: `done` of `total` mappings.
-    fn enumerated(&mut self, done: u64, total: u128) {
+    fn enumerated(&mut self, done: u64, total: SpaceSize) {
         if let Some(cb) = self.callback.as_mut() {
             cb(Progress {
                 evaluations: done,
-                budget: total as u64,
+                budget: total.as_u64().unwrap_or(u64::MAX),
                 stage: Stage::Exhaustive,
                 front: 0,
                 hypervolume: 0.0,
@@ -359,8 +378,8 @@ pub fn explore(
     reporter.report(&s, Stage::Refinement, true);
     let front = s.feasible_front(space_size)?;
     let hypervolume = front_hypervolume(&front, &baselines);
-    let exhaustive = (opts.exhaustive_limit > 0 && space_size <= opts.exhaustive_limit as u128)
-        .then(|| {
+    let exhaustive =
+        (opts.exhaustive_limit > 0 && space_size.at_most(opts.exhaustive_limit)).then(|| {
             let mut cb = |e: u64| reporter.enumerated(e, space_size);
             enumerate::enumerate(prep, &s.space, &front, &mut cb)
         });

@@ -57,53 +57,70 @@ fn units_label(sc: &Scenario, p: &Point) -> String {
         .join("+")
 }
 
-/// `pareto.csv`.
+/// Columns of `pareto.csv` (and of `exhaustive.csv`, which adds `cuts`).
+const CSV_COLUMNS: [&str; 10] = [
+    "kind",
+    "id",
+    "latency_ms",
+    "throughput_fps",
+    "energy_mj_per_frame",
+    "max_memory_mb",
+    "feasible",
+    "overload",
+    "n_partitions",
+    "units",
+];
+
+/// One CSV record of `p`: the columns of [`CSV_COLUMNS`] after `kind` and `id`.
+fn csv_fields(sc: &Scenario, p: &Point) -> Vec<String> {
+    vec![
+        r6(p.latency_ms()).to_string(),
+        r6(p.throughput_fps()).to_string(),
+        r6(p.energy_mj()).to_string(),
+        r6(p.max_memory_mb()).to_string(),
+        p.feasible().to_string(),
+        r6(p.overload).to_string(),
+        p.partitions.to_string(),
+        units_label(sc, p),
+    ]
+}
+
+/// A CSV table (through the `csv` crate: fields are quoted where needed).
+fn csv_table(header: &[&str], records: impl Iterator<Item = Vec<String>>) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let written = w
+        .write_record(header)
+        .and_then(|_| records.map(|r| w.write_record(&r)).collect::<Result<(), _>>());
+    // writing to memory cannot fail
+    written.expect("CSV into memory");
+    String::from_utf8(w.into_inner().expect("CSV into memory")).expect("UTF-8 fields")
+}
+
+/// `pareto.csv`: front rows then baselines; the objectives as defined in the module docs of
+/// [`super`] (latency unloaded or at the offered rate, saturated throughput, energy per
+/// frame, largest memory need).
 pub fn csv(sc: &Scenario, res: &ExploreResult) -> String {
-    let mut s = String::from(
-        "kind,id,latency_p50_ms,throughput_fps,energy_mj_per_frame,max_memory_mb,feasible,n_partitions,units\n",
-    );
-    for r in rows(res) {
-        let p = r.point;
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{}",
-            r.kind,
-            r.id,
-            r6(p.latency_ms()),
-            r6(p.throughput_fps()),
-            r6(p.energy_mj()),
-            r6(p.max_memory_mb()),
-            p.feasible(),
-            p.partitions,
-            units_label(sc, p)
-        );
-    }
-    s
+    let records = rows(res).into_iter().map(|r| {
+        let mut rec = vec![r.kind.to_string(), r.id.clone()];
+        rec.extend(csv_fields(sc, r.point));
+        rec
+    });
+    csv_table(&CSV_COLUMNS, records)
 }
 
 /// `exhaustive.csv`: the exhaustive front, same columns (kind `exhaustive`, id `e<n>`), plus
 /// the cut positions.
 pub fn exhaustive_csv(sc: &Scenario, front: &[Point]) -> String {
-    let mut s = String::from(
-        "kind,id,latency_p50_ms,throughput_fps,energy_mj_per_frame,max_memory_mb,feasible,n_partitions,units,cuts\n",
-    );
-    for (i, p) in front.iter().enumerate() {
+    let mut header = CSV_COLUMNS.to_vec();
+    header.push("cuts");
+    let records = front.iter().enumerate().map(|(i, p)| {
         let cuts: Vec<String> = p.genome.cuts.iter().map(|c| c.to_string()).collect();
-        let _ = writeln!(
-            s,
-            "exhaustive,e{:04},{},{},{},{},{},{},{},{}",
-            i + 1,
-            r6(p.latency_ms()),
-            r6(p.throughput_fps()),
-            r6(p.energy_mj()),
-            r6(p.max_memory_mb()),
-            p.feasible(),
-            p.partitions,
-            units_label(sc, p),
-            cuts.join("+")
-        );
-    }
-    s
+        let mut rec = vec!["exhaustive".to_string(), format!("e{:04}", i + 1)];
+        rec.extend(csv_fields(sc, p));
+        rec.push(cuts.join("+"));
+        rec
+    });
+    csv_table(&header, records)
 }
 
 /// The stdout summary.
@@ -421,7 +438,7 @@ pub fn svg(sc: &Scenario, res: &ExploreResult) -> String {
     type Get = fn(&Point) -> f64;
     let panels: [(&str, &str, Get, Get); 2] = [
         (
-            "latency p50 [ms]",
+            "latency [ms]",
             "energy [mJ/frame]",
             |p| p.latency_ms(),
             |p| p.energy_mj(),

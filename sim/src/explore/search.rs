@@ -8,10 +8,11 @@ use rayon::prelude::*;
 
 use super::nsga::{crowding, dominates, select, sort_front, tournament};
 use super::tuning::{
-    CROSSOVER_RATE, STALL_GENERATIONS, STRUCTURAL_RATE_LATER, STRUCTURAL_RATE_PARTITIONING,
+    BASELINE_SHARE_PCT, CROSSOVER_RATE, STALL_GENERATIONS, STRUCTURAL_RATE_LATER,
+    STRUCTURAL_RATE_PARTITIONING,
 };
 use super::variation::neighbours;
-use super::{Baseline, Genome, Point, Reporter, Space, Stage};
+use super::{Baseline, Genome, Point, Reporter, Space, SpaceSize, Stage};
 use crate::error::SimError;
 use crate::kernel::Rng;
 use crate::prepared::PreparedScenario;
@@ -33,13 +34,14 @@ pub(crate) struct Search<'a> {
     pub(crate) rng: Rng,
 }
 
-/// Simulates one encoding and scores it (objectives, memory violation).
+/// Simulates one encoding and scores it: the objectives of [`PreparedScenario::objectives`]
+/// and the memory need; the violation sums each device's relative memory overrun and the
+/// share of an offered rate the plan cannot sustain.
 pub(crate) fn evaluate(prep: &PreparedScenario, g: &Genome, eval: usize) -> Point {
     let assign = g.assignment(prep.graph.layers.len());
     let plan = prep.sim_plan(&assign);
     let part_units: Vec<usize> = plan.parts.iter().map(|p| p.unit).collect();
-    let mib = 1024.0 * 1024.0;
-    let out = match prep.simulate(&plan, false) {
+    let o = match prep.objectives(&plan) {
         Ok(o) => o,
         Err(_) => {
             // e.g. two devices without a route: as bad as it gets
@@ -48,13 +50,32 @@ pub(crate) fn evaluate(prep: &PreparedScenario, g: &Genome, eval: usize) -> Poin
                 genome: g.clone(),
                 obj: [f64::MAX; 4],
                 violation: 1e12,
+                overload: 0.0,
                 partitions: plan.parts.len(),
                 part_units,
             };
         }
     };
-    let mem = prep.memory_bytes(&plan);
-    let m = prep.metrics(&plan, &out, &mem);
+    let (max_mb, memory_violation) = memory_need(prep, &prep.memory_bytes(&plan));
+    Point {
+        eval,
+        genome: g.clone(),
+        obj: [
+            o.latency_ns as f64 / 1e6,
+            -o.throughput_fps,
+            o.energy_mj_per_frame,
+            max_mb,
+        ],
+        violation: memory_violation + o.overload,
+        overload: o.overload,
+        partitions: plan.parts.len(),
+        part_units,
+    }
+}
+
+/// The largest memory need of a device [MiB] and the sum of the devices' relative overruns.
+fn memory_need(prep: &PreparedScenario, mem: &[u64]) -> (f64, f64) {
+    let mib = 1024.0 * 1024.0;
     let mut violation = 0.0;
     let mut max_mb = 0.0f64;
     for (d, &b) in mem.iter().enumerate() {
@@ -65,19 +86,7 @@ pub(crate) fn evaluate(prep: &PreparedScenario, g: &Genome, eval: usize) -> Poin
             violation += (need - cap) / cap;
         }
     }
-    Point {
-        eval,
-        genome: g.clone(),
-        obj: [
-            m.latency_p50_ns as f64 / 1e6,
-            -m.throughput_fps,
-            m.energy_mj_per_frame,
-            max_mb,
-        ],
-        violation,
-        partitions: plan.parts.len(),
-        part_units,
-    }
+    (max_mb, violation)
 }
 
 impl<'a> Search<'a> {
@@ -183,7 +192,7 @@ impl Search<'_> {
             })
             .collect();
         self.eval_batch(singles, true);
-        let two_idx = self.eval_batch(two_way_genomes(self.space.layers, units), true);
+        let two_idx = self.eval_batch(self.two_way_genomes(units), true);
         let mut baselines: Vec<Baseline> = named
             .iter()
             .zip(&named_idx)
@@ -199,6 +208,46 @@ impl Search<'_> {
             });
         }
         Ok(baselines)
+    }
+
+    /// The `2way` candidates (Neurosurgeon style): every cut point times every ordered pair
+    /// of distinct units; when that is more than [`BASELINE_SHARE_PCT`] of the budget, a
+    /// sample of that size: cut points spread over the clean ones (then over the others),
+    /// unit pairs among the fastest units first.
+    fn two_way_genomes(&self, units: &[usize]) -> Vec<Genome> {
+        let cap = ((self.budget * BASELINE_SHARE_PCT / 100) as usize).max(1);
+        let all_cuts: Vec<u32> = (1..self.space.layers as u32).collect();
+        let n_pairs = units.len() * units.len().saturating_sub(1);
+        if all_cuts.len() * n_pairs <= cap {
+            return two_way(&all_cuts, &ordered_pairs(units));
+        }
+        let n_cuts = (cap / n_pairs.max(1)).clamp(1, all_cuts.len().max(1));
+        let cuts = self.spread_cuts(n_cuts);
+        let mut pairs = ordered_pairs(&self.fastest_first(units));
+        pairs.sort_by_key(|&(a, b, ra, rb)| (ra.max(rb), ra, rb, a, b));
+        pairs.truncate((cap / cuts.len().max(1)).max(1));
+        two_way(&cuts, &pairs)
+    }
+
+    /// `n` cut points: spread over the clean ones, then over the others, ascending.
+    fn spread_cuts(&self, n: usize) -> Vec<u32> {
+        let clean = &self.space.clean_cuts;
+        let mut cuts = spread(clean, n);
+        if cuts.len() < n {
+            let others: Vec<u32> = (1..self.space.layers as u32)
+                .filter(|c| clean.binary_search(c).is_err())
+                .collect();
+            cuts.extend(spread(&others, n - cuts.len()));
+        }
+        cuts.sort_unstable();
+        cuts
+    }
+
+    /// `units` by the time the whole model takes on each, fastest first (ties: index).
+    fn fastest_first(&self, units: &[usize]) -> Vec<usize> {
+        let mut v = units.to_vec();
+        v.sort_by_key(|&u| (self.prep.layer_ns[u].iter().sum::<u64>(), u));
+        v
     }
 
     /// The encodings the `single`, `even` and `pipeedge` strategies choose.
@@ -335,7 +384,7 @@ impl Search<'_> {
     }
 
     /// The feasible front, sorted; an error when nothing evaluated fits the devices.
-    pub(crate) fn feasible_front(&self, space_size: u128) -> Result<Vec<Point>, SimError> {
+    pub(crate) fn feasible_front(&self, space_size: SpaceSize) -> Result<Vec<Point>, SimError> {
         let mut front: Vec<Point> = self
             .archive
             .iter()
@@ -364,20 +413,35 @@ impl Search<'_> {
 type StrategyFn =
     fn(&PreparedScenario, &[usize]) -> Result<dicesim_plan::mapping::Mapping, SimError>;
 
-/// Every cut point times every ordered pair of distinct units (Neurosurgeon-style 2-way).
-fn two_way_genomes(layers: usize, units: &[usize]) -> Vec<Genome> {
+/// Ordered pairs of distinct units, with each one's position in `units`.
+fn ordered_pairs(units: &[usize]) -> Vec<(usize, usize, usize, usize)> {
     let mut out = Vec::new();
-    for c in 1..layers as u32 {
-        for &a in units {
-            for &b in units {
-                if a != b {
-                    out.push(Genome {
-                        cuts: vec![c],
-                        units: vec![a as u16, b as u16],
-                    });
-                }
+    for (ra, &a) in units.iter().enumerate() {
+        for (rb, &b) in units.iter().enumerate() {
+            if a != b {
+                out.push((a, b, ra, rb));
             }
         }
     }
     out
+}
+
+/// Every cut in `cuts` times every pair in `pairs`, cuts outermost.
+fn two_way(cuts: &[u32], pairs: &[(usize, usize, usize, usize)]) -> Vec<Genome> {
+    let mut out = Vec::with_capacity(cuts.len() * pairs.len());
+    for &c in cuts {
+        for &(a, b, _, _) in pairs {
+            out.push(Genome {
+                cuts: vec![c],
+                units: vec![a as u16, b as u16],
+            });
+        }
+    }
+    out
+}
+
+/// At most `n` elements of `v`, evenly spaced.
+fn spread(v: &[u32], n: usize) -> Vec<u32> {
+    let k = n.min(v.len());
+    (0..k).map(|i| v[i * v.len() / k]).collect()
 }

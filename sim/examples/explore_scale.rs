@@ -1,0 +1,116 @@
+//! Explore at scale: times searches of a scenario and compares their fronts with a long
+//! reference run (hypervolume of each front / hypervolume of the reference front, both
+//! normalised by the bounds of their union, as the exhaustive comparison does).
+//!
+//! ```text
+//! cargo run --release -p dicesim-sim --example explore_scale -- SCENARIO.toml \
+//!     [--budget 25000] [--seeds 1,2,3] [--reference 1000000] [--reference-seeds 1,2]
+//! ```
+//! Prints one line per run (seed, evaluations, seconds, front size, ratio to the reference).
+//! The reference is the union of the fronts of `--reference-seeds` runs of `--reference`
+//! evaluations (0: no reference, timings only).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use dicesim_sim::explore::hv::Bounds;
+use dicesim_sim::explore::{dominates, explore, ExploreOptions, Point};
+use dicesim_sim::Scenario;
+
+struct Args {
+    scenario: PathBuf,
+    budget: u64,
+    seeds: Vec<u64>,
+    reference: u64,
+    reference_seeds: Vec<u64>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        scenario: PathBuf::new(),
+        budget: 25_000,
+        seeds: vec![1, 2, 3],
+        reference: 0,
+        reference_seeds: vec![1, 2],
+    };
+    let mut it = std::env::args().skip(1);
+    let seeds = |s: String| -> Result<Vec<u64>, String> {
+        s.split(',')
+            .map(|x| x.parse().map_err(|_| format!("bad seed `{x}`")))
+            .collect()
+    };
+    while let Some(k) = it.next() {
+        let mut val = || it.next().ok_or(format!("{k} needs a value"));
+        match k.as_str() {
+            "--budget" => a.budget = val()?.parse().map_err(|_| "bad --budget")?,
+            "--seeds" => a.seeds = seeds(val()?)?,
+            "--reference" => a.reference = val()?.parse().map_err(|_| "bad --reference")?,
+            "--reference-seeds" => a.reference_seeds = seeds(val()?)?,
+            s if !s.starts_with("--") => a.scenario = PathBuf::from(s),
+            _ => return Err(format!("unknown option {k}")),
+        }
+    }
+    if a.scenario.as_os_str().is_empty() {
+        return Err("usage: explore_scale SCENARIO.toml [--budget N] [--seeds 1,2] [--reference N] [--reference-seeds 1,2]".into());
+    }
+    Ok(a)
+}
+
+fn run(sc: &Scenario, budget: u64, seed: u64) -> (Vec<Point>, u64, f64) {
+    let opts = ExploreOptions {
+        budget,
+        seed,
+        exhaustive_limit: 0,
+        ..ExploreOptions::default()
+    };
+    let t = Instant::now();
+    let r = explore(sc, opts, None).unwrap_or_else(|e| panic!("explore: {e}"));
+    (r.front, r.evaluations, t.elapsed().as_secs_f64())
+}
+
+/// Non-dominated union of fronts.
+fn union(fronts: Vec<Vec<Point>>) -> Vec<Point> {
+    let all: Vec<Point> = fronts.into_iter().flatten().collect();
+    all.iter()
+        .filter(|p| !all.iter().any(|q| dominates(&q.obj, &p.obj)))
+        .cloned()
+        .collect()
+}
+
+fn ratio(front: &[Point], reference: &[Point]) -> f64 {
+    let b = Bounds::of(front.iter().chain(reference).map(|p| &p.obj)).expect("non-empty");
+    b.hypervolume(front.iter().map(|p| &p.obj)) / b.hypervolume(reference.iter().map(|p| &p.obj))
+}
+
+fn main() {
+    let a = parse().unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let sc = Scenario::load(&a.scenario).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    });
+    let reference = (a.reference > 0).then(|| {
+        let fronts = a.reference_seeds.iter().map(|&s| {
+            let (f, n, secs) = run(&sc, a.reference, s);
+            println!(
+                "reference seed {s}: {n} evaluations in {secs:.1} s, front {}",
+                f.len()
+            );
+            f
+        });
+        union(fronts.collect())
+    });
+    for &seed in &a.seeds {
+        let (f, n, secs) = run(&sc, a.budget, seed);
+        let r = reference.as_ref().map_or(String::new(), |rf| {
+            format!(", hypervolume ratio {:.4}", ratio(&f, rf))
+        });
+        println!(
+            "seed {seed}: {n} evaluations (budget {}) in {secs:.2} s, front {}{r}",
+            a.budget,
+            f.len()
+        );
+    }
+}
