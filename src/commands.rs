@@ -195,6 +195,9 @@ pub fn run(scenario: &Path, json: bool, trace: Option<&Path>, gantt: Option<&Pat
     if let Some(g) = gantt {
         tr::write_gantt(&run, g)?;
     }
+    if let Some(w) = run.report.queueing_warning() {
+        eprintln!("{w}");
+    }
     if json {
         println!("{}", run.report.to_json());
     } else {

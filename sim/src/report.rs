@@ -7,6 +7,19 @@ use serde::Serialize;
 use crate::engine::{Outcome, SimPlan};
 use crate::prepared::{Objectives, PreparedScenario};
 
+/// The search objectives of the reported mapping (docs/simulator.md, "Objectives").
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ObjectivesReport {
+    /// Unloaded latency (period 0), or the median latency at the offered rate [ms].
+    pub latency_ms: f64,
+    /// Saturated throughput: frames back to back under the window, steady state [frames/s].
+    pub throughput_fps: f64,
+    /// Energy per frame at saturation (period 0) or at the offered rate [mJ].
+    pub energy_mj_per_frame: f64,
+    /// Share of the offered rate the plan cannot sustain (0: it keeps up).
+    pub overload: f64,
+}
+
 /// The workload's latency is called queueing-dominated above this multiple of the
 /// unloaded latency.
 pub const QUEUEING_WARNING_RATIO: f64 = 2.0;
@@ -111,14 +124,13 @@ pub struct Report {
     pub links: Vec<LinkReport>,
     /// Whether every device's memory need fits (false: the mapping is infeasible).
     pub feasible: bool,
-    /// One frame through the otherwise idle plan [ms] (explore's latency objective when the
-    /// workload saturates).
+    /// One frame through the otherwise idle plan [ms].
     pub latency_unloaded_ms: f64,
-    /// Saturated throughput: frames back to back under the window, steady state [frames/s]
-    /// (explore's throughput objective).
-    pub throughput_saturated_fps: f64,
     /// Frames in flight at most (the admission window; `null`: unlimited).
     pub window: Option<usize>,
+    /// What `explore` optimises for this mapping (a `pareto.csv` row), each from a run made
+    /// for it.
+    pub objectives: ObjectivesReport,
     /// Model name.
     pub model: String,
     /// Platform name.
@@ -177,8 +189,13 @@ impl Report {
             energy_mj_per_frame: r6(out.total_energy_mj() / frames),
             feasible: devices.iter().all(|d| d.memory_ok),
             latency_unloaded_ms: ms(objectives.latency_unloaded_ns as f64),
-            throughput_saturated_fps: r6(objectives.throughput_fps),
             window: prep.workload.window.frames(plan.parts.len()),
+            objectives: ObjectivesReport {
+                latency_ms: ms(objectives.latency_ns as f64),
+                throughput_fps: r6(objectives.throughput_fps),
+                energy_mj_per_frame: r6(objectives.energy_mj_per_frame),
+                overload: r6(objectives.overload),
+            },
             devices,
             links: p
                 .links
@@ -290,7 +307,7 @@ impl Report {
             s,
             "plan       unloaded latency {} ms   saturated throughput {} fps   window {}",
             self.latency_unloaded_ms,
-            self.throughput_saturated_fps,
+            self.objectives.throughput_fps,
             self.window
                 .map_or("unlimited".to_string(), |w| format!("{w} frames"))
         );
