@@ -20,6 +20,89 @@ pub struct ObjectivesReport {
     pub overload: f64,
 }
 
+impl ObjectivesReport {
+    fn of(o: &Objectives) -> Self {
+        ObjectivesReport {
+            latency_ms: ms(o.latency_ns as f64),
+            throughput_fps: r6(o.throughput_fps),
+            energy_mj_per_frame: r6(o.energy_mj_per_frame),
+            overload: r6(o.overload),
+        }
+    }
+}
+
+/// ns -> ms, rounded like every report figure.
+fn ms(ns: f64) -> f64 {
+    r6(ns / 1e6)
+}
+
+/// The time busy fractions are relative to: the makespan (at least 1 ns).
+fn busy_span(out: &Outcome) -> f64 {
+    out.makespan_ns.max(1) as f64
+}
+
+/// Devices in platform order: busy share, energy, memory need against memory.
+fn device_reports(prep: &PreparedScenario, plan: &SimPlan, out: &Outcome) -> Vec<DeviceReport> {
+    let mem = prep.memory_bytes(plan);
+    prep.platform
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(d, dev)| {
+            let need = mem[d] as f64 / (1024.0 * 1024.0);
+            DeviceReport {
+                name: dev.name.clone(),
+                busy_frac: r6(out.device_busy_ns[d] as f64 / busy_span(out)),
+                energy_mj: r6(out.device_energy_j[d] * 1e3),
+                memory_peak_mb: r6(need),
+                memory_mb: r6(dev.memory_mb),
+                memory_ok: need <= dev.memory_mb,
+            }
+        })
+        .collect()
+}
+
+/// Links in platform order: bytes carried, busy share, energy.
+fn link_reports(prep: &PreparedScenario, out: &Outcome) -> Vec<LinkReport> {
+    prep.platform
+        .links
+        .iter()
+        .enumerate()
+        .map(|(l, link)| LinkReport {
+            name: link.name.clone(),
+            bytes: out.link_bytes[l],
+            busy_frac: r6(out.link_busy_ns[l] as f64 / busy_span(out)),
+            energy_mj: r6(out.link_energy_j[l] * 1e3),
+        })
+        .collect()
+}
+
+/// Partitions in topological order: unit, first and last layer, compute time, bytes out.
+fn partition_reports(prep: &PreparedScenario, plan: &SimPlan) -> Vec<PartitionReport> {
+    let name = |l: Option<&usize>| {
+        l.map(|&l| prep.graph.layers[l].name.clone())
+            .unwrap_or_default()
+    };
+    plan.parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| PartitionReport {
+            id: i,
+            unit: prep.platform.units[part.unit].full_name.clone(),
+            first_layer: name(part.layers.first()),
+            last_layer: name(part.layers.last()),
+            layers: part.layers.len(),
+            compute_ms: ms(part.compute_ns as f64),
+            out_bytes: plan
+                .conns
+                .iter()
+                .filter(|c| c.from == i)
+                .map(|c| c.bytes)
+                .sum(),
+        })
+        .collect()
+}
+
 /// The workload's latency is called queueing-dominated above this multiple of the
 /// unloaded latency.
 pub const QUEUEING_WARNING_RATIO: f64 = 2.0;
@@ -154,27 +237,9 @@ impl Report {
         objectives: &Objectives,
     ) -> Report {
         let p = &prep.platform;
-        let mem = prep.memory_bytes(plan);
-        let span = out.makespan_ns.max(1) as f64;
-        let ms = |ns: f64| r6(ns / 1e6);
         let s = Summary::of(&out.latencies_ns()).unwrap_or_default();
         let frames = out.entry_ns.len().max(1) as f64;
-        let devices: Vec<DeviceReport> = p
-            .devices
-            .iter()
-            .enumerate()
-            .map(|(d, dev)| {
-                let need = mem[d] as f64 / (1024.0 * 1024.0);
-                DeviceReport {
-                    name: dev.name.clone(),
-                    busy_frac: r6(out.device_busy_ns[d] as f64 / span),
-                    energy_mj: r6(out.device_energy_j[d] * 1e3),
-                    memory_peak_mb: r6(need),
-                    memory_mb: r6(dev.memory_mb),
-                    memory_ok: need <= dev.memory_mb,
-                }
-            })
-            .collect();
+        let devices = device_reports(prep, plan, out);
         Report {
             scenario: scenario.to_string(),
             frames: out.entry_ns.len() as u32,
@@ -190,24 +255,9 @@ impl Report {
             feasible: devices.iter().all(|d| d.memory_ok),
             latency_unloaded_ms: ms(objectives.latency_unloaded_ns as f64),
             window: prep.workload.window.frames(plan.parts.len()),
-            objectives: ObjectivesReport {
-                latency_ms: ms(objectives.latency_ns as f64),
-                throughput_fps: r6(objectives.throughput_fps),
-                energy_mj_per_frame: r6(objectives.energy_mj_per_frame),
-                overload: r6(objectives.overload),
-            },
+            objectives: ObjectivesReport::of(objectives),
             devices,
-            links: p
-                .links
-                .iter()
-                .enumerate()
-                .map(|(l, link)| LinkReport {
-                    name: link.name.clone(),
-                    bytes: out.link_bytes[l],
-                    busy_frac: r6(out.link_busy_ns[l] as f64 / span),
-                    energy_mj: r6(out.link_energy_j[l] * 1e3),
-                })
-                .collect(),
+            links: link_reports(prep, out),
             model: prep.graph.name.clone(),
             platform: p.name.clone(),
             strategy: strategy.to_string(),
@@ -217,36 +267,10 @@ impl Report {
                 .enumerate()
                 .map(|(u, unit)| UnitReport {
                     name: unit.full_name.clone(),
-                    busy_frac: r6(out.unit_busy_ns[u] as f64 / span),
+                    busy_frac: r6(out.unit_busy_ns[u] as f64 / busy_span(out)),
                 })
                 .collect(),
-            partitions: plan
-                .parts
-                .iter()
-                .enumerate()
-                .map(|(i, part)| PartitionReport {
-                    id: i,
-                    unit: p.units[part.unit].full_name.clone(),
-                    first_layer: part
-                        .layers
-                        .first()
-                        .map(|&l| prep.graph.layers[l].name.clone())
-                        .unwrap_or_default(),
-                    last_layer: part
-                        .layers
-                        .last()
-                        .map(|&l| prep.graph.layers[l].name.clone())
-                        .unwrap_or_default(),
-                    layers: part.layers.len(),
-                    compute_ms: ms(part.compute_ns as f64),
-                    out_bytes: plan
-                        .conns
-                        .iter()
-                        .filter(|c| c.from == i)
-                        .map(|c| c.bytes)
-                        .sum(),
-                })
-                .collect(),
+            partitions: partition_reports(prep, plan),
         }
     }
 
@@ -255,7 +279,6 @@ impl Report {
         serde_json::to_string_pretty(self).expect("report serialises")
     }
 
-    /// A readable table.
     /// A warning when the workload's median latency is mostly waiting: more than
     /// [`QUEUEING_WARNING_RATIO`] times the unloaded latency.
     pub fn queueing_warning(&self) -> Option<String> {
