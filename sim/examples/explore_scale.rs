@@ -23,6 +23,7 @@ struct Args {
     seeds: Vec<u64>,
     reference: u64,
     reference_seeds: Vec<u64>,
+    reference_file: Option<PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -32,6 +33,7 @@ fn parse() -> Result<Args, String> {
         seeds: vec![1, 2, 3],
         reference: 0,
         reference_seeds: vec![1, 2],
+        reference_file: None,
     };
     let mut it = std::env::args().skip(1);
     let seeds = |s: String| -> Result<Vec<u64>, String> {
@@ -46,6 +48,7 @@ fn parse() -> Result<Args, String> {
             "--seeds" => a.seeds = seeds(val()?)?,
             "--reference" => a.reference = val()?.parse().map_err(|_| "bad --reference")?,
             "--reference-seeds" => a.reference_seeds = seeds(val()?)?,
+            "--reference-file" => a.reference_file = Some(PathBuf::from(val()?)),
             s if !s.starts_with("--") => a.scenario = PathBuf::from(s),
             _ => return Err(format!("unknown option {k}")),
         }
@@ -77,9 +80,44 @@ fn union(fronts: Vec<Vec<Point>>) -> Vec<Point> {
         .collect()
 }
 
-fn ratio(front: &[Point], reference: &[Point]) -> f64 {
-    let b = Bounds::of(front.iter().chain(reference).map(|p| &p.obj)).expect("non-empty");
-    b.hypervolume(front.iter().map(|p| &p.obj)) / b.hypervolume(reference.iter().map(|p| &p.obj))
+fn ratio(front: &[Point], reference: &[[f64; 4]]) -> f64 {
+    let b = Bounds::of(front.iter().map(|p| &p.obj).chain(reference)).expect("non-empty");
+    b.hypervolume(front.iter().map(|p| &p.obj)) / b.hypervolume(reference.iter())
+}
+
+/// The reference front's objectives: read from `file` when it exists, else computed (and
+/// written there, one point per line).
+fn reference_front(sc: &Scenario, a: &Args) -> Vec<[f64; 4]> {
+    if let Some(text) = a
+        .reference_file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+    {
+        return text
+            .lines()
+            .map(|l| {
+                let v: Vec<f64> = l.split(',').map(|x| x.parse().expect("a number")).collect();
+                [v[0], v[1], v[2], v[3]]
+            })
+            .collect();
+    }
+    let fronts = a.reference_seeds.iter().map(|&s| {
+        let (f, n, secs) = run(sc, a.reference, s);
+        println!(
+            "reference seed {s}: {n} evaluations in {secs:.1} s, front {}",
+            f.len()
+        );
+        f
+    });
+    let objs: Vec<[f64; 4]> = union(fronts.collect()).iter().map(|p| p.obj).collect();
+    if let Some(f) = &a.reference_file {
+        let text: String = objs
+            .iter()
+            .map(|o| format!("{},{},{},{}\n", o[0], o[1], o[2], o[3]))
+            .collect();
+        std::fs::write(f, text).expect("reference file written");
+    }
+    objs
 }
 
 fn main() {
@@ -91,17 +129,7 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(1)
     });
-    let reference = (a.reference > 0).then(|| {
-        let fronts = a.reference_seeds.iter().map(|&s| {
-            let (f, n, secs) = run(&sc, a.reference, s);
-            println!(
-                "reference seed {s}: {n} evaluations in {secs:.1} s, front {}",
-                f.len()
-            );
-            f
-        });
-        union(fronts.collect())
-    });
+    let reference = (a.reference > 0).then(|| reference_front(&sc, &a));
     for &seed in &a.seeds {
         let (f, n, secs) = run(&sc, a.budget, seed);
         let r = reference.as_ref().map_or(String::new(), |rf| {
