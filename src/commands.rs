@@ -183,25 +183,129 @@ pub fn split(
     Ok(())
 }
 
-/// `dicesim run`: simulate a scenario, print its report, optionally write a Chrome trace and
-/// a Gantt chart.
-pub fn run(scenario: &Path, json: bool, trace: Option<&Path>, gantt: Option<&Path>) -> Result<()> {
-    use dicesim_sim::{run_scenario, trace as tr, RunOptions};
-    let record = trace.is_some() || gantt.is_some();
-    let run = run_scenario(scenario, RunOptions { record })?;
-    if let Some(t) = trace {
-        tr::write_trace(&run, t)?;
-    }
-    if let Some(g) = gantt {
-        tr::write_gantt(&run, g)?;
-    }
+/// What `dicesim run` was asked for.
+pub struct RunRequest<'a> {
+    /// Scenario file.
+    pub scenario: &'a Path,
+    /// Print the JSON report instead of the table.
+    pub json: bool,
+    /// Chrome trace to write.
+    pub trace: Option<&'a Path>,
+    /// Gantt chart (SVG) to write.
+    pub gantt: Option<&'a Path>,
+    /// Mapping file to write (the mapping the strategy chose).
+    pub export_mapping: Option<&'a Path>,
+    /// Succeed even when the mapping does not fit a device's memory.
+    pub allow_infeasible: bool,
+}
+
+/// `dicesim run`: simulate a scenario, print its report, optionally write a Chrome trace, a
+/// Gantt chart and the chosen mapping. An infeasible mapping fails after the report unless
+/// allowed, so scripts do not take its figures for a plan that can run.
+pub fn run(req: &RunRequest) -> Result<()> {
+    use dicesim_sim::{run_scenario, RunOptions};
+    let record = req.trace.is_some() || req.gantt.is_some();
+    let run = run_scenario(req.scenario, RunOptions { record })
+        .map_err(|e| mapping_given_as_scenario(req.scenario).unwrap_or_else(|| e.into()))?;
+    write_run_outputs(&run, req)?;
     if let Some(w) = run.report.queueing_warning() {
         eprintln!("{w}");
     }
-    if json {
+    if req.json {
         println!("{}", run.report.to_json());
     } else {
         print!("{}", run.report.to_text());
+    }
+    if !run.report.feasible && !req.allow_infeasible {
+        let over: Vec<&str> = (run.report.devices.iter())
+            .filter(|d| !d.memory_ok)
+            .map(|d| d.name.as_str())
+            .collect();
+        bail!(
+            "{}: infeasible: the mapping does not fit the memory of {} (see the report); \
+             pass --allow-infeasible to accept it",
+            req.scenario.display(),
+            over.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Writes the trace, the Gantt chart and the mapping `req` asks for, each announced on
+/// stderr.
+fn write_run_outputs(run: &dicesim_sim::ScenarioRun, req: &RunRequest) -> Result<()> {
+    use dicesim_sim::trace as tr;
+    if let Some(t) = req.trace {
+        tr::write_trace(run, t)?;
+        eprintln!("wrote trace {}", t.display());
+    }
+    if let Some(g) = req.gantt {
+        tr::write_gantt(run, g)?;
+        eprintln!("wrote Gantt chart {}", g.display());
+    }
+    if let Some(m) = req.export_mapping {
+        let sc = &run.scenario;
+        std::fs::write(m, sc.mapping.to_toml(&sc.prep.graph))
+            .with_context(|| format!("writing {}", m.display()))?;
+        eprintln!(
+            "wrote mapping {} (strategy {}; use it with strategy = \"explicit\")",
+            m.display(),
+            sc.strategy.name()
+        );
+    }
+    Ok(())
+}
+
+/// The error for a mapping file given where a scenario belongs (it has a `[units]` table),
+/// or None when `path` does not look like one.
+fn mapping_given_as_scenario(path: &Path) -> Option<anyhow::Error> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let units = text.lines().any(|l| l.trim() == "[units]");
+    let model = text.lines().any(|l| l.trim() == "[model]");
+    (units && !model).then(|| {
+        anyhow!(
+            "{} looks like a mapping file ([units] table); `dicesim run` takes a scenario, \
+             see docs/scenario.md",
+            path.display()
+        )
+    })
+}
+
+/// `dicesim backends`: the built-in tract engine and every plugin found, each with its check;
+/// fails only when none is usable.
+pub fn backends() -> Result<()> {
+    use dicesim_backend_loader::{discover, search_path, Backend};
+    println!(
+        "{:8} ok           built-in  pure-Rust engine (worker, profile, split --verify)",
+        "tract"
+    );
+    let found = discover();
+    if found.is_empty() {
+        eprintln!(
+            "no backend plugins found in {}; build them with `cargo build --release --workspace` \
+             or set DICESIM_PLUGIN_PATH",
+            (search_path().iter())
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for (name, path) in found {
+        match Backend::load_file(&path).map(|b| (b.check(), b)) {
+            Ok((Ok(msg), b)) => {
+                println!(
+                    "{name:8} ok           {}  {msg}  [{}]",
+                    b.version(),
+                    path.display()
+                )
+            }
+            Ok((Err(e), b)) => println!(
+                "{name:8} unavailable  {}  {e}  [{}]",
+                b.version(),
+                path.display()
+            ),
+            Err(e) => println!("{name:8} broken       {e}"),
+        }
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use crate::npy;
 use anyhow::{anyhow, bail, Context, Result};
-use dicesim_backend_loader::{discover, Backend, Options, Tensor};
+use dicesim_backend_loader::{Backend, Options, Tensor};
 use dicesim_plan::onnx;
 use std::path::Path;
 
@@ -81,38 +81,5 @@ pub fn infer(
         dt.as_secs_f64() * 1e3,
         output.display()
     );
-    Ok(())
-}
-
-/// Lists every plugin found and its check; fails when none is found.
-pub fn list_backends() -> Result<()> {
-    let found = discover();
-    if found.is_empty() {
-        bail!(
-            "no backend plugins found in {}; build them with `cargo build --release --workspace` or set DICESIM_PLUGIN_PATH",
-            dicesim_backend_loader::search_path()
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    for (name, path) in found {
-        match Backend::load_file(&path) {
-            Ok(b) => match b.check() {
-                Ok(msg) => println!(
-                    "{name:8} ok           {}  {msg}  [{}]",
-                    b.version(),
-                    path.display()
-                ),
-                Err(e) => println!(
-                    "{name:8} unavailable  {}  {e}  [{}]",
-                    b.version(),
-                    path.display()
-                ),
-            },
-            Err(e) => println!("{name:8} broken       {e}"),
-        }
-    }
     Ok(())
 }

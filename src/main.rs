@@ -1,6 +1,6 @@
 //! `dicesim`: distributed CNN inference at the edge: simulate, explore and execute plans.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dicesim::commands;
 use dicesim_calibrate::cli;
@@ -22,15 +22,19 @@ struct Cli {
 #[derive(Args, Clone, Default)]
 struct ShapeArgs {
     /// Shape for a graph input with symbolic dimensions, e.g. `x=1,3,48,192` (repeatable)
+    /// [default: none]
     #[arg(long = "input-shape", value_name = "NAME=D0,D1,...")]
     input_shape: Vec<String>,
 }
 
 #[derive(Args)]
 struct ProfileArgs {
+    /// ONNX model
     model: PathBuf,
+    /// Engine that times the layers (only `tract` is accepted)
     #[arg(long)]
     backend: String,
+    /// Profile CSV written (a unit's `profile`)
     #[arg(long)]
     out: PathBuf,
     /// Threads (tract runs a model on one thread: only 1 is accepted)
@@ -43,13 +47,15 @@ struct ProfileArgs {
     #[arg(long, default_value_t = 1000.0)]
     budget_ms: f64,
     /// Time each layer run alone as a single-layer sub-model instead of in context
+    /// [default: off]
     #[arg(long)]
     isolated: bool,
-    /// Pace the runs as a device computing 1/DUTY of the time (sleep (DUTY-1) x each run)
+    /// Pace the runs as a device computing 1/DUTY of the time (sleep (DUTY-1) x each run;
+    /// DUTY >= 1)
     #[arg(long, default_value_t = 1.0)]
     duty: f64,
     /// Evict the caches between runs (a device whose caches do not keep the model between
-    /// frames)
+    /// frames) [default: off]
     #[arg(long)]
     cold: bool,
     /// Fit the in-context times to this many contiguous sub-model runs (0: no fit)
@@ -57,6 +63,28 @@ struct ProfileArgs {
     chunks: usize,
     #[command(flatten)]
     shapes: ShapeArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Scenario (TOML; see docs/scenario.md)
+    scenario: PathBuf,
+    /// Print the JSON report instead of a table [default: off]
+    #[arg(long)]
+    json: bool,
+    /// Write a Chrome trace-event JSON here (Perfetto, chrome://tracing) [default: none]
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Write an SVG Gantt chart of the first frames here [default: none]
+    #[arg(long, value_name = "FILE")]
+    gantt: Option<PathBuf>,
+    /// Write the mapping the scenario's strategy chose here (mapping TOML, editable; run it
+    /// with `strategy = "explicit"`) [default: none]
+    #[arg(long, value_name = "FILE")]
+    export_mapping: Option<PathBuf>,
+    /// Exit 0 even when the mapping does not fit a device's memory [default: off]
+    #[arg(long)]
+    allow_infeasible: bool,
 }
 
 #[derive(Subcommand)]
@@ -70,7 +98,7 @@ enum Cmd {
     Inspect {
         /// ONNX model
         model: PathBuf,
-        /// Print JSON instead of a table
+        /// Print JSON instead of a table [default: off]
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -80,13 +108,14 @@ enum Cmd {
     Split {
         /// ONNX model
         model: PathBuf,
-        /// Mapping file (TOML, or AutoDiCE mapping.json)
+        /// Mapping file (TOML, or AutoDiCE mapping.json; see docs/mapping.md)
         #[arg(long)]
         mapping: PathBuf,
-        /// Output folder
+        /// Output folder (created)
         #[arg(long)]
         out: PathBuf,
         /// Run the whole model and the chained sub-models on the same random input and compare
+        /// [default: off]
         #[arg(long)]
         verify: bool,
         /// Engine used by --verify
@@ -99,7 +128,7 @@ enum Cmd {
     Infer {
         /// ONNX model
         model: PathBuf,
-        /// Backend plugin name (see `dicesim backends`)
+        /// Backend plugin name, e.g. `tract` (see `dicesim backends`)
         #[arg(long)]
         backend: String,
         /// Input tensors: a .npy (one-input models) or a .npz with one array per input name
@@ -112,51 +141,57 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         threads: usize,
     },
-    /// Simulate a scenario
-    Run {
-        scenario: PathBuf,
-        #[arg(long)]
-        json: bool,
-        #[arg(long)]
-        trace: Option<PathBuf>,
-        #[arg(long)]
-        gantt: Option<PathBuf>,
-    },
+    /// Simulate a scenario and print its report
+    Run(RunArgs),
     /// Multi-objective search over mappings
     Explore {
+        /// Scenario (TOML; see docs/scenario.md)
         scenario: PathBuf,
+        /// Unique mappings evaluated, baselines included (at least 1) [default: 5000]
         #[arg(long)]
         budget: Option<u64>,
+        /// Seed of the search [default: the scenario's `seed`]
         #[arg(long)]
         seed: Option<u64>,
+        /// Threads of the search (0: all cores) [default: all cores]
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Output folder (created)
         #[arg(long)]
         out: PathBuf,
     },
     /// Serve sub-models on this board
     Worker {
+        /// Address to listen on, HOST:PORT (only loopback without --token-file)
         #[arg(long)]
         listen: String,
+        /// Engine: `tract` (built in) or a backend plugin name (see `dicesim backends`)
         #[arg(long)]
         backend: String,
+        /// Shared secret file; the coordinator must hold the same [default: none]
         #[arg(long)]
         token_file: Option<PathBuf>,
         /// Emulation: make each partition run take at least this factor x its host CPU time
+        /// [default: none, no pacing]
         #[arg(long)]
         pace: Option<f64>,
     },
     /// Run a scenario on real workers (the scenario's [hil] names them)
     Hil {
+        /// Scenario with a [hil] table (see docs/scenario.md)
         scenario: PathBuf,
+        /// Print the JSON report instead of a table [default: off]
         #[arg(long)]
         json: bool,
     },
     /// Build the scenario's platform on this host (namespaces, shaped links) and run it
     Emulate {
+        /// Scenario (TOML; see docs/scenario.md)
         scenario: PathBuf,
+        /// Print the JSON report instead of a table [default: off]
         #[arg(long)]
         json: bool,
     },
-    /// Measure per-layer times with a backend
     /// Per-layer times of a model on this host (CSV for a unit's `profile`), and a fit of
     /// the baseline compute model (gflops, mem_gbps, layer_overhead_us)
     Profile(ProfileArgs),
@@ -164,20 +199,23 @@ enum Cmd {
     Validate {
         /// Scenario (or, with --suite, a folder of scenarios)
         scenario: PathBuf,
+        /// Print JSON instead of a table [default: off]
         #[arg(long)]
         json: bool,
         /// Validate every *.toml scenario in the folder and print median / p90 errors
+        /// [default: off]
         #[arg(long)]
         suite: bool,
         /// Keep the calibration (cal.toml and unit profiles, for a scenario's
-        /// `[calibration] file`) in this folder
+        /// `[calibration] file`) in this folder [default: none, a temporary folder]
         #[arg(long)]
         calibration_out: Option<PathBuf>,
         /// With --suite: write suite.json and suite.svg (simulated vs measured) here
+        /// [default: none]
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// List backend plugins and whether each is usable here
+    /// List the built-in engine and the backend plugins, and whether each is usable here
     Backends,
 }
 
@@ -188,10 +226,10 @@ enum ZooCmd {
         /// Zoo model names (see `dicesim zoo list`)
         #[arg(required = true)]
         names: Vec<String>,
-        /// Output folder
+        /// Output folder (created)
         #[arg(long)]
         out: PathBuf,
-        /// Input height and width (default: the model's own, 224 or 416)
+        /// Input height and width [default: the model's own, 224 or 416]
         #[arg(long)]
         input_size: Option<usize>,
     },
@@ -261,18 +299,24 @@ fn run(cli: Cli) -> Result<()> {
             output,
             threads,
         } => dicesim::infer::infer(&model, &backend, &input, &output, threads),
-        Cmd::Run {
-            scenario,
-            json,
-            trace,
-            gantt,
-        } => commands::run(&scenario, json, trace.as_deref(), gantt.as_deref()),
+        Cmd::Run(a) => commands::run(&commands::RunRequest {
+            scenario: &a.scenario,
+            json: a.json,
+            trace: a.trace.as_deref(),
+            gantt: a.gantt.as_deref(),
+            export_mapping: a.export_mapping.as_deref(),
+            allow_infeasible: a.allow_infeasible,
+        }),
         Cmd::Explore {
             scenario,
             budget,
             seed,
+            threads,
             out,
-        } => commands::explore(&scenario, budget, seed, &out),
+        } => {
+            size_thread_pool(threads)?;
+            commands::explore(&scenario, budget, seed, &out)
+        }
         Cmd::Worker {
             listen,
             backend,
@@ -295,8 +339,20 @@ fn run(cli: Cli) -> Result<()> {
             calibration_out,
             out,
         }),
-        Cmd::Backends => dicesim::infer::list_backends(),
+        Cmd::Backends => commands::backends(),
     }
+}
+
+/// Sizes rayon's global pool (the search's worker threads) when `--threads` is given; 0 or
+/// none leaves rayon's default, one thread per core.
+fn size_thread_pool(threads: Option<usize>) -> Result<()> {
+    if let Some(n) = threads.filter(|&n| n > 0) {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("--threads: setting up the thread pool")?;
+    }
+    Ok(())
 }
 
 fn zoo(cmd: ZooCmd) -> Result<()> {

@@ -20,6 +20,26 @@ fn backends_lists_tract_with_its_check() {
 }
 
 #[test]
+fn backends_lists_the_built_in_tract_engine_without_any_plugin() {
+    // A copy of the binary in a folder without plugins, and no plugin path.
+    let d = common::tmp("no-plugins");
+    let exe = d.join("dicesim");
+    std::fs::copy(env!("CARGO_BIN_EXE_dicesim"), &exe).unwrap();
+    let out = std::process::Command::new(&exe)
+        .arg("backends")
+        .env_remove("DICESIM_PLUGIN_PATH")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("tract") && text.contains(" ok ") && text.contains("built-in"));
+    assert!(err.contains("no backend plugins found"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn ort_check_names_the_fix_when_the_library_is_missing() {
     let out = dicesim()
         .arg("backends")

@@ -161,6 +161,11 @@ fn bad_mappings_are_one_clear_line() {
             &["unknown-layer.toml", "a.cpu", "unknown layer 'nope'"],
         ),
         (
+            "misspelt-layer.toml",
+            "[units]\n\"a.cpu\" = { from = \"conv1\", to = \"layer1.0.ad\" }\n\"b.cpu\" = { from = \"layer1.0.relu_1\", to = \"fc\" }\n",
+            &["misspelt-layer.toml", "unknown layer 'layer1.0.ad'", "did you mean 'layer1.0.add'?"],
+        ),
+        (
             "twice.toml",
             "[units]\n\"a.cpu\" = { from = \"conv1\", to = \"fc\" }\n\"b.cpu\" = [\"fc\"]\n",
             &["twice.toml", "'fc' is mapped twice"],

@@ -100,6 +100,11 @@ fn trace_is_chrome_json_with_a_track_per_unit_and_link_and_gantt_is_well_formed_
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let err = String::from_utf8_lossy(&out.stderr);
+    for (what, p) in [("trace", &trace), ("Gantt chart", &gantt)] {
+        let line = format!("wrote {what} {}", p.display());
+        assert!(err.contains(&line), "`{line}` missing from stderr: {err}");
+    }
 
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&trace).unwrap())
         .expect("the trace is valid JSON");
@@ -371,4 +376,96 @@ fn a_calibration_file_overrides_units_and_links_and_bad_ones_are_one_line_errors
         fails_with(&s, needles);
     }
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The JSON report of `dicesim run --json ARGS`, without the fields that name the scenario
+/// and its strategy.
+fn figures(args: &[&str]) -> serde_json::Value {
+    let out = run(&[&["--json"], args].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.remove("scenario");
+    o.remove("strategy");
+    v
+}
+
+#[test]
+fn an_exported_mapping_run_as_explicit_gives_the_same_figures() {
+    let d = tmp("export");
+    std::fs::write(d.join("plat.toml"), PLATFORM).unwrap();
+    for strategy in ["single", "even", "pipeedge"] {
+        let s = d.join(format!("{strategy}.toml"));
+        let m = d.join(format!("{strategy}-mapping.toml"));
+        let mapping = format!("strategy = \"{strategy}\"");
+        std::fs::write(&s, scenario("resnet18", "plat.toml", &mapping)).unwrap();
+        let (s, m) = (s.to_str().unwrap(), m.to_str().unwrap());
+        let chosen = figures(&[s, "--export-mapping", m]);
+        let text = std::fs::read_to_string(m).unwrap();
+        assert!(text.contains("[units]"), "{text}");
+        let explicit = d.join(format!("{strategy}-explicit.toml"));
+        let mapping = format!("strategy = \"explicit\"\nfile = \"{strategy}-mapping.toml\"");
+        std::fs::write(&explicit, scenario("resnet18", "plat.toml", &mapping)).unwrap();
+        assert_eq!(figures(&[explicit.to_str().unwrap()]), chosen, "{strategy}");
+    }
+    let out = run(&[
+        &format!("{}/even.toml", d.display()),
+        "--export-mapping",
+        &format!("{}/m.toml", d.display()),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("wrote mapping {}/m.toml", d.display())),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn an_infeasible_run_prints_its_report_and_fails_unless_allowed() {
+    let d = tmp("infeasible");
+    let tiny = PLATFORM.replace("memory_mb = 1024", "memory_mb = 1");
+    std::fs::write(d.join("plat.toml"), tiny).unwrap();
+    let s = d.join("s.toml");
+    std::fs::write(&s, scenario("resnet18", "plat.toml", "strategy = \"even\"")).unwrap();
+    let s = s.to_str().unwrap();
+    let out = run(&[s]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("INFEASIBLE"));
+    let last = err.trim_end().lines().last().unwrap();
+    for w in [
+        "dicesim: error: ",
+        "s.toml",
+        "infeasible",
+        "a, b",
+        "--allow-infeasible",
+    ] {
+        assert!(last.contains(w), "`{w}` missing from: {last}");
+    }
+    let out = run(&[s, "--allow-infeasible", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["feasible"], false);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_mapping_file_given_as_scenario_says_so() {
+    let m = root().join("mappings/resnet18-2way.toml");
+    fails_with(
+        &m,
+        &[
+            "resnet18-2way.toml looks like a mapping file ([units] table)",
+            "`dicesim run` takes a scenario, see docs/scenario.md",
+        ],
+    );
 }

@@ -252,6 +252,10 @@ fn check_unit_name(unit: &str) -> Result<(), String> {
 
 fn find_layer(graph: &Graph, name: &str) -> Result<usize, String> {
     graph.layer_index(name).ok_or_else(|| {
+        let names = graph.layers.iter().map(|l| l.name.as_str());
+        if let Some(v) = crate::tomlfile::closest(name, names) {
+            return format!("unknown layer '{name}' (did you mean '{v}'? see `dicesim inspect`)");
+        }
         let near: Vec<&str> = graph
             .layers
             .iter()
