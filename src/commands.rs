@@ -312,7 +312,13 @@ pub fn backends() -> Result<()> {
 
 /// `dicesim explore`: search the scenario's mapping space, write the front and the ready-to-run
 /// mappings to `out`, print a summary. The progress bar (stderr) shows only on a terminal.
-pub fn explore(scenario: &Path, budget: Option<u64>, seed: Option<u64>, out: &Path) -> Result<()> {
+pub fn explore(
+    scenario: &Path,
+    budget: Option<u64>,
+    seed: Option<u64>,
+    out: &Path,
+    force: bool,
+) -> Result<()> {
     use dicesim_sim::explore::{explore, output, ExploreOptions, Progress, Stage};
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
     use std::io::IsTerminal;
@@ -321,6 +327,8 @@ pub fn explore(scenario: &Path, budget: Option<u64>, seed: Option<u64>, out: &Pa
     if budget == 0 {
         bail!("--budget 0: expected at least 1 evaluation");
     }
+    // before the search: a refused folder should not cost its time
+    output::prepare_dir(out, force)?;
     let opts = ExploreOptions {
         budget,
         seed: seed.unwrap_or(sc.seed),
@@ -356,8 +364,15 @@ pub fn explore(scenario: &Path, budget: Option<u64>, seed: Option<u64>, out: &Pa
     let res = explore(&sc, opts, progress)?;
     bar.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
-    output::write_all(&sc, &res, out)?;
-    print!("{}", output::summary(&sc, &res));
+    let inv = output::Invocation {
+        budget,
+        seed: opts.seed,
+    };
+    output::write_all(&sc, &res, inv, out)?;
+    print!("{}", output::summary(&sc, &res, out));
+    if let Some(note) = output::budget_note(&res, budget) {
+        eprintln!("{note}");
+    }
     let total = res.evaluations + res.exhaustive.as_ref().map_or(0, |e| e.evaluated);
     eprintln!(
         "{total} evaluations{} in {:.2} s ({:.0} evaluations/s); wrote {}",

@@ -159,6 +159,9 @@ enum Cmd {
         /// Output folder (created)
         #[arg(long)]
         out: PathBuf,
+        /// Replace the results of an earlier explore in a non-empty --out folder
+        #[arg(long)]
+        force: bool,
     },
     /// Serve sub-models on this board
     Worker {
@@ -313,9 +316,10 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             threads,
             out,
+            force,
         } => {
             size_thread_pool(threads)?;
-            commands::explore(&scenario, budget, seed, &out)
+            commands::explore(&scenario, budget, seed, &out, force)
         }
         Cmd::Worker {
             listen,

@@ -64,9 +64,28 @@ fn writes_front_baselines_and_runnable_mappings() {
     for k in ["front", "single", "even", "pipeedge", "2way"] {
         assert!(kinds.contains(&k), "no {k} row in\n{csv}");
     }
+    // a short summary: extremes, knee, baselines and where the table is, not every row
+    for label in [
+        "best latency",
+        "best energy",
+        "knee",
+        "baseline 2way",
+        "pareto.csv",
+    ] {
+        assert!(stdout.contains(label), "no {label} in\n{stdout}");
+    }
+    assert!(stdout.lines().count() < 16, "{stdout}");
     let svg = std::fs::read_to_string(out.join("pareto.svg")).unwrap();
     roxmltree::Document::parse(&svg).expect("well-formed SVG");
     assert!(svg.contains("baseline pipeedge") && svg.contains("latency [ms]"));
+    assert!(svg.contains("<title>f0001: ") && svg.contains("energy [mJ/frame]"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["scenario"]["name"], "small");
+    assert_eq!(summary["scenario"]["path"], s.to_string_lossy().as_ref());
+    assert_eq!(summary["seed"], 4);
+    assert_eq!(summary["budget"], 600);
+    assert_eq!(summary["dicesim_version"], env!("CARGO_PKG_VERSION"));
     // the first, a middle and the last front rows and two baselines, through `dicesim run`
     let front: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == "front").collect();
     let mut pick: Vec<&Vec<String>> =
@@ -165,4 +184,85 @@ fn empty_space_and_bad_budget_are_one_line_errors() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn non_empty_out_needs_force_which_removes_only_stale_results() {
+    let d = tmp("force");
+    let s = scenario(&d, &root().join("platforms/mixed-gige.toml"), "");
+    let out = d.join("out");
+    std::fs::create_dir_all(out.join("runs")).unwrap();
+    std::fs::write(out.join("runs/f9999.toml"), "stale").unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let o = explore(&s, &out, &["--budget", "300"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--force") && err.contains(&*out.to_string_lossy()),
+        "{err}"
+    );
+    let o = explore(&s, &out, &["--budget", "300", "--force"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!out.join("runs/f9999.toml").exists(), "stale run kept");
+    assert!(out.join("notes.txt").is_file(), "a user's file removed");
+    assert!(out.join("runs/f0001.toml").is_file());
+}
+
+#[test]
+fn output_folder_is_relocatable() {
+    let d = tmp("relocate");
+    // a platform in its own folder whose device templates live beside it, plus a calibration
+    let plat_dir = d.join("plat");
+    std::fs::create_dir_all(&plat_dir).unwrap();
+    let text = std::fs::read_to_string(root().join("platforms/mixed-gige.toml")).unwrap();
+    let dev = root().join("platforms/devices");
+    let plat = plat_dir.join("p.toml");
+    std::fs::write(
+        &plat,
+        text.replace("devices/", &format!("{}/", dev.display())),
+    )
+    .unwrap();
+    std::fs::write(
+        plat_dir.join("cal.toml"),
+        "[[unit]]\nname = \"rpi4.cpu\"\nprofile = \"rpi.csv\"\n",
+    )
+    .unwrap();
+    std::fs::write(plat_dir.join("rpi.csv"), "layer,time_us\n").unwrap();
+    let s = scenario(&d, &plat, "");
+    let text = std::fs::read_to_string(&s).unwrap() + "[calibration]\nfile = \"plat/cal.toml\"\n";
+    std::fs::write(&s, text).unwrap();
+    let out = d.join("out");
+    let o = explore(&s, &out, &["--budget", "300"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run_json = |p: &Path| {
+        let o = bin().args(["run", "--json"]).arg(p).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["objectives"].clone()
+    };
+    let before = run_json(&out.join("runs/f0001.toml"));
+    // move the folder and the sources away: the copy must not need them
+    let moved = d.join("elsewhere");
+    std::fs::rename(&out, &moved).unwrap();
+    std::fs::rename(&plat_dir, d.join("gone")).unwrap();
+    let run = std::fs::read_to_string(moved.join("runs/f0001.toml")).unwrap();
+    assert!(
+        !run.contains(&*d.to_string_lossy()),
+        "absolute path in\n{run}"
+    );
+    let copy = std::fs::read_to_string(moved.join("platform/p.toml")).unwrap();
+    assert!(copy.contains("\"devices/rpi4.toml\""), "{copy}");
+    assert!(moved.join("platform/profiles/rpi.csv").is_file());
+    assert_eq!(run_json(&moved.join("runs/f0001.toml")), before);
+}
+
+#[test]
+fn budget_below_the_baselines_is_reported() {
+    let d = tmp("small-budget");
+    let s = scenario(&d, &root().join("platforms/mixed-gige.toml"), "");
+    let o = explore(&s, &d.join("out"), &["--budget", "3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--budget 3 is below the"), "{err}");
 }

@@ -1,13 +1,17 @@
-//! What `dicesim explore` writes: `pareto.csv`, `pareto.svg`, `mappings/<id>.toml` (mapping
-//! contract), `runs/<id>.toml` (the scenario with that mapping swapped in, ready for
-//! `dicesim run`), `summary.json`, and the stdout summary table.
+//! What `dicesim explore` writes: `pareto.csv`, `pareto.svg` ([`plot`]), `mappings/<id>.toml`
+//! (mapping contract), `runs/<id>.toml` (the scenario with that mapping swapped in, ready for
+//! `dicesim run`, referring to copies under `platform/` ([`bundle`]) so the folder can be
+//! moved), `summary.json`, and the short stdout summary.
 //!
 //! Figures in the CSV are rounded exactly like the `run --json` report (6 significant
 //! digits), so a row equals what `dicesim run` prints for its mapping. Nothing written to
 //! the folder depends on timing or thread count.
 
+mod bundle;
+mod plot;
+
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{ExploreResult, Point};
 use crate::error::SimError;
@@ -26,7 +30,8 @@ pub struct Row<'a> {
     pub point: &'a Point,
 }
 
-/// Front members (`f0001`, ... in latency order) then baselines (id = kind).
+/// Front members (`f0001`, ... in latency order, index = index into the front) then
+/// baselines (id = kind).
 pub fn rows(res: &ExploreResult) -> Vec<Row<'_>> {
     let w = res.front.len().to_string().len().max(4);
     let mut v: Vec<Row> = res
@@ -86,11 +91,11 @@ fn csv_fields(sc: &Scenario, p: &Point) -> Vec<String> {
 }
 
 /// A CSV table (through the `csv` crate: fields are quoted where needed).
-fn csv_table(header: &[&str], records: impl Iterator<Item = Vec<String>>) -> String {
+fn csv_table(header: &[&str], mut records: impl Iterator<Item = Vec<String>>) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let written = w
         .write_record(header)
-        .and_then(|_| records.map(|r| w.write_record(&r)).collect::<Result<(), _>>());
+        .and_then(|_| records.try_for_each(|r| w.write_record(&r)));
     // writing to memory cannot fail
     written.expect("CSV into memory");
     String::from_utf8(w.into_inner().expect("CSV into memory")).expect("UTF-8 fields")
@@ -123,9 +128,72 @@ pub fn exhaustive_csv(sc: &Scenario, front: &[Point]) -> String {
     csv_table(&header, records)
 }
 
-/// The stdout summary.
-pub fn summary(sc: &Scenario, res: &ExploreResult) -> String {
-    let mut s = String::new();
+/// The front member best in each objective: (label, index into the front), in the order
+/// latency, throughput, energy, memory; ties go to the earlier member.
+pub fn extremes(front: &[Point]) -> Vec<(&'static str, usize)> {
+    let labels = [
+        "best latency",
+        "best throughput",
+        "best energy",
+        "best memory",
+    ];
+    labels
+        .iter()
+        .enumerate()
+        .filter_map(|(k, &l)| {
+            let i =
+                (0..front.len()).min_by(|&a, &b| front[a].obj[k].total_cmp(&front[b].obj[k]))?;
+            Some((l, i))
+        })
+        .collect()
+}
+
+/// The knee of the front: the member closest (Euclidean) to the ideal point once each
+/// objective is scaled to [0, 1] over the front; ties go to the earlier member.
+pub fn knee(front: &[Point]) -> Option<usize> {
+    let mut lo = [f64::MAX; 4];
+    let mut hi = [f64::MIN; 4];
+    for p in front {
+        for k in 0..4 {
+            lo[k] = lo[k].min(p.obj[k]);
+            hi[k] = hi[k].max(p.obj[k]);
+        }
+    }
+    let dist = |p: &Point| -> f64 {
+        (0..4)
+            .map(|k| {
+                let span = hi[k] - lo[k];
+                let f = if span > 0.0 {
+                    (p.obj[k] - lo[k]) / span
+                } else {
+                    0.0
+                };
+                f * f
+            })
+            .sum()
+    };
+    (0..front.len()).min_by(|&a, &b| dist(&front[a]).total_cmp(&dist(&front[b])))
+}
+
+/// One row of the stdout table.
+fn summary_row(s: &mut String, sc: &Scenario, label: &str, id: &str, p: &Point) {
+    let _ = writeln!(
+        s,
+        "{:17} {:>8} {:>12} {:>11} {:>12} {:>11} {:>5} {:>5}  {}",
+        label,
+        id,
+        r6(p.latency_ms()),
+        r6(p.throughput_fps()),
+        r6(p.energy_mj()),
+        r6(p.max_memory_mb()),
+        if p.feasible() { "yes" } else { "NO" },
+        p.partitions,
+        units_label(sc, p)
+    );
+}
+
+/// The header lines of the stdout summary.
+fn summary_header(s: &mut String, sc: &Scenario, res: &ExploreResult) {
     let _ = writeln!(
         s,
         "explore {}: {} units, space of {} mappings, {} evaluations ({} duplicates from the cache)",
@@ -150,33 +218,61 @@ pub fn summary(sc: &Scenario, res: &ExploreResult) -> String {
             e.ratio
         );
     }
+}
+
+/// The stdout summary: header lines, the front's extremes and knee, the baselines, and
+/// where the full table is (`dir/pareto.csv`).
+pub fn summary(sc: &Scenario, res: &ExploreResult, dir: &Path) -> String {
+    let mut s = String::new();
+    summary_header(&mut s, sc, res);
     let _ = writeln!(
         s,
-        "{:9} {:>6} {:>12} {:>11} {:>12} {:>11} {:>5} {:>5}  units",
-        "kind", "id", "latency ms", "fps", "mJ/frame", "max MiB", "fits", "parts"
+        "{:17} {:>8} {:>12} {:>11} {:>12} {:>11} {:>5} {:>5}  units",
+        "", "id", "latency ms", "fps", "mJ/frame", "max MiB", "fits", "parts"
     );
-    for r in rows(res) {
-        let p = r.point;
-        let _ = writeln!(
-            s,
-            "{:9} {:>6} {:>12} {:>11} {:>12} {:>11} {:>5} {:>5}  {}",
-            r.kind,
-            r.id,
-            r6(p.latency_ms()),
-            r6(p.throughput_fps()),
-            r6(p.energy_mj()),
-            r6(p.max_memory_mb()),
-            if p.feasible() { "yes" } else { "NO" },
-            p.partitions,
-            units_label(sc, p)
-        );
+    let rows = rows(res);
+    let mut picks = extremes(&res.front);
+    if let Some(k) = knee(&res.front) {
+        picks.push(("knee", k));
     }
+    for (label, i) in picks {
+        summary_row(&mut s, sc, label, &rows[i].id, rows[i].point);
+    }
+    for r in rows.iter().filter(|r| r.kind != "front") {
+        summary_row(&mut s, sc, &format!("baseline {}", r.kind), &r.id, r.point);
+    }
+    let _ = writeln!(
+        s,
+        "all {} front mappings and the baselines: {} (run one: dicesim run {})",
+        res.front.len(),
+        dir.join("pareto.csv").display(),
+        dir.join("runs")
+            .join(format!("{}.toml", rows[0].id))
+            .display()
+    );
     s
 }
 
-/// `summary.json`.
-pub fn summary_json(res: &ExploreResult) -> String {
+/// What `summary.json` records about the invocation besides the results.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation {
+    /// `--budget`.
+    pub budget: u64,
+    /// The seed used (`--seed`, else the scenario's).
+    pub seed: u64,
+}
+
+/// `summary.json`: the scenario (path and name), seed, budget and dicesim version, then the
+/// results.
+pub fn summary_json(sc: &Scenario, res: &ExploreResult, inv: Invocation) -> String {
     let v = serde_json::json!({
+        "dicesim_version": env!("CARGO_PKG_VERSION"),
+        "scenario": {
+            "path": sc.path.to_string_lossy(),
+            "name": sc.name,
+        },
+        "seed": inv.seed,
+        "budget": inv.budget,
         "evaluations": res.evaluations,
         "cache_hits": res.cache_hits,
         "space_size": res.space_size.to_string(),
@@ -191,48 +287,99 @@ pub fn summary_json(res: &ExploreResult) -> String {
     serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
 }
 
-/// The scenario with `[mapping]` replaced by an explicit mapping file; the platform (and an
-/// ONNX model path) made absolute so the file works from `runs/`.
-fn run_scenario_text(sc: &Scenario, id: &str) -> Result<String, SimError> {
-    let mapping_rel = format!("../mappings/{id}.toml");
-    let text = crate::error::read_text(&sc.path)?;
-    let mut t: toml::Table = crate::error::parse_toml(&sc.path, &text)?;
-    let dir = sc.path.parent().unwrap_or(Path::new("."));
-    let absolute = |rel: &str| {
-        let p = dir.join(rel);
-        std::fs::canonicalize(&p)
-            .unwrap_or(p)
-            .to_string_lossy()
-            .into_owned()
-    };
-    for (section, key) in [("platform", "file"), ("model", "path")] {
-        if let Some(toml::Value::Table(s)) = t.get_mut(section) {
-            if let Some(toml::Value::String(f)) = s.get(key).cloned() {
-                s.insert(key.into(), toml::Value::String(absolute(&f)));
-            }
-        }
-    }
-    let mut m = toml::Table::new();
-    m.insert("strategy".into(), toml::Value::String("explicit".into()));
-    m.insert("file".into(), toml::Value::String(mapping_rel));
-    t.insert("mapping".into(), toml::Value::Table(m));
-    t.remove("hil");
-    t.insert(
-        "name".into(),
-        toml::Value::String(format!("{} (explore {})", sc.name, id)),
-    );
-    Ok(toml::to_string(&t).unwrap_or_default())
+/// When the baselines alone needed more evaluations than `budget` (they are evaluated
+/// anyway, and then the search evaluates nothing new), a line saying so.
+pub fn budget_note(res: &ExploreResult, budget: u64) -> Option<String> {
+    (res.evaluations > budget).then(|| {
+        format!(
+            "warning: --budget {budget} is below the {} evaluations the baselines need \
+             (single, even, pipeedge, 2way and every single-unit mapping); they were \
+             evaluated anyway and the search added nothing; raise --budget well above that",
+            res.evaluations
+        )
+    })
 }
 
-/// Writes every output into `dir`.
-pub fn write_all(sc: &Scenario, res: &ExploreResult, dir: &Path) -> Result<(), SimError> {
+/// Whether `name` (relative to the output folder) is a file an earlier explore wrote.
+fn is_output(rel: &Path) -> bool {
+    let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let ext = rel.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let parent = rel.parent().and_then(|p| p.to_str()).unwrap_or("");
+    match parent {
+        "" => name.starts_with("pareto.") || name == "exhaustive.csv" || name == "summary.json",
+        "runs" | "mappings" => ext == "toml",
+        p if p == bundle::PLATFORM_DIR || p.starts_with(&format!("{}/", bundle::PLATFORM_DIR)) => {
+            ext == "toml" || ext == "csv"
+        }
+        _ => false,
+    }
+}
+
+/// Files under `dir` (relative paths, recursive), sorted.
+fn files_under(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), SimError> {
+    let here = dir.join(rel);
+    let rd = std::fs::read_dir(&here).map_err(|e| SimError::io(&here, e))?;
+    for e in rd {
+        let e = e.map_err(|e| SimError::io(&here, e))?;
+        let r = rel.join(e.file_name());
+        if e.file_type()
+            .map_err(|err| SimError::io(&e.path(), err))?
+            .is_dir()
+        {
+            files_under(dir, &r, out)?;
+        } else {
+            out.push(r);
+        }
+    }
+    Ok(())
+}
+
+/// Makes `dir` ready for [`write_all`]: a missing or empty folder is fine; a non-empty one is
+/// refused unless `force`, which removes the files an earlier explore wrote there (`runs/*.toml`,
+/// `mappings/*.toml`, `platform/**/*.{toml,csv}`, `pareto.*`, `exhaustive.csv`,
+/// `summary.json`) and nothing else.
+pub fn prepare_dir(dir: &Path, force: bool) -> Result<(), SimError> {
+    let mut entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(SimError::io(dir, e)),
+    };
+    if entries.next().is_none() {
+        return Ok(());
+    }
+    if !force {
+        let msg = "the --out folder is not empty; pass --force to replace the results of an \
+                   earlier explore there, or choose another folder";
+        return Err(SimError::io(
+            dir,
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, msg),
+        ));
+    }
+    let mut files = Vec::new();
+    files_under(dir, Path::new(""), &mut files)?;
+    for f in files.iter().filter(|f| is_output(f)) {
+        let p = dir.join(f);
+        std::fs::remove_file(&p).map_err(|e| SimError::io(&p, e))?;
+    }
+    Ok(())
+}
+
+/// Writes every output into `dir` (see [`prepare_dir`] for an earlier run's files).
+pub fn write_all(
+    sc: &Scenario,
+    res: &ExploreResult,
+    inv: Invocation,
+    dir: &Path,
+) -> Result<(), SimError> {
     let mk = |d: &Path| std::fs::create_dir_all(d).map_err(|e| SimError::io(d, e));
     let write = |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| SimError::io(p, e));
     mk(dir)?;
     mk(&dir.join("mappings"))?;
     mk(&dir.join("runs"))?;
+    let copies = bundle::write_platform(sc, dir)?;
     let nl = sc.prep.graph.layers.len();
-    for r in rows(res) {
+    let rows = rows(res);
+    for r in &rows {
         let assign = r.point.genome.assignment(nl);
         let m = mapping_from_assignment(&sc.prep, &assign);
         write(
@@ -241,297 +388,14 @@ pub fn write_all(sc: &Scenario, res: &ExploreResult, dir: &Path) -> Result<(), S
         )?;
         write(
             &dir.join("runs").join(format!("{}.toml", r.id)),
-            &run_scenario_text(sc, &r.id)?,
+            &bundle::run_scenario_text(sc, &copies, &r.id)?,
         )?;
     }
     write(&dir.join("pareto.csv"), &csv(sc, res))?;
     if let Some(e) = &res.exhaustive {
         write(&dir.join("exhaustive.csv"), &exhaustive_csv(sc, &e.front))?;
     }
-    write(&dir.join("pareto.svg"), &svg(sc, res))?;
-    write(&dir.join("summary.json"), &summary_json(res))?;
+    write(&dir.join("pareto.svg"), &plot::svg(sc, res, &rows))?;
+    write(&dir.join("summary.json"), &summary_json(sc, res, inv))?;
     Ok(())
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// 1-2-5 ticks covering `[lo, hi]`.
-fn ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let span = (hi - lo).max(1e-12);
-    let raw = span / 6.0;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|&s| s >= raw)
-        .unwrap_or(10.0 * mag);
-    let mut t = (lo / step).ceil() * step;
-    let mut v = Vec::new();
-    while t <= hi + step * 1e-9 && v.len() < 20 {
-        v.push(t);
-        t += step;
-    }
-    v
-}
-
-/// One plot axis: padded range, linear or log.
-struct Axis {
-    lo: f64,
-    hi: f64,
-    log: bool,
-}
-
-impl Axis {
-    fn new(lo: f64, hi: f64) -> Axis {
-        if lo > 0.0 && hi / lo > 20.0 {
-            let (l, h) = (lo.ln(), hi.ln());
-            let d = (h - l) * 0.05;
-            return Axis {
-                lo: (l - d).exp(),
-                hi: (h + d).exp(),
-                log: true,
-            };
-        }
-        let d = ((hi - lo) * 0.06).max(hi.abs() * 0.01).max(1e-9);
-        Axis {
-            lo: lo - d,
-            hi: hi + d,
-            log: false,
-        }
-    }
-
-    fn frac(&self, v: f64) -> f64 {
-        if self.log {
-            (v.ln() - self.lo.ln()) / (self.hi.ln() - self.lo.ln())
-        } else {
-            (v - self.lo) / (self.hi - self.lo)
-        }
-    }
-
-    fn ticks(&self) -> Vec<f64> {
-        if !self.log {
-            return ticks(self.lo, self.hi);
-        }
-        let mut v = Vec::new();
-        let mut e = self.lo.log10().floor() as i32;
-        while 10f64.powi(e) <= self.hi {
-            for m in [1.0, 2.0, 5.0] {
-                let t = m * 10f64.powi(e);
-                if t >= self.lo && t <= self.hi {
-                    v.push(t);
-                }
-            }
-            e += 1;
-        }
-        v
-    }
-}
-
-fn fmt_tick(t: f64) -> String {
-    let r = format!("{:.6}", r6(t));
-    let r = r.trim_end_matches('0').trim_end_matches('.');
-    if r == "-0" {
-        "0".into()
-    } else {
-        r.to_string()
-    }
-}
-
-/// Baseline marker styles: (kind, colour, shape).
-const STYLES: [(&str, &str, &str); 4] = [
-    ("single", "#d62728", "square"),
-    ("even", "#ff7f0e", "triangle"),
-    ("pipeedge", "#2ca02c", "diamond"),
-    ("2way", "#9467bd", "cross"),
-];
-
-fn marker(x: f64, y: f64, colour: &str, shape: &str, title: &str) -> String {
-    let t = format!("<title>{}</title>", xml(title));
-    match shape {
-        "square" => format!(
-            r##"<rect x="{:.1}" y="{:.1}" width="9" height="9" fill="none" stroke="{colour}" stroke-width="2">{t}</rect>"##,
-            x - 4.5,
-            y - 4.5
-        ),
-        "triangle" => format!(
-            r##"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" fill="none" stroke="{colour}" stroke-width="2">{t}</polygon>"##,
-            x,
-            y - 6.0,
-            x - 5.5,
-            y + 4.5,
-            x + 5.5,
-            y + 4.5
-        ),
-        "diamond" => format!(
-            r##"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" fill="none" stroke="{colour}" stroke-width="2">{t}</polygon>"##,
-            x,
-            y - 6.5,
-            x + 6.5,
-            y,
-            x,
-            y + 6.5,
-            x - 6.5,
-            y
-        ),
-        "cross" => format!(
-            r##"<path d="M{:.1},{:.1}L{:.1},{:.1}M{:.1},{:.1}L{:.1},{:.1}" stroke="{colour}" stroke-width="2.5">{t}</path>"##,
-            x - 5.0,
-            y - 5.0,
-            x + 5.0,
-            y + 5.0,
-            x - 5.0,
-            y + 5.0,
-            x + 5.0,
-            y - 5.0
-        ),
-        "dot" => format!(r##"<circle cx="{x:.1}" cy="{y:.1}" r="2" fill="{colour}">{t}</circle>"##),
-        _ => format!(
-            r##"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="{colour}" fill-opacity="0.75" stroke="#1f3a60" stroke-width="0.6">{t}</circle>"##
-        ),
-    }
-}
-
-/// `pareto.svg`: latency vs energy and throughput vs memory, front and baselines.
-pub fn svg(sc: &Scenario, res: &ExploreResult) -> String {
-    let (pw, ph, left, top, gap) = (460.0, 340.0, 70.0, 70.0, 110.0);
-    let width = left + 2.0 * pw + gap + 30.0;
-    let height = top + ph + 60.0;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#
-    );
-    s.push_str("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="18" font-size="13">{} — Pareto front of {} mappings ({} evaluations)</text>"#,
-        xml(&sc.name),
-        res.front.len(),
-        res.evaluations
-    );
-    // legend
-    let mut lx = left;
-    let mut legend: Vec<(String, &str, &str)> = vec![("front".into(), "#1f77b4", "circle")];
-    if res.exhaustive.is_some() {
-        legend.push(("exhaustive front".into(), "#bbbbbb", "dot"));
-    }
-    for (k, c, sh) in STYLES {
-        if res.baselines.iter().any(|b| b.kind == k) {
-            legend.push((format!("baseline {k}"), c, sh));
-        }
-    }
-    for (label, c, sh) in &legend {
-        s.push_str(&marker(lx + 6.0, 38.0, c, sh, label));
-        let _ = writeln!(s, r#"<text x="{}" y="42">{}</text>"#, lx + 16.0, xml(label));
-        lx += 24.0 + 7.0 * label.len() as f64;
-    }
-    let feasible_baselines: Vec<&super::Baseline> = res
-        .baselines
-        .iter()
-        .filter(|b| b.point.feasible())
-        .collect();
-    let exh: &[Point] = res.exhaustive.as_ref().map_or(&[], |e| &e.front);
-    type Get = fn(&Point) -> f64;
-    let panels: [(&str, &str, Get, Get); 2] = [
-        (
-            "latency [ms]",
-            "energy [mJ/frame]",
-            |p| p.latency_ms(),
-            |p| p.energy_mj(),
-        ),
-        (
-            "throughput [frames/s]",
-            "max device memory [MiB]",
-            |p| p.throughput_fps(),
-            |p| p.max_memory_mb(),
-        ),
-    ];
-    for (pi, (xl, yl, fx, fy)) in panels.iter().enumerate() {
-        let x0 = left + pi as f64 * (pw + gap);
-        let all: Vec<&Point> = res
-            .front
-            .iter()
-            .chain(feasible_baselines.iter().map(|b| &b.point))
-            .chain(exh.iter())
-            .collect();
-        let (mut xlo, mut xhi, mut ylo, mut yhi) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for p in &all {
-            xlo = xlo.min(fx(p));
-            xhi = xhi.max(fx(p));
-            ylo = ylo.min(fy(p));
-            yhi = yhi.max(fy(p));
-        }
-        // an axis spanning more than 20x is drawn on a log scale (a far-off baseline would
-        // otherwise squash the front into a corner)
-        let (xa, ya) = (Axis::new(xlo, xhi), Axis::new(ylo, yhi));
-        let px = |v: f64| x0 + xa.frac(v) * pw;
-        let py = |v: f64| top + ph - ya.frac(v) * ph;
-        let _ = writeln!(
-            s,
-            r##"<rect x="{x0}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##
-        );
-        for t in xa.ticks() {
-            let x = px(t);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"##,
-                top + ph,
-                top + ph + 14.0,
-                fmt_tick(t)
-            );
-        }
-        for t in ya.ticks() {
-            let y = py(t);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{x0}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-                x0 + pw,
-                x0 - 4.0,
-                y + 4.0,
-                fmt_tick(t)
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="middle">{xl}{}</text>"#,
-            x0 + pw / 2.0,
-            top + ph + 32.0,
-            if xa.log { " (log scale)" } else { "" }
-        );
-        let _ = writeln!(
-            s,
-            r#"<text transform="translate({},{}) rotate(-90)" text-anchor="middle">{yl}{}</text>"#,
-            x0 - 52.0,
-            top + ph / 2.0,
-            if ya.log { " (log scale)" } else { "" }
-        );
-        for p in exh {
-            s.push_str(&marker(
-                px(fx(p)),
-                py(fy(p)),
-                "#bbbbbb",
-                "dot",
-                "exhaustive",
-            ));
-            s.push('\n');
-        }
-        for (i, p) in res.front.iter().enumerate() {
-            let t = format!("f{:03}: {:.4} / {:.4}", i + 1, fx(p), fy(p));
-            s.push_str(&marker(px(fx(p)), py(fy(p)), "#1f77b4", "circle", &t));
-            s.push('\n');
-        }
-        for b in &feasible_baselines {
-            if let Some((k, c, sh)) = STYLES.iter().find(|st| st.0 == b.kind) {
-                let t = format!("{k}: {:.4} / {:.4}", fx(&b.point), fy(&b.point));
-                s.push_str(&marker(px(fx(&b.point)), py(fy(&b.point)), c, sh, &t));
-                s.push('\n');
-            }
-        }
-    }
-    s.push_str("</svg>\n");
-    s
 }
