@@ -16,6 +16,42 @@ fn points(entries: &[&SuiteEntry], idx: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Tick values of a log axis over `[lo, hi]`: 1-2-5 in every decade, decades alone where
+/// that would crowd the axis, and 1-1.5-2-3-4-5-6-8 where the range is too narrow for three
+/// 1-2-5 ticks.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let fine: &[f64] = &[1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0];
+    let ticks = ticks_with(lo, hi, &[1.0, 2.0, 5.0]);
+    match ticks.len() {
+        0..=2 => ticks_with(lo, hi, fine),
+        3..=8 => ticks,
+        _ => ticks_with(lo, hi, &[1.0]),
+    }
+}
+
+/// The values `m * 10^e` in `[lo, hi]` for every mantissa `m` of `mantissas`.
+fn ticks_with(lo: f64, hi: f64, mantissas: &[f64]) -> Vec<f64> {
+    let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    // Dividing by an exact power of ten keeps 0.3 from becoming 0.30000000000000004.
+    let scaled = |m: f64, e: i32| {
+        if e < 0 {
+            m / 10f64.powi(-e)
+        } else {
+            m * 10f64.powi(e)
+        }
+    };
+    (first..=last)
+        .flat_map(|e| mantissas.iter().map(move |&m| scaled(m, e)))
+        .filter(|v| (lo..=hi).contains(v))
+        .collect()
+}
+
+/// A tick label in plain notation (0.5, 20, 1000), without trailing zeros.
+fn plain(v: f64) -> String {
+    let r = format!("{v:.6}");
+    r.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// One panel: the points of one figure, the diagonal and the +-10% band.
 fn panel(
     area: &Panel<'_, '_>,
@@ -40,11 +76,16 @@ fn panel(
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(50)
-        .build_cartesian_2d((lo..hi).log_scale(), (lo..hi).log_scale())?;
+        .build_cartesian_2d(
+            (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)),
+            (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)),
+        )?;
     chart
         .configure_mesh()
-        .x_desc("measured (rig)")
+        .x_desc("measured (rig); grey lines: ±10%")
         .y_desc("simulated")
+        .x_label_formatter(&|v| plain(*v))
+        .y_label_formatter(&|v| plain(*v))
         .draw()?;
     for (f, style) in [
         (1.0, BLACK.stroke_width(1)),
@@ -84,4 +125,77 @@ pub(crate) fn suite_svg(entries: &[&SuiteEntry], s: &SuiteSummary) -> String {
     // The SVG backend draws into a String: nothing here can fail at run time.
     drawn.expect("drawing an SVG into a string does not fail");
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::Row;
+
+    #[test]
+    fn log_ticks_are_1_2_5_or_decades_or_finer_with_plain_labels() {
+        assert_eq!(log_ticks(3.0, 80.0), [5.0, 10.0, 20.0, 50.0]);
+        assert_eq!(
+            log_ticks(0.5, 20_000.0),
+            [1.0, 10.0, 100.0, 1000.0, 10_000.0]
+        );
+        assert_eq!(log_ticks(0.25, 0.45), [0.3, 0.4]);
+        let labels: Vec<String> = log_ticks(0.08, 3.0).into_iter().map(plain).collect();
+        assert_eq!(labels, ["0.1", "0.2", "0.5", "1", "2"]);
+    }
+
+    fn row(metric: &str, simulated: f64, measured: f64) -> Row {
+        let rel_error = (simulated - measured) / measured;
+        Row {
+            metric: metric.into(),
+            simulated,
+            measured,
+            rel_error,
+        }
+    }
+
+    /// A synthetic suite: latency 40-400 ms, throughput 2-25 fps, errors within 15%.
+    fn entries() -> Vec<SuiteEntry> {
+        (0..8)
+            .map(|i| {
+                let (lat, fps) = (40.0 * 1.4f64.powi(i), 25.0 / 1.4f64.powi(i));
+                let e = 1.0 + 0.15 * ((i % 5) as f64 - 2.0) / 2.0;
+                SuiteEntry {
+                    scenario: format!("s{i}.toml"),
+                    errors: vec![
+                        row("latency p50", lat * e, lat),
+                        row("latency p95", lat * e * 1.1, lat * 1.1),
+                        row("throughput", fps / e, fps),
+                    ],
+                    worst_term: None,
+                    failure: None,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn suite_plot_has_plain_log_tick_labels() {
+        let e = entries();
+        let refs: Vec<&SuiteEntry> = e.iter().collect();
+        let s = SuiteSummary {
+            validated: 8,
+            failed: 0,
+            latency_median: 0.075,
+            latency_p90: 0.15,
+            throughput_median: 0.07,
+            throughput_p90: 0.13,
+        };
+        let svg = suite_svg(&refs, &s);
+        if let Ok(path) = std::env::var("DICESIM_PLOT_OUT") {
+            std::fs::write(path, &svg).unwrap();
+        }
+        assert!(
+            !svg.contains("e0") && !svg.contains("e1"),
+            "scientific tick labels"
+        );
+        for t in [">\n50\n<", ">\n100\n<", ">\n200\n<", ">\n5\n<", ">\n10\n<"] {
+            assert!(svg.contains(t), "tick {t:?} missing");
+        }
+    }
 }

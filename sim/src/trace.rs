@@ -1,180 +1,155 @@
 //! Visual outputs of a recorded run: a Chrome trace-event file (open in Perfetto or
 //! chrome://tracing) and an SVG Gantt chart of the first frames.
+//!
+//! Transfers that share a link (a Wi-Fi medium, a switch port) run concurrently, so both
+//! outputs split a resource's activity into lanes: intervals in one lane never overlap.
+
+mod gantt;
 
 use std::path::Path;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
+use crate::engine::TransferRecord;
 use crate::error::SimError;
 use crate::scenario::ScenarioRun;
 
-/// Chrome trace-event JSON: one track per unit, per link and per device's copy engine; one
-/// complete slice per partition execution and per transfer (on every link it crosses), with
-/// the frame in `args`.
-pub fn chrome_trace(run: &ScenarioRun) -> String {
+pub use gantt::gantt_svg;
+
+/// The lane of each interval `(start, end)` and the number of lanes: intervals in one lane do
+/// not overlap (one may start where another ends). Greedy by start time, which uses as few
+/// lanes as the largest number of intervals open at one instant.
+pub(crate) fn lanes(spans: &[(u64, u64)]) -> (Vec<usize>, usize) {
+    let mut order: Vec<usize> = (0..spans.len()).collect();
+    order.sort_by_key(|&i| spans[i]);
+    let mut free_at: Vec<u64> = Vec::new();
+    let mut lane = vec![0; spans.len()];
+    for i in order {
+        let (start, end) = spans[i];
+        match free_at.iter().position(|&f| f <= start) {
+            Some(k) => {
+                free_at[k] = end;
+                lane[i] = k;
+            }
+            None => {
+                lane[i] = free_at.len();
+                free_at.push(end);
+            }
+        }
+    }
+    (lane, free_at.len())
+}
+
+/// One complete ("X") event before it is given a thread.
+struct Slice {
+    name: String,
+    cat: &'static str,
+    start: u64,
+    end: u64,
+    args: Value,
+}
+
+/// A resource whose activity is shown: a unit, a link or a device's copy engine.
+struct Track {
+    name: String,
+    slices: Vec<Slice>,
+}
+
+/// The tracks of `run`, in the order units, links, copy engines, with their slices.
+fn tracks(run: &ScenarioRun) -> Vec<Track> {
     let p = &run.scenario.prep.platform;
-    let nu = p.units.len();
-    let nl = p.links.len();
-    let mut ev = Vec::new();
-    let name_track = |tid: usize, name: &str| json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": tid, "args": {"name": name}});
-    for (u, unit) in p.units.iter().enumerate() {
-        ev.push(name_track(u + 1, &unit.full_name));
-    }
-    for (l, link) in p.links.iter().enumerate() {
-        ev.push(name_track(nu + l + 1, &format!("link {}", link.name)));
-    }
-    for (d, dev) in p.devices.iter().enumerate() {
-        ev.push(name_track(nu + nl + d + 1, &format!("{} copy", dev.name)));
-    }
-    let us = |ns: u64| ns as f64 / 1000.0;
+    let names = (p.units.iter().map(|u| u.full_name.clone()))
+        .chain(p.links.iter().map(|l| format!("link {}", l.name)))
+        .chain(p.devices.iter().map(|d| format!("{} copy", d.name)));
+    let mut tracks: Vec<Track> = names
+        .map(|name| Track {
+            name,
+            slices: Vec::new(),
+        })
+        .collect();
     for j in &run.outcome.jobs {
-        ev.push(
-            json!({"ph": "X", "name": format!("p{} f{}", j.part, j.frame), "cat": "compute",
-            "pid": 1, "tid": j.unit + 1, "ts": us(j.start), "dur": us(j.end - j.start),
-            "args": {"frame": j.frame, "partition": j.part}}),
-        );
+        tracks[j.unit].slices.push(Slice {
+            name: format!("p{} f{}", j.part, j.frame),
+            cat: "compute",
+            start: j.start,
+            end: j.end,
+            args: json!({"frame": j.frame, "partition": j.part}),
+        });
     }
     for t in &run.outcome.transfers {
-        let c = &run.plan.conns[t.conn];
-        let name = format!("p{}->p{} f{}", c.from, c.to, t.frame);
-        let args = json!({"frame": t.frame, "bytes": t.bytes, "from": c.from, "to": c.to});
-        let tids: Vec<usize> = if t.links.is_empty() {
-            let d = p.units[run.plan.parts[c.from].unit].device;
-            vec![nu + nl + d + 1]
-        } else {
-            t.links.iter().map(|l| nu + l + 1).collect()
-        };
-        for tid in tids {
-            ev.push(
-                json!({"ph": "X", "name": name, "cat": "transfer", "pid": 1, "tid": tid,
-                "ts": us(t.start), "dur": us(t.end - t.start), "args": args}),
-            );
+        for k in transfer_tracks(run, t) {
+            tracks[k].slices.push(transfer_slice(run, t));
         }
+    }
+    tracks
+}
+
+/// Indices (in `tracks` order) of the tracks transfer `t` occupies: every link it crosses, or
+/// the copy engine of the producing device for a copy within a device.
+fn transfer_tracks(run: &ScenarioRun, t: &TransferRecord) -> Vec<usize> {
+    let p = &run.scenario.prep.platform;
+    let (nu, nl) = (p.units.len(), p.links.len());
+    if t.links.is_empty() {
+        let c = &run.plan.conns[t.conn];
+        vec![nu + nl + p.units[run.plan.parts[c.from].unit].device]
+    } else {
+        t.links.iter().map(|l| nu + l).collect()
+    }
+}
+
+/// The slice of transfer `t` (the same on every track it occupies).
+fn transfer_slice(run: &ScenarioRun, t: &TransferRecord) -> Slice {
+    let c = &run.plan.conns[t.conn];
+    Slice {
+        name: format!("p{}->p{} f{}", c.from, c.to, t.frame),
+        cat: "transfer",
+        start: t.start,
+        end: t.end,
+        args: json!({"frame": t.frame, "bytes": t.bytes, "from": c.from, "to": c.to}),
+    }
+}
+
+/// Appends `track` as one thread per lane, from thread id `tid` on (the first lane keeps the
+/// track's name, further ones are "name #2", ...), and returns the next free thread id.
+fn push_track(ev: &mut Vec<Value>, track: Track, tid: usize) -> usize {
+    let spans: Vec<(u64, u64)> = track.slices.iter().map(|s| (s.start, s.end)).collect();
+    let (lane, n) = lanes(&spans);
+    for k in 0..n.max(1) {
+        let name = match k {
+            0 => track.name.clone(),
+            _ => format!("{} #{}", track.name, k + 1),
+        };
+        ev.push(
+            json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": tid + k,
+            "args": {"name": name}}),
+        );
+        ev.push(
+            json!({"ph": "M", "name": "thread_sort_index", "pid": 1, "tid": tid + k,
+            "args": {"sort_index": tid + k}}),
+        );
+    }
+    let us = |ns: u64| ns as f64 / 1000.0;
+    for (s, k) in track.slices.into_iter().zip(lane) {
+        ev.push(
+            json!({"ph": "X", "name": s.name, "cat": s.cat, "pid": 1, "tid": tid + k,
+            "ts": us(s.start), "dur": us(s.end - s.start), "args": s.args}),
+        );
+    }
+    tid + n.max(1)
+}
+
+/// Chrome trace-event JSON: one track per unit, per link and per device's copy engine (split
+/// into lanes where its slices overlap, so that slices on one thread never partially
+/// overlap, as Perfetto requires); one complete slice per partition execution and per
+/// transfer (on every link it crosses), with the frame in `args`.
+pub fn chrome_trace(run: &ScenarioRun) -> String {
+    let mut ev = Vec::new();
+    let mut tid = 1;
+    for track in tracks(run) {
+        tid = push_track(&mut ev, track, tid);
     }
     serde_json::to_string(&json!({"traceEvents": ev, "displayTimeUnit": "ms"}))
         .expect("trace serialises")
-}
-
-/// One bar of the Gantt chart.
-struct Bar {
-    row: usize,
-    start_ns: u64,
-    end_ns: u64,
-    frame: u32,
-    label: String,
-}
-
-/// Fill colour of frame `f`: hues spread around the wheel so neighbouring frames differ.
-fn frame_colour(f: u32) -> plotters::style::HSLColor {
-    plotters::style::HSLColor(((f as u64 * 47) % 360) as f64 / 360.0, 0.6, 0.6)
-}
-
-/// SVG Gantt chart of the first `frames` frames (drawn with `plotters`): one row per unit and
-/// per link, one bar per partition execution and per transfer on each link it crosses,
-/// coloured by frame and labelled `f<frame> p<partition>` or `f<frame> <from>><to>` where
-/// there is room.
-pub fn gantt_svg(run: &ScenarioRun, frames: u32) -> String {
-    use plotters::prelude::*;
-
-    let p = &run.scenario.prep.platform;
-    let nu = p.units.len();
-    let rows: Vec<String> = p
-        .units
-        .iter()
-        .map(|u| u.full_name.clone())
-        .chain(p.links.iter().map(|l| format!("link {}", l.name)))
-        .collect();
-    let mut bars: Vec<Bar> = Vec::new();
-    for j in run.outcome.jobs.iter().filter(|j| j.frame < frames) {
-        bars.push(Bar {
-            row: j.unit,
-            start_ns: j.start,
-            end_ns: j.end,
-            frame: j.frame,
-            label: format!("p{}", j.part),
-        });
-    }
-    for t in run.outcome.transfers.iter().filter(|t| t.frame < frames) {
-        let c = &run.plan.conns[t.conn];
-        for &l in &t.links {
-            bars.push(Bar {
-                row: nu + l,
-                start_ns: t.start,
-                end_ns: t.end,
-                frame: t.frame,
-                label: format!("{}>{}", c.from, c.to),
-            });
-        }
-    }
-    let end_ms = bars.iter().map(|b| b.end_ns).max().unwrap_or(1).max(1) as f64 / 1e6;
-    let n = rows.len();
-    // Row i is drawn in segment n-1-i so that the first row is at the top.
-    let seg = |row: usize| n - 1 - row;
-    let (w, h) = (1200u32, 70 + 26 * n as u32);
-    let mut svg = String::new();
-    let drawn: Result<(), Box<dyn std::error::Error>> = (|| {
-        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let title = format!(
-            "{} — first {frames} frame(s), {} ms",
-            run.scenario.name,
-            fmt_ms(end_ms)
-        );
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 14))
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(130)
-            .build_cartesian_2d(0f64..end_ms, (0..n.saturating_sub(1)).into_segmented())?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .light_line_style(RGBColor(238, 238, 238))
-            .bold_line_style(RGBColor(221, 221, 221))
-            .x_desc("ms")
-            .x_label_formatter(&|t| fmt_ms(*t))
-            .y_labels(n)
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(k) if *k < n => rows[n - 1 - *k].clone(),
-                _ => String::new(),
-            })
-            .draw()?;
-        chart.draw_series(bars.iter().map(|b| {
-            let (y0, y1) = (
-                SegmentValue::Exact(seg(b.row)),
-                SegmentValue::Exact(seg(b.row) + 1),
-            );
-            let x1 = (b.end_ns as f64 / 1e6).max(b.start_ns as f64 / 1e6 + end_ms * 5e-4);
-            Rectangle::new(
-                [(b.start_ns as f64 / 1e6, y0), (x1, y1)],
-                frame_colour(b.frame).filled(),
-            )
-        }))?;
-        // Labels where the bar is wide enough (about 40 px).
-        let px_per_ms = (w as f64 - 150.0) / end_ms;
-        chart.draw_series(
-            bars.iter()
-                .filter(|b| (b.end_ns - b.start_ns) as f64 / 1e6 * px_per_ms > 40.0)
-                .map(|b| {
-                    Text::new(
-                        format!("f{} {}", b.frame, b.label),
-                        (b.start_ns as f64 / 1e6, SegmentValue::CenterOf(seg(b.row))),
-                        ("sans-serif", 11).into_font().color(&BLACK),
-                    )
-                }),
-        )?;
-        root.present()?;
-        Ok(())
-    })();
-    // The SVG backend draws into a String: nothing here can fail at run time.
-    drawn.expect("drawing an SVG into a string does not fail");
-    svg
-}
-
-/// A tick label: no more decimals than needed.
-fn fmt_ms(t: f64) -> String {
-    let r = format!("{t:.3}");
-    r.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Writes the Chrome trace of `run` to `path`.
