@@ -226,9 +226,9 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
     /// Runs to the end; `clock` paces simulated time. Fails when frames never complete.
     pub fn run<C: Clock + ?Sized>(mut self, clock: &mut C) -> Result<Outcome, SimError> {
         self.start();
-        while let Some(now) = self.queue.peek_time() {
+        while let Some((now, ev)) = self.queue.pop() {
             clock.advance_to(now);
-            self.step();
+            self.handle(now, ev);
         }
         self.finish()
     }
@@ -248,6 +248,12 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
     /// when nothing is left to do.
     pub fn step(&mut self) -> Option<Time> {
         let (now, ev) = self.queue.pop()?;
+        self.handle(now, ev);
+        Some(now)
+    }
+
+    /// One event at `now`, then the deliveries it caused.
+    fn handle(&mut self, now: Time, ev: Event) {
         match ev {
             Event::Arrive(f) => self.on_arrive(f as usize, now),
             Event::JobDone(u) => self.on_job_done(u as usize, now),
@@ -256,7 +262,6 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
             Event::FlowDone => self.on_flow_done(now),
         }
         self.deliver(now);
-        Some(now)
     }
 
     /// What has been measured so far.
