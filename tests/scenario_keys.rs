@@ -170,3 +170,64 @@ fn type_errors_and_far_off_keys_keep_their_style() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_missing_file_names_the_key_that_named_it() {
+    let d = tmp("scenario-missing");
+    let w = |name: &str, text: &str| std::fs::write(d.join(name), text).unwrap();
+    w("plat.toml", PLATFORM);
+    let missing = |key: &str, file: &str| {
+        let p = d.join(file);
+        format!(
+            "{key}: cannot read {}: No such file or directory",
+            p.display()
+        )
+    };
+    fails_with(
+        &d,
+        &SCENARIO.replace("plat.toml", "nope.toml"),
+        &format!("s.toml: {}", missing("[platform] file", "nope.toml")),
+    );
+    fails_with(
+        &d,
+        &format!("{SCENARIO}[calibration]\nfile = \"nocal.toml\"\n"),
+        &format!("s.toml: {}", missing("[calibration] file", "nocal.toml")),
+    );
+    fails_with(
+        &d,
+        &SCENARIO.replace(
+            "strategy = \"even\"",
+            "strategy = \"explicit\"\nfile = \"nomap.toml\"",
+        ),
+        &format!("s.toml: {}", missing("[mapping] file", "nomap.toml")),
+    );
+    w(
+        "plat-tpl.toml",
+        &format!("{PLATFORM}[[device]]\nname = \"c\"\ntemplate = \"notpl.toml\"\n"),
+    );
+    fails_with(
+        &d,
+        &SCENARIO.replace("plat.toml", "plat-tpl.toml"),
+        &format!(
+            "plat-tpl.toml: {}",
+            missing("device[2].template", "notpl.toml")
+        ),
+    );
+    w(
+        "plat-prof.toml",
+        &PLATFORM.replacen(
+            "mem_gbps = 5.0",
+            "mem_gbps = 5.0\n  profile = \"noprof.csv\"",
+            1,
+        ),
+    );
+    fails_with(
+        &d,
+        &SCENARIO.replace("plat.toml", "plat-prof.toml"),
+        &format!(
+            "plat-prof.toml: {}",
+            missing("device[0].unit[0].profile", "noprof.csv")
+        ),
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -68,6 +68,9 @@ pub enum ProtoError {
     /// The socket failed or closed.
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
+    /// The peer closed the connection between frames: the normal end of a connection.
+    #[error("connection: peer closed the connection")]
+    Closed,
     /// Nothing arrived in time.
     #[error("peer silent for more than {0} ms")]
     Timeout(u64),
@@ -904,7 +907,15 @@ pub async fn read_msg<Rd: AsyncRead + Unpin>(
     idle: Duration,
 ) -> Result<Received, ProtoError> {
     let mut len = [0u8; 4];
-    read_exact_progress(r, &mut len[..1], idle).await?;
+    // end of stream before a frame starts is a close, not a truncated frame
+    read_exact_progress(r, &mut len[..1], idle)
+        .await
+        .map_err(|e| match e {
+            ProtoError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                ProtoError::Closed
+            }
+            e => e,
+        })?;
     let t0 = Instant::now();
     read_exact_progress(r, &mut len[1..], idle).await?;
     let n = u32::from_le_bytes(len);

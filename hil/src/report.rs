@@ -14,8 +14,9 @@ pub struct DeviceM {
     pub busy_frac: f64,
     /// Energy over the run [mJ]; null without a sensor of its own.
     pub energy_mj: Option<f64>,
-    /// Peak resident memory of its worker process (VmHWM) [MiB].
-    pub memory_peak_mb: f64,
+    /// Peak resident memory of its worker process (VmHWM) [MiB]; null where the worker could
+    /// not tell (no `/proc`, or a worker lost before it reported).
+    pub memory_peak_mb: Option<f64>,
     /// Worker address.
     pub worker: String,
     /// The backend its worker ran (as the worker reported it).
@@ -210,10 +211,12 @@ impl RunReport {
         }
         for d in &self.devices {
             s += &format!(
-                "device {:10} busy {:.3}  peak RSS {:.1} MiB  energy {}\n",
+                "device {:10} busy {:.3}  memory use (peak RSS) {}  energy {}\n",
                 d.name,
                 d.busy_frac,
-                d.memory_peak_mb,
+                d.memory_peak_mb
+                    .map(|m| format!("{m:.1} MiB"))
+                    .unwrap_or("unknown".into()),
                 d.energy_mj
                     .map(|e| format!("{e:.1} mJ"))
                     .unwrap_or("not measured".into())

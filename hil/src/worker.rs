@@ -13,7 +13,7 @@
 use crate::conn::{client_handshake, server_handshake, spawn_writer, Outgoing, Shaping};
 use crate::engine::{Engine, EngineSession, Tensor};
 use crate::proto::{
-    read_msg, Dest, EdgeStat, Msg, Role, IDLE_TIMEOUT_MS, MAX_FRAME, MAX_MODEL_BYTES,
+    read_msg, Dest, EdgeStat, Msg, ProtoError, Role, IDLE_TIMEOUT_MS, MAX_FRAME, MAX_MODEL_BYTES,
 };
 use crate::sensors::{peak_rss_kb, EnergyMeter};
 use anyhow::{anyhow, bail, Context, Result};
@@ -154,11 +154,18 @@ pub async fn serve(l: TcpListener, engine: Arc<dyn Engine>, key: Vec<u8>) -> Res
         };
         let st = st.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(st, s).await {
-                eprintln!("worker: connection from {peer}: {e:#}");
+            match handle(st, s).await {
+                Err(e) if !is_normal_end(&e) => eprintln!("worker: connection from {peer}: {e:#}"),
+                _ => {}
             }
         });
     }
+}
+
+/// Whether a connection ended because its peer closed it between messages: how every
+/// coordinator ends its run and every peer its deployment, so not worth a log line.
+fn is_normal_end(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<ProtoError>(), Some(ProtoError::Closed))
 }
 
 async fn handle(st: Arc<State>, mut s: TcpStream) -> Result<()> {

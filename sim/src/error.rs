@@ -15,6 +15,19 @@ pub enum SimError {
         /// The OS error (part of the message, so not also a `source()`).
         error: std::io::Error,
     },
+    /// A file that a key of another file names cannot be read (a missing platform, mapping,
+    /// calibration, template or profile): the message names the referring file and key.
+    #[error("{path}: {key}: cannot read {}: {}", target.display(), os_message(error))]
+    Referenced {
+        /// The file whose key names `target`.
+        path: PathBuf,
+        /// The key, e.g. `[platform] file` or `device[1].template`.
+        key: String,
+        /// The file that cannot be read (resolved against `path`'s folder).
+        target: PathBuf,
+        /// The OS error (part of the message, so not also a `source()`).
+        error: std::io::Error,
+    },
     /// A TOML file does not parse (the message carries line and column).
     #[error("{path}: TOML syntax or type error: {message}")]
     Toml {
@@ -91,6 +104,30 @@ impl SimError {
         }
     }
 
+    /// This error, with a failure to read `target` itself restated as a [`SimError::Referenced`]
+    /// naming `key` of `path`, the key that named it. Other errors (inside `target`, or of a
+    /// file `target` names) already name their file and pass unchanged.
+    pub(crate) fn named_by(self, path: &Path, key: &str, target: &Path) -> Self {
+        match self {
+            SimError::Io { path: p, error } if p == target => SimError::Referenced {
+                path: path.to_path_buf(),
+                key: key.to_string(),
+                target: p,
+                error,
+            },
+            SimError::Plan {
+                error: dicesim_plan::PlanError::Io { path: p, error },
+                ..
+            } if p == target => SimError::Referenced {
+                path: path.to_path_buf(),
+                key: key.to_string(),
+                target: p,
+                error,
+            },
+            other => other,
+        }
+    }
+
     /// An invalid value at `key` of `path`.
     pub fn invalid(path: &Path, key: impl Into<String>, expected: impl Into<String>) -> Self {
         SimError::Invalid {
@@ -109,6 +146,16 @@ fn plan_message(path: &Path, error: &dicesim_plan::PlanError) -> String {
         msg
     } else {
         format!("{p}: {msg}")
+    }
+}
+
+/// The OS's words for `error`, without the " (os error N)" suffix that adds nothing for a
+/// user.
+fn os_message(error: &std::io::Error) -> String {
+    let msg = error.to_string();
+    match msg.find(" (os error ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
     }
 }
 

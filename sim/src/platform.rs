@@ -175,12 +175,14 @@ fn file_stem(path: &Path) -> String {
 
 /// A `[[device]]` with its template (if it names one) read first: inline keys override the
 /// template's, inline units merge into the template's by name (see the module doc).
-fn with_template(path: &Path, rd: DeviceTable) -> Result<DeviceTable, SimError> {
+fn with_template(path: &Path, key: &str, rd: DeviceTable) -> Result<DeviceTable, SimError> {
     let Some(t) = &rd.template else {
         return Ok(rd);
     };
     let tpath = relative(path, t);
-    let tpl: DeviceTable = parse_toml(&tpath, &read_text(&tpath)?)?;
+    let text =
+        read_text(&tpath).map_err(|e| e.named_by(path, &format!("{key}.template"), &tpath))?;
+    let tpl: DeviceTable = parse_toml(&tpath, &text)?;
     if tpl.template.is_some() {
         return Err(SimError::invalid(
             &tpath,
@@ -238,10 +240,11 @@ fn unit(
         .kind
         .ok_or_else(|| SimError::invalid(path, key("kind"), "missing; cpu or gpu"))?;
     let profile = match &ru.profile {
-        Some(p) => Some(load_profile(&relative(
-            ru.base.as_deref().unwrap_or(path),
-            p,
-        ))?),
+        Some(p) => {
+            let base = ru.base.as_deref().unwrap_or(path);
+            let ppath = relative(base, p);
+            Some(load_profile(&ppath).map_err(|e| e.named_by(path, &key("profile"), &ppath))?)
+        }
         None => None,
     };
     let or0 = |k: &str, v: Option<f64>| non_negative(path, &key(k), v.unwrap_or(0.0));
@@ -289,7 +292,10 @@ impl Platform {
             })?;
             let unit = &mut self.units[u];
             if let Some(p) = &ru.profile {
-                unit.profile = Some(load_profile(&relative(path, p))?);
+                let ppath = relative(path, p);
+                let profile =
+                    load_profile(&ppath).map_err(|e| e.named_by(path, &key("profile"), &ppath))?;
+                unit.profile = Some(profile);
             }
             if let Some(v) = ru.run_overhead_us {
                 unit.run_overhead_us = non_negative(path, &key("run_overhead_us"), v)?;
@@ -342,7 +348,7 @@ impl Platform {
             links: Vec::new(),
         };
         for (di, rd) in raw.device.into_iter().enumerate() {
-            let rd = with_template(path, rd)?;
+            let rd = with_template(path, &format!("device[{di}]"), rd)?;
             p.add_device(path, di, rd)?;
         }
         if p.devices.is_empty() {

@@ -336,13 +336,13 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "\n{:<16} {:>9} {:>12} {:>12} {:>10}",
-            "device", "busy", "energy mJ", "memory MiB", "of MiB"
+            "\n{:<16} {:>9} {:>12} {:>12} {:>12}",
+            "device", "busy", "energy mJ", "need MiB", "capacity MiB"
         );
         for d in &self.devices {
             let _ = writeln!(
                 s,
-                "{:<16} {:>8.1}% {:>12} {:>12} {:>10}{}",
+                "{:<16} {:>8.1}% {:>12} {:>12} {:>12}{}",
                 d.name,
                 d.busy_frac * 100.0,
                 d.energy_mj,

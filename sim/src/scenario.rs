@@ -4,11 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::engine::Outcome;
-use crate::error::SimError;
 use crate::engine::{Window, DEFAULT_WINDOW};
-use crate::files::{
-    relative, MappingTable, ModelTable, ScenarioFile, WindowValue, WorkloadTable,
-};
+use crate::error::SimError;
+use crate::files::{relative, MappingTable, ModelTable, ScenarioFile, WindowValue, WorkloadTable};
 use crate::platform::Platform;
 use crate::prepared::{PreparedScenario, SimPlan, Workload};
 use crate::report::Report;
@@ -48,9 +46,12 @@ fn load_graph(path: &Path, m: &ModelTable) -> Result<Graph, SimError> {
         ModelSource::Onnx {
             path: onnx,
             input_shapes,
-        } => crate::modelsrc::load_graph(&onnx, &input_shapes).map_err(|error| SimError::Plan {
-            path: path.to_path_buf(),
-            error,
+        } => crate::modelsrc::load_graph(&onnx, &input_shapes).map_err(|error| {
+            SimError::Plan {
+                path: path.to_path_buf(),
+                error,
+            }
+            .named_by(path, "[model] path", &onnx)
         }),
     }
 }
@@ -142,11 +143,20 @@ fn check_hil(path: &Path, hil: &HilTable, platform: &Platform) -> Result<(), Sim
 
 /// The platform of a scenario file, with its calibration applied.
 fn load_platform(path: &Path, file: &ScenarioFile) -> Result<Platform, SimError> {
-    let mut platform = Platform::load(&relative(path, &file.platform.file))?;
+    let mut platform = platform_of(path, file)?;
     if let Some(c) = &file.calibration {
-        platform.apply_calibration(&relative(path, &c.file))?;
+        let cpath = relative(path, &c.file);
+        platform
+            .apply_calibration(&cpath)
+            .map_err(|e| e.named_by(path, "[calibration] file", &cpath))?;
     }
     Ok(platform)
+}
+
+/// The platform `[platform] file` names, without calibration.
+fn platform_of(path: &Path, file: &ScenarioFile) -> Result<Platform, SimError> {
+    let ppath = relative(path, &file.platform.file);
+    Platform::load(&ppath).map_err(|e| e.named_by(path, "[platform] file", &ppath))
 }
 
 /// Reads a scenario's `[hil]` table (None when it has none), checked against its platform,
@@ -156,7 +166,7 @@ pub fn read_hil(path: &Path) -> Result<Option<HilTable>, SimError> {
     let Some(hil) = &file.hil else {
         return Ok(None);
     };
-    let platform = Platform::load(&relative(path, &file.platform.file))?;
+    let platform = platform_of(path, &file)?;
     check_hil(path, hil, &platform)?;
     Ok(file.hil)
 }
@@ -180,6 +190,7 @@ fn explicit_mapping(
             path: mpath.clone(),
             error,
         }
+        .named_by(path, "[mapping] file", &mpath)
     })?;
     // unknown units are reported against the mapping file
     prep.assignment(&m).map_err(|e| SimError::Invalid {

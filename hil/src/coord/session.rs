@@ -29,7 +29,7 @@ pub(super) async fn execute(run: &HilRun, prep: &Prepared) -> Result<RunReport> 
     let loaded = s.deploy(&hashes).await?;
     let reference = reference_outputs(prep).await?;
     let streamed = Streamer::new(run, prep, &s.place.part_conn, &reference)
-        .run(&mut s.workers)
+        .run(&mut s.workers, super::stream::ctrl_c())
         .await;
     let stats = s.collect(streamed.error.is_some(), &streamed.dead).await;
     let Session { place, .. } = s; // closes the connections

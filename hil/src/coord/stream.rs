@@ -7,8 +7,10 @@ use super::{random_inputs, HilRun, Prepared, VERIFY_FRAMES};
 use crate::engine::Tensor;
 use crate::proto::{mono_ns, EdgeStat, Msg, Received, FROM_COORDINATOR};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 /// Frames in flight at most: a partition's input queue holds 64 frames.
@@ -100,14 +102,27 @@ impl<'a> Streamer<'a> {
         }
     }
 
-    /// Streams every frame, or until a fault, a loss or a stall.
-    pub(super) async fn run(mut self, w: &mut Workers) -> Streamed {
+    /// Streams every frame, or until a fault, a loss, a stall or `interrupt` completes (Ctrl-C):
+    /// each ends the run the same way, with its error set and what was measured so far.
+    pub(super) async fn run(
+        mut self,
+        w: &mut Workers,
+        interrupt: impl Future<Output = ()>,
+    ) -> Streamed {
+        let mut interrupt = std::pin::pin!(interrupt);
         let energy0 = crate::sensors::EnergyMeter::start();
         self.out.t_start = Instant::now();
         self.last_progress = Instant::now();
         while self.out.done < self.out.frames {
             self.send_due(w).await;
-            if self.out.error.is_some() || self.receive(w).await.is_break() {
+            if self.out.error.is_some() {
+                break;
+            }
+            let flow = match until_interrupted(self.receive(w), interrupt.as_mut()).await {
+                Some(flow) => flow,
+                None => self.stop("interrupted (Ctrl-C)".into()),
+            };
+            if flow.is_break() {
                 break;
             }
         }
@@ -270,6 +285,26 @@ impl<'a> Streamer<'a> {
     }
 }
 
+/// `f`'s output, or None if `interrupt` completes first (then `f` is dropped unfinished).
+async fn until_interrupted<T>(
+    f: impl Future<Output = T>,
+    interrupt: Pin<&mut impl Future<Output = ()>>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        _ = interrupt => None,
+        t = f => Some(t),
+    }
+}
+
+/// Completes on the first Ctrl-C; never if Ctrl-C cannot be caught (the default action,
+/// ending the process, then still applies).
+pub(super) async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// A progress bar on stderr, drawn only on a terminal.
 fn progress_bar(wanted: bool, frames: u64) -> indicatif::ProgressBar {
     let bar = if wanted && std::io::stderr().is_terminal() {
@@ -282,4 +317,25 @@ fn progress_bar(wanted: bool, frames: u64) -> indicatif::ProgressBar {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_interrupt_ends_the_wait_for_events() {
+        let never = std::future::pending::<u32>();
+        let now = std::pin::pin!(std::future::ready(()));
+        assert_eq!(until_interrupted(never, now).await, None);
+    }
+
+    #[tokio::test]
+    async fn without_an_interrupt_the_event_arrives() {
+        let later = std::pin::pin!(std::future::pending::<()>());
+        assert_eq!(
+            until_interrupted(std::future::ready(7), later).await,
+            Some(7)
+        );
+    }
 }

@@ -209,7 +209,10 @@ fn devices(
                 0.0
             },
             energy_mj,
-            memory_peak_mb: st.map(|s| r6(s.peak_rss_kb as f64 / 1024.0)).unwrap_or(0.0),
+            // the worker sends 0 when it cannot read its peak RSS
+            memory_peak_mb: st
+                .filter(|s| s.peak_rss_kb > 0)
+                .map(|s| r6(s.peak_rss_kb as f64 / 1024.0)),
             worker: place.addrs[c].clone(),
             backend: loaded[parts[0]].backend.clone(),
         });

@@ -228,7 +228,7 @@ pub fn summary(sc: &Scenario, res: &ExploreResult, dir: &Path) -> String {
     let _ = writeln!(
         s,
         "{:17} {:>8} {:>12} {:>11} {:>12} {:>11} {:>5} {:>5}  units",
-        "", "id", "latency ms", "fps", "mJ/frame", "max MiB", "fits", "parts"
+        "", "id", "latency ms", "fps", "mJ/frame", "need MiB", "fits", "parts"
     );
     let rows = rows(res);
     let mut picks = extremes(&res.front);
