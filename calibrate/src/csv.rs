@@ -98,14 +98,22 @@ pub fn write_csv(
         writeln!(f, "# {k}: {v}")?;
     }
     write_method(&mut f, context)?;
-    writeln!(f, "layer,time_us,p10_us,p90_us,flops,bytes,op")?;
+    // the rows through the `csv` crate, so a layer name with a comma or a quote stays one field
+    let mut w = ::csv::Writer::from_writer(f);
+    w.write_record([
+        "layer", "time_us", "p10_us", "p90_us", "flops", "bytes", "op",
+    ])?;
     for l in layers {
-        writeln!(
-            f,
-            "{},{:.3},{:.3},{:.3},{},{},{}",
-            l.layer, l.time_us, l.p10_us, l.p90_us, l.flops, l.bytes, l.op
-        )?;
+        w.write_record([
+            l.layer.clone(),
+            format!("{:.3}", l.time_us),
+            format!("{:.3}", l.p10_us),
+            format!("{:.3}", l.p90_us),
+            l.flops.to_string(),
+            l.bytes.to_string(),
+            l.op.clone(),
+        ])?;
     }
-    f.flush()?;
+    w.flush()?;
     Ok(())
 }

@@ -140,18 +140,23 @@ fn non_negative(path: &Path, key: &str, v: f64) -> Result<f64, SimError> {
 }
 
 /// Reads a per-layer profile CSV (`layer,time_us`, further columns ignored, `#` lines are
-/// comments; the `dicesim profile` format).
+/// comments; the `dicesim profile` format), through the `csv` crate (quoted layer names).
 pub fn load_profile(path: &Path) -> Result<BTreeMap<String, f64>, SimError> {
     let text = read_text(path)?;
+    let mut rows = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let mut out = BTreeMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let key = format!("line {}", i + 1);
-        let mut cols = line.split(',').map(str::trim);
-        let (Some(layer), Some(t)) = (cols.next(), cols.next()) else {
+    for row in rows.records() {
+        let row = row.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            SimError::invalid(path, format!("line {line}"), e.to_string())
+        })?;
+        let key = format!("line {}", row.position().map_or(0, |p| p.line()));
+        let (Some(layer), Some(t)) = (row.get(0), row.get(1)) else {
             return Err(SimError::invalid(path, key, "expected `layer,time_us`"));
         };
         if layer == "layer" && t == "time_us" {

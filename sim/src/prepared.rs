@@ -477,6 +477,17 @@ impl PreparedScenario {
 
     /// The search's objectives of `plan` (see [`Objectives`]).
     pub fn objectives(&self, plan: &SimPlan) -> Result<Objectives, SimError> {
+        self.objectives_with(plan, None)
+    }
+
+    /// [`PreparedScenario::objectives`], reusing `workload_run` (an outcome of `plan` under
+    /// the scenario's workload) where an offered rate needs one instead of simulating it
+    /// again.
+    pub fn objectives_with(
+        &self,
+        plan: &SimPlan,
+        workload_run: Option<&Outcome>,
+    ) -> Result<Objectives, SimError> {
         let unloaded = self.unloaded_latency_ns(plan)?;
         let (throughput, saturated_energy) = self.saturated(plan)?;
         if self.workload.period_ns == 0 {
@@ -488,7 +499,14 @@ impl PreparedScenario {
                 overload: 0.0,
             });
         }
-        let out = self.simulate(plan, false)?;
+        let simulated;
+        let out = match workload_run {
+            Some(out) => out,
+            None => {
+                simulated = self.simulate(plan, false)?;
+                &simulated
+            }
+        };
         let offered = 1e9 / self.workload.period_ns as f64;
         let s = Summary::of(&out.latencies_ns()).unwrap_or_default();
         Ok(Objectives {

@@ -285,7 +285,7 @@ pub fn run_loaded(scenario: Scenario, opts: RunOptions) -> Result<ScenarioRun, S
         })?;
     let plan = scenario.prep.sim_plan_from(&partitions)?;
     let outcome = scenario.prep.simulate(&plan, opts.record)?;
-    let objectives = scenario.prep.objectives(&plan)?;
+    let objectives = scenario.prep.objectives_with(&plan, Some(&outcome))?;
     let report = Report::new(
         &scenario.name,
         scenario.strategy.name(),

@@ -194,3 +194,21 @@ fn model_gives_exactly_one_source() {
         .unwrap_err();
     assert!(e.to_string().contains("exactly one of `zoo`"), "{e}");
 }
+
+#[test]
+fn a_profile_layer_name_may_hold_a_comma_when_quoted() {
+    let path = tmp("profile").join("p.csv");
+    std::fs::write(
+        &path,
+        "# dicesim profile\nlayer,time_us,op\n\"conv,1\",12.5,Conv\nrelu, 3 ,Relu\n",
+    )
+    .unwrap();
+    let p = dicesim_sim::platform::load_profile(&path).unwrap();
+    assert_eq!(p.get("conv,1"), Some(&12.5));
+    assert_eq!(p.get("relu"), Some(&3.0));
+    std::fs::write(&path, "layer,time_us\nconv1,fast\n").unwrap();
+    let e = dicesim_sim::platform::load_profile(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 2") && e.contains("not a number"), "{e}");
+}

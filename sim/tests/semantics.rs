@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use dicesim_plan::graph::{Graph, Layer, TensorInfo};
-use dicesim_sim::engine::Engine;
+use dicesim_sim::engine::{Engine, Outcome};
 use dicesim_sim::platform::Platform;
 use dicesim_sim::report::Report;
-use dicesim_sim::{PreparedScenario, SimError, Window, Workload};
+use dicesim_sim::{PreparedScenario, SimError, SimPlan, Window, Workload};
 
 /// A graph from (name, flops, inputs, outputs) with every tensor `bytes` big.
 fn graph(layers: &[(&str, u64, &[&str], &[&str])], inputs: &[&str], bytes: u64) -> Graph {
@@ -91,6 +91,12 @@ fn prep(g: Graph, p: Platform, frames: u32, period_ns: u64) -> PreparedScenario 
 }
 
 const MS: u64 = 1_000_000;
+
+/// The report of one run of `plan`, as `dicesim run` builds it.
+fn report(ps: &PreparedScenario, plan: &SimPlan, out: &Outcome) -> Report {
+    let objectives = ps.objectives_with(plan, Some(out)).unwrap();
+    Report::new("t", "explicit", ps, plan, out, &objectives)
+}
 
 #[test]
 fn one_unit_latency_is_sum_of_layer_times() {
@@ -307,14 +313,7 @@ fn memory_over_limit_is_flagged() {
     assert!(!m.memory_ok);
     let plan = ps.sim_plan(&[0]);
     let out = ps.simulate(&plan, false).unwrap();
-    let r = Report::new(
-        "t",
-        "explicit",
-        &ps,
-        &plan,
-        &out,
-        &ps.objectives(&plan).unwrap(),
-    );
+    let r = report(&ps, &plan, &out);
     assert!(!r.feasible);
     assert!(!r.devices[0].memory_ok);
     assert_eq!(r.devices[0].memory_peak_mb, 1200.0);
@@ -336,15 +335,7 @@ fn same_input_gives_byte_identical_json() {
         let ps = prep(g, platform(&["d1", "d2", "d3"], 1.5, 2.5, link), 50, 0);
         let plan = ps.sim_plan(&[0, 1, 2]);
         let out = ps.simulate(&plan, true).unwrap();
-        Report::new(
-            "t",
-            "explicit",
-            &ps,
-            &plan,
-            &out,
-            &ps.objectives(&plan).unwrap(),
-        )
-        .to_json()
+        report(&ps, &plan, &out).to_json()
     };
     assert_eq!(run(), run());
 }

@@ -6,6 +6,7 @@ use super::workers::{Ev, Next, Workers};
 use super::{random_inputs, HilRun, Prepared, VERIFY_FRAMES};
 use crate::engine::Tensor;
 use crate::proto::{mono_ns, EdgeStat, Msg, Received, FROM_COORDINATOR};
+use dicesim_sim::engine::DEFAULT_WINDOW;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::io::IsTerminal;
@@ -15,6 +16,14 @@ use std::time::{Duration, Instant};
 
 /// Frames in flight at most: a partition's input queue holds 64 frames.
 const MAX_WINDOW: usize = 48;
+
+/// Frames in flight without `[hil] window`: the simulator's default (partitions + 2), so a
+/// simulated and a measured run admit frames alike.
+fn default_window(partitions: usize) -> usize {
+    DEFAULT_WINDOW
+        .frames(partitions)
+        .expect("the default window is a number of frames")
+}
 
 /// What the streaming phase measured.
 pub(super) struct Streamed {
@@ -86,7 +95,10 @@ impl<'a> Streamer<'a> {
             bar,
             out: Streamed {
                 frames,
-                window: run.window.unwrap_or(n_parts + 2).clamp(1, MAX_WINDOW),
+                window: run
+                    .window
+                    .unwrap_or_else(|| default_window(n_parts))
+                    .clamp(1, MAX_WINDOW),
                 t_start: Instant::now(),
                 entry: vec![None; frames as usize],
                 exit: vec![None; frames as usize],
