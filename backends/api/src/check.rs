@@ -110,3 +110,24 @@ mod tests {
         assert_eq!(rel_error(&[], &[]), 0.0);
     }
 }
+
+/// An element type a tensor crosses the ABI in: plain old data, no padding.
+pub trait Element: Copy + private::Sealed {}
+impl Element for f32 {}
+impl Element for i64 {}
+
+mod private {
+    /// Only the element types above may be viewed as bytes.
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for i64 {}
+}
+
+/// The bytes of an element slice (native byte order), without copying: how a plugin lends
+/// an engine's output tensor to the host.
+pub fn element_bytes<T: Element>(data: &[T]) -> &[u8] {
+    // SAFETY: `Element` is sealed to f32 and i64, which have no padding and every bit
+    // pattern of their bytes is a valid u8; the view has the slice's exact byte length and
+    // borrows it, so it cannot outlive or alias a mutable use of `data`.
+    unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data)) }
+}

@@ -19,7 +19,9 @@ use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 mod check;
-pub use check::{all_inputs_given, check_input_names, model_input, rel_error};
+pub use check::{
+    all_inputs_given, check_input_names, element_bytes, model_input, rel_error, Element,
+};
 
 /// Version of this ABI. Bump on any change to the layout of [`BackendTable`] or its calls.
 pub const ABI_VERSION: u32 = 1;

@@ -5,11 +5,12 @@
 #![warn(missing_docs)]
 
 use dicesim_backend_api::{
-    all_inputs_given, model_input, DType, Engine, Options, OutputFn, TensorView, UnitKind,
+    all_inputs_given, element_bytes, model_input, DType, Engine, Options, OutputFn, TensorView,
+    UnitKind,
 };
 use ort::environment::Environment;
 use ort::session::{Session, SessionInputValue};
-use ort::value::{TensorElementType, TensorRef, ValueType};
+use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -127,21 +128,7 @@ impl OrtSession {
 
     /// Runs on borrowed inputs and lends each output to `out`, in model order.
     pub fn run(&mut self, inputs: &[TensorView<'_>], out: &mut OutputFn<'_>) -> Result<(), String> {
-        for t in inputs {
-            let want = model_input(&self.inputs, t.name)?;
-            let ok = want.len() == t.shape.len()
-                && want
-                    .iter()
-                    .zip(t.shape)
-                    .all(|(&w, &g)| w < 0 || w as u64 == g);
-            if !ok {
-                return Err(format!(
-                    "input '{}' has shape {:?}; the model expects {want:?}",
-                    t.name, t.shape
-                ));
-            }
-        }
-        all_inputs_given(&self.inputs, inputs)?;
+        self.check_inputs(inputs)?;
         let f32s: Vec<Cow<'_, [f32]>> = inputs
             .iter()
             .map(|t| match t.dtype {
@@ -149,17 +136,7 @@ impl OrtSession {
                 DType::I64 => Cow::Borrowed(&[][..]),
             })
             .collect();
-        let i64s: Vec<Vec<i64>> = inputs
-            .iter()
-            .map(|t| match t.dtype {
-                DType::I64 => t
-                    .data
-                    .chunks_exact(8)
-                    .map(|c| i64::from_ne_bytes(c.try_into().expect("8 bytes")))
-                    .collect(),
-                DType::F32 => Vec::new(),
-            })
-            .collect();
+        let i64s: Vec<Vec<i64>> = inputs.iter().map(i64s).collect();
         let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::new();
         for (i, t) in inputs.iter().enumerate() {
             let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
@@ -176,44 +153,66 @@ impl OrtSession {
         }
         let outputs = self.session.run(values).map_err(ort_err)?;
         for (name, v) in outputs.iter() {
-            let ty = match v.dtype() {
-                ValueType::Tensor { ty, .. } => *ty,
-                other => return Err(format!("output '{name}' is not a tensor ({other})")),
-            };
-            match ty {
-                TensorElementType::Float32 => {
-                    let (shape, data) = v.try_extract_tensor::<f32>().map_err(ort_err)?;
-                    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-                    // SAFETY: f32 slice viewed as bytes.
-                    let bytes = unsafe {
-                        std::slice::from_raw_parts(
-                            data.as_ptr().cast::<u8>(),
-                            std::mem::size_of_val(data),
-                        )
-                    };
-                    out(name, DType::F32, &shape, bytes);
-                }
-                TensorElementType::Int64 => {
-                    let (shape, data) = v.try_extract_tensor::<i64>().map_err(ort_err)?;
-                    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-                    // SAFETY: i64 slice viewed as bytes.
-                    let bytes = unsafe {
-                        std::slice::from_raw_parts(
-                            data.as_ptr().cast::<u8>(),
-                            std::mem::size_of_val(data),
-                        )
-                    };
-                    out(name, DType::I64, &shape, bytes);
-                }
-                t => {
-                    return Err(format!(
-                        "output '{name}' has element type {t:?}, not f32 or i64"
-                    ))
-                }
-            }
+            lend_output(name, &v, out)?;
         }
         Ok(())
     }
+
+    /// Every input is a model input of a matching shape, and every model input is given.
+    fn check_inputs(&self, inputs: &[TensorView<'_>]) -> Result<(), String> {
+        for t in inputs {
+            let want = model_input(&self.inputs, t.name)?;
+            let ok = want.len() == t.shape.len()
+                && want
+                    .iter()
+                    .zip(t.shape)
+                    .all(|(&w, &g)| w < 0 || w as u64 == g);
+            if !ok {
+                return Err(format!(
+                    "input '{}' has shape {:?}; the model expects {want:?}",
+                    t.name, t.shape
+                ));
+            }
+        }
+        all_inputs_given(&self.inputs, inputs)
+    }
+}
+
+/// An i64 input's values (empty for other types).
+fn i64s(t: &TensorView<'_>) -> Vec<i64> {
+    match t.dtype {
+        DType::I64 => t
+            .data
+            .chunks_exact(8)
+            .map(|c| i64::from_ne_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+        DType::F32 => Vec::new(),
+    }
+}
+
+/// Lends one output tensor to `out` (f32 or i64).
+fn lend_output(name: &str, v: &DynValue, out: &mut OutputFn<'_>) -> Result<(), String> {
+    let ty = match v.dtype() {
+        ValueType::Tensor { ty, .. } => *ty,
+        other => return Err(format!("output '{name}' is not a tensor ({other})")),
+    };
+    let dims = |shape: &[i64]| -> Vec<u64> { shape.iter().map(|&d| d as u64).collect() };
+    match ty {
+        TensorElementType::Float32 => {
+            let (shape, data) = v.try_extract_tensor::<f32>().map_err(ort_err)?;
+            out(name, DType::F32, &dims(shape), element_bytes(data));
+        }
+        TensorElementType::Int64 => {
+            let (shape, data) = v.try_extract_tensor::<i64>().map_err(ort_err)?;
+            out(name, DType::I64, &dims(shape), element_bytes(data));
+        }
+        t => {
+            return Err(format!(
+                "output '{name}' has element type {t:?}, not f32 or i64"
+            ))
+        }
+    }
+    Ok(())
 }
 
 impl Engine for Ort {

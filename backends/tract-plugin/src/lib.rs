@@ -4,7 +4,8 @@
 #![warn(missing_docs)]
 
 use dicesim_backend_api::{
-    check_input_names, export_backend, DType, Engine, Options, OutputFn, TensorView, UnitKind,
+    check_input_names, element_bytes, export_backend, DType, Engine, Options, OutputFn, TensorView,
+    UnitKind,
 };
 
 /// The engine behind the plugin.
@@ -68,14 +69,7 @@ impl Engine for Tract {
         s.session
             .run_borrowed(&ins, s.threads, &mut |name, shape, data| {
                 let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-                // SAFETY: f32 slice viewed as bytes.
-                let bytes = unsafe {
-                    std::slice::from_raw_parts(
-                        data.as_ptr().cast::<u8>(),
-                        std::mem::size_of_val(data),
-                    )
-                };
-                out(name, DType::F32, &shape, bytes)
+                out(name, DType::F32, &shape, element_bytes(data))
             })
             .map_err(|e| e.to_string())
     }
