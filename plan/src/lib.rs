@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod attr;
+pub mod coreset;
 pub mod error;
 pub mod graph;
 pub mod mapping;
