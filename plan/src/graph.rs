@@ -29,6 +29,8 @@ pub struct Layer {
     pub name: String,
     /// ONNX operator type.
     pub op: String,
+    /// Operator class (what the device models give a throughput and thread scaling).
+    pub class: crate::opclass::OpClass,
     /// Activation tensors read (graph inputs or other layers' outputs; weights excluded).
     pub inputs: Vec<String>,
     /// Tensors written.

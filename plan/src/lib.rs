@@ -10,6 +10,7 @@ pub mod graph;
 pub mod mapping;
 pub mod model;
 pub mod onnx;
+pub mod opclass;
 pub mod ops;
 pub mod partition;
 pub mod split;

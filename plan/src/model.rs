@@ -497,6 +497,7 @@ impl Analysis {
         }
         let outs = ops::infer(&op, &a, &ins, out_names.len(), self.opset)?;
         let flops = ops::flops(&op, &a, &ins, &outs);
+        let class = crate::opclass::classify(&op, &a, &ins);
         let idx = self.layers.len();
         let reads = self.connect_inputs(node, idx);
         let writes = self.add_outputs(out_names, &outs, idx, &label)?;
@@ -504,6 +505,7 @@ impl Analysis {
         self.layers.push(Layer {
             name: lname,
             op,
+            class,
             inputs: reads.activations,
             outputs: writes.names,
             output_shape: outs.first().map(|o| o.0.clone()).unwrap_or_default(),

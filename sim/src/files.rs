@@ -276,6 +276,7 @@ pub(crate) struct DeviceTable {
     pub template: Option<String>,
     pub memory_mb: Option<f64>,
     pub idle_w: Option<f64>,
+    pub mem_gbps: Option<f64>,
     pub unit: Option<Vec<UnitTable>>,
 }
 
@@ -291,6 +292,10 @@ pub(crate) struct UnitTable {
     pub busy_w: Option<f64>,
     pub layer_overhead_us: Option<f64>,
     pub run_overhead_us: Option<f64>,
+    pub serial_fraction: Option<f64>,
+    pub classes: Option<
+        std::collections::BTreeMap<dicesim_plan::opclass::OpClass, crate::compute::ClassFigures>,
+    >,
     pub profile: Option<String>,
     /// Set while loading: the file `profile` is relative to (None: the platform file).
     #[serde(skip)]

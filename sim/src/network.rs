@@ -37,7 +37,36 @@ pub struct Network {
     /// `routes[a * n_devices + b]`: route from device a to device b (`None` if unreachable
     /// or a == b).
     pub routes: Vec<Option<Route>>,
+    /// The memory system, shared by jobs running at once on one device.
+    pub memory: MemorySystem,
     n_devices: usize,
+}
+
+/// Memory-bandwidth resources: the jobs running at once on one device share them (see
+/// `docs/simulator.md`, "Cores and memory bandwidth"). Resource `u` is unit `u`'s own limit
+/// (set per job to the rate at which the job alone moves its bytes), `n_units + p` physical
+/// unit `p`'s bandwidth, `2 n_units + d` device `d`'s.
+#[derive(Debug, Clone)]
+pub struct MemorySystem {
+    /// Capacities [bytes/ns] (the per-unit limits are set per job).
+    pub capacity: Vec<f64>,
+    /// `routes[u]`: the resources a job on unit `u` crosses.
+    pub routes: Vec<[usize; 3]>,
+}
+
+impl MemorySystem {
+    /// The resources of `p`'s units and devices.
+    pub fn new(p: &Platform) -> MemorySystem {
+        let nu = p.units.len();
+        let capacity = (p.units.iter().map(|u| u.mem_gbps))
+            .chain(p.units.iter().map(|u| u.mem_gbps))
+            .chain(p.devices.iter().map(|d| d.mem_gbps))
+            .collect();
+        let routes = (p.units.iter().enumerate())
+            .map(|(i, u)| [i, nu + u.parent, 2 * nu + u.device])
+            .collect();
+        MemorySystem { capacity, routes }
+    }
 }
 
 impl Network {
@@ -110,6 +139,7 @@ impl Network {
         Network {
             resources,
             routes,
+            memory: MemorySystem::new(p),
             n_devices: nd,
         }
     }

@@ -24,6 +24,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use dicesim_plan::coreset::{trailing_core, CoreSet, UnitRef, MAX_CORES};
+use dicesim_plan::opclass::OpClass;
+
+use crate::compute::ClassFigures;
 use crate::error::{parse_toml, read_text, SimError};
 use crate::files::{relative, CalibrationFile, DeviceTable, LinkTable, PlatformFile, UnitTable};
 
@@ -48,8 +52,18 @@ pub struct Unit {
     pub device: usize,
     /// Kind.
     pub kind: UnitKind,
-    /// Cores (CPU units; informative).
+    /// Cores of the physical unit (1 for a GPU).
     pub cores: u32,
+    /// The physical unit this is: its own index for a unit of the platform file, the CPU's
+    /// index for a core set of it (see [`Platform::resolve_unit`]).
+    pub parent: usize,
+    /// The cores it runs on (all of them for a whole unit).
+    pub core_set: CoreSet,
+    /// Serial fraction of the thread scaling for classes without their own (`None`: the
+    /// defaults of [`crate::compute::default_serial_fraction`]).
+    pub serial_fraction: Option<f64>,
+    /// Per operator class figures (see [`crate::compute`]).
+    pub classes: BTreeMap<OpClass, ClassFigures>,
     /// Effective compute rate [GFLOP/s].
     pub gflops: f64,
     /// Effective memory bandwidth [GB/s].
@@ -64,6 +78,13 @@ pub struct Unit {
     pub profile: Option<BTreeMap<String, f64>>,
 }
 
+impl Unit {
+    /// Threads a partition on it runs with: its cores (1 on a GPU).
+    pub fn threads(&self) -> u32 {
+        self.core_set.count()
+    }
+}
+
 /// A device (board).
 #[derive(Debug, Clone)]
 pub struct Device {
@@ -73,7 +94,11 @@ pub struct Device {
     pub memory_mb: f64,
     /// Power drawn always [W].
     pub idle_w: f64,
-    /// Indices of its units in [`Platform::units`].
+    /// Memory bandwidth shared by all jobs running on the device at once [GB/s] (default:
+    /// the sum of its units' `mem_gbps`, so that units never slow each other down unless the
+    /// device file says so).
+    pub mem_gbps: f64,
+    /// Indices of its units in [`Platform::units`] (core sets not included).
     pub units: Vec<usize>,
 }
 
@@ -213,6 +238,7 @@ fn with_template(path: &Path, key: &str, rd: DeviceTable) -> Result<DeviceTable,
         template: None,
         memory_mb: rd.memory_mb.or(tpl.memory_mb),
         idle_w: rd.idle_w.or(tpl.idle_w),
+        mem_gbps: rd.mem_gbps.or(tpl.mem_gbps),
         unit: Some(units),
     })
 }
@@ -231,6 +257,62 @@ fn override_unit(u: &mut UnitTable, inline: UnitTable) {
     u.busy_w = inline.busy_w.or(u.busy_w);
     u.layer_overhead_us = inline.layer_overhead_us.or(u.layer_overhead_us);
     u.run_overhead_us = inline.run_overhead_us.or(u.run_overhead_us);
+    u.serial_fraction = inline.serial_fraction.or(u.serial_fraction);
+    for (c, f) in inline.classes.unwrap_or_default() {
+        u.classes.get_or_insert_with(BTreeMap::new).insert(c, f);
+    }
+}
+
+/// A unit's core count: 1 to 64 on a CPU (default 1), 1 on a GPU.
+fn unit_cores(path: &Path, key: &str, kind: UnitKind, cores: Option<u32>) -> Result<u32, SimError> {
+    match (kind, cores) {
+        (UnitKind::Gpu, None | Some(1)) | (UnitKind::Cpu, None) => Ok(1),
+        (UnitKind::Gpu, Some(n)) => Err(SimError::invalid(
+            path,
+            key,
+            format!("a GPU unit has no cores to allocate (found {n}); leave `cores` out"),
+        )),
+        (UnitKind::Cpu, Some(n)) if (1..=MAX_CORES).contains(&n) => Ok(n),
+        (UnitKind::Cpu, Some(n)) => Err(SimError::invalid(
+            path,
+            key,
+            format!("expected 1 to {} cores, found {n}", MAX_CORES),
+        )),
+    }
+}
+
+/// A number in [0, 1].
+fn fraction(path: &Path, key: &str, v: f64) -> Result<f64, SimError> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(SimError::invalid(
+            path,
+            key,
+            format!("expected a number from 0 to 1, found {v}"),
+        ))
+    }
+}
+
+/// Checks a unit's `[unit.classes.<class>]` tables.
+fn class_figures(
+    path: &Path,
+    key: &dyn Fn(&str) -> String,
+    raw: BTreeMap<OpClass, ClassFigures>,
+) -> Result<BTreeMap<OpClass, ClassFigures>, SimError> {
+    for (c, f) in &raw {
+        let k = |n: &str| key(&format!("classes.{}.{n}", c.name()));
+        if let Some(v) = f.gflops {
+            positive(path, &k("gflops"), Some(v))?;
+        }
+        if let Some(v) = f.mem_gbps {
+            positive(path, &k("mem_gbps"), Some(v))?;
+        }
+        if let Some(v) = f.serial_fraction {
+            fraction(path, &k("serial_fraction"), v)?;
+        }
+    }
+    Ok(raw)
 }
 
 /// Checks one (named) unit of device number `di`; `key` names its keys in errors.
@@ -253,12 +335,21 @@ fn unit(
         None => None,
     };
     let or0 = |k: &str, v: Option<f64>| non_negative(path, &key(k), v.unwrap_or(0.0));
+    let cores = unit_cores(path, &key("cores"), kind, ru.cores)?;
+    let classes = class_figures(path, key, ru.classes.unwrap_or_default())?;
     Ok(Unit {
         full_name,
         name: ru.name.unwrap_or_default(),
         device: di,
         kind,
-        cores: ru.cores.unwrap_or(1),
+        cores,
+        parent: usize::MAX,
+        core_set: CoreSet::first(cores),
+        serial_fraction: ru
+            .serial_fraction
+            .map(|v| fraction(path, &key("serial_fraction"), v))
+            .transpose()?,
+        classes,
         gflops: positive(path, &key("gflops"), ru.gflops)?,
         mem_gbps: positive(path, &key("mem_gbps"), ru.mem_gbps)?,
         busy_w: or0("busy_w", ru.busy_w)?,
@@ -411,14 +502,21 @@ impl Platform {
                     format!("unit `{uname}` is declared twice on device `{name}`"),
                 ));
             }
-            let unit = unit(path, &uk, format!("{name}.{uname}"), di, ru)?;
+            let mut unit = unit(path, &uk, format!("{name}.{uname}"), di, ru)?;
+            unit.parent = self.units.len();
             ids.push(self.units.len());
             self.units.push(unit);
         }
+        let units_gbps: f64 = ids.iter().map(|&u| self.units[u].mem_gbps).sum();
+        let mem_gbps = match rd.mem_gbps {
+            Some(v) => positive(path, &key("mem_gbps"), Some(v))?,
+            None => units_gbps,
+        };
         self.devices.push(Device {
             name,
             memory_mb,
             idle_w,
+            mem_gbps,
             units: ids,
         });
         Ok(())
@@ -501,6 +599,96 @@ impl Platform {
     /// Index of the unit called `"<device>.<unit>"`.
     pub fn unit_index(&self, full_name: &str) -> Option<usize> {
         self.units.iter().position(|u| u.full_name == full_name)
+    }
+
+    /// The unit a mapping names: a unit of the platform (`"dev.unit"`), or a core set of a
+    /// CPU unit (`"dev.cpu[0-1]"`, or AutoDiCE's `"dev.cpu0"` when the device has no unit
+    /// `cpu0`), added to [`Platform::units`] on first use as a unit of its own whose `parent`
+    /// is the CPU. A core set naming every core is the CPU itself. The error says what was
+    /// expected.
+    pub fn resolve_unit(&mut self, name: &str) -> Result<usize, String> {
+        match self.parse_unit(name)? {
+            (u, None) => Ok(u),
+            (parent, Some(cores)) => self.core_set_unit(parent, cores),
+        }
+    }
+
+    /// The unit `name` refers to, if it exists (see [`Platform::resolve_unit`], which adds
+    /// core sets; this only finds them).
+    pub fn find_unit(&self, name: &str) -> Option<usize> {
+        match self.parse_unit(name).ok()? {
+            (u, None) => Some(u),
+            (parent, Some(cores)) if cores == self.units[parent].core_set => Some(parent),
+            (parent, Some(cores)) => {
+                (self.units.iter()).position(|u| u.parent == parent && u.core_set == cores)
+            }
+        }
+    }
+
+    /// A unit name as (unit of the platform file, core set if one is named).
+    fn parse_unit(&self, name: &str) -> Result<(usize, Option<CoreSet>), String> {
+        if let Some(u) = self.unit_index(name) {
+            return Ok((u, None));
+        }
+        let (base, cores) = match trailing_core(name) {
+            Some((base, core)) if !name.contains('[') && self.unit_index(base).is_some() => {
+                (base.to_string(), CoreSet::block(core, 1))
+            }
+            _ => match UnitRef::parse(name)? {
+                UnitRef {
+                    unit,
+                    cores: Some(c),
+                } => (unit, c),
+                UnitRef { unit, cores: None } => return Err(self.unknown_unit(&unit)),
+            },
+        };
+        let parent = self
+            .unit_index(&base)
+            .ok_or_else(|| self.unknown_unit(&base))?;
+        Ok((parent, Some(cores)))
+    }
+
+    fn unknown_unit(&self, name: &str) -> String {
+        format!(
+            "no unit `{name}` in platform {} (known: {}; a CPU's cores: `dev.cpu[0-1]`)",
+            self.path.display(),
+            self.unit_names().join(", ")
+        )
+    }
+
+    /// The unit for core set `cores` of physical unit `parent`, added if new.
+    pub fn core_set_unit(&mut self, parent: usize, cores: CoreSet) -> Result<usize, String> {
+        let p = &self.units[parent];
+        if p.kind != UnitKind::Cpu {
+            return Err(format!(
+                "`{}[{cores}]`: core sets apply to CPU units; `{}` is a GPU",
+                p.full_name, p.full_name
+            ));
+        }
+        if cores.span() > p.cores {
+            return Err(format!(
+                "`{}[{cores}]`: `{}` has {} cores (0 to {})",
+                p.full_name,
+                p.full_name,
+                p.cores,
+                p.cores - 1
+            ));
+        }
+        if cores == p.core_set {
+            return Ok(parent);
+        }
+        let found = (self.units.iter()).position(|u| u.parent == parent && u.core_set == cores);
+        if let Some(u) = found {
+            return Ok(u);
+        }
+        let mut unit = p.clone();
+        unit.full_name = format!("{}[{cores}]", p.full_name);
+        unit.name = format!("{}[{cores}]", p.name);
+        unit.core_set = cores;
+        // a core set draws its share of the unit's busy power
+        unit.busy_w = p.busy_w * f64::from(cores.count()) / f64::from(p.cores);
+        self.units.push(unit);
+        Ok(self.units.len() - 1)
     }
 
     /// All unit full names, in platform order.

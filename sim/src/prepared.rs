@@ -88,23 +88,16 @@ pub struct PreparedScenario {
     pub(crate) tensors: Vec<CTensor>,
     pub(crate) layer_outputs: Vec<Vec<u32>>,
     pub(crate) layer_params: Vec<u64>,
+    /// `layer_bytes[l]`: bytes layer `l` moves through memory per run.
+    pub(crate) layer_bytes: Vec<u64>,
     pub(crate) layer_reads_input: Vec<bool>,
     /// `layer_producers[l]`: the layers producing `l`'s inputs (graph inputs left out).
     pub(crate) layer_producers: Vec<Vec<u32>>,
 }
 
-/// Time of layer `l` of `g` on unit `u` [ns] by the baseline compute model, or the unit's
-/// measured profile where it lists the layer.
+/// Time of layer `l` of `g` on unit `u` [ns]: see [`crate::compute`].
 pub fn layer_time_ns(g: &Graph, l: usize, u: &crate::platform::Unit) -> Time {
-    let layer = &g.layers[l];
-    if let Some(t) = u.profile.as_ref().and_then(|p| p.get(&layer.name)) {
-        return (t * 1000.0).round() as Time;
-    }
-    let bytes = (layer.input_bytes + layer.output_bytes + layer.params_bytes) as f64;
-    // GFLOP/s == FLOP/ns and GB/s == B/ns
-    let compute = layer.flops as f64 / u.gflops;
-    let memory = bytes / u.mem_gbps;
-    (compute.max(memory) + u.layer_overhead_us * 1000.0).round() as Time
+    crate::compute::layer_time_ns(&g.layers[l], u)
 }
 
 impl PreparedScenario {
@@ -146,6 +139,11 @@ impl PreparedScenario {
             });
         }
         let layer_params = graph.layers.iter().map(|l| l.params_bytes).collect();
+        let layer_bytes = graph
+            .layers
+            .iter()
+            .map(crate::compute::layer_bytes)
+            .collect();
         let layer_producers = graph
             .layers
             .iter()
@@ -167,6 +165,7 @@ impl PreparedScenario {
             tensors,
             layer_outputs,
             layer_params,
+            layer_bytes,
             layer_reads_input,
             layer_producers,
         }
@@ -178,7 +177,7 @@ impl PreparedScenario {
             .units
             .iter()
             .map(|n| {
-                self.platform.unit_index(n).ok_or_else(|| {
+                self.platform.find_unit(n).ok_or_else(|| {
                     SimError::Mapping(format!(
                         "mapping names unit `{n}`, which platform `{}` does not have (known: {})",
                         self.platform.path.display(),
@@ -273,6 +272,7 @@ impl PreparedScenario {
             unit: 0,
             layers: Vec::new(),
             compute_ns: 0,
+            mem_bytes: 0,
             source: false,
         };
         let mut parts = vec![empty; gr.part_unit.len()];
@@ -287,6 +287,7 @@ impl PreparedScenario {
             let p = &mut parts[pi as usize];
             p.layers.push(l);
             p.compute_ns += self.layer_ns[p.unit][l];
+            p.mem_bytes += self.layer_bytes[l];
             p.source |= self.layer_reads_input[l];
         }
         parts
@@ -325,7 +326,7 @@ impl PreparedScenario {
     pub fn sim_plan_from(&self, plan: &Plan) -> Result<SimPlan, SimError> {
         let mut parts = Vec::new();
         for p in &plan.partitions {
-            let unit = self.platform.unit_index(&p.unit).ok_or_else(|| {
+            let unit = self.platform.find_unit(&p.unit).ok_or_else(|| {
                 SimError::Mapping(format!(
                     "partition {} runs on unknown unit `{}`",
                     p.id, p.unit
@@ -339,6 +340,7 @@ impl PreparedScenario {
                         .iter()
                         .map(|&l| self.layer_ns[unit][l])
                         .sum::<Time>(),
+                mem_bytes: p.layers.iter().map(|&l| self.layer_bytes[l]).sum(),
                 source: p.layers.iter().any(|&l| self.layer_reads_input[l]),
             });
         }

@@ -172,12 +172,17 @@ pub fn read_hil(path: &Path) -> Result<Option<HilTable>, SimError> {
 }
 
 /// The mapping of an explicit strategy: the mapping file, its units checked on `prep`.
+/// The mapping file of strategy `explicit`, read against `graph` (`None` for the other
+/// strategies).
 fn explicit_mapping(
     path: &Path,
-    file: Option<&str>,
-    prep: &PreparedScenario,
-) -> Result<Mapping, SimError> {
-    let Some(f) = file else {
+    m: &MappingTable,
+    graph: &Graph,
+) -> Result<Option<Mapping>, SimError> {
+    if m.strategy != Strategy::Explicit {
+        return Ok(None);
+    }
+    let Some(f) = &m.file else {
         return Err(SimError::invalid(
             path,
             "mapping.file",
@@ -185,35 +190,57 @@ fn explicit_mapping(
         ));
     };
     let mpath = relative(path, f);
-    let m = crate::modelsrc::mapping_from_file(&mpath, &prep.graph).map_err(|error| {
+    let mapping = crate::modelsrc::mapping_from_file(&mpath, graph).map_err(|error| {
         SimError::Plan {
             path: mpath.clone(),
             error,
         }
         .named_by(path, "[mapping] file", &mpath)
     })?;
-    // unknown units are reported against the mapping file
-    prep.assignment(&m).map_err(|e| SimError::Invalid {
-        path: mpath.clone(),
-        key: "units".into(),
-        expected: e.to_string(),
-    })?;
-    Ok(m)
+    Ok(Some(mapping))
 }
 
-/// The mapping `[mapping]` asks for.
+/// Resolves the units the scenario names (`mapping.units`, the mapping file's units) on the
+/// platform, which adds the core sets they name (see [`Platform::resolve_unit`]).
+fn resolve_units(
+    path: &Path,
+    m: &MappingTable,
+    explicit: Option<&Mapping>,
+    platform: &mut Platform,
+) -> Result<(), SimError> {
+    for name in m.units.iter().flatten() {
+        platform
+            .resolve_unit(name)
+            .map_err(|e| SimError::invalid(path, "mapping.units", e))?;
+    }
+    if let (Some(mapping), Some(f)) = (explicit, &m.file) {
+        for name in &mapping.units {
+            platform
+                .resolve_unit(name)
+                .map_err(|e| SimError::invalid(&relative(path, f), "units", e))?;
+        }
+    }
+    Ok(())
+}
+
 fn choose_mapping(
     path: &Path,
     m: &MappingTable,
     prep: &PreparedScenario,
+    explicit: Option<Mapping>,
 ) -> Result<Mapping, SimError> {
     let units = strategy::allowed_units(prep, m.units.as_deref())
         .map_err(|e| SimError::invalid(path, "mapping.units", e.to_string()))?;
-    match m.strategy {
-        Strategy::Explicit => explicit_mapping(path, m.file.as_deref(), prep),
-        Strategy::Single => strategy::single(prep, &units),
-        Strategy::Even => strategy::even(prep, &units),
-        Strategy::Pipeedge => strategy::pipeedge(prep, &units),
+    match (explicit, m.strategy) {
+        (Some(mapping), _) => Ok(mapping),
+        (None, Strategy::Single) => strategy::single(prep, &units),
+        (None, Strategy::Even) => strategy::even(prep, &units),
+        (None, Strategy::Pipeedge) => strategy::pipeedge(prep, &units),
+        (None, Strategy::Explicit) => Err(SimError::invalid(
+            path,
+            "mapping.file",
+            "strategy \"explicit\" needs a mapping file",
+        )),
     }
 }
 
@@ -222,13 +249,15 @@ impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, SimError> {
         let file = ScenarioFile::read(path)?;
         let workload = check_workload(path, &file.workload)?;
-        let platform = load_platform(path, &file)?;
+        let mut platform = load_platform(path, &file)?;
         if let Some(hil) = &file.hil {
             check_hil(path, hil, &platform)?;
         }
         let graph = load_graph(path, &file.model)?;
+        let explicit = explicit_mapping(path, &file.mapping, &graph)?;
+        resolve_units(path, &file.mapping, explicit.as_ref(), &mut platform)?;
         let prep = PreparedScenario::new(graph, platform, workload);
-        let mapping = choose_mapping(path, &file.mapping, &prep)?;
+        let mapping = choose_mapping(path, &file.mapping, &prep, explicit)?;
         Ok(Scenario {
             name: file.name.unwrap_or_else(|| {
                 path.file_stem()

@@ -68,6 +68,14 @@ impl<'r> MaxMinSharing<'r> {
         }
     }
 
+    /// Changes resource `r`'s capacity from `now` on (a job's own rate limit when it
+    /// starts), and re-shares.
+    pub fn set_capacity(&mut self, now: Time, r: usize, capacity: f64) {
+        self.advance(now);
+        self.capacity[r] = capacity;
+        self.reshare(now);
+    }
+
     /// Re-solves the rates and the next completion time.
     fn reshare(&mut self, now: Time) {
         self.next = None;

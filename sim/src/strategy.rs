@@ -35,7 +35,7 @@ pub fn allowed_units(
         Some(names) => names
             .iter()
             .map(|n| {
-                prep.platform.unit_index(n).ok_or_else(|| {
+                prep.platform.find_unit(n).ok_or_else(|| {
                     SimError::Mapping(format!(
                         "mapping.units names `{n}`, which the platform does not have (known: {})",
                         prep.platform.unit_names().join(", ")

@@ -1,67 +1,15 @@
 //! Hand-computed expectations for the execution, network and power models.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use dicesim_plan::graph::{Graph, Layer, TensorInfo};
+mod common;
+
+use common::graph;
+use dicesim_plan::graph::Graph;
 use dicesim_sim::engine::{Engine, Outcome};
 use dicesim_sim::platform::Platform;
 use dicesim_sim::report::Report;
 use dicesim_sim::{PreparedScenario, SimError, SimPlan, Window, Workload};
-
-/// A graph from (name, flops, inputs, outputs) with every tensor `bytes` big.
-fn graph(layers: &[(&str, u64, &[&str], &[&str])], inputs: &[&str], bytes: u64) -> Graph {
-    let mut tensors: BTreeMap<String, TensorInfo> = BTreeMap::new();
-    let t = |n: &str| TensorInfo {
-        name: n.into(),
-        shape: vec![bytes as usize / 4],
-        dtype: 1,
-        bytes,
-        producer: None,
-        consumers: vec![],
-    };
-    for i in inputs {
-        tensors.insert(i.to_string(), t(i));
-    }
-    let mut ls = Vec::new();
-    for (li, (name, flops, ins, outs)) in layers.iter().enumerate() {
-        for i in *ins {
-            tensors
-                .get_mut(*i)
-                .expect("input declared")
-                .consumers
-                .push(li);
-        }
-        for o in *outs {
-            let mut ti = t(o);
-            ti.producer = Some(li);
-            tensors.insert(o.to_string(), ti);
-        }
-        ls.push(Layer {
-            name: name.to_string(),
-            op: "Conv".into(),
-            inputs: ins.iter().map(|s| s.to_string()).collect(),
-            outputs: outs.iter().map(|s| s.to_string()).collect(),
-            output_shape: vec![1],
-            flops: *flops,
-            params_bytes: 0,
-            output_bytes: bytes * outs.len() as u64,
-            input_bytes: bytes * ins.len() as u64,
-        });
-    }
-    let outputs = tensors
-        .values()
-        .filter(|t| t.producer.is_some() && t.consumers.is_empty())
-        .map(|t| t.name.clone())
-        .collect();
-    Graph {
-        name: "test".into(),
-        layers: ls,
-        tensors,
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        outputs,
-    }
-}
 
 /// Devices named `names`, each one cpu unit at 1 GFLOP/s (1 FLOP per ns), memory traffic
 /// free, no overhead; `extra` appends switches and links.

@@ -32,6 +32,7 @@ fn chain(flops: &[u64], bytes: u64) -> Graph {
         layers.push(Layer {
             name: format!("l{i}"),
             op: "Conv".into(),
+            class: dicesim_plan::opclass::OpClass::Conv,
             inputs: vec![name(i)],
             outputs: vec![name(i + 1)],
             output_shape: vec![1],

@@ -23,6 +23,7 @@
 //! The engine imports the kernel, the platform, the network's routes and the sharing model;
 //! nothing that reads files or builds plans.
 
+mod memory;
 mod outcome;
 mod plan;
 
@@ -37,6 +38,7 @@ use crate::kernel::{Clock, EventId, EventQueue, Time};
 use crate::network::{Network, Route};
 use crate::platform::Platform;
 use crate::sharing::{MaxMinSharing, SharingModel};
+use memory::Memory;
 use outcome::PowerMeter;
 
 /// What a run simulates on: the platform, its network routes and the workload.
@@ -62,6 +64,8 @@ enum Event {
     CopyDone(u32, u32),
     /// The sharing model's next flow drains.
     FlowDone,
+    /// The memory system's next job drains.
+    MemDone,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -121,11 +125,18 @@ impl Admission {
     }
 }
 
-/// Compute units: jobs ready on each, the job running, busy devices and power.
+/// Compute units: jobs ready on each, the job running, the cores in use, busy devices and
+/// power. A unit that is a core set of a CPU (see `Platform::resolve_unit`) runs one job at a
+/// time like any unit, and only while none of its cores is used by another core set.
 struct Units {
     ready: Vec<BinaryHeap<Reverse<(u32, u32)>>>,
     // (frame, partition, start)
     running: Vec<Option<(u32, u32, Time)>>,
+    // busy_cores[parent]: cores of physical unit `parent` in use
+    busy_cores: Vec<u64>,
+    // siblings[parent]: the plan's units that are core sets of `parent` (or `parent` itself),
+    // when there are two or more
+    siblings: Vec<Vec<u32>>,
     dev_running: Vec<u32>,
     dev_busy_since: Vec<Time>,
     meters: Vec<PowerMeter>,
@@ -166,6 +177,7 @@ pub struct Engine<'a, S: SharingModel<'a> = MaxMinSharing<'a>> {
     // (connection, frame) deliveries still to process after an event
     deliveries: Vec<(u32, u32)>,
     drained: Vec<u64>,
+    memory: Memory<'a>,
     out: Outcome,
 }
 
@@ -200,7 +212,8 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
             record,
             queue: EventQueue::new(),
             pending: Vec::new(),
-            units: Units::new(p),
+            units: Units::new(p, plan),
+            memory: Memory::new(p, &target.network.memory, plan),
             conns: Conns::new(target, plan)?,
             links: Links {
                 active: vec![0; p.links.len()],
@@ -260,6 +273,7 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
             Event::CopyDone(c, f) => self.deliveries.push((c, f)),
             Event::LatencyDone(c, f) => self.on_latency_done(c, f, now),
             Event::FlowDone => self.on_flow_done(now),
+            Event::MemDone => self.on_mem_done(now),
         }
         self.deliver(now);
     }
@@ -340,16 +354,18 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
         }
     }
 
-    /// Job start: unit `u`, if idle, takes its first ready job.
+    /// Job start: unit `u`, if idle and its cores are free, takes its first ready job.
     fn try_start(&mut self, u: usize, now: Time) {
-        if self.units.running[u].is_some() {
+        let unit = &self.target.platform.units[u];
+        let cores = unit.core_set.0;
+        if self.units.running[u].is_some() || self.units.busy_cores[unit.parent] & cores != 0 {
             return;
         }
         let Some(Reverse((f, pi))) = self.units.ready[u].pop() else {
             return;
         };
-        let unit = &self.target.platform.units[u];
         self.units.running[u] = Some((f, pi, now));
+        self.units.busy_cores[unit.parent] |= cores;
         let entry = &mut self.out.entry_ns[f as usize];
         *entry = (*entry).min(now);
         self.units.meters[unit.device].change(now, unit.busy_w);
@@ -357,8 +373,63 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
             self.units.dev_busy_since[unit.device] = now;
         }
         self.units.dev_running[unit.device] += 1;
-        let done = now + self.plan.parts[pi as usize].compute_ns;
-        self.queue.schedule(done, Event::JobDone(u as u32));
+        let part = &self.plan.parts[pi as usize];
+        if self.memory.shares(unit.device, part) {
+            self.memory.start(now, u, part);
+            self.reshare_memory();
+        } else {
+            self.queue
+                .schedule(now + part.compute_ns, Event::JobDone(u as u32));
+        }
+    }
+
+    /// After a job on unit `u` ended: `u`, or the core sets of its CPU whose cores are free,
+    /// take their next jobs, the smallest (frame, partition) first.
+    fn start_next(&mut self, u: usize, now: Time) {
+        let parent = self.target.platform.units[u].parent;
+        if self.units.siblings[parent].is_empty() {
+            self.try_start(u, now);
+            return;
+        }
+        loop {
+            let best = (self.units.siblings[parent].iter())
+                .map(|&s| s as usize)
+                .filter(|&s| self.can_start(s))
+                .min_by_key(|&s| self.units.ready[s].peek().map(|r| r.0));
+            let Some(s) = best else {
+                return;
+            };
+            self.try_start(s, now);
+        }
+    }
+
+    /// Whether unit `s` is idle, has a ready job and its cores are free.
+    fn can_start(&self, s: usize) -> bool {
+        let unit = &self.target.platform.units[s];
+        self.units.running[s].is_none()
+            && !self.units.ready[s].is_empty()
+            && self.units.busy_cores[unit.parent] & unit.core_set.0 == 0
+    }
+
+    /// Memory completion: the jobs that drained end.
+    fn on_mem_done(&mut self, now: Time) {
+        self.memory.event = None;
+        let done = self.memory.finish_due(now);
+        for &u in &done {
+            self.on_job_done(u as usize, now);
+        }
+        self.memory.drained = done;
+        self.reshare_memory();
+    }
+
+    /// The memory system's completion event moves to its next completion.
+    fn reshare_memory(&mut self) {
+        if let Some(id) = self.memory.event.take() {
+            self.queue.cancel(id);
+        }
+        if let Some(at) = self.memory.next_completion() {
+            self.memory.event = Some(self.queue.schedule(at, Event::MemDone));
+        }
     }
 
     /// Job finish on unit `u`: account, complete the frame's partition, queue the
@@ -376,7 +447,7 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
                 self.deliveries.push((c as u32, df));
             }
         }
-        self.try_start(u, now);
+        self.start_next(u, now);
     }
 
     /// Stops the job running on unit `u` at `now`: power, busy times, record.
@@ -386,6 +457,7 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
             .expect("JobDone is scheduled only for a running job");
         let unit = &self.target.platform.units[u];
         let d = unit.device;
+        self.units.busy_cores[unit.parent] &= !unit.core_set.0;
         self.units.meters[d].change(now, -unit.busy_w);
         self.units.dev_running[d] -= 1;
         if self.units.dev_running[d] == 0 {
@@ -573,11 +645,13 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
 }
 
 impl Units {
-    fn new(p: &Platform) -> Self {
+    fn new(p: &Platform, plan: &SimPlan) -> Self {
         let (nu, nd) = (p.units.len(), p.devices.len());
         Units {
             ready: vec![BinaryHeap::new(); nu],
             running: vec![None; nu],
+            busy_cores: vec![0; nu],
+            siblings: siblings(p, plan),
             dev_running: vec![0; nd],
             dev_busy_since: vec![0; nd],
             meters: p
@@ -587,6 +661,24 @@ impl Units {
                 .collect(),
         }
     }
+}
+
+/// Per physical unit, the plan's units that are core sets of it, when there are two or more.
+fn siblings(p: &Platform, plan: &SimPlan) -> Vec<Vec<u32>> {
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); p.units.len()];
+    for part in &plan.parts {
+        let list = &mut out[p.units[part.unit].parent];
+        if !list.contains(&(part.unit as u32)) {
+            list.push(part.unit as u32);
+        }
+    }
+    for list in &mut out {
+        if list.len() < 2 {
+            list.clear();
+        }
+        list.sort_unstable();
+    }
+    out
 }
 
 impl<'a> Conns<'a> {
@@ -624,7 +716,8 @@ fn conn_kind(
 ) -> Result<ConnKind<'_>, SimError> {
     let p = target.platform;
     let (da, db) = (p.units[ua].device, p.units[ub].device);
-    if ua == ub {
+    if p.units[ua].parent == p.units[ub].parent {
+        // one memory: core sets of one CPU hand tensors over in place
         Ok(ConnKind::Local)
     } else if da == db {
         let ns = (bytes as f64 / p.device_copy_gbps(da)).round() as Time;
