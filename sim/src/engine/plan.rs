@@ -53,8 +53,11 @@ pub struct SimPart {
     pub unit: usize,
     /// Layer indices, ascending.
     pub layers: Vec<usize>,
-    /// Time to run all its layers once [ns].
+    /// Time to run all its layers once [ns], alone on its unit.
     pub compute_ns: Time,
+    /// Bytes its layers move through memory per run (activations and weights): what it
+    /// shares with the jobs running at once on its device.
+    pub mem_bytes: u64,
     /// Whether it reads a graph input (frames enter through it).
     pub source: bool,
 }
