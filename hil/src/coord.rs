@@ -53,6 +53,9 @@ pub struct HilRun {
     pub dilation: f64,
     /// Emulation only: the host's calibrated GFLOP/s on this model (one core).
     pub host_gflops: Option<f64>,
+    /// Emulation only: device index -> the host CPUs the rig gave it; its core `i` runs on
+    /// `cpus[i % cpus.len()]`. Devices not listed are boards: core `i` is CPU `i`.
+    pub cpu_map: BTreeMap<usize, Vec<usize>>,
     /// A run in which nothing arrives for this long fails.
     pub stall_timeout: Duration,
     /// Show a progress bar on stderr (only drawn on a terminal).
@@ -85,6 +88,7 @@ pub fn options(path: &Path, required: bool) -> Result<HilRun> {
         mode: "hil".into(),
         dilation: 1.0,
         host_gflops: None,
+        cpu_map: BTreeMap::new(),
         stall_timeout: Duration::from_secs_f64(hil.stall_timeout_s.unwrap_or(60.0)),
         progress: true,
     };
@@ -120,6 +124,8 @@ pub struct Prepared {
     pub plan: Plan,
     /// Device index of each partition.
     pub part_device: Vec<usize>,
+    /// Unit, cores and engine threads of each partition.
+    pub part_place: Vec<crate::cores::Placement>,
 }
 
 /// Loads scenario, model and plan.
@@ -129,12 +135,9 @@ pub fn prepare(path: &Path) -> Result<Prepared> {
     let plan = Plan::build(&model.graph, &scenario.mapping)
         .with_context(|| format!("{}: partitioning", path.display()))?;
     let pf = &scenario.prep.platform;
-    let part_device = plan
-        .partitions
-        .iter()
+    let part_place = (plan.partitions.iter())
         .map(|p| {
-            pf.unit_index(&p.unit)
-                .map(|u| pf.units[u].device)
+            crate::cores::resolve(pf, &p.unit)
                 .ok_or_else(|| anyhow!("unit {} is not in the platform", p.unit))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -142,7 +145,8 @@ pub fn prepare(path: &Path) -> Result<Prepared> {
         scenario,
         model,
         plan,
-        part_device,
+        part_device: part_place.iter().map(|p| p.device).collect(),
+        part_place,
     })
 }
 

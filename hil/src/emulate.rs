@@ -19,20 +19,41 @@
 //!   latency (sum of its links' `latency_us`, times the dilation) before writing it. TCP
 //!   acknowledgements are not delayed, so window-limited TCP behaviour is not emulated.
 //! - **Compute.** The host is calibrated by running the whole model in tract on one core:
-//!   `host_gflops = model FLOPs / best of 3 runs`. A device whose partitions run on units
-//!   of at most `g` GFLOP/s needs `share = g / host_gflops` cores. Devices are pinned
-//!   round-robin to the CPUs of the root cpuset (cgroup v1 `cpuset`), and the time dilation
-//!   is `D = max(1, largest share, largest sum of shares pinned to one CPU)`.
-//! - **Pacing rule.** Each device's worker gets `--pace F` with `F = D / share` (>= 1): after
-//!   each partition run it sleeps until the run's wall time is `F x` the CPU time the run's
-//!   thread used (`CLOCK_THREAD_CPUTIME_ID`), so a run of `c` host seconds takes `c x D / share`
-//!   = `D x` its platform time, whatever its length. This replaces `cpu.cfs_quota_us`
-//!   throttling: CFS enforces a quota per period and the quota cannot go below 1 ms, so jobs
-//!   shorter than one quota ran at host speed. Pacing uses CPU time, not wall time, so a
-//!   device preempted by another one pinned to the same CPU is not slowed twice; a CPU is
-//!   never over-committed because the shares pinned to it sum to at most `D`. Every device
-//!   runs D times slower than the platform, links are D times slower too, and reported
-//!   times are divided by D (throughput multiplied); the report's `time_dilation` is D.
+//!   `host_gflops = model FLOPs / best of 3 runs`. A partition on `k` of its CPU unit's `n`
+//!   cores computes at `g x k / n` (`g` the unit's GFLOP/s; a GPU unit at `g`), one engine
+//!   thread (the rig runs the built-in tract engine), and needs `share = g x k / n /
+//!   host_gflops` host cores to keep its platform speed.
+//! - **Host CPUs** ([`layout`], deterministic). A device needs one host CPU per core its
+//!   partitions use (the union of their core sets; a whole unit uses all its cores; at least
+//!   1). If the needs fit in the root cpuset's CPUs (cgroup v1 `cpuset`), every device gets
+//!   that many CPUs of its own, consecutive, in device order. If not, but there are at
+//!   least as many CPUs as devices, every device still gets CPUs of its own: one each, then
+//!   one at a time to the device missing the most. Only with more devices than CPUs do
+//!   devices share: one CPU each, the device with the largest share first, each onto the
+//!   CPU where it raises the worst-case cost below the least. A device's core `i` runs on
+//!   its `cpus[i % len]`; its worker's cgroup holds exactly its CPUs, and each partition's
+//!   thread is pinned to the CPUs of its cores (`sched_setaffinity`).
+//! - **Time dilation.** Partitions that can compute at the same time on one host CPU share
+//!   it equally (processor sharing): each gets `1/m` of it, `m` the number of such
+//!   partitions (partitions of one device on the same cores take turns, so they count once).
+//!   The bound: on every host CPU, `m x largest share <= 0.9 x D` ([`layout::LOAD_BOUND`],
+//!   10% left to the workers' I/O threads, the coordinator and the kernel's shaping), so
+//!   that even when all of them compute at once none runs slower than its paced rate.
+//!   `D = max(1, largest such m x share / 0.9)`, rounded up to 6 digits. With dedicated
+//!   CPUs `m = 1` and D only grows for a device faster than 0.9 host cores.
+//! - **Pacing rule.** Each partition's deployment carries `pace F = D / share` (>= 1):
+//!   after each run the worker sleeps until the run's wall time is `F x` the CPU time the
+//!   run's thread used (`CLOCK_THREAD_CPUTIME_ID`), so a run of `c` host seconds takes `c x
+//!   D / share` = `D x` its platform time, whatever its length. This replaces
+//!   `cpu.cfs_quota_us` throttling: CFS enforces a quota per period and the quota cannot go
+//!   below 1 ms, so jobs shorter than one quota ran at host speed. Pacing uses CPU time, not
+//!   wall time, so a partition preempted by another one on the same CPU is not slowed twice,
+//!   and by the bound above it is never preempted for longer than its pacing absorbs.
+//!   Partitions of one worker whose CPUs overlap take turns (first come, first served;
+//!   [`crate::turns`]), the run and its pacing sleep included, as the simulator has
+//!   partitions on overlapping core sets take turns. Every device runs D times slower than
+//!   the platform, links are D times slower too, and reported times are divided by D
+//!   (throughput multiplied); the report's `time_dilation` is D.
 //!   A paced device computes 1/F of the time, so its runs find colder caches than
 //!   back-to-back runs (1.2-3x slower on this 2-core VM, from run to run): `dicesim
 //!   validate` profiles each device on its CPU with the same duty cycle. (Pacing every run
@@ -54,6 +75,7 @@
 //! sending worker at the route's bottleneck bandwidth, plus the route latency); compute is
 //! not scaled (time dilation 1). The report's `mode` says `emulate-loopback`.
 
+mod layout;
 mod loopback;
 mod netns;
 mod probe;
@@ -328,9 +350,11 @@ pub fn emulate(path: &Path) -> Result<RunReport> {
 pub struct RigDevice {
     /// Device index in the platform.
     pub device: usize,
-    /// The CPU its worker is pinned to (None without root: not pinned).
+    /// Its first host CPU (None without root: not pinned).
     pub cpu: Option<usize>,
-    /// Its worker's pacing factor (1: none).
+    /// Its host CPUs: its core `i` runs on `cpus[i % len]` (empty without root).
+    pub cpus: Vec<usize>,
+    /// The pacing factor of its first partition (1: none).
     pub pace: f64,
     netns: Option<String>,
 }

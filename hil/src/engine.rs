@@ -12,6 +12,12 @@ pub trait Engine: Send + Sync {
     fn name(&self) -> &str;
     /// Loads a (sub-)model. `threads` is a hint; engines may ignore it.
     fn load(&self, onnx: &[u8], threads: usize) -> Result<Box<dyn EngineSession>>;
+    /// What this engine does with `threads` intra-op threads when that is not simply one
+    /// pool per session (a worker logs it once per partition).
+    fn thread_note(&self, threads: usize) -> Option<String> {
+        let _ = threads;
+        None
+    }
 }
 
 /// A loaded model.
@@ -30,9 +36,13 @@ impl Engine for TractEngine {
         "tract"
     }
     fn load(&self, onnx: &[u8], _threads: usize) -> Result<Box<dyn EngineSession>> {
-        // tract runs a model on one thread; `threads` is honoured by scheduling, not here.
+        // one thread per partition: tract's thread pools are per process and per size, so
+        // two partitions with the same thread count would share one pool and its CPUs
         let s = dicesim_tract::Session::from_onnx_bytes(onnx).context("tract")?;
         Ok(Box::new(TractSession(s)))
+    }
+    fn thread_note(&self, threads: usize) -> Option<String> {
+        (threads > 1).then(|| "the built-in tract engine runs a partition on one thread".into())
     }
 }
 
@@ -58,6 +68,17 @@ impl Engine for PluginEngine {
         };
         let s = self.0.session_unchecked(onnx, &opts)?;
         Ok(Box::new(PluginSession(s)))
+    }
+    fn thread_note(&self, threads: usize) -> Option<String> {
+        match self.name() {
+            "tch" if threads > 0 => Some(
+                "LibTorch's intra-op threads are process-wide: the partition that runs sets them for all (at::set_num_threads)".into(),
+            ),
+            "tract" if threads > 1 => Some(
+                "tract's pool is per process and thread count: partitions with the same count share one, pinned where it started".into(),
+            ),
+            _ => None,
+        }
     }
 }
 

@@ -4,10 +4,12 @@
 
 pub mod conn;
 pub mod coord;
+pub mod cores;
 pub mod emulate;
 pub mod engine;
 pub mod proto;
 pub mod report;
 pub mod sensors;
 pub mod sys;
+pub mod turns;
 pub mod worker;

@@ -43,8 +43,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Protocol version; both ends must speak the same. 2: [`Msg::Deployed`] names the
-/// worker's backend.
-pub const VERSION: u16 = 2;
+/// worker's backend. 3: [`Msg::Deploy`] carries the partition's host CPUs and pacing.
+pub const VERSION: u16 = 3;
 /// First bytes of a [`Msg::Hello`] payload.
 pub const MAGIC: [u8; 4] = *b"DSIM";
 /// Largest frame body accepted before authentication [bytes].
@@ -218,8 +218,13 @@ pub enum Msg {
         part: u32,
         /// Its cached sub-model.
         hash: [u8; 32],
-        /// Engine threads.
+        /// Engine intra-op threads (0: the engine's default).
         threads: u32,
+        /// Host CPUs the partition's threads are pinned to, ascending (empty: not pinned).
+        /// Partitions of one worker that share a CPU take turns.
+        cpus: Vec<u32>,
+        /// Emulation pacing factor of this partition (0: the worker's `--pace`, if any).
+        pace: f64,
         /// Input tensor names the partition waits for per frame.
         inputs: Vec<String>,
         /// Where its outputs go.
@@ -591,6 +596,8 @@ impl R<'_> {
             part: self.u32()?,
             hash: self.b32()?,
             threads: self.u32()?,
+            cpus: self.list(4, R::u32)?,
+            pace: f64::from_bits(self.u64()?),
             inputs: self.list(4, R::str)?,
             routes: self.list(5, R::route)?,
         })
@@ -818,6 +825,8 @@ impl Msg {
             part,
             hash,
             threads,
+            cpus,
+            pace,
             inputs,
             routes,
         } = self
@@ -825,6 +834,8 @@ impl Msg {
             w.u32(*part);
             w.b32(hash);
             w.u32(*threads);
+            w.list(cpus, |w, c| w.u32(*c));
+            w.u64(pace.to_bits());
             w.list(inputs, |w, s| w.str(s));
             w.list(routes, W::route);
         }
@@ -982,6 +993,8 @@ mod tests {
                 part: 2,
                 hash: [6; 32],
                 threads: 1,
+                cpus: vec![0, 3],
+                pace: 2.5,
                 inputs: vec!["a".into(), "b".into()],
                 routes: vec![
                     Route {

@@ -67,7 +67,7 @@ impl Stats {
 pub struct PartitionM {
     /// Partition id.
     pub id: usize,
-    /// `"<device>.<unit>"`.
+    /// `"<device>.<unit>"`, with its core set if the mapping gave one (`"d1.cpu[0-1]"`).
     pub unit: String,
     /// Layers.
     pub layers: usize,

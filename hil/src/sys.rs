@@ -115,12 +115,21 @@ fn empty_cpu_set() -> libc::cpu_set_t {
 
 /// Pins the calling thread to CPU `cpu`.
 pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    }
+    pin_to_cpus(&[cpu])
+}
+
+/// Pins the calling thread to the CPUs `cpus` (threads it starts afterwards inherit them).
+/// Fails if one is beyond the kernel's CPU set size, or if none of them is online and
+/// allowed to this process.
+pub fn pin_to_cpus(cpus: &[usize]) -> io::Result<()> {
     let mut set = empty_cpu_set();
-    // SAFETY: CPU_SET writes one bit inside `set`; `cpu` was checked against its size above.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
+    for &cpu in cpus {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: CPU_SET writes one bit inside `set`; `cpu` was checked against its size.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
     // SAFETY: sched_setaffinity reads size_of::<cpu_set_t>() bytes from `set`, which we own;
     // pid 0 means the calling thread only.
     let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
@@ -180,5 +189,11 @@ mod tests {
         });
         assert_eq!(t.join().unwrap().len(), 1);
         assert!(pin_to_cpu(usize::MAX).is_err());
+        let all = allowed_cpus();
+        let t = std::thread::spawn(move || {
+            pin_to_cpus(&all).unwrap();
+            allowed_cpus() == all
+        });
+        assert!(t.join().unwrap());
     }
 }

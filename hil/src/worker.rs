@@ -16,6 +16,7 @@ use crate::proto::{
     read_msg, Dest, EdgeStat, Msg, ProtoError, Role, IDLE_TIMEOUT_MS, MAX_FRAME, MAX_MODEL_BYTES,
 };
 use crate::sensors::{peak_rss_kb, EnergyMeter};
+use crate::turns::{Held, Turn, Turns};
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -68,6 +69,8 @@ struct Deployment {
     peers: tokio::sync::Mutex<HashMap<String, mpsc::Sender<Outgoing>>>,
     edges: Mutex<BTreeMap<(u32, u32, String), EdgeStat>>,
     energy: Option<EnergyMeter>,
+    /// Turns on host CPUs shared by partitions.
+    turns: Turns,
 }
 
 impl Deployment {
@@ -257,11 +260,18 @@ async fn coordinator_loop(
                 part,
                 hash,
                 threads,
+                cpus,
+                pace,
                 inputs,
                 routes,
             } => {
                 let dep = deployment_for(st, coord);
-                let res = deploy(st, &dep, part, hash, threads, inputs, routes).await;
+                let exec = Exec {
+                    threads,
+                    cpus,
+                    pace,
+                };
+                let res = deploy(st, &dep, part, hash, exec, inputs, routes).await;
                 answer_deploy(st, coord, part, res).await?;
             }
             Msg::Tensor { .. } => deliver(st, rcv).await?,
@@ -340,6 +350,7 @@ fn deployment_for(st: &State, coord: &mpsc::Sender<Outgoing>) -> Arc<Deployment>
                 peers: tokio::sync::Mutex::new(HashMap::new()),
                 edges: Mutex::new(BTreeMap::new()),
                 energy: EnergyMeter::start(),
+                turns: Turns::default(),
             });
             *cur = Some(d.clone());
             d
@@ -496,12 +507,31 @@ async fn peer_sender(
     Ok(tx)
 }
 
+/// How a partition executes: engine threads, host CPUs, pacing (as [`Msg::Deploy`] says).
+struct Exec {
+    threads: u32,
+    cpus: Vec<u32>,
+    pace: f64,
+}
+
+impl Exec {
+    /// The pacing factor: the deployment's, else the worker's `--pace`; None: not paced.
+    fn pace(&self) -> Option<f64> {
+        let p = if self.pace > 0.0 {
+            self.pace
+        } else {
+            *PACE.get()?
+        };
+        (p.is_finite() && p > 1.0).then_some(p)
+    }
+}
+
 async fn deploy(
     st: &Arc<State>,
     dep: &Arc<Deployment>,
     part: u32,
     hash: [u8; 32],
-    threads: u32,
+    exec: Exec,
     inputs: Vec<String>,
     routes: Vec<crate::proto::Route>,
 ) -> Result<u64> {
@@ -529,59 +559,119 @@ async fn deploy(
         };
         outs.push((r.tensor, o));
     }
-    let t0 = Instant::now();
-    let engine = st.engine.clone();
-    let session = tokio::task::spawn_blocking(move || engine.load(&bytes, threads as usize))
-        .await
-        .map_err(|e| anyhow!("loader panicked: {e}"))??;
-    let load_us = t0.elapsed().as_micros() as u64;
     let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-    dep.parts.lock().unwrap().insert(part, tx);
+    let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
+    let engine = st.engine.clone();
+    let turns = dep.turns.of(&exec.cpus);
     let d = Arc::downgrade(dep);
     std::thread::Builder::new()
         .name(format!("part{part}"))
         .spawn(move || {
-            if let Err(e) = part_loop(part, session, inputs, outs, rx, &d) {
+            let session = match load_pinned(engine.as_ref(), part, &bytes, &exec) {
+                Ok((s, us)) => {
+                    let _ = loaded_tx.send(Ok(us));
+                    s
+                }
+                Err(e) => {
+                    let _ = loaded_tx.send(Err(e));
+                    return;
+                }
+            };
+            let run = PartRun {
+                part,
+                pace: exec.pace(),
+                turns,
+                inputs,
+                outs,
+            };
+            if let Err(e) = run.serve(session, rx, &d) {
                 if let Some(d) = d.upgrade() {
                     d.fault(format!("partition {part}: {e:#}"));
                 }
             }
         })?;
+    let load_us = (loaded_rx.await).map_err(|_| anyhow!("the partition's thread ended"))??;
+    dep.parts.lock().unwrap().insert(part, tx);
     Ok(load_us)
 }
 
-/// Runs one partition: for each frame whose inputs have all arrived, runs the engine
-/// (paced), sends every output to its consumers and the run's `Timing` to the coordinator.
-fn part_loop(
+/// On the partition's own thread: pins it to the partition's CPUs, so that the threads the
+/// engine starts while loading inherit them, then loads the sub-model. Returns the session
+/// and the load time [us].
+fn load_pinned(
+    engine: &dyn Engine,
     part: u32,
-    mut session: Box<dyn EngineSession>,
+    bytes: &[u8],
+    exec: &Exec,
+) -> Result<(Box<dyn EngineSession>, u64)> {
+    let cpus: Vec<usize> = exec.cpus.iter().map(|&c| c as usize).collect();
+    let pinned = if cpus.is_empty() {
+        "not pinned".to_string()
+    } else {
+        match crate::sys::pin_to_cpus(&cpus) {
+            Ok(()) => format!("pinned to CPUs {cpus:?}"),
+            // a platform with more cores than this board: run unpinned rather than fail
+            Err(e) => format!("not pinned (CPUs {cpus:?}: {e})"),
+        }
+    };
+    let note = engine.thread_note(exec.threads as usize);
+    eprintln!(
+        "worker: partition {part}: {} intra-op thread(s) in {}, {pinned}{}",
+        exec.threads,
+        engine.name(),
+        note.map(|n| format!("; {n}")).unwrap_or_default()
+    );
+    let t0 = Instant::now();
+    let session = engine.load(bytes, exec.threads as usize)?;
+    Ok((session, t0.elapsed().as_micros() as u64))
+}
+
+/// A deployed partition's loop: what it waits for, how it runs, where its outputs go.
+struct PartRun {
+    part: u32,
+    /// Pacing factor (None: not paced).
+    pace: Option<f64>,
+    /// Turns on its CPUs, held for each run (pacing included).
+    turns: Vec<Arc<Turn>>,
     inputs: Vec<String>,
     outs: Vec<(String, Out)>,
-    mut rx: mpsc::Receiver<(u64, String, Tensor)>,
-    dep: &std::sync::Weak<Deployment>,
-) -> Result<()> {
-    let mut pending: Pending = BTreeMap::new();
-    while let Some((frame, name, t)) = rx.blocking_recv() {
-        let Some(ins) = gather(&mut pending, &inputs, frame, name, t)? else {
-            continue;
-        };
-        let (outputs, compute_us) = run_paced(session.as_mut(), &ins)?;
-        let Some(d) = dep.upgrade() else {
-            return Ok(());
-        };
-        for (name, t) in &outputs {
-            for (_, o) in outs.iter().filter(|(n, _)| n == name) {
-                send_output(&d, o, part, frame, name, t)?;
+}
+
+impl PartRun {
+    /// For each frame whose inputs have all arrived: runs the engine (paced, on its turn),
+    /// sends every output to its consumers and the run's `Timing` to the coordinator.
+    fn serve(
+        &self,
+        mut session: Box<dyn EngineSession>,
+        mut rx: mpsc::Receiver<(u64, String, Tensor)>,
+        dep: &std::sync::Weak<Deployment>,
+    ) -> Result<()> {
+        let mut pending: Pending = BTreeMap::new();
+        while let Some((frame, name, t)) = rx.blocking_recv() {
+            let Some(ins) = gather(&mut pending, &self.inputs, frame, name, t)? else {
+                continue;
+            };
+            let (outputs, compute_us) = {
+                let _turn = Held::take(&self.turns);
+                run_paced(session.as_mut(), &ins, self.pace)?
+            };
+            let Some(d) = dep.upgrade() else {
+                return Ok(());
+            };
+            for (name, t) in &outputs {
+                for (_, o) in self.outs.iter().filter(|(n, _)| n == name) {
+                    send_output(&d, o, self.part, frame, name, t)?;
+                }
             }
+            let timing = Msg::Timing {
+                frame,
+                part: self.part,
+                compute_us,
+            };
+            let _ = d.coord.blocking_send((Instant::now(), timing.encode()));
         }
-        let timing = Msg::Timing {
-            frame,
-            part,
-            compute_us,
-        };
-        let _ = d.coord.blocking_send((Instant::now(), timing.encode()));
+        Ok(())
     }
-    Ok(())
 }
 
 /// Inputs received per frame, for frames still missing some.
@@ -614,11 +704,12 @@ fn gather(
 fn run_paced(
     session: &mut dyn EngineSession,
     ins: &HashMap<String, Tensor>,
+    pace: Option<f64>,
 ) -> Result<(Vec<(String, Tensor)>, u64)> {
     let t0 = Instant::now();
     let c0 = thread_cpu_time();
     let outputs = session.run(ins)?;
-    if let Some(&pace) = PACE.get() {
+    if let Some(pace) = pace {
         // the run took `cpu` on the host; the emulated device needs `pace` x that
         let target = (thread_cpu_time().saturating_sub(c0)).mul_f64(pace);
         if let Some(rest) = target.checked_sub(t0.elapsed()) {

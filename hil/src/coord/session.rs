@@ -179,10 +179,14 @@ impl Session<'_> {
     async fn deploy_one(&mut self, p: usize, hash: [u8; 32]) -> Result<Loaded> {
         let part = &self.prep.plan.partitions[p];
         let c = self.place.part_conn[p];
+        let place = &self.prep.part_place[p];
+        let map = self.run.cpu_map.get(&place.device).map(Vec::as_slice);
         let m = Msg::Deploy {
             part: p as u32,
             hash,
-            threads: 1,
+            threads: place.threads,
+            cpus: crate::cores::host_cpus(place.cores, map),
+            pace: self.pace(p),
             inputs: part.inputs.iter().map(|t| t.name.clone()).collect(),
             routes: self.routes(p),
         };
@@ -204,6 +208,17 @@ impl Session<'_> {
             load_ms: us as f64 / 1e3,
             backend,
         })
+    }
+
+    /// Partition `p`'s pacing factor in the rig (`D / share`, at least 1; see
+    /// `crate::emulate`), 0 outside it.
+    fn pace(&self, p: usize) -> f64 {
+        let Some(host) = self.run.host_gflops else {
+            return 0.0;
+        };
+        let pf = &self.prep.scenario.prep.platform;
+        let share = crate::cores::share(pf, &self.prep.part_place[p], host);
+        (self.run.dilation / share.max(1e-9)).max(1.0)
     }
 
     /// Where partition `p`'s outputs go: consumer partitions, and the coordinator for

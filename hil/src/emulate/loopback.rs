@@ -34,6 +34,7 @@ impl Host for Loopback {
             .map(|&d| RigDevice {
                 device: d,
                 cpu: None,
+                cpus: Vec::new(),
                 pace: 1.0,
                 netns: None,
             })

@@ -1,6 +1,7 @@
 //! The rig as root: network namespaces bridged by shaped veths, workers pinned and paced
 //! (see the parent module's docs for the model).
 
+use super::layout::{layout, Demand, Layout};
 use super::{
     calibrate, cpus, nsx, sh, spawn_worker, sweep_stale, with_cleanup, Built, Host, RigDevice,
     Setup, WORKER_PORT,
@@ -19,50 +20,54 @@ impl Host for Namespaces {
     fn build(&self, setup: &Setup, run: &mut HilRun) -> Result<Built> {
         sweep_stale();
         let sc = Scaling::of(setup)?;
-        run.dilation = sc.dilation;
+        run.dilation = sc.layout.dilation;
         run.host_gflops = Some(sc.host_gflops);
+        run.cpu_map = sc.layout.cpus.clone();
         run.mode = "emulate".into();
         eprintln!(
-            "dicesim emulate: host {:.2} GFLOP/s per core on this model; time dilation {:.3}",
-            sc.host_gflops, run.dilation
+            "dicesim emulate: host {:.2} GFLOP/s per core on this model; {} host CPUs {:?}; time dilation {:.3}",
+            sc.host_gflops,
+            if sc.layout.dedicated { "dedicated" } else { "shared" },
+            sc.layout.cpus,
+            run.dilation
         );
         let pf = &setup.prep.scenario.prep.platform;
         let names = Names::new(pf, setup.pid);
         check_tree(pf, &names)?;
         create_namespaces(pf, &names)?;
-        wire_links(pf, &names, sc.dilation)?;
+        wire_links(pf, &names, sc.layout.dilation)?;
         for &d in &setup.used {
             start_device(setup, &names, &sc, d, run)?;
         }
         // latency held by the sending worker; bandwidth shaped by tc
         setup.shape_routes(run, |r| Shaping {
-            delay_us: (r.latency_ns as f64 / 1000.0 * sc.dilation) as u32,
+            delay_us: (r.latency_ns as f64 / 1000.0 * sc.layout.dilation) as u32,
             rate_bps: 0,
         });
         let devices = (setup.used.iter())
             .map(|&d| RigDevice {
                 device: d,
-                cpu: Some(sc.share[&d].1),
-                pace: sc.pace(d),
+                cpu: sc.cpus(d).first().copied(),
+                cpus: sc.cpus(d).to_vec(),
+                pace: sc.pace[&d],
                 netns: Some(names.node(d)),
             })
             .collect();
         Ok(Built {
             host_gflops: Some(sc.host_gflops),
-            dilation: sc.dilation,
+            dilation: sc.layout.dilation,
             devices,
             coord_ns: Some(names.coord.clone()),
         })
     }
 }
 
-/// Compute scaling: the host's speed, each device's share of a core and its CPU, and the
-/// time dilation.
+/// Compute scaling: the host's speed, each device's host CPUs, and the time dilation.
 struct Scaling {
     host_gflops: f64,
-    /// Device -> (share of a core, CPU).
-    share: BTreeMap<usize, (f64, usize)>,
-    dilation: f64,
+    layout: Layout,
+    /// Device -> the pacing factor of its first partition (what calibration profiles with).
+    pace: BTreeMap<usize, f64>,
 }
 
 impl Scaling {
@@ -70,32 +75,29 @@ impl Scaling {
         let prep = &setup.prep;
         let pf = &prep.scenario.prep.platform;
         let host_gflops = calibrate(&prep.model)?;
-        let cpu_list = cpus();
-        let mut share = BTreeMap::new();
-        let mut load = vec![0f64; cpu_list.len()];
-        for (k, &d) in setup.used.iter().enumerate() {
-            let g = (prep.plan.partitions.iter().zip(&prep.part_device))
-                .filter(|(_, &pd)| pd == d)
-                .filter_map(|(p, _)| pf.unit_index(&p.unit).map(|u| pf.units[u].gflops))
-                .fold(0.0, f64::max);
-            let s = g / host_gflops;
-            load[k % cpu_list.len()] += s;
-            share.insert(d, (s, cpu_list[k % cpu_list.len()]));
+        let demands: Vec<Demand> = (prep.part_place.iter())
+            .map(|pl| Demand {
+                device: pl.device,
+                cores: pl.cores,
+                share: crate::cores::share(pf, pl, host_gflops),
+            })
+            .collect();
+        let layout = layout(&cpus(), &demands);
+        let mut pace = BTreeMap::new();
+        for d in demands.iter().rev() {
+            // >= 1 exactly: D is rounded up and at least every share
+            pace.insert(d.device, (layout.dilation / d.share.max(1e-9)).max(1.0));
         }
-        let dilation = dicesim_sim::report::r6(
-            (load.iter().chain(share.values().map(|(s, _)| s))).fold(1.0f64, |a, &b| a.max(b)),
-        );
         Ok(Scaling {
             host_gflops,
-            share,
-            dilation,
+            layout,
+            pace,
         })
     }
 
-    /// Device `d`'s pacing factor: >= 1 exactly (D is rounded to 6 significant digits and
-    /// may fall a hair below the largest share).
-    fn pace(&self, d: usize) -> f64 {
-        (self.dilation / self.share[&d].0.max(1e-9)).max(1.0)
+    /// Device `d`'s host CPUs.
+    fn cpus(&self, d: usize) -> &[usize] {
+        &self.layout.cpus[&d]
     }
 }
 
@@ -266,10 +268,11 @@ fn start_device(
     let listen = format!("0.0.0.0:{WORKER_PORT}");
     let log = setup.dir.join(format!("worker{d}.log"));
     let tok = Some(setup.token.as_path());
-    let (child, _) = spawn_worker(Some(&ns), &listen, tok, Some(sc.pace(d)), &log)?;
+    // each partition's pacing comes with its deployment
+    let (child, _) = spawn_worker(Some(&ns), &listen, tok, None, &log)?;
     let wpid = child.id();
     with_cleanup(|c| c.workers.push(child));
-    pin(setup.pid, d, sc.share[&d].1, wpid)?;
+    pin(setup.pid, d, sc.cpus(d), wpid)?;
     let name = &setup.prep.scenario.prep.platform.devices[d].name;
     let mgmt = format!("10.202.{d}.2:{WORKER_PORT}");
     run.workers.insert(name.clone(), mgmt);
@@ -278,16 +281,18 @@ fn start_device(
     Ok(())
 }
 
-/// Pins worker process `wpid` of device `d` to `cpu` with a cpuset cgroup (compute speed
-/// comes from pacing in the worker; the cgroup only pins).
-fn pin(pid: u32, d: usize, cpu: usize, wpid: u32) -> Result<()> {
+/// Confines worker process `wpid` of device `d` to its host CPUs with a cpuset cgroup
+/// (compute speed comes from pacing in the worker; each partition's thread is pinned inside
+/// these by the worker).
+fn pin(pid: u32, d: usize, cpus: &[usize], wpid: u32) -> Result<()> {
     let cg = PathBuf::from(format!("/sys/fs/cgroup/cpuset/ds{pid}d{d}"));
     std::fs::create_dir(&cg).with_context(|| format!("creating cgroup {}", cg.display()))?;
     with_cleanup(|c| c.cgroups.push(cg.clone()));
     let w = |p: PathBuf, v: String| {
         std::fs::write(&p, &v).with_context(|| format!("writing {v} to {}", p.display()))
     };
-    w(cg.join("cpuset.cpus"), cpu.to_string())?;
+    let list: Vec<String> = cpus.iter().map(usize::to_string).collect();
+    w(cg.join("cpuset.cpus"), list.join(","))?;
     let mems =
         std::fs::read_to_string("/sys/fs/cgroup/cpuset/cpuset.mems").unwrap_or_else(|_| "0".into());
     w(cg.join("cpuset.mems"), mems.trim().to_string())?;
