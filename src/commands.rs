@@ -310,18 +310,28 @@ pub fn backends() -> Result<()> {
     Ok(())
 }
 
+/// What `dicesim explore` searches: `--budget`, `--seed`, and whether core sets are in the
+/// space (`--no-core-sets` turns them off).
+pub struct ExploreSearch {
+    /// `--budget` (default: the search's default budget).
+    pub budget: Option<u64>,
+    /// `--seed` (default: the scenario's).
+    pub seed: Option<u64>,
+    /// Search the core allocation of CPUs.
+    pub core_sets: bool,
+}
+
 /// `dicesim explore`: search the scenario's mapping space, write the front and the ready-to-run
 /// mappings to `out`, print a summary. The progress bar (stderr) shows only on a terminal.
-pub fn explore(
-    scenario: &Path,
-    budget: Option<u64>,
-    seed: Option<u64>,
-    out: &Path,
-    force: bool,
-) -> Result<()> {
+pub fn explore(scenario: &Path, search: ExploreSearch, out: &Path, force: bool) -> Result<()> {
     use dicesim_sim::explore::{explore, output, ExploreOptions, Progress, Stage};
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
     use std::io::IsTerminal;
+    let ExploreSearch {
+        budget,
+        seed,
+        core_sets,
+    } = search;
     let sc = dicesim_sim::Scenario::load(scenario)?;
     let budget = budget.unwrap_or(ExploreOptions::default().budget);
     if budget == 0 {
@@ -332,6 +342,7 @@ pub fn explore(
     let opts = ExploreOptions {
         budget,
         seed: seed.unwrap_or(sc.seed),
+        core_sets,
         ..ExploreOptions::default()
     };
     let t0 = std::time::Instant::now();

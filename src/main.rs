@@ -162,6 +162,9 @@ enum Cmd {
         /// Replace the results of an earlier explore in a non-empty --out folder
         #[arg(long)]
         force: bool,
+        /// Search whole units only, not the core sets of CPUs (as before core allocation)
+        #[arg(long)]
+        no_core_sets: bool,
     },
     /// Serve sub-models on this board
     Worker {
@@ -317,9 +320,15 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             out,
             force,
+            no_core_sets,
         } => {
             size_thread_pool(threads)?;
-            commands::explore(&scenario, budget, seed, &out, force)
+            let search = commands::ExploreSearch {
+                budget,
+                seed,
+                core_sets: !no_core_sets,
+            };
+            commands::explore(&scenario, search, &out, force)
         }
         Cmd::Worker {
             listen,

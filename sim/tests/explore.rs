@@ -1,5 +1,6 @@
 //! Search quality and guarantees of `explore`: the front against exhaustive enumeration on
-//! spaces small enough to enumerate, the baselines on every shipped scenario, determinism.
+//! spaces small enough to enumerate, the baselines on every shipped scenario, determinism,
+//! core allocation (pipelines inside one CPU).
 
 use std::path::{Path, PathBuf};
 
@@ -25,8 +26,13 @@ fn small(name: &str, zoo: &str, platform: &str, units: &str, seed: u64) -> Scena
     Scenario::load(&path).unwrap()
 }
 
+/// The partitioning and placement search against exhaustive enumeration of the whole-unit
+/// space (no core sets: with them these spaces are too large to enumerate).
 fn check_quality(sc: &Scenario) -> ExploreResult {
-    let opts0 = ExploreOptions::default();
+    let opts0 = ExploreOptions {
+        core_sets: false,
+        ..ExploreOptions::default()
+    };
     let space =
         dicesim_sim::explore::Space::new(&sc.prep, dicesim_sim::explore::search_units(sc).unwrap())
             .size();
@@ -162,18 +168,27 @@ fn same_seed_same_front_on_any_thread_count() {
         exhaustive_limit: 0,
         ..ExploreOptions::default()
     };
-    let a = output::csv(&sc, &explore(&sc, opts, None).unwrap());
+    let a = output::csv(&explore(&sc, opts, None).unwrap());
+    assert!(a.contains("cpu["), "core sets in the front:\n{a}");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .unwrap();
-    let b = pool.install(|| output::csv(&sc, &explore(&sc, opts, None).unwrap()));
+    let b = pool.install(|| output::csv(&explore(&sc, opts, None).unwrap()));
     assert_eq!(a, b);
-    let c = output::csv(
-        &sc,
-        &explore(&sc, ExploreOptions { seed: 12, ..opts }, None).unwrap(),
-    );
+    let c = output::csv(&explore(&sc, ExploreOptions { seed: 12, ..opts }, None).unwrap());
     assert_ne!(a, c, "another seed searches differently");
+    // without core sets: deterministic too, and whole units only
+    let off = ExploreOptions {
+        core_sets: false,
+        ..opts
+    };
+    let d = output::csv(&explore(&sc, off, None).unwrap());
+    assert_eq!(
+        d,
+        pool.install(|| output::csv(&explore(&sc, off, None).unwrap()))
+    );
+    assert!(!d.contains('['), "{d}");
 }
 
 #[test]
@@ -229,4 +244,106 @@ fn front_keeps_the_fastest_single_frame_mapping_on_identical_boards() {
         );
         assert!(res.evaluations <= 800, "budget: {}", res.evaluations);
     }
+}
+
+/// A scenario of `zoo` at 32 on one device `d` whose CPU has `cores` cores scaling badly
+/// (serial fraction 0.5, memory bandwidth ample): one segment on all cores is slow, a
+/// pipeline of segments on disjoint core sets keeps every core busy.
+fn one_cpu(name: &str, zoo: &str, cores: u32) -> Scenario {
+    let dir = std::env::temp_dir().join(format!("dicesim-cores-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let platform = format!(
+        "name = \"one cpu\"\n[[device]]\nname = \"d\"\nmemory_mb = 4096\nidle_w = 1.0\n\
+         [[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ncores = {cores}\ngflops = 20.0\n\
+         serial_fraction = 0.5\nmem_gbps = 1000.0\nbusy_w = 4.0\n"
+    );
+    std::fs::write(dir.join(format!("{name}-p.toml")), platform).unwrap();
+    let text = format!(
+        "name = \"{name}\"\nseed = 2\n[model]\nzoo = \"{zoo}\"\ninput_size = 32\n\
+         [platform]\nfile = \"{name}-p.toml\"\n[mapping]\nstrategy = \"single\"\n\
+         [workload]\nframes = 4\n"
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    Scenario::load(&path).unwrap()
+}
+
+/// Splitting a 4-core CPU into a pipeline wins on throughput: with serial fraction 0.5 a
+/// segment on 2 cores runs at 1.33 / 1.6 of the whole CPU's rate, so two balanced stages
+/// on cores 0-1 and 2-3 sustain 1.6 / 1.33 / 0.5 = 1.67 times the whole CPU's frame rate
+/// (four one-core stages 2.5 times). Explore finds such a pipeline; without core sets the
+/// only mapping is the whole CPU.
+#[test]
+fn front_holds_a_pipeline_inside_one_cpu_when_it_wins() {
+    let sc = one_cpu("pipe4", "vgg16", 4);
+    let opts = ExploreOptions {
+        budget: 1500,
+        seed: 3,
+        exhaustive_limit: 0,
+        ..ExploreOptions::default()
+    };
+    let res = explore(&sc, opts, None).unwrap();
+    assert_eq!((res.units.len(), res.core_set_units), (7, 6));
+    let whole = res
+        .baselines
+        .iter()
+        .find(|b| b.kind == "single")
+        .expect("single baseline")
+        .point
+        .throughput_fps();
+    let best = res
+        .front
+        .iter()
+        .max_by(|a, b| a.throughput_fps().total_cmp(&b.throughput_fps()))
+        .unwrap();
+    let names: Vec<&str> = best
+        .part_units
+        .iter()
+        .map(|&u| res.unit_names[u].as_str())
+        .collect();
+    eprintln!(
+        "whole CPU {whole:.2} fps, best {:.2} fps on {names:?}",
+        best.throughput_fps()
+    );
+    let on_sets = names.iter().filter(|n| n.starts_with("d.cpu[")).count();
+    assert!(on_sets >= 2, "a pipeline of core sets: {names:?}");
+    assert!(best.throughput_fps() >= 1.5 * whole, "{names:?}");
+    let off = explore(
+        &sc,
+        ExploreOptions {
+            core_sets: false,
+            ..opts
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(off.front.len(), 1);
+    assert_eq!(off.front[0].throughput_fps(), whole);
+    // the same seed, the same front
+    let again = explore(&sc, opts, None).unwrap();
+    assert_eq!(output::csv(&res), output::csv(&again));
+}
+
+/// With core sets the space counts them (U units and core sets, K = whole units + the
+/// extra stages each CPU can run at once), and a space small enough to enumerate (a 2-core
+/// CPU: whole, core 0, core 1; K = 2) is searched as well as exhaustive enumeration does.
+#[test]
+fn core_set_space_is_counted_and_searched_to_the_exhaustive_front() {
+    let sc = one_cpu("pipe2", "alexnet", 2);
+    let res = explore(
+        &sc,
+        ExploreOptions {
+            budget: 200,
+            seed: 1,
+            ..ExploreOptions::default()
+        },
+        None,
+    )
+    .unwrap();
+    let nl = sc.prep.graph.layers.len() as u128;
+    // one segment on any of 3 units, or a cut and two different units
+    assert_eq!(res.space_size.exact, Some(3 + (nl - 1) * 3 * 2));
+    let e = res.exhaustive.as_ref().expect("small space enumerated");
+    assert_eq!(e.evaluated as u128, 3 + (nl - 1) * 6);
+    assert!(e.ratio >= 0.98, "ratio {}", e.ratio);
 }

@@ -1,6 +1,7 @@
 //! The search space: a mapping as contiguous segments of the topological layer order, each on
 //! one unit ([`Genome`]), and the space of such encodings for a prepared scenario ([`Space`]).
 
+use super::cores::Family;
 use crate::prepared::PreparedScenario;
 
 /// One encoding: cut positions and a unit per segment.
@@ -72,8 +73,13 @@ impl Genome {
 pub struct Space {
     /// Layers.
     pub layers: usize,
-    /// Allowed platform units.
+    /// Allowed platform units (core sets included).
     pub units: Vec<usize>,
+    /// The units that are not a core set of a CPU of the space (partitioning and placement
+    /// draw among these; all of `units` without core sets).
+    pub whole: Vec<usize>,
+    /// The CPUs whose core sets are in the space (empty without core sets).
+    pub families: Vec<Family>,
     /// Most segments.
     pub max_segments: usize,
     /// Clean cut points (few crossing tensors), ascending.
@@ -81,36 +87,90 @@ pub struct Space {
 }
 
 impl Space {
-    /// The space of `prep` over `units`.
+    /// The space of `prep` over `units`, each a unit of its own (no core allocation).
     pub fn new(prep: &PreparedScenario, units: Vec<usize>) -> Space {
         let nl = prep.graph.layers.len();
-        // tensors crossing the cut before layer i
-        let mut cross = vec![0u32; nl + 1];
-        for t in prep.graph.tensors.values() {
-            if let (Some(p), Some(&last)) = (t.producer, t.consumers.iter().max()) {
-                for c in cross.iter_mut().take(last + 1).skip(p + 1) {
-                    *c += 1;
-                }
-            }
-        }
-        let inner = || (1..nl).map(|i| cross[i]);
-        let min = inner().min().unwrap_or(0);
-        let mut clean: Vec<u32> = (1..nl as u32)
-            .filter(|&i| cross[i as usize] <= min)
-            .collect();
-        if clean.len() < 4 {
-            clean = (1..nl as u32)
-                .filter(|&i| cross[i as usize] <= min + 1)
-                .collect();
-        }
         Space {
             layers: nl,
             max_segments: units.len().min(nl.max(1)),
+            whole: units.clone(),
+            families: Vec::new(),
             units,
-            clean_cuts: clean,
+            clean_cuts: clean_cuts(prep),
         }
     }
 
+    /// The space of `prep` over `units` with core allocation: a core set of a CPU whose
+    /// whole unit is in `units` belongs to that CPU's [`Family`]. A CPU adds as many
+    /// segments to the limit as it can run at once beyond its first.
+    pub fn with_core_sets(prep: &PreparedScenario, units: Vec<usize>) -> Space {
+        let p = &prep.platform;
+        let families: Vec<Family> = (units.iter())
+            .filter_map(|&u| Family::of(p, u, &units))
+            .collect();
+        let whole: Vec<usize> = (units.iter().copied())
+            .filter(|&u| !families.iter().any(|f| f.sets.contains(&(u as u16))))
+            .collect();
+        let stages = whole.len() + families.iter().map(|f| f.stages - 1).sum::<usize>();
+        let nl = prep.graph.layers.len();
+        Space {
+            layers: nl,
+            max_segments: stages.min(nl.max(1)),
+            whole,
+            families,
+            units,
+            clean_cuts: clean_cuts(prep),
+        }
+    }
+
+    /// Whether the space allocates cores.
+    pub fn has_core_sets(&self) -> bool {
+        !self.families.is_empty()
+    }
+
+    /// The family of the CPU unit `u` runs on, if its core sets are in the space.
+    pub(crate) fn family(&self, u: u16) -> Option<&Family> {
+        self.families.iter().find(|f| f.contains(u))
+    }
+
+    /// The units a segment on `u` may move to: the whole units, then the core sets of
+    /// `u`'s CPU.
+    pub(crate) fn moves_from(&self, u: u16) -> Vec<usize> {
+        let mut v = self.whole.clone();
+        if let Some(f) = self.family(u) {
+            v.extend(f.sets.iter().map(|&s| s as usize));
+        }
+        v
+    }
+}
+
+/// The clean cut points of `prep`'s layer order: those with the fewest tensors crossing
+/// them (the minimum, or one more when that leaves fewer than 4).
+fn clean_cuts(prep: &PreparedScenario) -> Vec<u32> {
+    let nl = prep.graph.layers.len();
+    // tensors crossing the cut before layer i
+    let mut cross = vec![0u32; nl + 1];
+    for t in prep.graph.tensors.values() {
+        if let (Some(p), Some(&last)) = (t.producer, t.consumers.iter().max()) {
+            for c in cross.iter_mut().take(last + 1).skip(p + 1) {
+                *c += 1;
+            }
+        }
+    }
+    let inner = || (1..nl).map(|i| cross[i]);
+    let min = inner().min().unwrap_or(0);
+    let mut clean: Vec<u32> = (1..nl as u32)
+        .filter(|&i| cross[i as usize] <= min)
+        .collect();
+    if clean.len() < 4 {
+        clean = (1..nl as u32)
+            .filter(|&i| cross[i as usize] <= min + 1)
+            .collect();
+    }
+    clean
+}
+
+impl Space {
     /// Number of mappings in the space: exact while it fits in 128 bits, else its order of
     /// magnitude.
     pub fn size(&self) -> SpaceSize {
@@ -217,6 +277,8 @@ mod tests {
         Space {
             layers,
             units: (0..units).collect(),
+            whole: (0..units).collect(),
+            families: Vec::new(),
             max_segments: units.min(layers),
             clean_cuts: Vec::new(),
         }

@@ -78,6 +78,7 @@
 //! exhaustive front's is reported, both normalised with the bounds of their union
 //! (see [`hv`]).
 
+pub mod cores;
 mod enumerate;
 mod genome;
 pub mod hv;
@@ -100,8 +101,24 @@ use search::Search;
 pub mod tuning {
     /// Stage 1 (partitioning) runs until this share of the budget is spent [%].
     pub const PARTITIONING_END_PCT: u64 = 20;
-    /// Stage 2 (placement) runs until this share of the budget is spent [%].
+    /// Stage 2 (placement) runs until this share of the budget is spent [%] (without core
+    /// allocation).
     pub const PLACEMENT_END_PCT: u64 = 45;
+    /// With core allocation, stage 2 (placement) ends here [%]...
+    pub const PLACEMENT_END_CORES_PCT: u64 = 40;
+    /// ...and stage 3 (core allocation) here [%].
+    pub const CORE_ALLOCATION_END_PCT: u64 = 60;
+    /// With core allocation, the share of the random first population whose cores are
+    /// allocated once (see `CORE_RATE_ALLOCATION`).
+    pub const CORE_RATE_INITIAL: f64 = 0.5;
+    /// Probability that a unit variation allocates cores (resize, split, pair with a
+    /// neighbour) in the core allocation stage...
+    pub const CORE_RATE_ALLOCATION: f64 = 0.8;
+    /// ...and in the NSGA-II generations of refinement (0 in placement).
+    pub const CORE_RATE_REFINEMENT: f64 = 0.3;
+    /// Core sets tried on a CPU: aligned blocks of `cores / k` cores for `k` = 2 up to this
+    /// (where `k` divides the core count), so a CPU runs at most this many segments at once.
+    pub const MAX_CPU_STAGES: u32 = 4;
     /// Probability that an offspring is the crossover of its two parents (else a copy of the
     /// first), before mutation.
     pub const CROSSOVER_RATE: f64 = 0.7;
@@ -133,13 +150,15 @@ pub mod tuning {
     pub const ENUMERATION_CHUNK: usize = 8192;
 }
 
-/// A stage of the search.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A stage of the search (ordered as they run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
     /// NSGA-II with variation mostly on the cuts.
     Partitioning,
     /// NSGA-II with variation mostly on the units of the segments.
     Placement,
+    /// NSGA-II with variation mostly on the cores of CPU segments (core sets on).
+    CoreAllocation,
     /// Local search around the front, then NSGA-II again.
     Refinement,
     /// Enumeration of the whole space (small spaces only, after the search).
@@ -147,24 +166,45 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// The stage in which the evaluation after `spent` of `budget` falls.
-    fn at(spent: u64, budget: u64) -> Stage {
-        if spent < budget * tuning::PARTITIONING_END_PCT / 100 {
+    /// The stage in which the evaluation after `spent` of `budget` falls (`cores`: the
+    /// space allocates cores).
+    fn at(spent: u64, budget: u64, cores: bool) -> Stage {
+        let pct = |p: u64| budget * p / 100;
+        if spent < pct(tuning::PARTITIONING_END_PCT) {
             Stage::Partitioning
-        } else if spent < budget * tuning::PLACEMENT_END_PCT / 100 {
+        } else if !cores && spent < pct(tuning::PLACEMENT_END_PCT) {
             Stage::Placement
+        } else if !cores {
+            Stage::Refinement
+        } else if spent < pct(tuning::PLACEMENT_END_CORES_PCT) {
+            Stage::Placement
+        } else if spent < pct(tuning::CORE_ALLOCATION_END_PCT) {
+            Stage::CoreAllocation
         } else {
             Stage::Refinement
         }
     }
 
-    /// 1 to 4, as progress output prints it.
+    /// With core allocation, the stage a search stalled in `self` moves on to (so that a
+    /// space whose whole units allow few mappings still reaches its core sets); `None`:
+    /// the search ends.
+    fn after_stall(self, cores: bool) -> Option<Stage> {
+        match self {
+            _ if !cores => None,
+            Stage::Partitioning | Stage::Placement => Some(Stage::CoreAllocation),
+            Stage::CoreAllocation => Some(Stage::Refinement),
+            Stage::Refinement | Stage::Exhaustive => None,
+        }
+    }
+
+    /// 1 to 5 in the order they run, as progress output prints it.
     pub fn number(self) -> u8 {
         match self {
             Stage::Partitioning => 1,
             Stage::Placement => 2,
-            Stage::Refinement => 3,
-            Stage::Exhaustive => 4,
+            Stage::CoreAllocation => 3,
+            Stage::Refinement => 4,
+            Stage::Exhaustive => 5,
         }
     }
 }
@@ -223,6 +263,9 @@ pub struct ExploreOptions {
     pub population: usize,
     /// Enumerate the whole space when it has at most this many mappings (0: never).
     pub exhaustive_limit: u64,
+    /// Search the core allocation: add the core sets of every allowed CPU (see
+    /// [`cores::blocks`]) to the space (false: whole units only, as before core sets).
+    pub core_sets: bool,
 }
 
 impl Default for ExploreOptions {
@@ -232,6 +275,7 @@ impl Default for ExploreOptions {
             seed: 1,
             population: 0,
             exhaustive_limit: 1_000_000,
+            core_sets: true,
         }
     }
 }
@@ -290,8 +334,13 @@ pub struct ExploreResult {
     pub hypervolume: f64,
     /// Present when the space was small enough to enumerate.
     pub exhaustive: Option<Exhaustive>,
-    /// Allowed units.
+    /// Units of the space: the allowed units, then the core sets the search added.
     pub units: Vec<usize>,
+    /// How many of `units` are core sets the search added (0 without core allocation).
+    pub core_set_units: usize,
+    /// Full name of every platform unit index a [`Point`] may hold (`dev.cpu[0-1]` for a
+    /// core set): the platform the search ran on.
+    pub unit_names: Vec<String>,
 }
 
 /// Which platform units the search may use: the scenario's `mapping.units`, or all.
@@ -357,13 +406,20 @@ pub fn explore(
     opts: ExploreOptions,
     progress: Option<&mut dyn FnMut(Progress)>,
 ) -> Result<ExploreResult, SimError> {
-    let prep = &sc.prep;
     let units = search_units(sc)?;
-    if units.is_empty() || prep.graph.layers.is_empty() {
+    if units.is_empty() || sc.prep.graph.layers.is_empty() {
         return Err(SimError::EmptySearchSpace { what: "explore" });
     }
-    let space = Space::new(prep, units.clone());
+    let extended = opts
+        .core_sets
+        .then(|| cores::extend(&sc.prep, &units))
+        .flatten();
+    let (prep, space) = match &extended {
+        Some((ext, all)) => (ext, Space::with_core_sets(ext, all.clone())),
+        None => (&sc.prep, Space::new(&sc.prep, units.clone())),
+    };
     let space_size = space.size();
+    let space_units = space.units.clone();
     let mut s = Search::new(prep, space, opts.budget, opts.seed);
     let mut reporter = Reporter {
         callback: progress,
@@ -377,6 +433,7 @@ pub fn explore(
     s.evolve(pop, n, &mut reporter);
     reporter.report(&s, Stage::Refinement, true);
     let front = s.feasible_front(space_size)?;
+    let core_set_units = space_units.len() - units.len();
     let hypervolume = front_hypervolume(&front, &baselines);
     let exhaustive =
         (opts.exhaustive_limit > 0 && space_size.at_most(opts.exhaustive_limit)).then(|| {
@@ -391,7 +448,9 @@ pub fn explore(
         space_size,
         hypervolume,
         exhaustive,
-        units,
+        units: space_units,
+        core_set_units,
+        unit_names: prep.platform.unit_names(),
     })
 }
 

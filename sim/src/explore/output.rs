@@ -17,7 +17,7 @@ use super::{ExploreResult, Point};
 use crate::error::SimError;
 use crate::report::r6;
 use crate::scenario::Scenario;
-use crate::strategy::mapping_from_assignment;
+use dicesim_plan::mapping::Mapping;
 
 /// One output row: `kind` is `front` or a baseline name.
 #[derive(Debug, Clone)]
@@ -54,10 +54,10 @@ pub fn rows(res: &ExploreResult) -> Vec<Row<'_>> {
     v
 }
 
-fn units_label(sc: &Scenario, p: &Point) -> String {
+fn units_label(names: &[String], p: &Point) -> String {
     p.part_units
         .iter()
-        .map(|&u| sc.prep.platform.units[u].full_name.as_str())
+        .map(|&u| names[u].as_str())
         .collect::<Vec<_>>()
         .join("+")
 }
@@ -77,7 +77,7 @@ const CSV_COLUMNS: [&str; 10] = [
 ];
 
 /// One CSV record of `p`: the columns of [`CSV_COLUMNS`] after `kind` and `id`.
-fn csv_fields(sc: &Scenario, p: &Point) -> Vec<String> {
+fn csv_fields(names: &[String], p: &Point) -> Vec<String> {
     vec![
         r6(p.latency_ms()).to_string(),
         r6(p.throughput_fps()).to_string(),
@@ -86,7 +86,7 @@ fn csv_fields(sc: &Scenario, p: &Point) -> Vec<String> {
         p.feasible().to_string(),
         r6(p.overload).to_string(),
         p.partitions.to_string(),
-        units_label(sc, p),
+        units_label(names, p),
     ]
 }
 
@@ -104,10 +104,10 @@ fn csv_table(header: &[&str], mut records: impl Iterator<Item = Vec<String>>) ->
 /// `pareto.csv`: front rows then baselines; the objectives as defined in the module docs of
 /// [`super`] (latency unloaded or at the offered rate, saturated throughput, energy per
 /// frame, largest memory need).
-pub fn csv(sc: &Scenario, res: &ExploreResult) -> String {
+pub fn csv(res: &ExploreResult) -> String {
     let records = rows(res).into_iter().map(|r| {
         let mut rec = vec![r.kind.to_string(), r.id.clone()];
-        rec.extend(csv_fields(sc, r.point));
+        rec.extend(csv_fields(&res.unit_names, r.point));
         rec
     });
     csv_table(&CSV_COLUMNS, records)
@@ -115,13 +115,13 @@ pub fn csv(sc: &Scenario, res: &ExploreResult) -> String {
 
 /// `exhaustive.csv`: the exhaustive front, same columns (kind `exhaustive`, id `e<n>`), plus
 /// the cut positions.
-pub fn exhaustive_csv(sc: &Scenario, front: &[Point]) -> String {
+pub fn exhaustive_csv(res: &ExploreResult, front: &[Point]) -> String {
     let mut header = CSV_COLUMNS.to_vec();
     header.push("cuts");
     let records = front.iter().enumerate().map(|(i, p)| {
         let cuts: Vec<String> = p.genome.cuts.iter().map(|c| c.to_string()).collect();
         let mut rec = vec!["exhaustive".to_string(), format!("e{:04}", i + 1)];
-        rec.extend(csv_fields(sc, p));
+        rec.extend(csv_fields(&res.unit_names, p));
         rec.push(cuts.join("+"));
         rec
     });
@@ -176,7 +176,7 @@ pub fn knee(front: &[Point]) -> Option<usize> {
 }
 
 /// One row of the stdout table.
-fn summary_row(s: &mut String, sc: &Scenario, label: &str, id: &str, p: &Point) {
+fn summary_row(s: &mut String, names: &[String], label: &str, id: &str, p: &Point) {
     let _ = writeln!(
         s,
         "{:17} {:>8} {:>12} {:>11} {:>12} {:>11} {:>5} {:>5}  {}",
@@ -188,17 +188,26 @@ fn summary_row(s: &mut String, sc: &Scenario, label: &str, id: &str, p: &Point) 
         r6(p.max_memory_mb()),
         if p.feasible() { "yes" } else { "NO" },
         p.partitions,
-        units_label(sc, p)
+        units_label(names, p)
     );
+}
+
+/// `6 units`, or `6 units and 23 core sets` with core allocation.
+fn units_count(res: &ExploreResult) -> String {
+    let whole = res.units.len() - res.core_set_units;
+    match res.core_set_units {
+        0 => format!("{whole} units"),
+        c => format!("{whole} units and {c} core sets"),
+    }
 }
 
 /// The header lines of the stdout summary.
 fn summary_header(s: &mut String, sc: &Scenario, res: &ExploreResult) {
     let _ = writeln!(
         s,
-        "explore {}: {} units, space of {} mappings, {} evaluations ({} duplicates from the cache)",
+        "explore {}: {}, space of {} mappings, {} evaluations ({} duplicates from the cache)",
         sc.name,
-        res.units.len(),
+        units_count(res),
         res.space_size,
         res.evaluations,
         res.cache_hits
@@ -236,10 +245,16 @@ pub fn summary(sc: &Scenario, res: &ExploreResult, dir: &Path) -> String {
         picks.push(("knee", k));
     }
     for (label, i) in picks {
-        summary_row(&mut s, sc, label, &rows[i].id, rows[i].point);
+        summary_row(&mut s, &res.unit_names, label, &rows[i].id, rows[i].point);
     }
     for r in rows.iter().filter(|r| r.kind != "front") {
-        summary_row(&mut s, sc, &format!("baseline {}", r.kind), &r.id, r.point);
+        summary_row(
+            &mut s,
+            &res.unit_names,
+            &format!("baseline {}", r.kind),
+            &r.id,
+            r.point,
+        );
     }
     let _ = writeln!(
         s,
@@ -251,6 +266,25 @@ pub fn summary(sc: &Scenario, res: &ExploreResult, dir: &Path) -> String {
             .display()
     );
     s
+}
+
+/// The mapping of a unit index per layer, the units named by `names` (the search's
+/// platform, core sets included), in order of first use.
+fn mapping_of(names: &[String], assign: &[usize]) -> Mapping {
+    let mut used: Vec<usize> = Vec::new();
+    let layer_unit = (assign.iter())
+        .map(|&u| match used.iter().position(|&x| x == u) {
+            Some(i) => i,
+            None => {
+                used.push(u);
+                used.len() - 1
+            }
+        })
+        .collect();
+    Mapping {
+        units: used.iter().map(|&u| names[u].clone()).collect(),
+        layer_unit,
+    }
 }
 
 /// What `summary.json` records about the invocation besides the results.
@@ -276,6 +310,7 @@ pub fn summary_json(sc: &Scenario, res: &ExploreResult, inv: Invocation) -> Stri
         "evaluations": res.evaluations,
         "cache_hits": res.cache_hits,
         "space_size": res.space_size.to_string(),
+        "core_set_units": res.core_set_units,
         "front_size": res.front.len(),
         "hypervolume": res.hypervolume,
         "exhaustive": res.exhaustive.as_ref().map(|e| serde_json::json!({
@@ -381,7 +416,7 @@ pub fn write_all(
     let rows = rows(res);
     for r in &rows {
         let assign = r.point.genome.assignment(nl);
-        let m = mapping_from_assignment(&sc.prep, &assign);
+        let m = mapping_of(&res.unit_names, &assign);
         write(
             &dir.join("mappings").join(format!("{}.toml", r.id)),
             &m.to_toml(&sc.prep.graph),
@@ -391,9 +426,9 @@ pub fn write_all(
             &bundle::run_scenario_text(sc, &copies, &r.id)?,
         )?;
     }
-    write(&dir.join("pareto.csv"), &csv(sc, res))?;
+    write(&dir.join("pareto.csv"), &csv(res))?;
     if let Some(e) = &res.exhaustive {
-        write(&dir.join("exhaustive.csv"), &exhaustive_csv(sc, &e.front))?;
+        write(&dir.join("exhaustive.csv"), &exhaustive_csv(res, &e.front))?;
     }
     write(&dir.join("pareto.svg"), &plot::svg(sc, res, &rows))?;
     write(&dir.join("summary.json"), &summary_json(sc, res, inv))?;

@@ -8,8 +8,8 @@ use rayon::prelude::*;
 
 use super::nsga::{crowding, dominates, select, sort_front, tournament};
 use super::tuning::{
-    BASELINE_SHARE_PCT, CROSSOVER_RATE, STALL_GENERATIONS, STRUCTURAL_RATE_LATER,
-    STRUCTURAL_RATE_PARTITIONING,
+    BASELINE_SHARE_PCT, CORE_RATE_ALLOCATION, CORE_RATE_INITIAL, CORE_RATE_REFINEMENT,
+    CROSSOVER_RATE, STALL_GENERATIONS, STRUCTURAL_RATE_LATER, STRUCTURAL_RATE_PARTITIONING,
 };
 use super::variation::neighbours;
 use super::{Baseline, Genome, Point, Reporter, Space, SpaceSize, Stage};
@@ -286,20 +286,40 @@ impl Search<'_> {
     /// Evaluates `n` random encodings and selects the first population from everything
     /// evaluated so far (baselines included).
     pub(crate) fn initial_population(&mut self, n: usize) -> Population {
-        let init: Vec<Genome> = (0..n).map(|_| self.random_genome()).collect();
+        let init: Vec<Genome> = (0..n).map(|_| self.random_initial()).collect();
         self.eval_batch(init, false);
         let all: Vec<usize> = (0..self.points.len()).collect();
         select(&self.points, &all, n)
     }
 
+    /// A random encoding; with core sets, its cores allocated once in a share
+    /// [`CORE_RATE_INITIAL`] of draws.
+    fn random_initial(&mut self) -> Genome {
+        let g = self.random_genome();
+        if self.space.has_core_sets() && self.rng.next_f64() < CORE_RATE_INITIAL {
+            return self.mutate_cores(&g);
+        }
+        g
+    }
+
     /// Spends the budget: generations of population size `n` until the budget is spent or
-    /// nothing new was evaluated for [`STALL_GENERATIONS`] generations.
+    /// nothing new was evaluated for [`STALL_GENERATIONS`] generations (with core sets, a
+    /// stalled stage moves on to the next one first: [`Stage::after_stall`]).
     pub(crate) fn evolve(&mut self, mut pop: Population, n: usize, reporter: &mut Reporter<'_>) {
         let mut stalled = 0;
         let mut refined: HashSet<usize> = HashSet::new();
-        while self.spent() < self.budget && stalled < STALL_GENERATIONS {
+        let cores = self.space.has_core_sets();
+        let mut floor = Stage::Partitioning;
+        while self.spent() < self.budget {
+            let stage = Stage::at(self.spent(), self.budget, cores).max(floor);
+            if stalled >= STALL_GENERATIONS {
+                match stage.after_stall(cores) {
+                    Some(next) => (floor, stalled) = (next, 0),
+                    None => break,
+                }
+                continue;
+            }
             let before = self.spent();
-            let stage = Stage::at(self.spent(), self.budget);
             let mut batch = Vec::new();
             if stage == Stage::Refinement {
                 batch = self.refinement_batch(n, &mut refined);
@@ -348,8 +368,9 @@ impl Search<'_> {
     }
 
     /// One NSGA-II generation of `n` offspring: binary tournaments on (rank, crowding),
-    /// crossover, mutation, acting on the cut structure mostly in the partitioning stage and
-    /// on the units mostly afterwards.
+    /// crossover, mutation, acting on the cut structure mostly in the partitioning stage,
+    /// on the units mostly afterwards, and there on the cores of CPU segments mostly in the
+    /// core allocation stage.
     fn generation(&mut self, pop: &Population, n: usize, stage: Stage) -> Vec<Genome> {
         let structural = if stage == Stage::Partitioning {
             STRUCTURAL_RATE_PARTITIONING
@@ -374,8 +395,13 @@ impl Search<'_> {
             } else {
                 ga
             };
+            // no draw without core sets: the same seed gives the same search as before
+            let cores =
+                !structure && self.space.has_core_sets() && self.rng.next_f64() < core_rate(stage);
             batch.push(if structure {
                 self.mutate_structure(&child)
+            } else if cores {
+                self.mutate_cores(&child)
             } else {
                 self.mutate_units(&child)
             });
@@ -406,6 +432,15 @@ impl Search<'_> {
             space_size,
             least * 100.0
         )))
+    }
+}
+
+/// Probability that a unit variation of `stage` allocates cores (with core sets).
+fn core_rate(stage: Stage) -> f64 {
+    match stage {
+        Stage::CoreAllocation => CORE_RATE_ALLOCATION,
+        Stage::Refinement => CORE_RATE_REFINEMENT,
+        _ => 0.0,
     }
 }
 

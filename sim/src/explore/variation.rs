@@ -1,6 +1,8 @@
 //! Variation: random encodings, mutation and crossover of the cut structure and of the
-//! units, and the local neighbours refinement tries. Every random choice comes from the
-//! search's seeded generator, in a fixed order.
+//! units, core allocation on CPU segments, and the local neighbours refinement tries. Every
+//! random choice comes from the search's seeded generator, in a fixed order. Random units
+//! are drawn among the whole units ([`super::Space::whole`]); core sets enter through
+//! [`Search::mutate_cores`], crossover and refinement.
 
 use super::search::Search;
 use super::tuning::{CLEAN_BIAS, MAX_SHIFT};
@@ -8,13 +10,13 @@ use super::Genome;
 
 impl Search<'_> {
     fn unit(&mut self) -> u16 {
-        self.space.units[self.rng.below(self.space.units.len() as u64) as usize] as u16
+        self.space.whole[self.rng.below(self.space.whole.len() as u64) as usize] as u16
     }
 
     fn unit_except(&mut self, a: Option<u16>, b: Option<u16>) -> u16 {
         let cands: Vec<u16> = self
             .space
-            .units
+            .whole
             .iter()
             .map(|&u| u as u16)
             .filter(|&u| Some(u) != a && Some(u) != b)
@@ -35,7 +37,8 @@ impl Search<'_> {
     }
 
     pub(crate) fn random_genome(&mut self) -> Genome {
-        let k = 1 + self.rng.below(self.space.max_segments as u64) as usize;
+        let most = self.space.whole.len().min(self.space.max_segments);
+        let k = 1 + self.rng.below(most as u64) as usize;
         let mut cuts: Vec<u32> = if self.space.layers > 1 {
             (1..k).map(|_| self.cut_point()).collect()
         } else {
@@ -140,7 +143,7 @@ impl Search<'_> {
                 let dev = self.prep.platform.units[u].device;
                 let other: Vec<usize> = self
                     .space
-                    .units
+                    .whole
                     .iter()
                     .copied()
                     .filter(|&v| v != u && self.prep.platform.units[v].device == dev)
@@ -157,6 +160,90 @@ impl Search<'_> {
             }
         }
         self.fit(g)
+    }
+
+    /// Core allocation on a segment that runs on a CPU of the space: move it to another
+    /// core set of the CPU or back to the whole CPU, split it in two on disjoint core sets
+    /// (a pipeline inside the CPU), or give a neighbour the cores it does not use. Without
+    /// such a segment, a unit mutation.
+    pub(crate) fn mutate_cores(&mut self, g: &Genome) -> Genome {
+        let on_cpu: Vec<(usize, usize)> = (0..g.units.len())
+            .filter_map(|s| self.family_index(g.units[s]).map(|f| (s, f)))
+            .collect();
+        if on_cpu.is_empty() {
+            return self.mutate_units(g);
+        }
+        let (s, f) = on_cpu[self.rng.below(on_cpu.len() as u64) as usize];
+        let mut g = g.clone();
+        let op = self.rng.below(3);
+        let pairs = !self.space.families[f].disjoint.is_empty();
+        if op == 1 && pairs && self.split(&mut g, s, f) {
+            // split done
+        } else if op != 0 && pairs && g.units.len() >= 2 {
+            self.share(&mut g, s, f);
+        } else {
+            self.resize(&mut g, s, f);
+        }
+        self.fit(g)
+    }
+
+    fn family_index(&self, u: u16) -> Option<usize> {
+        self.space.families.iter().position(|f| f.contains(u))
+    }
+
+    /// Segment `s` on another core set of CPU family `f`, or on the whole CPU.
+    fn resize(&mut self, g: &mut Genome, s: usize, f: usize) {
+        let fam = &self.space.families[f];
+        let options: Vec<u16> = std::iter::once(fam.cpu)
+            .chain(fam.sets.iter().copied())
+            .filter(|&u| u != g.units[s])
+            .collect();
+        g.units[s] = options[self.rng.below(options.len() as u64) as usize];
+    }
+
+    /// Segment `s` cut in two (a clean cut inside it when there is one, mostly) on a
+    /// disjoint pair of core sets of family `f`; false when it has one layer or the genome
+    /// has the most segments.
+    fn split(&mut self, g: &mut Genome, s: usize, f: usize) -> bool {
+        let start = if s == 0 { 0 } else { g.cuts[s - 1] };
+        let end = g.cuts.get(s).copied().unwrap_or(self.space.layers as u32);
+        if end - start < 2 || g.units.len() >= self.space.max_segments {
+            return false;
+        }
+        let clean: Vec<u32> = (self.space.clean_cuts.iter().copied())
+            .filter(|&c| c > start && c < end)
+            .collect();
+        let c = if !clean.is_empty() && self.rng.next_f64() < CLEAN_BIAS {
+            clean[self.rng.below(clean.len() as u64) as usize]
+        } else {
+            start + 1 + self.rng.below(u64::from(end - start - 1)) as u32
+        };
+        let pairs = &self.space.families[f].disjoint;
+        let (a, b) = pairs[self.rng.below(pairs.len() as u64) as usize];
+        g.cuts.insert(s, c);
+        g.units[s] = a;
+        g.units.insert(s + 1, b);
+        true
+    }
+
+    /// Segment `s` and a neighbour on a disjoint pair of core sets of family `f`: `s` keeps
+    /// its core set when it has one and the neighbour takes cores it leaves free.
+    fn share(&mut self, g: &mut Genome, s: usize, f: usize) {
+        let n = g.units.len();
+        let t = match s {
+            0 => 1,
+            _ if s == n - 1 => s - 1,
+            _ if self.rng.below(2) == 0 => s - 1,
+            _ => s + 1,
+        };
+        let all = &self.space.families[f].disjoint;
+        let keep: Vec<(u16, u16)> = (all.iter().copied())
+            .filter(|&(a, _)| a == g.units[s])
+            .collect();
+        let pairs = if keep.is_empty() { all.clone() } else { keep };
+        let (a, b) = pairs[self.rng.below(pairs.len() as u64) as usize];
+        g.units[s] = a;
+        g.units[t] = b;
     }
 
     pub(crate) fn crossover_structure(&mut self, a: &Genome, b: &Genome) -> Genome {
@@ -240,7 +327,7 @@ pub(crate) fn neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
             h.units.swap(a, b);
             push(h);
         }
-        for &u in &s.space.units {
+        for u in s.space.moves_from(g.units[a]) {
             if u as u16 != g.units[a] {
                 let mut h = g.clone();
                 h.units[a] = u as u16;
