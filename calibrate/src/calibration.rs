@@ -110,7 +110,7 @@ fn first_unit_on(rig: &Rig, device: usize) -> String {
         .iter()
         .zip(&prep.part_device)
         .find(|(_, &pd)| pd == device)
-        .map(|(p, _)| p.unit.clone())
+        .and_then(|(p, _)| dicesim_hil::cores::whole_unit(&prep.scenario.prep.platform, &p.unit))
         .unwrap_or_default()
 }
 

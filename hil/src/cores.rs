@@ -77,6 +77,11 @@ pub fn share(pf: &Platform, place: &Placement, host_gflops: f64) -> f64 {
     speed(pf, place) / host_gflops.max(1e-9)
 }
 
+/// The full name of the physical unit that `name` (core set or not) runs on.
+pub fn whole_unit(pf: &Platform, name: &str) -> Option<String> {
+    resolve(pf, name).map(|p| pf.units[p.unit].full_name.clone())
+}
+
 /// The device index of the unit named `name`, core set or not.
 pub fn device_of(pf: &Platform, name: &str) -> Option<usize> {
     resolve(pf, name).map(|p| p.device)

@@ -354,7 +354,7 @@ pub struct RigDevice {
     pub cpu: Option<usize>,
     /// Its host CPUs: its core `i` runs on `cpus[i % len]` (empty without root).
     pub cpus: Vec<usize>,
-    /// The pacing factor of its first partition (1: none).
+    /// The pacing factor of its first partition's whole unit, all cores (1: none).
     pub pace: f64,
     netns: Option<String>,
 }

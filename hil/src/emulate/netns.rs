@@ -66,7 +66,8 @@ impl Host for Namespaces {
 struct Scaling {
     host_gflops: f64,
     layout: Layout,
-    /// Device -> the pacing factor of its first partition (what calibration profiles with).
+    /// Device -> the pacing factor of its first partition's whole unit (what calibration
+    /// profiles with).
     pace: BTreeMap<usize, f64>,
 }
 
@@ -84,9 +85,12 @@ impl Scaling {
             .collect();
         let layout = layout(&cpus(), &demands);
         let mut pace = BTreeMap::new();
-        for d in demands.iter().rev() {
-            // >= 1 exactly: D is rounded up and at least every share
-            pace.insert(d.device, (layout.dilation / d.share.max(1e-9)).max(1.0));
+        for pl in prep.part_place.iter().rev() {
+            // the whole unit's: calibration profiles (and the simulator reads) a unit's
+            // profile as run on all its cores, core sets scaled from it; at least 1 (a unit
+            // only ever used by core sets may be faster than D)
+            let whole = pf.units[pl.unit].gflops / host_gflops.max(1e-9);
+            pace.insert(pl.device, (layout.dilation / whole.max(1e-9)).max(1.0));
         }
         Ok(Scaling {
             host_gflops,
