@@ -4,11 +4,14 @@
 //!
 //! ```text
 //! cargo run --release -p dicesim-sim --example explore_scale -- SCENARIO.toml \
-//!     [--budget 25000] [--seeds 1,2,3] [--reference 1000000] [--reference-seeds 1,2]
+//!     [--budget 25000] [--seeds 1,2,3] [--reference 1000000] [--reference-seeds 1,2] \
+//!     [--core-sets on|off|both]
 //! ```
 //! Prints one line per run (seed, evaluations, seconds, front size, ratio to the reference).
 //! The reference is the union of the fronts of `--reference-seeds` runs of `--reference`
-//! evaluations (0: no reference, timings only).
+//! evaluations (0: no reference, timings only). `--core-sets both` runs each seed with and
+//! without core allocation and prints both fronts' hypervolumes normalised by the bounds of
+//! their union (the reference runs use core sets unless `off`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,6 +27,15 @@ struct Args {
     reference: u64,
     reference_seeds: Vec<u64>,
     reference_file: Option<PathBuf>,
+    core_sets: CoreSets,
+}
+
+/// Which searches `--core-sets` asks for.
+#[derive(Clone, Copy, PartialEq)]
+enum CoreSets {
+    On,
+    Off,
+    Both,
 }
 
 fn parse() -> Result<Args, String> {
@@ -34,6 +46,7 @@ fn parse() -> Result<Args, String> {
         reference: 0,
         reference_seeds: vec![1, 2],
         reference_file: None,
+        core_sets: CoreSets::On,
     };
     let mut it = std::env::args().skip(1);
     let seeds = |s: String| -> Result<Vec<u64>, String> {
@@ -49,6 +62,14 @@ fn parse() -> Result<Args, String> {
             "--reference" => a.reference = val()?.parse().map_err(|_| "bad --reference")?,
             "--reference-seeds" => a.reference_seeds = seeds(val()?)?,
             "--reference-file" => a.reference_file = Some(PathBuf::from(val()?)),
+            "--core-sets" => {
+                a.core_sets = match val()?.as_str() {
+                    "on" => CoreSets::On,
+                    "off" => CoreSets::Off,
+                    "both" => CoreSets::Both,
+                    v => return Err(format!("--core-sets {v}: expected on, off or both")),
+                }
+            }
             s if !s.starts_with("--") => a.scenario = PathBuf::from(s),
             _ => return Err(format!("unknown option {k}")),
         }
@@ -59,11 +80,12 @@ fn parse() -> Result<Args, String> {
     Ok(a)
 }
 
-fn run(sc: &Scenario, budget: u64, seed: u64) -> (Vec<Point>, u64, f64) {
+fn run(sc: &Scenario, budget: u64, seed: u64, core_sets: bool) -> (Vec<Point>, u64, f64) {
     let opts = ExploreOptions {
         budget,
         seed,
         exhaustive_limit: 0,
+        core_sets,
         ..ExploreOptions::default()
     };
     let t = Instant::now();
@@ -102,7 +124,7 @@ fn reference_front(sc: &Scenario, a: &Args) -> Vec<[f64; 4]> {
             .collect();
     }
     let fronts = a.reference_seeds.iter().map(|&s| {
-        let (f, n, secs) = run(sc, a.reference, s);
+        let (f, n, secs) = run(sc, a.reference, s, a.core_sets != CoreSets::Off);
         println!(
             "reference seed {s}: {n} evaluations in {secs:.1} s, front {}",
             f.len()
@@ -131,7 +153,11 @@ fn main() {
     });
     let reference = (a.reference > 0).then(|| reference_front(&sc, &a));
     for &seed in &a.seeds {
-        let (f, n, secs) = run(&sc, a.budget, seed);
+        if a.core_sets == CoreSets::Both {
+            compare(&sc, a.budget, seed);
+            continue;
+        }
+        let (f, n, secs) = run(&sc, a.budget, seed, a.core_sets == CoreSets::On);
         let r = reference.as_ref().map_or(String::new(), |rf| {
             format!(", hypervolume ratio {:.4}", ratio(&f, rf))
         });
@@ -141,4 +167,21 @@ fn main() {
             f.len()
         );
     }
+}
+
+/// One seed with and without core sets: times, front sizes, and each front's hypervolume
+/// normalised by the bounds of both fronts.
+fn compare(sc: &Scenario, budget: u64, seed: u64) {
+    let (on, n_on, s_on) = run(sc, budget, seed, true);
+    let (off, n_off, s_off) = run(sc, budget, seed, false);
+    let b = Bounds::of(on.iter().chain(&off).map(|p| &p.obj)).expect("non-empty");
+    let hv = |f: &[Point]| b.hypervolume(f.iter().map(|p| &p.obj));
+    println!(
+        "seed {seed}: core sets {n_on} evaluations in {s_on:.2} s, front {}, hypervolume {:.4}; \
+         whole units {n_off} evaluations in {s_off:.2} s, front {}, hypervolume {:.4}",
+        on.len(),
+        hv(&on),
+        off.len(),
+        hv(&off)
+    );
 }

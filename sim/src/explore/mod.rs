@@ -32,6 +32,17 @@
 //! `sum_{k=1..K} C(L-1, k-1) * U * (U-1)^(k-1)` mappings for `L` layers and `U` units;
 //! exhaustive enumeration (below) enumerates exactly this space.
 //!
+//! **Core sets** (on by default, [`ExploreOptions::core_sets`], `--no-core-sets` off): every
+//! allowed CPU unit of `c > 1` cores adds its aligned blocks of `c/2`, `c/3` and `c/4`
+//! cores where they divide `c` ([`cores::blocks`]: 4 cores give `[0-1]`, `[2-3]`, `[0]` ..
+//! `[3]`; 6 cores `[0-2]`, `[3-5]`, `[0-1]`, `[2-3]`, `[4-5]`) to the units, each a unit of
+//! its own with fewer threads; neighbouring segments on disjoint core sets of one CPU run
+//! at the same time (a pipeline inside the device), on overlapping ones in turns. `U` then
+//! counts the core sets too, and `K` = the whole units + for each CPU the segments beyond
+//! one it can run at once (3 for a 4-core CPU), so the formula above (and the enumeration)
+//! still describe the space. Without core sets the search is the same, draw for draw, as
+//! before they existed.
+//!
 //! Cut points are not all alike: a cut inside a residual block or Inception module sends
 //! several tensors (the branch and the skip). For every position the number of tensors
 //! crossing it is counted; the **clean** cut points are those with the fewest crossing
@@ -39,19 +50,37 @@
 //!
 //! # Stages (one budget)
 //!
-//! 1. **Partitioning** (first 30% of the budget, [`tuning::PARTITIONING_END_PCT`]): NSGA-II whose variation acts mostly on the
+//! Stages 1 and 2 draw units among the whole units only, so they search as without core
+//! sets; core sets come in through stage 3, the first population (half of its random
+//! mappings get one core allocation move), crossover and refinement.
+//!
+//! 1. **Partitioning** (first 20% of the budget, [`tuning::PARTITIONING_END_PCT`]): NSGA-II whose variation acts mostly on the
 //!    cut structure: add a cut (85% at a clean point), remove one, move one to another clean
 //!    point, paint a range between two clean points with another unit (offloading a block:
 //!    `A-B-A`), one-point crossover at a clean point. The initial population is random
 //!    structures plus every baseline (below), so the front dominates or equals each baseline
 //!    by construction.
-//! 2. **Placement** (up to 60%, [`tuning::PLACEMENT_END_PCT`]): the same NSGA-II, variation mostly on the units of fixed
-//!    segments: change one segment's unit, swap two segments' units, swap cpu/gpu on a device,
-//!    uniform crossover of the unit lists.
-//! 3. **Refinement** (the rest): local search around the current front: move a boundary by
-//!    1 to 3 layers (to any position), to any clean point, shift an inner segment by 1 to 3 layers, swap two partitions' units, put one partition on each
-//!    other unit. Front members are refined extremes first (largest crowding distance), each
-//!    once. When no untried neighbour is left, NSGA-II generations resume.
+//! 2. **Placement** (up to 45%, [`tuning::PLACEMENT_END_PCT`]; 40% with core sets,
+//!    [`tuning::PLACEMENT_END_CORES_PCT`]): the same NSGA-II, variation mostly on the units
+//!    of fixed segments: change one segment's unit, swap two segments' units, swap cpu/gpu
+//!    on a device, uniform crossover of the unit lists.
+//! 3. **Core allocation** (with core sets only, up to 60%,
+//!    [`tuning::CORE_ALLOCATION_END_PCT`]): the same NSGA-II, unit variation mostly
+//!    ([`tuning::CORE_RATE_ALLOCATION`]) on a segment running on a CPU: move it to another
+//!    core set of the CPU or back to the whole CPU (its core count), split it in two at a
+//!    (mostly clean) cut onto two disjoint core sets (a two-stage pipeline inside the CPU),
+//!    or put a neighbouring segment on the cores it leaves free.
+//! 4. **Refinement** (the rest): local search around the current front: move a boundary by
+//!    1 to 3 layers (to any position), to any clean point, shift an inner segment by 1 to 3
+//!    layers, swap two partitions' units, put one partition on each other whole unit and on
+//!    each core set of its CPU. Front members are refined extremes first (largest crowding
+//!    distance), each once. When no untried neighbour is left, NSGA-II generations resume
+//!    (with core sets, a share [`tuning::CORE_RATE_REFINEMENT`] of their unit variation
+//!    allocates cores).
+//!
+//! A stage that evaluates nothing new for [`tuning::STALL_GENERATIONS`] generations ends
+//! the search; with core sets it first hands over to core allocation, then to refinement
+//! (one CPU alone has a single whole-unit mapping, all its other mappings use core sets).
 //!
 //! Every evaluation of a new assignment counts once against `--budget`, baselines included.
 //! Evaluated encodings are cached by value (a hash map): a duplicate costs nothing and is not
@@ -66,6 +95,7 @@
 //! (Neurosurgeon style), the best by latency (ties: energy) among those that fit; when every
 //! cut times every pair is more than [`tuning::BASELINE_SHARE_PCT`] of the budget, a sample of
 //! that size (cut points spread over the clean ones, pairs among the fastest units first).
+//! They use whole units only (core sets or not, the same baselines).
 //! All of them are in the encoding space and are evaluated (and counted) before the search;
 //! with the single-unit mappings they use about a fifth of the budget plus one evaluation
 //! per unit, so `--budget` holds on any platform (it is exceeded only when the units alone
