@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod commands;
+pub mod device;
 pub mod infer;
 pub mod npy;
 pub mod verify;

@@ -223,6 +223,37 @@ enum Cmd {
     },
     /// List the built-in engine and the backend plugins, and whether each is usable here
     Backends,
+    /// Device models: fit a device file to measured latencies
+    Device {
+        #[command(subcommand)]
+        cmd: DeviceCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    /// Fit a device file's units to measured whole-model latencies (CSV with columns
+    /// board_id, unit, threads, precision, model, input, latency_ms), printing each row's
+    /// error and the leave-one-model-out cross-validation
+    Fit {
+        /// Measured rows (e.g. shared/hardware/ncnn-published.csv)
+        measured: PathBuf,
+        /// The board whose rows are fitted (the `board_id` column)
+        #[arg(long, required_unless_present = "library", conflicts_with = "library")]
+        board: Option<String>,
+        /// Device file written (with --board); with --library, the folder written
+        /// [default with --library: the library, in place]
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Device file supplying what the rows do not determine (memory, power, units not
+        /// measured) and the starting figures [default: none, generic figures]
+        #[arg(long, conflicts_with = "library")]
+        base: Option<PathBuf>,
+        /// Fit every board of the rows that has a device file in this folder, jointly (the
+        /// units of one kind share their class figures) [default: none]
+        #[arg(long)]
+        library: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -279,6 +310,16 @@ fn parse_shapes(a: &ShapeArgs) -> Result<InputShapes> {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Zoo { cmd } => zoo(cmd),
+        Cmd::Device {
+            cmd:
+                DeviceCmd::Fit {
+                    measured,
+                    board,
+                    out,
+                    base,
+                    library,
+                },
+        } => device_fit(measured, board, out, base, library),
         Cmd::Inspect {
             model,
             json,
@@ -366,6 +407,26 @@ fn size_thread_pool(threads: Option<usize>) -> Result<()> {
             .context("--threads: setting up the thread pool")?;
     }
     Ok(())
+}
+
+fn device_fit(
+    measured: PathBuf,
+    board: Option<String>,
+    out: Option<PathBuf>,
+    base: Option<PathBuf>,
+    library: Option<PathBuf>,
+) -> Result<()> {
+    use dicesim::device::FitTarget;
+    let target = match (board, library) {
+        (Some(board), None) => FitTarget::Board {
+            board,
+            out: out.ok_or_else(|| anyhow!("--board needs --out DEVICE.toml"))?,
+            base,
+        },
+        (None, Some(dir)) => FitTarget::Library { dir, out },
+        _ => bail!("give --board ID --out FILE, or --library DIR"),
+    };
+    dicesim::device::fit(&measured, &target)
 }
 
 fn zoo(cmd: ZooCmd) -> Result<()> {

@@ -631,13 +631,14 @@ impl Analysis {
     ) -> Model {
         let used: HashSet<&String> = self.layer_consts.iter().flatten().collect();
         self.consts.retain(|k, _| used.contains(k));
-        let graph = Graph {
+        let mut graph = Graph {
             name: name.to_string(),
             layers: self.layers,
             tensors: self.tensors,
             inputs,
             outputs,
         };
+        crate::opclass::mark_fusable(&mut graph);
         Model {
             proto,
             graph,

@@ -25,7 +25,11 @@ pub enum OpClass {
     Fc,
     /// Pooling (local or global) and reductions.
     Pool,
-    /// Element-wise operators, activations and normalisations.
+    /// An activation or normalisation right after a convolution, a fully connected layer or
+    /// another such layer, whose input feeds nothing else: what engines fuse into the layer
+    /// before (ncnn and ONNX Runtime fuse Conv + BatchNormalization + Relu).
+    Activation,
+    /// Element-wise operators, activations and normalisations that cannot be fused.
     Eltwise,
     /// Data movement: concat, reshape, transpose, slice, pad, ...
     Copy,
@@ -33,7 +37,7 @@ pub enum OpClass {
 
 impl OpClass {
     /// Every class, in a fixed order.
-    pub const ALL: [OpClass; 9] = [
+    pub const ALL: [OpClass; 10] = [
         OpClass::Conv3x3s1,
         OpClass::Conv1x1,
         OpClass::Conv,
@@ -41,6 +45,7 @@ impl OpClass {
         OpClass::Grouped,
         OpClass::Fc,
         OpClass::Pool,
+        OpClass::Activation,
         OpClass::Eltwise,
         OpClass::Copy,
     ];
@@ -55,6 +60,7 @@ impl OpClass {
             OpClass::Grouped => "grouped",
             OpClass::Fc => "fc",
             OpClass::Pool => "pool",
+            OpClass::Activation => "activation",
             OpClass::Eltwise => "eltwise",
             OpClass::Copy => "copy",
         }
@@ -104,5 +110,50 @@ fn conv_class(a: &Attrs, ins: &[Option<In>]) -> OpClass {
         OpClass::Conv3x3s1
     } else {
         OpClass::Conv
+    }
+}
+
+/// Operators an engine can fuse into the convolution or matrix product before them.
+const FUSABLE: &[&str] = &[
+    "BatchNormalization",
+    "Relu",
+    "Clip",
+    "LeakyRelu",
+    "PRelu",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "Tanh",
+    "Elu",
+    "Selu",
+];
+
+/// Marks as [`OpClass::Activation`] the element-wise layers of `graph` that follow a
+/// convolution, a fully connected layer or another such activation, and whose input no other
+/// layer reads (a chain an engine fuses into one kernel).
+pub fn mark_fusable(graph: &mut crate::graph::Graph) {
+    for i in 0..graph.layers.len() {
+        let l = &graph.layers[i];
+        if l.class != OpClass::Eltwise || !FUSABLE.contains(&l.op.as_str()) || l.inputs.len() != 1 {
+            continue;
+        }
+        let Some(t) = graph.tensors.get(&l.inputs[0]) else {
+            continue;
+        };
+        let fusable_producer = t.producer.is_some_and(|p| {
+            matches!(
+                graph.layers[p].class,
+                OpClass::Conv3x3s1
+                    | OpClass::Conv1x1
+                    | OpClass::Conv
+                    | OpClass::Depthwise
+                    | OpClass::Grouped
+                    | OpClass::Fc
+                    | OpClass::Activation
+            )
+        });
+        if fusable_producer && t.consumers.len() == 1 && !graph.outputs.contains(&l.inputs[0]) {
+            graph.layers[i].class = OpClass::Activation;
+        }
     }
 }

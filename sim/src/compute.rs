@@ -14,6 +14,10 @@
 //!   the unit, or the default of [`default_serial_fraction`]): one thread runs at
 //!   `gflops_c / S_c(n)`, all `n` cores at `gflops_c`;
 //! - `mem_c` is the class's memory bandwidth (`[unit.classes.<c>] mem_gbps`) or the unit's;
+//! - a class with a `tile` computes its output in `tile x tile` tiles: `F` counts the padded
+//!   output (see [`tile_padding`]);
+//! - a class marked `fused` (the engine fuses such layers into the layer before them, as
+//!   ncnn does with batch normalisation and activations after a convolution) takes no time;
 //! - a measured per-layer profile, when the unit has one, replaces all of this for the
 //!   layers it lists (it was measured with all cores).
 //!
@@ -26,15 +30,26 @@ use crate::kernel::Time;
 use crate::platform::Unit;
 
 /// Figures of one operator class on one unit (each optional: the unit's figure applies).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassFigures {
     /// All-core compute rate for this class [GFLOP/s].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gflops: Option<f64>,
     /// Memory bandwidth this class reaches [GB/s].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mem_gbps: Option<f64>,
     /// Serial fraction of the thread scaling (0: perfect scaling, 1: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub serial_fraction: Option<f64>,
+    /// The engine fuses layers of this class into the layer before: they take no time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fused: Option<bool>,
+    /// Output tile edge [pixels]: the engine computes the output in `tile x tile` tiles, so a
+    /// map of `h x w` costs as much as `ceil(h / tile) x ceil(w / tile)` whole tiles
+    /// (Winograd F(6x6, 3x3) on ncnn's CPUs: 6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tile: Option<u32>,
 }
 
 /// Serial fraction used when neither the class nor the unit gives one: convolutions and
@@ -45,7 +60,7 @@ pub fn default_serial_fraction(c: OpClass) -> f64 {
         OpClass::Conv3x3s1 | OpClass::Conv | OpClass::Conv1x1 => 0.05,
         OpClass::Grouped | OpClass::Fc => 0.10,
         OpClass::Depthwise => 0.15,
-        OpClass::Pool | OpClass::Eltwise => 0.25,
+        OpClass::Pool | OpClass::Eltwise | OpClass::Activation => 0.25,
         OpClass::Copy => 1.0,
     }
 }
@@ -83,6 +98,18 @@ pub fn mem_gbps(u: &Unit, c: OpClass) -> f64 {
         .unwrap_or(u.mem_gbps)
 }
 
+/// The work of an `[n, c, h, w]` output computed in `tile x tile` tiles, relative to its
+/// pixels: `ceil(h / t) t ceil(w / t) t / (h w)` (1 for other shapes or `t <= 1`).
+pub fn tile_padding(shape: &[usize], tile: u32) -> f64 {
+    let t = tile as usize;
+    match shape {
+        [_, _, h, w] if t > 1 && *h > 0 && *w > 0 => {
+            (h.div_ceil(t) * t * w.div_ceil(t) * t) as f64 / (h * w) as f64
+        }
+        _ => 1.0,
+    }
+}
+
 /// Bytes a layer moves: activations in and out, and its weights.
 pub fn layer_bytes(layer: &Layer) -> u64 {
     layer.input_bytes + layer.output_bytes + layer.params_bytes
@@ -95,8 +122,17 @@ pub fn layer_time_ns(layer: &Layer, u: &Unit) -> Time {
         let scale = rate_gflops(u, layer.class, u.cores) / rate_gflops(u, layer.class, u.threads());
         return (t * 1000.0 * scale).round() as Time;
     }
+    if u.classes.get(&layer.class).and_then(|f| f.fused) == Some(true) {
+        return 0;
+    }
+    let tile = u
+        .classes
+        .get(&layer.class)
+        .and_then(|f| f.tile)
+        .unwrap_or(1);
+    let flops = layer.flops as f64 * tile_padding(&layer.output_shape, tile);
     // GFLOP/s == FLOP/ns and GB/s == B/ns
-    let compute = layer.flops as f64 / rate_gflops(u, layer.class, u.threads());
+    let compute = flops / rate_gflops(u, layer.class, u.threads());
     let memory = layer_bytes(layer) as f64 / mem_gbps(u, layer.class);
     (compute.max(memory) + u.layer_overhead_us * 1000.0).round() as Time
 }

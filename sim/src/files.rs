@@ -293,6 +293,8 @@ pub(crate) struct UnitTable {
     pub layer_overhead_us: Option<f64>,
     pub run_overhead_us: Option<f64>,
     pub serial_fraction: Option<f64>,
+    pub engine: Option<String>,
+    pub precision: Option<String>,
     pub classes: Option<
         std::collections::BTreeMap<dicesim_plan::opclass::OpClass, crate::compute::ClassFigures>,
     >,

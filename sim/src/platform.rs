@@ -64,6 +64,10 @@ pub struct Unit {
     pub serial_fraction: Option<f64>,
     /// Per operator class figures (see [`crate::compute`]).
     pub classes: BTreeMap<OpClass, ClassFigures>,
+    /// The inference engine its figures describe (informative, e.g. `ncnn`).
+    pub engine: Option<String>,
+    /// The arithmetic precision its figures describe (informative, e.g. `fp32`).
+    pub precision: Option<String>,
     /// Effective compute rate [GFLOP/s].
     pub gflops: f64,
     /// Effective memory bandwidth [GB/s].
@@ -258,6 +262,8 @@ fn override_unit(u: &mut UnitTable, inline: UnitTable) {
     u.layer_overhead_us = inline.layer_overhead_us.or(u.layer_overhead_us);
     u.run_overhead_us = inline.run_overhead_us.or(u.run_overhead_us);
     u.serial_fraction = inline.serial_fraction.or(u.serial_fraction);
+    u.engine = inline.engine.or(u.engine.take());
+    u.precision = inline.precision.or(u.precision.take());
     for (c, f) in inline.classes.unwrap_or_default() {
         u.classes.get_or_insert_with(BTreeMap::new).insert(c, f);
     }
@@ -350,6 +356,8 @@ fn unit(
             .map(|v| fraction(path, &key("serial_fraction"), v))
             .transpose()?,
         classes,
+        engine: ru.engine,
+        precision: ru.precision,
         gflops: positive(path, &key("gflops"), ru.gflops)?,
         mem_gbps: positive(path, &key("mem_gbps"), ru.mem_gbps)?,
         busy_w: or0("busy_w", ru.busy_w)?,
