@@ -31,15 +31,22 @@ struct ShapeArgs {
 struct ProfileArgs {
     /// ONNX model
     model: PathBuf,
-    /// Engine that times the layers (only `tract` is accepted)
+    /// Engine that times the layers: the built-in `tract`, or a backend plugin (`ort`,
+    /// `tch`; see `dicesim backends`)
     #[arg(long)]
     backend: String,
     /// Profile CSV written (a unit's `profile`)
     #[arg(long)]
     out: PathBuf,
-    /// Threads (tract runs a model on one thread: only 1 is accepted)
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    /// Intra-op thread counts, a list or repeated (`--threads 1,2,4`): each layer is timed
+    /// alone at each count and the per-class serial fractions are fitted (multi-threaded
+    /// backends: ort, tch, tract)
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    threads: Vec<usize>,
+    /// Pin the profile to these host CPUs (`0-3`, `0,2`); the largest thread count must not
+    /// exceed them [default: the CPUs this process may use]
+    #[arg(long, value_name = "LIST")]
+    cores: Option<String>,
     /// Warm-up runs (per layer with --isolated)
     #[arg(long, default_value_t = 3)]
     warmup: usize,
@@ -447,6 +454,7 @@ fn profile(a: ProfileArgs) -> Result<()> {
         backend: a.backend,
         out: a.out,
         threads: a.threads,
+        cores: a.cores,
         warmup: a.warmup,
         budget_ms: a.budget_ms,
         isolated: a.isolated,

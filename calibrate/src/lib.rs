@@ -5,8 +5,9 @@
 //!
 //! Modules: [`profile`] (per-layer times; [`timing`] runs and paces them, [`chunks`] fits
 //! them to sub-model runs, [`baseline`] fits the simulator's compute model, [`csv`] writes
-//! them), [`link`] (the link probe), [`calibration`] (profiles on the rig, rig correction,
-//! `cal.toml`), [`validate`] and [`suite`] (the comparisons), [`cli`] (the two commands).
+//! them; [`scaling`] times them at several thread counts and [`scaling_fit`] fits the
+//! per-class serial fractions), [`link`] (the link probe), [`calibration`] (profiles on the
+//! rig, rig correction, `cal.toml`), [`validate`] and [`suite`] (the comparisons), [`cli`] (the two commands).
 //! Statistics come from `dicesim_stats`; operating-system calls from `dicesim_hil::sys`.
 #![warn(missing_docs)]
 
@@ -18,6 +19,8 @@ pub mod csv;
 pub mod link;
 mod plot;
 pub mod profile;
+pub mod scaling;
+pub mod scaling_fit;
 pub mod suite;
 pub mod timing;
 pub mod validate;

@@ -54,7 +54,7 @@ pub struct LayerTime {
 
 impl LayerTime {
     /// A layer's entry from its sorted run times [us] (0 for no runs).
-    fn new(layer: &Layer, sorted: &[f64]) -> LayerTime {
+    pub(crate) fn new(layer: &Layer, sorted: &[f64]) -> LayerTime {
         LayerTime {
             layer: layer.name.clone(),
             op: layer.op.clone(),
