@@ -68,34 +68,22 @@ fn base_device(board: &str, base: Option<&Path>) -> Result<BaseDevice> {
 /// Boards to fit: `board_id` and base device.
 type Boards = Vec<(String, BaseDevice)>;
 
-/// The boards of `rows` with a device file in `dir`: `board_id` equal to the file's stem or
-/// starting with it and a `-` (`rpi4-1.5ghz` is `rpi4.toml`), the longest stem first.
+/// The boards of `rows` with a device file in `dir` (see `dicesim_fit::library`).
 fn library(rows: &[Row], dir: &Path, out: &Path) -> Result<(Boards, Vec<PathBuf>)> {
-    let mut stems: Vec<String> = std::fs::read_dir(dir)
-        .with_context(|| format!("{}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .collect();
-    stems.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut ids: Vec<&str> = rows.iter().map(|r| r.board_id.as_str()).collect();
     ids.sort();
     ids.dedup();
     let (mut boards, mut outs) = (Vec::new(), Vec::new());
     for id in ids {
-        let found = stems
-            .iter()
-            .find(|s| id == s.as_str() || id.starts_with(&format!("{s}-")));
-        let Some(stem) = found else {
+        let Some(file) = dicesim_fit::library::device_file(dir, id)? else {
             eprintln!(
                 "note: board `{id}` has no device file in {}: skipped",
                 dir.display()
             );
             continue;
         };
-        let file = dir.join(format!("{stem}.toml"));
         boards.push((id.to_string(), BaseDevice::load(&file)?));
-        outs.push(out.join(format!("{stem}.toml")));
+        outs.push(out.join(file.file_name().unwrap_or_default()));
     }
     if boards.is_empty() {
         bail!(
@@ -104,6 +92,68 @@ fn library(rows: &[Row], dir: &Path, out: &Path) -> Result<(Boards, Vec<PathBuf>
         );
     }
     Ok((boards, outs))
+}
+
+/// `dicesim device check`: every row whose board has a device file in `dir`, simulated
+/// (one device, strategy single on the row's unit or cores, one frame) against its
+/// measurement; the errors' median and 90th percentile, all rows and all-core rows.
+pub fn check(measured: &Path, dir: &Path) -> Result<()> {
+    let rows = dicesim_fit::measured::read(measured)?;
+    let preds = dicesim_fit::check::check_library(&rows, dir)?;
+    if preds.is_empty() {
+        bail!(
+            "{}: no device file matches a board of the rows",
+            dir.display()
+        );
+    }
+    println!(
+        "{:>14} {:>4} {:>18} {:>4} {:>10} {:>10} {:>8}",
+        "board", "unit", "model", "thr", "measured", "simulated", "error"
+    );
+    for p in &preds {
+        let r = &p.row;
+        let model = format!("{}@{}", r.model, r.input);
+        println!(
+            "{:>14} {:>4} {:>18} {:>4} {:>10.2} {:>10.2} {:>+7.1}%",
+            r.board_id,
+            r.unit,
+            model,
+            r.threads,
+            r.latency_ms,
+            p.simulated_ms,
+            100.0 * p.error()
+        );
+    }
+    print_summary("all rows", &preds.iter().collect::<Vec<_>>());
+    let max_threads = |p: &&dicesim_fit::check::Prediction| {
+        let m = preds
+            .iter()
+            .filter(|q| q.row.board_id == p.row.board_id && q.row.unit == p.row.unit);
+        m.map(|q| q.row.threads).max().unwrap_or(0)
+    };
+    let all_core: Vec<_> = preds
+        .iter()
+        .filter(|p| p.row.threads == max_threads(p))
+        .collect();
+    print_summary("most threads per unit", &all_core);
+    Ok(())
+}
+
+fn print_summary(what: &str, preds: &[&dicesim_fit::check::Prediction]) {
+    let e: Vec<f64> = preds.iter().map(|p| p.error().abs()).collect();
+    let sorted = dicesim_stats::sorted(&e);
+    let (Some(median), Some(p90)) = (
+        dicesim_stats::median(&sorted),
+        dicesim_stats::percentile(&sorted, 0.9),
+    ) else {
+        return;
+    };
+    println!(
+        "{what}: {} rows, |error| median {:.1}%, p90 {:.1}%",
+        preds.len(),
+        100.0 * median,
+        100.0 * p90
+    );
 }
 
 fn print_fit(fit: &BoardFit) {

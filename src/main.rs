@@ -261,6 +261,15 @@ enum DeviceCmd {
         #[arg(long)]
         library: Option<PathBuf>,
     },
+    /// Simulate every measured row whose board has a device file in a folder (one device,
+    /// strategy single on the row's unit or first cores, one frame) and print the errors
+    Check {
+        /// Measured rows (e.g. shared/hardware/ncnn-published.csv)
+        measured: PathBuf,
+        /// Folder of device files (boards match by name: rpi4-1.5ghz is rpi4.toml)
+        #[arg(long)]
+        library: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -327,6 +336,9 @@ fn run(cli: Cli) -> Result<()> {
                     library,
                 },
         } => device_fit(measured, board, out, base, library),
+        Cmd::Device {
+            cmd: DeviceCmd::Check { measured, library },
+        } => dicesim::device::check(&measured, &library),
         Cmd::Inspect {
             model,
             json,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dicesim_plan::graph::Layer;
+use dicesim_plan::graph::{Graph, Layer};
 use dicesim_sim::platform::{Unit, UnitKind};
 
 use crate::base::BaseDevice;
@@ -46,8 +46,8 @@ pub struct BoardFit {
     pub units: Vec<UnitFit>,
 }
 
-/// The layers of every (model, input) the rows name, built once.
-pub struct Models(BTreeMap<(String, usize), Vec<Layer>>);
+/// The graph of every (model, input) the rows name, built once.
+pub struct Models(BTreeMap<(String, usize), Graph>);
 
 impl Models {
     /// Builds the zoo graphs of `rows`.
@@ -60,14 +60,19 @@ impl Models {
             }
             let g = dicesim_plan::model::zoo_graph(&r.model, r.input)
                 .map_err(|e| FitError::Rows(format!("{} at {}: {e}", r.model, r.input)))?;
-            m.insert(key, g.layers);
+            m.insert(key, g);
         }
         Ok(Models(m))
     }
 
+    /// The graph of a row's model.
+    pub fn graph(&self, r: &Row) -> &Graph {
+        &self.0[&(r.model.clone(), r.input)]
+    }
+
     /// The layers of a row's model.
     pub fn layers(&self, r: &Row) -> &[Layer] {
-        &self.0[&(r.model.clone(), r.input)]
+        &self.graph(r).layers
     }
 }
 

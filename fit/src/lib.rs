@@ -7,13 +7,17 @@
 //! - [`model`]: which figures a fit moves, and a unit's prediction of a row;
 //! - [`fit`]: the optimisation;
 //! - [`board`]: one board's fit, unit by unit, with cross-validation;
-//! - [`devicefile`]: the fitted device file, with its rows and errors as comments.
+//! - [`devicefile`]: the fitted device file, with its rows and errors as comments;
+//! - [`library`]: which device file of a folder a board's rows describe;
+//! - [`check`]: device files against measured rows, simulated as `dicesim run` does.
 #![warn(missing_docs)]
 
 pub mod base;
 pub mod board;
+pub mod check;
 pub mod devicefile;
 pub mod fit;
+pub mod library;
 pub mod measured;
 pub mod model;
 

@@ -36,40 +36,43 @@ pub fn read(path: &Path) -> Result<Vec<Row>, FitError> {
         .trim(csv::Trim::All)
         .from_path(path)
         .map_err(|e| FitError::file(path, e.to_string()))?;
+    let headers = (reader.headers())
+        .map_err(|e| FitError::file(path, e.to_string()))?
+        .clone();
     let mut rows = Vec::new();
-    for row in reader.deserialize::<Row>() {
-        let row = row.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            FitError::file(path, format!("line {line}: {e}"))
-        })?;
-        check(path, &row)?;
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        let at = |m: String| FitError::file(path, format!("line {line}: {m}"));
+        if !(reader.read_record(&mut record)).map_err(|e| at(e.to_string()))? {
+            break;
+        }
+        let row: Row = (record.deserialize(Some(&headers))).map_err(|e| at(e.to_string()))?;
+        check(&row).map_err(at)?;
         rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(FitError::file(path, "no rows"));
     }
     Ok(rows)
 }
 
-fn check(path: &Path, row: &Row) -> Result<(), FitError> {
-    let what = format!("{} {} {}@{}", row.board_id, row.unit, row.model, row.input);
+/// What is wrong with a row, if anything.
+fn check(row: &Row) -> Result<(), String> {
     if !(row.latency_ms.is_finite() && row.latency_ms > 0.0) {
-        return Err(FitError::file(
-            path,
-            format!("{what}: latency_ms must be a positive number"),
-        ));
+        return Err("latency_ms: expected a positive number of milliseconds".into());
     }
     if row.threads == 0 {
-        return Err(FitError::file(
-            path,
-            format!("{what}: threads must be >= 1"),
-        ));
+        return Err("threads: expected at least 1".into());
+    }
+    if row.unit.is_empty() {
+        return Err("unit: expected the device file's unit name (cpu, gpu, ...)".into());
     }
     if dicesim_plan::zoo::default_input_size(&row.model).is_none() {
-        return Err(FitError::file(
-            path,
-            format!(
-                "{what}: model `{}` is not a zoo model (known: {})",
-                row.model,
-                dicesim_plan::zoo::names().join(", ")
-            ),
+        return Err(format!(
+            "model `{}` is not a zoo model (known: {})",
+            row.model,
+            dicesim_plan::zoo::names().join(", ")
         ));
     }
     Ok(())
