@@ -138,7 +138,10 @@ fn core_index(text: &str) -> Result<u32, String> {
     let text = text.trim();
     match text.parse::<u32>() {
         Ok(i) if i < MAX_CORES => Ok(i),
-        Ok(i) => Err(format!("core {i} is out of range (at most {})", MAX_CORES - 1)),
+        Ok(i) => Err(format!(
+            "core {i} is out of range (at most {})",
+            MAX_CORES - 1
+        )),
         Err(_) => Err(format!(
             "`{text}` is not a core index (expected `i`, `i-j` or `i,j,k`)"
         )),
@@ -172,12 +175,22 @@ mod tests {
         assert_eq!(r.cores, Some(CoreSet(0b1011)));
         assert_eq!(r.name(), "d.cpu[0-1,3]");
         assert_eq!(UnitRef::parse("d.cpu[2]").unwrap().cores, Some(CoreSet(4)));
-        assert_eq!(UnitRef::parse("d.cpu[ 0 , 2 ]").unwrap().name(), "d.cpu[0,2]");
+        assert_eq!(
+            UnitRef::parse("d.cpu[ 0 , 2 ]").unwrap().name(),
+            "d.cpu[0,2]"
+        );
     }
 
     #[test]
     fn bad_core_sets_say_what_was_expected() {
-        for bad in ["d.cpu[", "d.cpu[]", "d.cpu[a]", "d.cpu[3-1]", "d.cpu[64]", "d.cpu[1]x"] {
+        for bad in [
+            "d.cpu[",
+            "d.cpu[]",
+            "d.cpu[a]",
+            "d.cpu[3-1]",
+            "d.cpu[64]",
+            "d.cpu[1]x",
+        ] {
             let e = UnitRef::parse(bad).unwrap_err();
             assert!(e.contains(bad), "{e}");
         }
