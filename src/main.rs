@@ -235,6 +235,20 @@ enum Cmd {
         #[command(subcommand)]
         cmd: DeviceCmd,
     },
+    /// Shared secrets of workers and coordinators
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Write a fresh 256-bit token to FILE (created exclusively, mode 0600)
+    New {
+        /// Token file to create (it must not exist)
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -326,19 +340,7 @@ fn parse_shapes(a: &ShapeArgs) -> Result<InputShapes> {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Zoo { cmd } => zoo(cmd),
-        Cmd::Device {
-            cmd:
-                DeviceCmd::Fit {
-                    measured,
-                    board,
-                    out,
-                    base,
-                    library,
-                },
-        } => device_fit(measured, board, out, base, library),
-        Cmd::Device {
-            cmd: DeviceCmd::Check { measured, library },
-        } => dicesim::device::check(&measured, &library),
+        Cmd::Device { cmd } => device(cmd),
         Cmd::Inspect {
             model,
             json,
@@ -413,6 +415,13 @@ fn run(cli: Cli) -> Result<()> {
             out,
         }),
         Cmd::Backends => commands::backends(),
+        Cmd::Token {
+            cmd: TokenCmd::New { file },
+        } => {
+            dicesim_hil::token::write_new_token(&file)?;
+            eprintln!("dicesim: wrote a new token to {}", file.display());
+            Ok(())
+        }
     }
 }
 
@@ -426,6 +435,19 @@ fn size_thread_pool(threads: Option<usize>) -> Result<()> {
             .context("--threads: setting up the thread pool")?;
     }
     Ok(())
+}
+
+fn device(cmd: DeviceCmd) -> Result<()> {
+    match cmd {
+        DeviceCmd::Fit {
+            measured,
+            board,
+            out,
+            base,
+            library,
+        } => device_fit(measured, board, out, base, library),
+        DeviceCmd::Check { measured, library } => dicesim::device::check(&measured, &library),
+    }
 }
 
 fn device_fit(

@@ -160,7 +160,7 @@ fn two_partitions_resnet18_verified() {
 fn three_partitions_squeezenet_verified_with_token() {
     let d = tmp("three");
     let tok = d.join("token");
-    std::fs::write(&tok, "s3cret\n").unwrap();
+    dicesim_hil::token::write_new_token(&tok).unwrap();
     let w: Vec<Worker> = (0..3).map(|_| Worker::start(Some(&tok))).collect();
     let hil = format!(
         "token_file = \"token\"\nwindow = 4\nd0 = \"{}\"\nd1 = \"{}\"\nd2 = \"{}\"",
@@ -178,8 +178,8 @@ fn wrong_token_is_refused_and_the_worker_survives() {
     let d = tmp("auth");
     let good = d.join("good");
     let bad = d.join("bad");
-    std::fs::write(&good, "right").unwrap();
-    std::fs::write(&bad, "wrong").unwrap();
+    dicesim_hil::token::write_new_token(&good).unwrap();
+    dicesim_hil::token::write_new_token(&bad).unwrap();
     let mut w = Worker::start(Some(&good));
     let hil = format!(
         "token_file = \"bad\"\nd0 = \"{}\"\nd1 = \"{}\"",

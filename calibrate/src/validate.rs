@@ -158,13 +158,18 @@ pub struct Options {
 /// Calibrates, emulates and simulates the scenario at `path`.
 pub fn validate(path: &Path, opts: &Options) -> Result<Validation> {
     let (dir, temporary) = match &opts.calibration_out {
-        Some(d) => (d.clone(), false),
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            (d.clone(), false)
+        }
+        // root writes and reads the calibration back: a fresh random 0700 directory, never
+        // a predictable path another user could plant first
         None => (
-            std::env::temp_dir().join(format!("dicesim-cal-{}", std::process::id())),
+            dicesim_hil::private::create_private_dir("dicesim-cal")
+                .context("creating a private calibration directory")?,
             true,
         ),
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let res = validate_in(path, &dir);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);

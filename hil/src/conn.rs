@@ -2,8 +2,9 @@
 //! socket's sending half (heartbeats, emulated link latency, user-space shaping).
 
 use crate::proto::{self, read_msg, Msg, ProtoError, Role, MAX_HANDSHAKE_FRAME, VERSION};
+use crate::seal::{derive_keys, Keys, Sealer, Side};
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -13,35 +14,39 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn proof(key: &[u8], label: &[u8], a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
-    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-    m.update(label);
-    m.update(a);
-    m.update(b);
-    m.finalize().into_bytes().into()
+/// Domain label of the transcript hash.
+const TRANSCRIPT_LABEL: &[u8] = b"dicesim handshake v4";
+
+/// The hash of the handshake's greeting and challenge, as encoded on the wire: binds the
+/// proofs and the session keys to both nonces, both versions and the client's role.
+fn transcript(hello: &Msg, challenge: &Msg) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(TRANSCRIPT_LABEL);
+    h.update(hello.encode());
+    h.update(challenge.encode());
+    h.finalize().into()
 }
 
-fn verify(key: &[u8], label: &[u8], a: &[u8; 32], b: &[u8; 32], got: &[u8; 32]) -> bool {
+fn mac(key: &[u8], label: &[u8], transcript: &[u8; 32]) -> HmacSha256 {
     let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
     m.update(label);
-    m.update(a);
-    m.update(b);
-    m.verify_slice(got).is_ok() // constant time
+    m.update(transcript);
+    m
 }
 
-/// 32 random bytes from the kernel.
-pub fn nonce() -> [u8; 32] {
+fn proof(key: &[u8], label: &[u8], transcript: &[u8; 32]) -> [u8; 32] {
+    mac(key, label, transcript).finalize().into_bytes().into()
+}
+
+fn verify(key: &[u8], label: &[u8], transcript: &[u8; 32], got: &[u8; 32]) -> bool {
+    mac(key, label, transcript).verify_slice(got).is_ok() // constant time
+}
+
+/// 32 random bytes from the kernel; an error rather than anything guessable.
+pub fn nonce() -> std::io::Result<[u8; 32]> {
     let mut b = [0u8; 32];
-    if !crate::sys::fill_random(&mut b) {
-        // fall back on a time-derived value; the nonce only needs to be unique
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        b[..16].copy_from_slice(&t.to_le_bytes());
-        b[16..24].copy_from_slice(&(std::process::id() as u64).to_le_bytes());
-    }
-    b
+    crate::private::random_bytes(&mut b)?;
+    Ok(b)
 }
 
 /// Why a handshake failed.
@@ -59,6 +64,9 @@ pub enum HandshakeError {
     /// Anything else out of order.
     #[error("handshake: {0}")]
     Protocol(String),
+    /// No random nonce could be had.
+    #[error("handshake: no random nonce: {0}")]
+    Random(#[from] std::io::Error),
 }
 
 async fn send<Wr: AsyncWrite + Unpin>(w: &mut Wr, m: &Msg) -> Result<(), ProtoError> {
@@ -67,120 +75,115 @@ async fn send<Wr: AsyncWrite + Unpin>(w: &mut Wr, m: &Msg) -> Result<(), ProtoEr
     Ok(())
 }
 
-/// Client side: greets, checks the server's proof, proves the secret.
+fn unexpected(want: &str, m: Msg) -> HandshakeError {
+    match m {
+        Msg::Error { msg } => HandshakeError::Refused(msg),
+        m => HandshakeError::Protocol(format!("expected {want}, got {}", m.kind())),
+    }
+}
+
+fn timed_out() -> HandshakeError {
+    HandshakeError::Proto(ProtoError::Timeout(HANDSHAKE_TIMEOUT.as_millis() as u64))
+}
+
+/// Client side: greets, proves the secret over the transcript, checks the server's proof.
+/// Returns the connection's keys.
+///
+/// The client proves first, so that a listening worker gives an unauthenticated caller
+/// nothing to test token guesses against; the server proves only in its `Welcome`.
 pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     key: &[u8],
     role: Role,
-) -> Result<(), HandshakeError> {
+) -> Result<Keys, HandshakeError> {
     tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let cn = nonce();
-        send(
-            s,
-            &Msg::Hello {
-                version: VERSION,
-                role,
-                nonce: cn,
-            },
-        )
-        .await?;
-        let r = read_msg(s, MAX_HANDSHAKE_FRAME, HANDSHAKE_TIMEOUT).await?;
-        let (sv, sn, sp) = match r.msg {
-            Msg::Challenge {
-                version,
-                nonce,
-                proof,
-            } => (version, nonce, proof),
-            Msg::Error { msg } => return Err(HandshakeError::Refused(msg)),
-            m => {
+        let hello = Msg::Hello {
+            version: VERSION,
+            role,
+            nonce: nonce()?,
+        };
+        send(s, &hello).await?;
+        let challenge = read_msg(s, MAX_HANDSHAKE_FRAME, HANDSHAKE_TIMEOUT)
+            .await?
+            .msg;
+        match challenge {
+            Msg::Challenge { version, .. } if version != VERSION => {
                 return Err(HandshakeError::Protocol(format!(
-                    "expected Challenge, got {}",
-                    m.kind()
+                    "worker speaks protocol version {version}, this coordinator {VERSION}"
                 )))
             }
-        };
-        if sv != VERSION {
-            return Err(HandshakeError::Protocol(format!(
-                "worker speaks protocol version {sv}, this coordinator {VERSION}"
-            )));
+            Msg::Challenge { .. } => {}
+            m => return Err(unexpected("Challenge", m)),
         }
-        if !verify(key, b"dsim-server", &cn, &sn, &sp) {
-            return Err(HandshakeError::Auth(
-                "the worker does not hold the same token (check --token-file on both sides)".into(),
-            ));
-        }
-        send(
-            s,
-            &Msg::Auth {
-                proof: proof(key, b"dsim-client", &sn, &cn),
-            },
-        )
-        .await?;
+        let t = transcript(&hello, &challenge);
+        let p = proof(key, b"dsim-client", &t);
+        send(s, &Msg::Auth { proof: p }).await?;
         match read_msg(s, MAX_HANDSHAKE_FRAME, HANDSHAKE_TIMEOUT)
             .await?
             .msg
         {
-            Msg::Welcome => Ok(()),
-            Msg::Error { msg } => Err(HandshakeError::Refused(msg)),
-            m => Err(HandshakeError::Protocol(format!(
-                "expected Welcome, got {}",
-                m.kind()
-            ))),
+            Msg::Welcome { proof: sp } if verify(key, b"dsim-server", &t, &sp) => {
+                Ok(derive_keys(key, &t, Side::Client))
+            }
+            Msg::Welcome { .. } => Err(HandshakeError::Auth(
+                "the worker does not hold the same token (check --token-file on both sides)".into(),
+            )),
+            m => Err(unexpected("Welcome", m)),
         }
     })
     .await
-    .map_err(|_| HandshakeError::Proto(ProtoError::Timeout(HANDSHAKE_TIMEOUT.as_millis() as u64)))?
+    .map_err(|_| timed_out())?
 }
 
-/// Server side: answers a greeting, checks the client's proof. Returns the client's role.
+/// Reads the client's greeting; refuses another protocol version (naming both).
+async fn read_hello<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> Result<Msg, HandshakeError> {
+    let hello = read_msg(s, MAX_HANDSHAKE_FRAME, HANDSHAKE_TIMEOUT)
+        .await?
+        .msg;
+    match hello {
+        Msg::Hello { version, .. } if version != VERSION => {
+            let msg =
+                format!("protocol version {version} not supported; this worker speaks {VERSION}");
+            let _ = send(s, &Msg::Error { msg: msg.clone() }).await;
+            Err(HandshakeError::Protocol(msg))
+        }
+        Msg::Hello { .. } => Ok(hello),
+        m => Err(HandshakeError::Protocol(format!(
+            "expected Hello, got {}",
+            m.kind()
+        ))),
+    }
+}
+
+/// Server side: answers a greeting with a bare challenge, checks the client's proof, and
+/// only then proves itself. Returns the client's role and the connection's keys.
 pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     key: &[u8],
-) -> Result<Role, HandshakeError> {
+) -> Result<(Role, Keys), HandshakeError> {
     tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let r = read_msg(s, MAX_HANDSHAKE_FRAME, HANDSHAKE_TIMEOUT).await?;
-        let (cv, role, cn) = match r.msg {
-            Msg::Hello {
-                version,
-                role,
-                nonce,
-            } => (version, role, nonce),
-            m => {
-                return Err(HandshakeError::Protocol(format!(
-                    "expected Hello, got {}",
-                    m.kind()
-                )))
-            }
+        let hello = read_hello(s).await?;
+        let Msg::Hello { role, .. } = hello else {
+            unreachable!("read_hello returns a Hello")
         };
-        if cv != VERSION {
-            let msg = format!("protocol version {cv} not supported; this worker speaks {VERSION}");
-            let _ = send(s, &Msg::Error { msg: msg.clone() }).await;
-            return Err(HandshakeError::Protocol(msg));
-        }
-        let sn = nonce();
-        send(
-            s,
-            &Msg::Challenge {
-                version: VERSION,
-                nonce: sn,
-                proof: proof(key, b"dsim-server", &cn, &sn),
-            },
-        )
-        .await?;
-        let r = read_msg(s, MAX_HANDSHAKE_FRAME, HANDSHAKE_TIMEOUT).await?;
-        match r.msg {
-            Msg::Auth { proof: p } if verify(key, b"dsim-client", &sn, &cn, &p) => {
-                send(s, &Msg::Welcome).await?;
-                Ok(role)
+        let challenge = Msg::Challenge {
+            version: VERSION,
+            nonce: nonce()?,
+        };
+        send(s, &challenge).await?;
+        let t = transcript(&hello, &challenge);
+        match read_msg(s, MAX_HANDSHAKE_FRAME, HANDSHAKE_TIMEOUT)
+            .await?
+            .msg
+        {
+            Msg::Auth { proof: p } if verify(key, b"dsim-client", &t, &p) => {
+                let sp = proof(key, b"dsim-server", &t);
+                send(s, &Msg::Welcome { proof: sp }).await?;
+                Ok((role, derive_keys(key, &t, Side::Server)))
             }
             Msg::Auth { .. } => {
-                let _ = send(
-                    s,
-                    &Msg::Error {
-                        msg: "authentication failed: wrong token".into(),
-                    },
-                )
-                .await;
+                let msg = "authentication failed: wrong token".to_string();
+                let _ = send(s, &Msg::Error { msg }).await;
                 Err(HandshakeError::Auth("client proof does not match".into()))
             }
             m => Err(HandshakeError::Protocol(format!(
@@ -190,7 +193,7 @@ pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         }
     })
     .await
-    .map_err(|_| HandshakeError::Proto(ProtoError::Timeout(HANDSHAKE_TIMEOUT.as_millis() as u64)))?
+    .map_err(|_| timed_out())?
 }
 
 /// How a writer shapes its traffic (emulated links).
@@ -211,13 +214,15 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// reading).
 const WRITE_STALL: Duration = Duration::from_secs(10);
 
-/// Spawns the task owning `w`: writes queued frames in order, a heartbeat whenever the queue
-/// has been idle for [`proto::HEARTBEAT_MS`], each frame no earlier than `delay_us` after it
-/// was queued, at no more than `rate_bps`. Returns the queue; the task ends (and closes the
-/// socket half) when every sender is dropped or a write fails, reporting the failure through
-/// `on_error`.
+/// Spawns the task owning `w`: seals queued frames with `seal` and writes them in order, a
+/// heartbeat whenever the queue has been idle for [`proto::HEARTBEAT_MS`], each frame no
+/// earlier than `delay_us` after it was queued, at no more than `rate_bps`. Returns the
+/// queue (of frames in clear, as [`Msg::encode`] makes them); the task ends (and closes the
+/// socket half) when every sender is dropped or a write fails, reporting the failure
+/// through `on_error`.
 pub fn spawn_writer<Wr: AsyncWrite + Unpin + Send + 'static>(
     mut w: Wr,
+    mut seal: Sealer,
     shaping: Shaping,
     capacity: usize,
     on_error: impl FnOnce(String) + Send + 'static,
@@ -225,20 +230,16 @@ pub fn spawn_writer<Wr: AsyncWrite + Unpin + Send + 'static>(
     let (tx, mut rx) = mpsc::channel::<Outgoing>(capacity);
     tokio::spawn(async move {
         let hb = Duration::from_millis(proto::HEARTBEAT_MS);
-        let heartbeat = Msg::Heartbeat.encode();
         // token bucket: `next` is when the bucket allows the next byte; burst of one chunk
         let mut next = Instant::now();
         let res: Result<(), String> = async {
             loop {
-                let item = match tokio::time::timeout(hb, rx.recv()).await {
-                    Ok(Some(item)) => Some(item),
+                let (queued, mut frame) = match tokio::time::timeout(hb, rx.recv()).await {
+                    Ok(Some(item)) => item,
                     Ok(None) => return Ok(()),
-                    Err(_) => None,
+                    Err(_) => (Instant::now(), Msg::Heartbeat.encode()),
                 };
-                let (queued, frame) = match &item {
-                    Some((q, f)) => (*q, f.as_slice()),
-                    None => (Instant::now(), heartbeat.as_slice()),
-                };
+                seal.seal(&mut frame).map_err(|e| e.to_string())?;
                 if shaping.delay_us > 0 {
                     // tokio's timer has a 1 ms granularity, too coarse for link latencies of
                     // tens of microseconds: sleep on a blocking thread (~60 us slack)
@@ -247,29 +248,7 @@ pub fn spawn_writer<Wr: AsyncWrite + Unpin + Send + 'static>(
                         let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
                     }
                 }
-                // shaped: token-bucket steps of WRITE_CHUNK; unshaped: larger writes, still
-                // small enough that each finishes well within WRITE_STALL on a slow link
-                let step = if shaping.rate_bps > 0 {
-                    WRITE_CHUNK
-                } else {
-                    4 * WRITE_CHUNK
-                };
-                for chunk in frame.chunks(step) {
-                    if shaping.rate_bps > 0 {
-                        let now = Instant::now();
-                        if next > now {
-                            tokio::time::sleep_until(next.into()).await;
-                        }
-                        let cost = Duration::from_secs_f64(
-                            chunk.len() as f64 * 8.0 / shaping.rate_bps as f64,
-                        );
-                        next = next.max(now) + cost;
-                    }
-                    tokio::time::timeout(WRITE_STALL, w.write_all(chunk))
-                        .await
-                        .map_err(|_| "peer stopped reading (write stalled)".to_string())?
-                        .map_err(|e| format!("write failed: {e}"))?;
-                }
+                write_shaped(&mut w, &frame, shaping, &mut next).await?;
             }
         }
         .await;
@@ -279,6 +258,38 @@ pub fn spawn_writer<Wr: AsyncWrite + Unpin + Send + 'static>(
         }
     });
     tx
+}
+
+/// Writes one frame at no more than `shaping.rate_bps` (a token bucket whose next free
+/// instant is `next`).
+async fn write_shaped<Wr: AsyncWrite + Unpin>(
+    w: &mut Wr,
+    frame: &[u8],
+    shaping: Shaping,
+    next: &mut Instant,
+) -> Result<(), String> {
+    // shaped: token-bucket steps of WRITE_CHUNK; unshaped: larger writes, still small
+    // enough that each finishes well within WRITE_STALL on a slow link
+    let step = if shaping.rate_bps > 0 {
+        WRITE_CHUNK
+    } else {
+        4 * WRITE_CHUNK
+    };
+    for chunk in frame.chunks(step) {
+        if shaping.rate_bps > 0 {
+            let now = Instant::now();
+            if *next > now {
+                tokio::time::sleep_until((*next).into()).await;
+            }
+            let cost = Duration::from_secs_f64(chunk.len() as f64 * 8.0 / shaping.rate_bps as f64);
+            *next = (*next).max(now) + cost;
+        }
+        tokio::time::timeout(WRITE_STALL, w.write_all(chunk))
+            .await
+            .map_err(|_| "peer stopped reading (write stalled)".to_string())?
+            .map_err(|e| format!("write failed: {e}"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -292,16 +303,110 @@ mod tests {
             client_handshake(&mut a, b"k1", Role::Coordinator),
             server_handshake(&mut b, b"k1")
         );
-        c.unwrap();
-        assert_eq!(s.unwrap(), Role::Coordinator);
+        let (mut c, (role, mut s)) = (c.unwrap(), s.unwrap());
+        assert_eq!(role, Role::Coordinator);
+        // the keys match: what one seals the other opens, both ways
+        let f = c.send.seal_msg(&Msg::Reset).unwrap();
+        assert_eq!(
+            s.recv
+                .read(&mut &f[..], 1024, HANDSHAKE_TIMEOUT)
+                .await
+                .unwrap()
+                .msg,
+            Msg::Reset
+        );
+        let f = s.send.seal_msg(&Msg::Heartbeat).unwrap();
+        assert_eq!(
+            c.recv
+                .read(&mut &f[..], 1024, HANDSHAKE_TIMEOUT)
+                .await
+                .unwrap()
+                .msg,
+            Msg::Heartbeat
+        );
 
         let (mut a, mut b) = tokio::io::duplex(4096);
         let (c, s) = tokio::join!(
             client_handshake(&mut a, b"k1", Role::Peer),
             server_handshake(&mut b, b"k2")
         );
-        assert!(matches!(c, Err(HandshakeError::Auth(_))), "{c:?}");
-        assert!(s.is_err());
+        match c {
+            Err(HandshakeError::Refused(m)) => assert!(m.contains("wrong token"), "{m}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("accepted"),
+        }
+        assert!(matches!(s, Err(HandshakeError::Auth(_))));
+    }
+
+    /// A caller without the token learns nothing keyed by it: the worker's answers before
+    /// a valid proof are its version, a random nonce and a fixed refusal, whatever its token
+    /// (so there is nothing to test guesses against offline).
+    #[tokio::test]
+    async fn an_unauthenticated_caller_gets_nothing_keyed() {
+        let mut seen = Vec::new();
+        for key in [&b"k1"[..], &b"a-completely-different-key"[..]] {
+            let (mut a, mut b) = tokio::io::duplex(4096);
+            let caller = async {
+                let hello = Msg::Hello {
+                    version: VERSION,
+                    role: Role::Coordinator,
+                    nonce: [9; 32],
+                };
+                send(&mut a, &hello).await.unwrap();
+                let mut got = Vec::new();
+                loop {
+                    match read_msg(&mut a, MAX_HANDSHAKE_FRAME, HANDSHAKE_TIMEOUT).await {
+                        Ok(r) => {
+                            if matches!(r.msg, Msg::Challenge { .. }) {
+                                send(&mut a, &Msg::Auth { proof: [0; 32] }).await.unwrap();
+                            }
+                            got.push(r.msg)
+                        }
+                        Err(_) => return got,
+                    }
+                }
+            };
+            let (got, s) = tokio::join!(caller, async {
+                let r = server_handshake(&mut b, key).await;
+                drop(b);
+                r
+            });
+            assert!(s.is_err());
+            match &got[..] {
+                [Msg::Challenge { version, .. }, Msg::Error { msg }] => {
+                    assert_eq!(*version, VERSION);
+                    seen.push(msg.clone());
+                }
+                g => panic!("{g:?}"),
+            }
+        }
+        assert_eq!(seen[0], seen[1]);
+    }
+
+    /// The role is in the transcript: a man in the middle who turns a peer's greeting into
+    /// a coordinator's fails the handshake.
+    #[tokio::test]
+    async fn a_rewritten_role_fails_the_handshake() {
+        let (mut a, mut a2) = tokio::io::duplex(4096);
+        let (mut b, mut b2) = tokio::io::duplex(4096);
+        let relay = async move {
+            let mut hello = read_msg(&mut a2, MAX_HANDSHAKE_FRAME, HANDSHAKE_TIMEOUT)
+                .await
+                .unwrap()
+                .msg;
+            if let Msg::Hello { role, .. } = &mut hello {
+                *role = Role::Coordinator;
+            }
+            send(&mut b2, &hello).await.unwrap();
+            let _ = tokio::io::copy_bidirectional(&mut a2, &mut b2).await;
+        };
+        tokio::spawn(relay);
+        let (c, s) = tokio::join!(
+            client_handshake(&mut a, b"k1", Role::Peer),
+            server_handshake(&mut b, b"k1")
+        );
+        assert!(c.is_err());
+        assert!(matches!(s, Err(HandshakeError::Auth(_))), "{:?}", s.err());
     }
 
     #[tokio::test]

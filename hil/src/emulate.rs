@@ -309,7 +309,8 @@ fn spawn_worker(
     if let Some(p) = pace {
         cmd.arg("--pace").arg(p.to_string());
     }
-    let logf = std::fs::File::create(log)?;
+    let logf = crate::private::create_private_file(log)
+        .with_context(|| format!("creating {}", log.display()))?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(logf));
@@ -496,14 +497,12 @@ impl Setup {
         used.sort();
         used.dedup();
         let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("dicesim-emulate-{pid}"));
-        std::fs::create_dir_all(&dir)?;
+        // root writes here: a fresh random 0700 directory, never a predictable path
+        let dir = crate::private::create_private_dir("dicesim-emulate")
+            .context("creating the run's private directory")?;
         with_cleanup(|c| c.dir = Some(dir.clone()));
-        let token: String = (crate::conn::nonce().iter())
-            .map(|b| format!("{b:02x}"))
-            .collect();
         let tok = dir.join("token");
-        std::fs::write(&tok, &token)?;
+        let token = crate::token::write_new_token(&tok)?;
         run.token = token.into_bytes();
         run.workers.clear();
         run.peer_addrs.clear();

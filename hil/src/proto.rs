@@ -15,15 +15,19 @@
 //!
 //! The client (coordinator or peer worker) opens with [`Msg::Hello`]: the magic `DSIM`, the
 //! protocol [`VERSION`], its role and a 32-byte random nonce. The server answers with
-//! [`Msg::Challenge`] (its version, its own nonce and a proof of the shared secret over both
-//! nonces), or with [`Msg::Error`] naming both versions when they differ. The client checks
-//! the server's proof and answers [`Msg::Auth`] with its own proof; the server answers
-//! [`Msg::Welcome`] or [`Msg::Error`]. Proofs are HMAC-SHA256 keyed by the shared secret:
-//! server `HMAC(k, "dsim-server" | client_nonce | server_nonce)`, client
-//! `HMAC(k, "dsim-client" | server_nonce | client_nonce)`; the secret never crosses the wire
-//! and neither side can replay an old exchange. A worker started without a token uses the
-//! empty key and only listens on loopback. A new version changes [`VERSION`]; messages are
-//! never reinterpreted silently.
+//! [`Msg::Challenge`] (its version and its own nonce, nothing keyed by the secret), or with
+//! [`Msg::Error`] naming both versions when they differ. The client answers [`Msg::Auth`]
+//! with its proof; the server checks it and only then answers [`Msg::Welcome`] with its own
+//! proof (or [`Msg::Error`]), which the client checks. Proofs are HMAC-SHA256 keyed by the
+//! shared secret over the transcript hash `T = SHA-256("dicesim handshake v4" | Hello frame
+//! | Challenge frame)`: client `HMAC(k, "dsim-client" | T)`, server `HMAC(k, "dsim-server" |
+//! T)`. The secret never crosses the wire, neither side can replay an old exchange, the
+//! role and versions are bound, and a caller without the secret gets nothing to test
+//! guesses against. A worker started without a token uses the empty key and only listens on
+//! loopback. A new version changes [`VERSION`]; messages are never reinterpreted silently.
+//!
+//! After `Welcome` every frame is sealed (AES-256-GCM, keys from the secret and `T`,
+//! per-direction counters as nonces): see [`crate::seal`].
 //!
 //! # Messages after the handshake
 //!
@@ -44,7 +48,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Protocol version; both ends must speak the same. 2: [`Msg::Deployed`] names the
 /// worker's backend. 3: [`Msg::Deploy`] carries the partition's host CPUs and pacing.
-pub const VERSION: u16 = 3;
+/// 4: the client proves the secret first, proofs and keys cover the handshake transcript,
+/// and every frame after it is sealed ([`crate::seal`]).
+pub const VERSION: u16 = 4;
 /// First bytes of a [`Msg::Hello`] payload.
 pub const MAGIC: [u8; 4] = *b"DSIM";
 /// Largest frame body accepted before authentication [bytes].
@@ -85,6 +91,10 @@ pub enum ProtoError {
     /// The body does not decode.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A sealed frame does not open with this connection's keys in this place of the
+    /// sequence (see [`crate::seal`]).
+    #[error("rejected frame: {0}")]
+    Tampered(String),
 }
 
 fn bad(s: impl Into<String>) -> ProtoError {
@@ -161,22 +171,25 @@ pub enum Msg {
         /// Client nonce.
         nonce: [u8; 32],
     },
-    /// Server's challenge and proof.
+    /// Server's challenge: its nonce only, nothing keyed by the token (so that one greeting
+    /// gives an unauthenticated client nothing to test token guesses against).
     Challenge {
         /// Protocol version of the server.
         version: u16,
         /// Server nonce.
         nonce: [u8; 32],
-        /// HMAC proof of the server.
-        proof: [u8; 32],
     },
     /// Client proof.
     Auth {
         /// HMAC proof of the client.
         proof: [u8; 32],
     },
-    /// Handshake accepted.
-    Welcome,
+    /// Handshake accepted, with the server's proof (sent only once the client has proven
+    /// the token).
+    Welcome {
+        /// HMAC proof of the server.
+        proof: [u8; 32],
+    },
     /// Refusal or failure with a reason; the sender closes afterwards.
     Error {
         /// Reason.
@@ -659,10 +672,9 @@ impl R<'_> {
             Kind::Challenge => Msg::Challenge {
                 version: self.u16()?,
                 nonce: self.b32()?,
-                proof: self.b32()?,
             },
             Kind::Auth => Msg::Auth { proof: self.b32()? },
-            Kind::Welcome => Msg::Welcome,
+            Kind::Welcome => Msg::Welcome { proof: self.b32()? },
             Kind::Error => Msg::Error { msg: self.str()? },
             Kind::Heartbeat => Msg::Heartbeat,
             Kind::ModelQuery => Msg::ModelQuery { hash: self.b32()? },
@@ -704,7 +716,7 @@ impl Msg {
             Msg::Hello { .. } => Kind::Hello,
             Msg::Challenge { .. } => Kind::Challenge,
             Msg::Auth { .. } => Kind::Auth,
-            Msg::Welcome => Kind::Welcome,
+            Msg::Welcome { .. } => Kind::Welcome,
             Msg::Error { .. } => Kind::Error,
             Msg::Heartbeat => Kind::Heartbeat,
             Msg::ModelQuery { .. } => Kind::ModelQuery,
@@ -741,9 +753,10 @@ impl Msg {
     fn encode_payload(&self, w: &mut W) {
         match self {
             Msg::Hello { .. } | Msg::Challenge { .. } => self.encode_greeting(w),
-            Msg::Auth { proof: h } | Msg::ModelQuery { hash: h } | Msg::ModelReady { hash: h } => {
-                w.b32(h)
-            }
+            Msg::Auth { proof: h }
+            | Msg::Welcome { proof: h }
+            | Msg::ModelQuery { hash: h }
+            | Msg::ModelReady { hash: h } => w.b32(h),
             Msg::Error { msg } => w.str(clip(msg)),
             Msg::Fault { msg } => w.str(msg),
             Msg::ModelHave { hash, have } => {
@@ -790,7 +803,7 @@ impl Msg {
                 w.energy(energy);
                 w.list(edges, W::edge);
             }
-            Msg::Welcome | Msg::Heartbeat | Msg::StatsRequest | Msg::Reset => {}
+            Msg::Heartbeat | Msg::StatsRequest | Msg::Reset => {}
         }
     }
 
@@ -807,14 +820,9 @@ impl Msg {
                 w.u8(*role as u8);
                 w.b32(nonce);
             }
-            Msg::Challenge {
-                version,
-                nonce,
-                proof,
-            } => {
+            Msg::Challenge { version, nonce } => {
                 w.u16(*version);
                 w.b32(nonce);
-                w.b32(proof);
             }
             _ => {}
         }
@@ -910,13 +918,14 @@ async fn read_exact_progress<Rd: AsyncRead + Unpin>(
 
 pub use crate::sys::mono_ns;
 
-/// Reads one frame. `idle` bounds every wait for bytes (a slow but moving transfer is fine,
-/// a silent peer is not); `max` bounds the body before anything is allocated.
-pub async fn read_msg<Rd: AsyncRead + Unpin>(
+/// Reads one frame's body (`max` bounds it before anything is allocated) and the time from
+/// its length prefix's arrival to its last byte. `idle` bounds every wait for bytes (a slow
+/// but moving transfer is fine, a silent peer is not).
+pub(crate) async fn read_frame<Rd: AsyncRead + Unpin>(
     r: &mut Rd,
     max: u32,
     idle: Duration,
-) -> Result<Received, ProtoError> {
+) -> Result<(Vec<u8>, Duration), ProtoError> {
     let mut len = [0u8; 4];
     // end of stream before a frame starts is a close, not a truncated frame
     read_exact_progress(r, &mut len[..1], idle)
@@ -935,18 +944,36 @@ pub async fn read_msg<Rd: AsyncRead + Unpin>(
     }
     let mut body = vec![0u8; n as usize];
     read_exact_progress(r, &mut body, idle).await?;
-    let mut transfer = t0.elapsed();
-    let msg = Msg::decode(&body)?;
-    if let Msg::Tensor { sent_ns, .. } = msg {
-        if sent_ns > 0 {
-            transfer = Duration::from_nanos(mono_ns().saturating_sub(sent_ns));
+    Ok((body, t0.elapsed()))
+}
+
+/// A decoded message of `n` body bytes that took `transfer` to arrive; a tensor with a
+/// sender timestamp counts its transfer from the hand-off instead.
+pub(crate) fn received(msg: Msg, n: u32, transfer: Duration) -> Result<Received, ProtoError> {
+    let transfer = match msg {
+        Msg::Tensor { sent_ns, .. } if sent_ns > 0 => {
+            Duration::from_nanos(mono_ns().saturating_sub(sent_ns))
         }
-    }
+        _ => transfer,
+    };
     Ok(Received {
         msg,
         bytes: n as u64 + 4,
         transfer,
     })
+}
+
+/// Reads one frame in clear (the handshake's; afterwards frames are sealed, see
+/// [`crate::seal::Opener::read`]). `idle` bounds every wait for bytes (a slow but moving
+/// transfer is fine, a silent peer is not); `max` bounds the body before anything is
+/// allocated.
+pub async fn read_msg<Rd: AsyncRead + Unpin>(
+    r: &mut Rd,
+    max: u32,
+    idle: Duration,
+) -> Result<Received, ProtoError> {
+    let (body, transfer) = read_frame(r, max, idle).await?;
+    received(Msg::decode(&body)?, body.len() as u32, transfer)
 }
 
 #[cfg(test)]
@@ -971,10 +998,9 @@ mod tests {
             Msg::Challenge {
                 version: 1,
                 nonce: [1; 32],
-                proof: [2; 32],
             },
             Msg::Auth { proof: [3; 32] },
-            Msg::Welcome,
+            Msg::Welcome { proof: [2; 32] },
             Msg::Error { msg: "nope".into() },
             Msg::Heartbeat,
             Msg::ModelQuery { hash: [4; 32] },

@@ -13,8 +13,9 @@
 use crate::conn::{client_handshake, server_handshake, spawn_writer, Outgoing, Shaping};
 use crate::engine::{Engine, EngineSession, Tensor};
 use crate::proto::{
-    read_msg, Dest, EdgeStat, Msg, ProtoError, Role, IDLE_TIMEOUT_MS, MAX_FRAME, MAX_MODEL_BYTES,
+    Dest, EdgeStat, Msg, ProtoError, Role, IDLE_TIMEOUT_MS, MAX_FRAME, MAX_MODEL_BYTES,
 };
+use crate::seal::{Keys, Opener};
 use crate::sensors::{peak_rss_kb, EnergyMeter};
 use crate::turns::{Held, Turn, Turns};
 use anyhow::{anyhow, bail, Context, Result};
@@ -32,15 +33,9 @@ const MAX_PENDING_FRAMES: usize = 256;
 /// Queue length of a connection writer [frames].
 const WRITER_QUEUE: usize = 64;
 
-/// Reads a token file (the shared secret; surrounding whitespace ignored).
+/// Reads a token file (see [`crate::token::read_token`]: at least 128 bits, private mode).
 pub fn read_token(path: &Path) -> Result<Vec<u8>> {
-    let t = std::fs::read_to_string(path)
-        .with_context(|| format!("reading token file {}", path.display()))?;
-    let t = t.trim();
-    if t.is_empty() {
-        bail!("token file {} is empty", path.display());
-    }
-    Ok(t.as_bytes().to_vec())
+    Ok(crate::token::read_token(path)?)
 }
 
 /// Resolves `listen`; without a token only loopback addresses are allowed.
@@ -173,20 +168,24 @@ fn is_normal_end(e: &anyhow::Error) -> bool {
 
 async fn handle(st: Arc<State>, mut s: TcpStream) -> Result<()> {
     s.set_nodelay(true)?;
-    let role = server_handshake(&mut s, &st.key).await?;
+    let (role, keys) = server_handshake(&mut s, &st.key).await?;
+    let Keys {
+        send: seal,
+        recv: mut open,
+    } = keys;
     let (mut r, w) = s.into_split();
     let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
     match role {
         Role::Peer => {
             // the writer only sends heartbeats, so that the peer can tell we are alive
-            let _hb = spawn_writer(w, Shaping::default(), 1, |_| {});
+            let _hb = spawn_writer(w, seal, Shaping::default(), 1, |_| {});
             // A tensor's transfer time is its service time on this connection: from when the
             // sender handed it over, or from when the previous message on the connection had
             // fully arrived if that is later, to its last byte. Time spent queued behind
             // earlier frames is not transfer time (the simulator counts it the same way).
             let mut prev_done: Option<Instant> = None;
             loop {
-                let mut rcv = read_msg(&mut r, MAX_FRAME, idle).await?;
+                let mut rcv = open.read(&mut r, MAX_FRAME, idle).await?;
                 let now = Instant::now();
                 if let Some(p) = prev_done {
                     rcv.transfer = rcv.transfer.min(now - p);
@@ -201,10 +200,10 @@ async fn handle(st: Arc<State>, mut s: TcpStream) -> Result<()> {
         }
         Role::Coordinator => {
             let (ftx, mut frx) = mpsc::unbounded_channel::<String>();
-            let coord = spawn_writer(w, Shaping::default(), WRITER_QUEUE, move |e| {
+            let coord = spawn_writer(w, seal, Shaping::default(), WRITER_QUEUE, move |e| {
                 let _ = ftx.send(e);
             });
-            let res = coordinator_loop(&st, &mut r, &coord, &mut frx).await;
+            let res = coordinator_loop(&st, (&mut r, &mut open), &coord, &mut frx).await;
             // the coordinator is gone: so is its deployment
             drop_deployment(&st, &coord);
             res
@@ -226,7 +225,7 @@ fn send(tx: &mpsc::Sender<Outgoing>, m: &Msg) -> impl std::future::Future<Output
 /// statistics and reset, until the connection ends or a request is refused.
 async fn coordinator_loop(
     st: &Arc<State>,
-    r: &mut tokio::net::tcp::OwnedReadHalf,
+    (r, open): (&mut tokio::net::tcp::OwnedReadHalf, &mut Opener),
     coord: &mpsc::Sender<Outgoing>,
     write_err: &mut mpsc::UnboundedReceiver<String>,
 ) -> Result<()> {
@@ -234,7 +233,7 @@ async fn coordinator_loop(
     let mut upload: Option<Upload> = None;
     loop {
         let rcv = tokio::select! {
-            r = read_msg(r, MAX_FRAME, idle) => r?,
+            r = open.read(r, MAX_FRAME, idle) => r?,
             e = write_err.recv() => bail!("{}", e.unwrap_or_default()),
         };
         match rcv.msg {
@@ -473,13 +472,14 @@ async fn peer_sender(
         .map_err(|_| anyhow!("connecting to peer {addr}: timed out"))?
         .with_context(|| format!("connecting to peer {addr}"))?;
     s.set_nodelay(true)?;
-    client_handshake(&mut s, &st.key, Role::Peer)
+    let keys = client_handshake(&mut s, &st.key, Role::Peer)
         .await
         .with_context(|| format!("peer {addr}"))?;
     let (mut r, w) = s.into_split();
     let d1 = Arc::downgrade(dep);
     let a1 = addr.to_string();
-    let tx = spawn_writer(w, sh, WRITER_QUEUE, move |e| {
+    let mut open = keys.recv;
+    let tx = spawn_writer(w, keys.send, sh, WRITER_QUEUE, move |e| {
         if let Some(d) = d1.upgrade() {
             d.fault(format!("lost peer {a1}: {e}"));
         }
@@ -491,7 +491,7 @@ async fn peer_sender(
     tokio::spawn(async move {
         let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
         let e = loop {
-            match read_msg(&mut r, 1024, idle).await {
+            match open.read(&mut r, 1024, idle).await {
                 Ok(_) => {}
                 Err(e) => break e,
             }

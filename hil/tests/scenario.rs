@@ -17,7 +17,7 @@ fn scenario(name: &str, model: &str, hil: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("plat.toml"), PLATFORM).unwrap();
-    std::fs::write(d.join("tok"), "secret\n").unwrap();
+    dicesim_hil::token::write_new_token(&d.join("tok")).unwrap();
     let s = d.join("s.toml");
     std::fs::write(
         &s,
@@ -46,7 +46,8 @@ fn hil_options_come_from_the_scenario_model() {
     assert_eq!(run.workers["b"], "127.0.0.1:7002");
     assert_eq!(run.window, Some(4));
     assert_eq!(run.stall_timeout, Duration::from_secs_f64(2.5));
-    assert_eq!(run.token, b"secret");
+    let tok = std::fs::read_to_string(s.parent().unwrap().join("tok")).unwrap();
+    assert_eq!(run.token, tok.trim().as_bytes());
 
     let s = scenario("device", "zoo = \"squeezenet1_1\"", "aa = \"h:1\"\n");
     let e = error(coord::from_scenario(&s));

@@ -2,7 +2,7 @@
 //! address, a writer task per connection, and one event channel that every reader feeds.
 
 use crate::conn::{client_handshake, spawn_writer, Outgoing, Shaping};
-use crate::proto::{read_msg, Msg, Received, Role, IDLE_TIMEOUT_MS, MAX_FRAME};
+use crate::proto::{Msg, Received, Role, IDLE_TIMEOUT_MS, MAX_FRAME};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -130,18 +130,19 @@ async fn connect(
         .map_err(|_| anyhow!("connecting to worker {addr}: timed out"))?
         .with_context(|| format!("connecting to worker {addr}"))?;
     s.set_nodelay(true)?;
-    client_handshake(&mut s, key, Role::Coordinator)
+    let keys = client_handshake(&mut s, key, Role::Coordinator)
         .await
         .with_context(|| format!("worker {addr}"))?;
     let (mut r, w) = s.into_split();
     let ev2 = ev.clone();
-    let tx = spawn_writer(w, Shaping::default(), 64, move |e| {
+    let mut open = keys.recv;
+    let tx = spawn_writer(w, keys.send, Shaping::default(), 64, move |e| {
         let _ = ev2.send(Ev::Lost(i, e));
     });
     tokio::spawn(async move {
         let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
         loop {
-            match read_msg(&mut r, MAX_FRAME, idle).await {
+            match open.read(&mut r, MAX_FRAME, idle).await {
                 Ok(Received {
                     msg: Msg::Heartbeat,
                     ..
