@@ -118,21 +118,18 @@ pub fn layer_bytes(layer: &Layer) -> u64 {
 /// Time of `layer` on unit `u` (its core set's threads) [ns]: the measured profile where it
 /// lists the layer, else the model of the module documentation.
 pub fn layer_time_ns(layer: &Layer, u: &Unit) -> Time {
+    let c = layer.class;
     if let Some(t) = u.profile.as_ref().and_then(|p| p.get(&layer.name)) {
-        let scale = rate_gflops(u, layer.class, u.cores) / rate_gflops(u, layer.class, u.threads());
+        let scale = rate_gflops(u, c, u.cores) / rate_gflops(u, c, u.threads());
         return (t * 1000.0 * scale).round() as Time;
     }
-    if u.classes.get(&layer.class).and_then(|f| f.fused) == Some(true) {
+    let figures = u.classes.get(&c).copied().unwrap_or_default();
+    if figures.fused == Some(true) {
         return 0;
     }
-    let tile = u
-        .classes
-        .get(&layer.class)
-        .and_then(|f| f.tile)
-        .unwrap_or(1);
-    let flops = layer.flops as f64 * tile_padding(&layer.output_shape, tile);
+    let flops = layer.flops as f64 * tile_padding(&layer.output_shape, figures.tile.unwrap_or(1));
     // GFLOP/s == FLOP/ns and GB/s == B/ns
-    let compute = flops / rate_gflops(u, layer.class, u.threads());
-    let memory = layer_bytes(layer) as f64 / mem_gbps(u, layer.class);
+    let compute = flops / rate_gflops(u, c, u.threads());
+    let memory = layer_bytes(layer) as f64 / mem_gbps(u, c);
     (compute.max(memory) + u.layer_overhead_us * 1000.0).round() as Time
 }
