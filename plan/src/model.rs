@@ -45,7 +45,8 @@ pub fn load_graph(path: &Path, input_shapes: &InputShapes) -> Result<Graph, Plan
 
 /// Builds and analyses a zoo model.
 pub fn zoo_graph(name: &str, input_size: usize) -> Result<Graph, PlanError> {
-    Ok(Model::zoo(name, input_size)?.graph)
+    let proto = crate::zoo::build_for_analysis(name, input_size)?;
+    Ok(Model::analyse(proto, name, &InputShapes::new())?.graph)
 }
 
 impl Model {

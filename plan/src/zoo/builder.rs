@@ -129,6 +129,9 @@ pub struct Builder {
     tensors: Vec<String>,
     node_names: HashSet<String>,
     err: Option<String>,
+    /// Weights are zeros (allocated, never written: the pages stay untouched), for a graph
+    /// that is only analysed; otherwise seeded uniform values.
+    zero_weights: bool,
 }
 
 /// The graph input's name.
@@ -145,10 +148,18 @@ impl Builder {
             tensors: Vec::new(),
             node_names: HashSet::new(),
             err: None,
+            zero_weights: false,
         };
         b.shapes
             .insert(INPUT.to_string(), vec![1, 3, size as i64, size as i64]);
         (b, INPUT.to_string())
+    }
+
+    /// Weights as zeros instead of seeded random values: a model only analysed (its graph,
+    /// FLOPs and bytes), built without computing hundreds of MB of random numbers.
+    pub fn with_zero_weights(mut self) -> Self {
+        self.zero_weights = true;
+        self
     }
 
     /// The shape of tensor `t`.
@@ -219,7 +230,12 @@ impl Builder {
     /// Adds a float initializer of shape `dims` with values uniform in `[lo, hi)`.
     fn init_uniform(&mut self, name: &str, dims: &[i64], lo: f64, hi: f64) -> String {
         let n: i64 = dims.iter().product();
-        let raw = uniform_f32_le(self.seed(name), n as usize, lo, hi);
+        let raw = if self.zero_weights {
+            // calloc'd: the kernel maps zero pages lazily, so nothing is touched
+            Bytes::from(vec![0u8; n as usize * 4])
+        } else {
+            uniform_f32_le(self.seed(name), n as usize, lo, hi)
+        };
         self.inits.push(TensorProto {
             dims: dims.to_vec(),
             data_type: Some(dtype::FLOAT),

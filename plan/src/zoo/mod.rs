@@ -68,6 +68,17 @@ pub fn default_input_size(name: &str) -> Option<usize> {
 /// name or an input size the network cannot take (too small, or for YOLOv3-tiny not a
 /// multiple of 32).
 pub fn build(name: &str, input_size: usize) -> Result<ModelProto, PlanError> {
+    build_with(name, input_size, false)
+}
+
+/// [`build`] with zero weights: the same graph, shapes and bytes, for analysis only (the
+/// simulator and the search read the graph; `zoo build`, `split` and real runs use
+/// [`build`]'s seeded weights).
+pub fn build_for_analysis(name: &str, input_size: usize) -> Result<ModelProto, PlanError> {
+    build_with(name, input_size, true)
+}
+
+fn build_with(name: &str, input_size: usize, zero_weights: bool) -> Result<ModelProto, PlanError> {
     if !NAMES.contains(&name) {
         return Err(PlanError::Model(format!(
             "unknown zoo model `{name}`; known models: {}",
@@ -87,7 +98,12 @@ pub fn build(name: &str, input_size: usize) -> Result<ModelProto, PlanError> {
             "model yolov3_tiny: input size {input_size} is not a multiple of 32"
         )));
     }
-    let (mut b, x) = Builder::new(name, input_size);
+    let (b, x) = Builder::new(name, input_size);
+    let mut b = if zero_weights {
+        b.with_zero_weights()
+    } else {
+        b
+    };
     let outputs = match name {
         "alexnet" => vec![classic::alexnet(&mut b, &x)],
         "vgg16" => vec![classic::vgg(&mut b, &x, classic::VGG16)],

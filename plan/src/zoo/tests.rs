@@ -298,3 +298,20 @@ fn zoo_write_models() {
         }
     }
 }
+
+/// The analysis build (zero weights) gives the very graph of the seeded build.
+#[test]
+fn analysis_build_has_the_same_graph() {
+    for &name in names() {
+        let size = if name == "yolov3_tiny" { 64 } else { 48 };
+        let seeded = crate::model::Model::zoo(name, size).unwrap().graph;
+        let analysed = crate::model::zoo_graph(name, size).unwrap();
+        assert_eq!(seeded.layers, analysed.layers, "{name}");
+        assert_eq!(seeded.tensors, analysed.tensors, "{name}");
+        assert_eq!(
+            (seeded.inputs, seeded.outputs),
+            (analysed.inputs, analysed.outputs),
+            "{name}"
+        );
+    }
+}
