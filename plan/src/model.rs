@@ -246,10 +246,32 @@ fn shape_example(dims: &[Option<i64>], params: &[Option<String>]) -> String {
     example.join(",")
 }
 
+/// Largest tensor the analysis accepts [bytes]: 1 TiB, more than any machine dicesim plans
+/// for has; a larger shape is malformed (or overflows), and is refused with a message
+/// before anything would allocate it.
+pub const MAX_TENSOR_BYTES: u64 = 1 << 40;
+
 /// Bytes of a tensor of `shape` and element type `dt` (4 per element for a type of no fixed
-/// size).
+/// size), saturating: a shape too large to count is one [`check_size`] refuses.
 fn tensor_bytes(shape: &[usize], dt: i32) -> u64 {
-    shape.iter().product::<usize>() as u64 * dtype::size_of(dt).unwrap_or(4)
+    (shape.iter()).fold(dtype::size_of(dt).unwrap_or(4), |b, &d| {
+        b.saturating_mul(d as u64)
+    })
+}
+
+/// Refuses a tensor larger than [`MAX_TENSOR_BYTES`]; `label` names where it comes from.
+fn check_size(label: &str, t: &TensorInfo) -> Result<(), String> {
+    if t.bytes <= MAX_TENSOR_BYTES {
+        return Ok(());
+    }
+    Err(format!(
+        "{label}: tensor '{}' of shape {:?} would take more than {} GiB (limit {} GiB): \
+         refused (a malformed shape?)",
+        t.name,
+        t.shape,
+        t.bytes.min(u64::MAX - 1) >> 30,
+        MAX_TENSOR_BYTES >> 30
+    ))
 }
 
 /// An activation tensor without readers yet.
@@ -354,7 +376,9 @@ fn graph_inputs(
             continue; // old exporters list initializers as inputs too
         }
         let (shape, dt) = input_shape(vi, input_shapes)?;
-        tensors.insert(iname.clone(), tensor_info(&iname, shape, dt, None));
+        let t = tensor_info(&iname, shape, dt, None);
+        check_size("graph input", &t)?;
+        tensors.insert(iname.clone(), t);
         inputs.push(iname);
     }
     if inputs.is_empty() {
@@ -595,6 +619,7 @@ impl Analysis {
                 ));
             }
             let t = tensor_info(oname, shape, dt, Some(idx));
+            check_size(label, &t)?;
             w.bytes += t.bytes;
             self.tensors.insert(oname.clone(), t);
             w.names.push(oname.clone());

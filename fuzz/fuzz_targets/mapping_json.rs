@@ -1,0 +1,15 @@
+//! An AutoDiCE mapping JSON (`{"unit": ["layer", ...]}`) over alexnet at 64 px.
+#![no_main]
+
+use dicesim_plan::mapping::Mapping;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let g = dicesim_fuzz::alexnet();
+    if let Ok(m) = Mapping::from_json_str(text, g, "fuzz.json") {
+        let _ = m.to_toml(g);
+    }
+});
