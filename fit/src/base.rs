@@ -105,5 +105,6 @@ fn generic_unit(device: &str, name: &str, cores: u32, index: usize) -> Unit {
         layer_overhead_us: if cpu { 10.0 } else { 30.0 },
         run_overhead_us: 0.0,
         profile: None,
+        memory: Default::default(),
     }
 }

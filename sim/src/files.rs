@@ -295,6 +295,10 @@ pub(crate) struct UnitTable {
     pub serial_fraction: Option<f64>,
     pub engine: Option<String>,
     pub precision: Option<String>,
+    /// The memory model's keys (see [`crate::memory`]).
+    pub memory_base_mb: Option<f64>,
+    pub weights_factor: Option<f64>,
+    pub activations_factor: Option<f64>,
     pub classes: Option<
         std::collections::BTreeMap<dicesim_plan::opclass::OpClass, crate::compute::ClassFigures>,
     >,
@@ -346,6 +350,10 @@ pub(crate) struct CalUnit {
     pub gflops: Option<f64>,
     pub mem_gbps: Option<f64>,
     pub layer_overhead_us: Option<f64>,
+    /// The memory model's keys (see [`crate::memory`]).
+    pub memory_base_mb: Option<f64>,
+    pub weights_factor: Option<f64>,
+    pub activations_factor: Option<f64>,
 }
 
 /// A calibration's `[[link]]`.
@@ -360,4 +368,26 @@ pub(crate) struct CalLink {
 /// `file` relative to the folder of `base`.
 pub(crate) fn relative(base: &Path, file: &str) -> PathBuf {
     base.parent().unwrap_or(Path::new(".")).join(file)
+}
+
+/// The memory keys of a unit table.
+impl UnitTable {
+    pub(crate) fn memory_keys(&self) -> crate::memory::MemoryKeys {
+        crate::memory::MemoryKeys {
+            memory_base_mb: self.memory_base_mb,
+            weights_factor: self.weights_factor,
+            activations_factor: self.activations_factor,
+        }
+    }
+}
+
+/// The memory keys of a calibration's unit.
+impl CalUnit {
+    pub(crate) fn memory_keys(&self) -> crate::memory::MemoryKeys {
+        crate::memory::MemoryKeys {
+            memory_base_mb: self.memory_base_mb,
+            weights_factor: self.weights_factor,
+            activations_factor: self.activations_factor,
+        }
+    }
 }

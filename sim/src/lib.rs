@@ -12,6 +12,7 @@ pub mod error;
 pub mod explore;
 pub mod files;
 pub mod kernel;
+pub mod memory;
 mod modelsrc;
 pub mod network;
 pub mod platform;

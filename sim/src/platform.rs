@@ -30,6 +30,7 @@ use dicesim_plan::opclass::OpClass;
 use crate::compute::ClassFigures;
 use crate::error::{parse_toml, read_text, SimError};
 use crate::files::{relative, CalibrationFile, DeviceTable, LinkTable, PlatformFile, UnitTable};
+use crate::memory::UnitMemory;
 
 /// Kind of compute unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -80,6 +81,8 @@ pub struct Unit {
     pub run_overhead_us: f64,
     /// Measured per-layer times [us] by layer name, if the platform names a profile.
     pub profile: Option<BTreeMap<String, f64>>,
+    /// Its engine's memory model (`memory_base_mb`, `weights_factor`, `activations_factor`).
+    pub memory: UnitMemory,
 }
 
 impl Unit {
@@ -264,6 +267,9 @@ fn override_unit(u: &mut UnitTable, inline: UnitTable) {
     u.serial_fraction = inline.serial_fraction.or(u.serial_fraction);
     u.engine = inline.engine.or(u.engine.take());
     u.precision = inline.precision.or(u.precision.take());
+    u.memory_base_mb = inline.memory_base_mb.or(u.memory_base_mb);
+    u.weights_factor = inline.weights_factor.or(u.weights_factor);
+    u.activations_factor = inline.activations_factor.or(u.activations_factor);
     for (c, f) in inline.classes.unwrap_or_default() {
         u.classes.get_or_insert_with(BTreeMap::new).insert(c, f);
     }
@@ -342,6 +348,7 @@ fn unit(
     };
     let or0 = |k: &str, v: Option<f64>| non_negative(path, &key(k), v.unwrap_or(0.0));
     let cores = unit_cores(path, &key("cores"), kind, ru.cores)?;
+    let memory = UnitMemory::default().with_keys(path, key, ru.memory_keys())?;
     let classes = class_figures(path, key, ru.classes.unwrap_or_default())?;
     Ok(Unit {
         full_name,
@@ -364,6 +371,7 @@ fn unit(
         layer_overhead_us: or0("layer_overhead_us", ru.layer_overhead_us)?,
         run_overhead_us: or0("run_overhead_us", ru.run_overhead_us)?,
         profile,
+        memory,
     })
 }
 
@@ -412,6 +420,12 @@ impl Platform {
             }
             if ru.mem_gbps.is_some() {
                 unit.mem_gbps = positive(path, &key("mem_gbps"), ru.mem_gbps)?;
+            }
+            unit.memory = unit.memory.with_keys(path, &key, ru.memory_keys())?;
+            let memory = unit.memory;
+            // core sets already made of this CPU run the same engine
+            for c in self.units.iter_mut().filter(|c| c.parent == u) {
+                c.memory = memory;
             }
         }
         for (i, rl) in raw.link.into_iter().enumerate() {

@@ -359,10 +359,12 @@ impl PreparedScenario {
         })
     }
 
-    /// Memory need of each device for `plan` [bytes]: weights of its partitions, plus for
-    /// each of its units the largest peak of live activations among the partitions it runs
-    /// (a unit runs one partition at a time), plus one receive buffer per incoming connection
-    /// and the input frame for source partitions.
+    /// Memory need of each device for `plan` [bytes], by each unit's memory model
+    /// ([`crate::memory::UnitMemory`]): the engine's base once per physical unit used, the
+    /// weights of its partitions x the unit's weights factor, plus for each of its units the
+    /// largest peak of live activations among the partitions it runs (a unit runs one
+    /// partition at a time) x the activations factor, plus one receive buffer per incoming
+    /// connection and the input frame for source partitions.
     pub fn memory_bytes(&self, plan: &SimPlan) -> Vec<u64> {
         let nd = self.platform.devices.len();
         let mut dev = vec![0u64; nd];
@@ -375,8 +377,10 @@ impl PreparedScenario {
         }
         let mut free_at = Vec::new();
         for (pi, p) in plan.parts.iter().enumerate() {
-            let d = self.platform.units[p.unit].device;
-            dev[d] += p.layers.iter().map(|&l| self.layer_params[l]).sum::<u64>();
+            let unit = &self.platform.units[p.unit];
+            let d = unit.device;
+            let weights = p.layers.iter().map(|&l| self.layer_params[l]).sum::<u64>();
+            dev[d] += unit.memory.weights(weights);
             // live activations: an output is allocated at its layer and freed after its
             // last consumer when every consumer is inside the partition
             free_at.clear();
@@ -416,9 +420,23 @@ impl PreparedScenario {
             dev[self.platform.units[plan.parts[c.to].unit].device] += c.bytes;
         }
         for (u, a) in unit_act.iter().enumerate() {
-            dev[self.platform.units[u].device] += a;
+            let unit = &self.platform.units[u];
+            dev[unit.device] += unit.memory.activations(*a);
         }
+        self.add_engine_bases(plan, &mut dev);
         dev
+    }
+
+    /// Adds each engine's fixed base to its device, once per physical unit that runs a
+    /// partition (core sets of one CPU share its engine: one process, one runtime).
+    fn add_engine_bases(&self, plan: &SimPlan, dev: &mut [u64]) {
+        let units = &self.platform.units;
+        let mut used: Vec<usize> = plan.parts.iter().map(|p| units[p.unit].parent).collect();
+        used.sort_unstable();
+        used.dedup();
+        for u in used {
+            dev[units[u].device] += units[u].memory.base_bytes();
+        }
     }
 
     /// Simulates `plan` (as fast as possible) and returns the full outcome.
