@@ -5,6 +5,11 @@
 //! (colon-separated), then the folder of the running executable, then its parent when that
 //! folder is `deps` (cargo's test binaries live in `target/<profile>/deps`).
 //!
+//! Plugins are code run in the process: a name is `[a-z0-9_]+` (it cannot reach outside
+//! the search folders), and `DICESIM_PLUGIN_PATH` entries that are relative are ignored;
+//! as root, so are entries not owned by root or writable by group or others, so that
+//! another user cannot plant a library that root then loads.
+//!
 //! Loaded libraries stay loaded for the life of the process: engines keep threads and
 //! thread-locals that do not survive `dlclose`.
 #![warn(missing_docs)]
@@ -141,7 +146,7 @@ impl Default for Options {
 pub fn search_path() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(p) = std::env::var_os("DICESIM_PLUGIN_PATH") {
-        dirs.extend(std::env::split_paths(&p).filter(|d| !d.as_os_str().is_empty()));
+        dirs.extend(std::env::split_paths(&p).filter(|d| trusted_dir(d)));
     }
     if let Some(dir) = std::env::current_exe()
         .ok()
@@ -159,6 +164,28 @@ pub fn search_path() -> Vec<PathBuf> {
     dirs
 }
 
+/// Whether a `DICESIM_PLUGIN_PATH` entry may be searched: absolute, and, when this process
+/// runs as root, a folder owned by root that group and others cannot write.
+fn trusted_dir(d: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if !d.is_absolute() {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return true;
+    }
+    std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.uid() == 0 && m.mode() & 0o022 == 0)
+}
+
+/// Whether `name` can name a plugin: one or more of `[a-z0-9_]`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// Every plugin found in the search path: (name, file), first occurrence of each name.
 pub fn discover() -> Vec<(String, PathBuf)> {
     let prefix = format!("{}dicesim_backend_", std::env::consts::DLL_PREFIX);
@@ -173,7 +200,7 @@ pub fn discover() -> Vec<(String, PathBuf)> {
             .filter_map(|e| {
                 let f = e.file_name().to_string_lossy().into_owned();
                 let name = f.strip_prefix(&prefix)?.strip_suffix(suffix)?.to_string();
-                Some((name, e.path()))
+                valid_name(&name).then(|| (name, e.path()))
             })
             .collect();
         here.sort();
@@ -189,7 +216,12 @@ pub fn discover() -> Vec<(String, PathBuf)> {
 /// Finds the file of plugin `name`.
 pub fn find(name: &str) -> Result<PathBuf, BackendError> {
     let file = api::plugin_file_name(name);
-    let dirs = search_path();
+    let dirs = if valid_name(name) {
+        search_path()
+    } else {
+        // not searched anywhere: the error below says so
+        Vec::new()
+    };
     for d in &dirs {
         let p = d.join(&file);
         if p.is_file() {
@@ -199,7 +231,9 @@ pub fn find(name: &str) -> Result<PathBuf, BackendError> {
     Err(BackendError::NotFound {
         name: name.to_string(),
         file,
-        searched: if dirs.is_empty() {
+        searched: if !valid_name(name) {
+            "no folder (a plugin name is made of a-z, 0-9 and _)".into()
+        } else if dirs.is_empty() {
             "(no folders)".into()
         } else {
             dirs.iter()
@@ -530,3 +564,39 @@ impl Drop for Session {
 
 /// A cheaply shareable handle to a loaded backend.
 pub type SharedBackend = Arc<Backend>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn plugin_names_are_plain() {
+        for ok in ["ort", "tch", "tract", "my_engine2"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "../x", "a/b", "Ort", "a-b", "a.b", "x\0"] {
+            assert!(!valid_name(bad), "{bad:?}");
+            let e = find(bad).unwrap_err().to_string();
+            assert!(e.contains("a-z, 0-9 and _"), "{e}");
+        }
+    }
+
+    #[test]
+    fn relative_and_as_root_writable_folders_are_not_searched() {
+        assert!(!trusted_dir(Path::new("target/release")));
+        assert!(!trusted_dir(Path::new("")));
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let d = std::env::temp_dir().join(format!("dicesim-loader-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(trusted_dir(&d));
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!trusted_dir(&d));
+        assert!(!trusted_dir(Path::new("/tmp")), "world-writable");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
