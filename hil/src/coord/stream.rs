@@ -140,6 +140,7 @@ impl<'a> Streamer<'a> {
         }
         self.bar.finish_and_clear();
         self.out.host_energy_mj = energy0.map(|e| e.used_uj() as f64 / 1e3);
+        write_frame_times(&self.out);
         self.out
     }
 
@@ -294,6 +295,33 @@ impl<'a> Streamer<'a> {
             self.last_progress = Instant::now();
             self.bar.inc(1);
         }
+    }
+}
+
+/// Writes every frame's entry and exit [us from the start of streaming] as CSV to the file
+/// named by `DICESIM_FRAME_TIMES`, when set: the per-frame timeline a soak run needs for its
+/// stall and steadiness figures (scripts/soak.sh), which the report's summaries hide.
+fn write_frame_times(out: &Streamed) {
+    let Some(path) = std::env::var_os("DICESIM_FRAME_TIMES") else {
+        return;
+    };
+    let us = |t: &Option<Instant>| {
+        t.map(|t| {
+            t.saturating_duration_since(out.t_start)
+                .as_micros()
+                .to_string()
+        })
+        .unwrap_or_default()
+    };
+    let mut text = String::from("frame,entry_us,exit_us\n");
+    for (f, (a, b)) in out.entry.iter().zip(&out.exit).enumerate() {
+        text += &format!("{f},{},{}\n", us(a), us(b));
+    }
+    if let Err(e) = std::fs::write(&path, text) {
+        eprintln!(
+            "dicesim: warning: DICESIM_FRAME_TIMES {}: {e}",
+            path.to_string_lossy()
+        );
     }
 }
 
