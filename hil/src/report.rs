@@ -17,6 +17,11 @@ pub struct DeviceM {
     /// Peak resident memory of its worker process (VmHWM) [MiB]; null where the worker could
     /// not tell (no `/proc`, or a worker lost before it reported).
     pub memory_peak_mb: Option<f64>,
+    /// The simulator's memory need of the device for this plan [MiB], by its units' memory
+    /// models (docs/simulator.md#memory); null where the plan cannot be simulated.
+    pub memory_predicted_mb: Option<f64>,
+    /// (predicted - measured) / measured peak memory; null without both figures.
+    pub memory_error: Option<f64>,
     /// Worker address.
     pub worker: String,
     /// The backend its worker ran (as the worker reported it).
@@ -211,12 +216,13 @@ impl RunReport {
         }
         for d in &self.devices {
             s += &format!(
-                "device {:10} busy {:.3}  memory use (peak RSS) {}  energy {}\n",
+                "device {:10} busy {:.3}  memory use (peak RSS) {}, predicted {}  energy {}\n",
                 d.name,
                 d.busy_frac,
                 d.memory_peak_mb
                     .map(|m| format!("{m:.1} MiB"))
                     .unwrap_or("unknown".into()),
+                memory_predicted_text(d),
                 d.energy_mj
                     .map(|e| format!("{e:.1} mJ"))
                     .unwrap_or("not measured".into())
@@ -233,5 +239,14 @@ impl RunReport {
             );
         }
         s
+    }
+}
+
+/// `P MiB (+E%)`: the predicted memory need and its error against the measured peak.
+fn memory_predicted_text(d: &DeviceM) -> String {
+    match (d.memory_predicted_mb, d.memory_error) {
+        (Some(p), Some(e)) => format!("{p:.1} MiB ({:+.1}%)", e * 100.0),
+        (Some(p), None) => format!("{p:.1} MiB"),
+        _ => "unknown".into(),
     }
 }

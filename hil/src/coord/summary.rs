@@ -186,6 +186,7 @@ fn devices(
 ) -> Vec<DeviceM> {
     let pf = &prep.scenario.prep.platform;
     let owners = sensor_users(stats);
+    let predicted = predicted_memory_mb(prep);
     let mut used: Vec<usize> = prep.part_device.clone();
     used.sort();
     used.dedup();
@@ -201,6 +202,11 @@ fn devices(
         let energy_mj = (st.and_then(|s| s.energy.as_ref()))
             .filter(|(id, _)| owners.get(id) == Some(&1))
             .map(|(_, uj)| r6(*uj as f64 / 1e3));
+        // the worker sends 0 when it cannot read its peak RSS
+        let memory_peak_mb = st
+            .filter(|s| s.peak_rss_kb > 0)
+            .map(|s| r6(s.peak_rss_kb as f64 / 1024.0));
+        let memory_predicted_mb = predicted.as_ref().map(|m| m[d]);
         devices.push(DeviceM {
             name: pf.devices[d].name.clone(),
             busy_frac: if makespan_ms > 0.0 {
@@ -209,15 +215,25 @@ fn devices(
                 0.0
             },
             energy_mj,
-            // the worker sends 0 when it cannot read its peak RSS
-            memory_peak_mb: st
-                .filter(|s| s.peak_rss_kb > 0)
-                .map(|s| r6(s.peak_rss_kb as f64 / 1024.0)),
+            memory_peak_mb,
+            memory_predicted_mb,
+            memory_error: memory_predicted_mb
+                .zip(memory_peak_mb)
+                .map(|(p, m)| r6((p - m) / m)),
             worker: place.addrs[c].clone(),
             backend: loaded[parts[0]].backend.clone(),
         });
     }
     devices
+}
+
+/// The simulator's memory need of each platform device for the run's plan [MiB]; `None`
+/// where the plan cannot be simulated.
+fn predicted_memory_mb(prep: &Prepared) -> Option<Vec<f64>> {
+    let ps = &prep.scenario.prep;
+    let plan = ps.sim_plan_from(&prep.plan).ok()?;
+    let mb = |b: &u64| r6(*b as f64 / (1024.0 * 1024.0));
+    Some(ps.memory_bytes(&plan).iter().map(mb).collect())
 }
 
 /// How many workers report each energy sensor.
