@@ -57,7 +57,7 @@ async fn framed() -> f64 {
         let (s, _) = l.accept().await.unwrap();
         s.set_nodelay(true).unwrap();
         let (mut r, w) = s.into_split();
-        let Keys { send, mut recv } = keys(Side::Server);
+        let Keys { send, mut recv, .. } = keys(Side::Server);
         let tx = spawn_writer(w, send, Shaping::default(), 4, |_| {});
         for _ in 0..ROUNDS {
             let m = recv.read(&mut r, MAX_FRAME, idle).await.unwrap().msg;
@@ -87,7 +87,7 @@ async fn framed() -> f64 {
     let s = TcpStream::connect(a).await.unwrap();
     s.set_nodelay(true).unwrap();
     let (mut r, w) = s.into_split();
-    let Keys { send, mut recv } = keys(Side::Client);
+    let Keys { send, mut recv, .. } = keys(Side::Client);
     let tx = spawn_writer(w, send, Shaping::default(), 4, |_| {});
     let data = vec![0.5f32; N / 4];
     let mut t = Vec::new();

@@ -7,6 +7,7 @@ pub mod coord;
 pub mod cores;
 pub mod emulate;
 pub mod engine;
+pub mod gate;
 pub mod private;
 pub mod proto;
 pub mod report;

@@ -197,10 +197,14 @@ pub enum Msg {
     },
     /// Keep-alive.
     Heartbeat,
-    /// Is this sub-model cached?
+    /// Is this sub-model cached? Answered yes only to a connection that proves it holds
+    /// the bytes, so that one coordinator cannot probe what another uploaded.
     ModelQuery {
         /// SHA-256 of the ONNX bytes.
         hash: [u8; 32],
+        /// Proof of possession: HMAC-SHA256 keyed by this connection's transcript hash
+        /// over the ONNX bytes (see [`crate::conn::possession`]).
+        possession: [u8; 32],
     },
     /// Answer to [`Msg::ModelQuery`].
     ModelHave {
@@ -677,7 +681,10 @@ impl R<'_> {
             Kind::Welcome => Msg::Welcome { proof: self.b32()? },
             Kind::Error => Msg::Error { msg: self.str()? },
             Kind::Heartbeat => Msg::Heartbeat,
-            Kind::ModelQuery => Msg::ModelQuery { hash: self.b32()? },
+            Kind::ModelQuery => Msg::ModelQuery {
+                hash: self.b32()?,
+                possession: self.b32()?,
+            },
             Kind::ModelHave => Msg::ModelHave {
                 hash: self.b32()?,
                 have: self.u8()? != 0,
@@ -753,12 +760,15 @@ impl Msg {
     fn encode_payload(&self, w: &mut W) {
         match self {
             Msg::Hello { .. } | Msg::Challenge { .. } => self.encode_greeting(w),
-            Msg::Auth { proof: h }
-            | Msg::Welcome { proof: h }
-            | Msg::ModelQuery { hash: h }
-            | Msg::ModelReady { hash: h } => w.b32(h),
+            Msg::Auth { proof: h } | Msg::Welcome { proof: h } | Msg::ModelReady { hash: h } => {
+                w.b32(h)
+            }
             Msg::Error { msg } => w.str(clip(msg)),
             Msg::Fault { msg } => w.str(msg),
+            Msg::ModelQuery { hash, possession } => {
+                w.b32(hash);
+                w.b32(possession);
+            }
             Msg::ModelHave { hash, have } => {
                 w.b32(hash);
                 w.u8(*have as u8);
@@ -1003,7 +1013,10 @@ mod tests {
             Msg::Welcome { proof: [2; 32] },
             Msg::Error { msg: "nope".into() },
             Msg::Heartbeat,
-            Msg::ModelQuery { hash: [4; 32] },
+            Msg::ModelQuery {
+                hash: [4; 32],
+                possession: [6; 32],
+            },
             Msg::ModelHave {
                 hash: [4; 32],
                 have: true,

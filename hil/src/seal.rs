@@ -27,8 +27,11 @@ pub enum Side {
     Server,
 }
 
-/// A connection's two directions after the handshake.
+/// A connection's two directions after the handshake, and the transcript hash they are
+/// bound to.
 pub struct Keys {
+    /// The handshake transcript's hash (unique to the connection).
+    pub transcript: [u8; 32],
     /// Seals what this end sends.
     pub send: Sealer,
     /// Opens what this end receives.
@@ -65,6 +68,7 @@ pub fn derive_keys(token: &[u8], transcript: &[u8; 32], side: Side) -> Keys {
         Side::Server => (s2c(), c2s()),
     };
     Keys {
+        transcript: *transcript,
         send: Sealer { key: send, seq: 0 },
         recv: Opener { key: recv, seq: 0 },
     }

@@ -15,12 +15,13 @@ use crate::engine::{Engine, EngineSession, Tensor};
 use crate::proto::{
     Dest, EdgeStat, Msg, ProtoError, Role, IDLE_TIMEOUT_MS, MAX_FRAME, MAX_MODEL_BYTES,
 };
+use crate::gate::{Gate, Pass, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDR};
 use crate::seal::{Keys, Opener};
 use crate::sensors::{peak_rss_kb, EnergyMeter};
 use crate::turns::{Held, Turn, Turns};
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -140,6 +141,7 @@ pub async fn serve(l: TcpListener, engine: Arc<dyn Engine>, key: Vec<u8>) -> Res
         models: Mutex::new(HashMap::new()),
         current: Mutex::new(None),
     });
+    let gate = Gate::new(MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDR);
     loop {
         let (s, peer) = match l.accept().await {
             Ok(x) => x,
@@ -150,9 +152,13 @@ pub async fn serve(l: TcpListener, engine: Arc<dyn Engine>, key: Vec<u8>) -> Res
                 continue;
             }
         };
+        // too many handshakes in progress (from this address): close at once (issue 19)
+        let Some(pass) = gate.enter(peer.ip()) else {
+            continue;
+        };
         let st = st.clone();
         tokio::spawn(async move {
-            match handle(st, s).await {
+            match handle(st, s, pass).await {
                 Err(e) if !is_normal_end(&e) => eprintln!("worker: connection from {peer}: {e:#}"),
                 _ => {}
             }
@@ -166,12 +172,14 @@ fn is_normal_end(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<ProtoError>(), Some(ProtoError::Closed))
 }
 
-async fn handle(st: Arc<State>, mut s: TcpStream) -> Result<()> {
+async fn handle(st: Arc<State>, mut s: TcpStream, pass: Pass) -> Result<()> {
     s.set_nodelay(true)?;
     let (role, keys) = server_handshake(&mut s, &st.key).await?;
+    drop(pass);
     let Keys {
         send: seal,
         recv: mut open,
+        transcript,
     } = keys;
     let (mut r, w) = s.into_split();
     let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
@@ -203,7 +211,9 @@ async fn handle(st: Arc<State>, mut s: TcpStream) -> Result<()> {
             let coord = spawn_writer(w, seal, Shaping::default(), WRITER_QUEUE, move |e| {
                 let _ = ftx.send(e);
             });
-            let res = coordinator_loop(&st, (&mut r, &mut open), &coord, &mut frx).await;
+            let mut session = CoordSession::new(transcript);
+            let res =
+                coordinator_loop(&st, (&mut r, &mut open), &coord, &mut frx, &mut session).await;
             // the coordinator is gone: so is its deployment
             drop_deployment(&st, &coord);
             res
@@ -228,9 +238,9 @@ async fn coordinator_loop(
     (r, open): (&mut tokio::net::tcp::OwnedReadHalf, &mut Opener),
     coord: &mpsc::Sender<Outgoing>,
     write_err: &mut mpsc::UnboundedReceiver<String>,
+    session: &mut CoordSession,
 ) -> Result<()> {
     let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
-    let mut upload: Option<Upload> = None;
     loop {
         let rcv = tokio::select! {
             r = open.read(r, MAX_FRAME, idle) => r?,
@@ -238,8 +248,8 @@ async fn coordinator_loop(
         };
         match rcv.msg {
             Msg::Heartbeat => {}
-            Msg::ModelQuery { hash } => {
-                let have = st.models.lock().unwrap().contains_key(&hash);
+            Msg::ModelQuery { hash, possession } => {
+                let have = session.query(st, hash, &possession);
                 send(coord, &Msg::ModelHave { hash, have }).await?;
             }
             Msg::ModelChunk {
@@ -247,11 +257,12 @@ async fn coordinator_loop(
                 total,
                 offset,
                 data,
-            } => match accept_chunk(&mut upload, hash, total, offset, &data) {
+            } => match accept_chunk(&mut session.upload, hash, total, offset, &data) {
                 Err(msg) => return refuse(coord, msg).await,
                 Ok(None) => {}
                 Ok(Some(Upload { hash, bytes, .. })) => {
                     st.models.lock().unwrap().insert(hash, Arc::new(bytes));
+                    session.known.insert(hash);
                     send(coord, &Msg::ModelReady { hash }).await?;
                 }
             },
@@ -264,6 +275,9 @@ async fn coordinator_loop(
                 inputs,
                 routes,
             } => {
+                if let Err(msg) = session.may_deploy(st, coord, hash) {
+                    return refuse(coord, format!("deploying partition {part}: {msg}")).await;
+                }
                 let dep = deployment_for(st, coord);
                 let exec = Exec {
                     threads,
@@ -273,12 +287,79 @@ async fn coordinator_loop(
                 let res = deploy(st, &dep, part, hash, exec, inputs, routes).await;
                 answer_deploy(st, coord, part, res).await?;
             }
-            Msg::Tensor { .. } => deliver(st, rcv).await?,
-            Msg::StatsRequest => send(coord, &stats(st)).await?,
+            Msg::Tensor { .. } => {
+                // a coordinator feeds only its own deployment
+                if !owns_deployment(st, coord) {
+                    return refuse(coord, "tensor but this connection deployed nothing".into())
+                        .await;
+                }
+                deliver(st, rcv).await?
+            }
+            Msg::StatsRequest => send(coord, &stats(st, coord)).await?,
             Msg::Reset => drop_deployment(st, coord),
             m => bail!("the coordinator sent {}", m.kind()),
         }
     }
+}
+
+/// What the worker knows of one coordinator connection.
+struct CoordSession {
+    /// The connection's handshake transcript hash (keys possession proofs).
+    transcript: [u8; 32],
+    /// The sub-model being shipped.
+    upload: Option<Upload>,
+    /// Sub-models this connection uploaded or proved it holds: the only ones it may see
+    /// or deploy.
+    known: HashSet<[u8; 32]>,
+}
+
+impl CoordSession {
+    fn new(transcript: [u8; 32]) -> CoordSession {
+        CoordSession {
+            transcript,
+            upload: None,
+            known: HashSet::new(),
+        }
+    }
+
+    /// Answers a `ModelQuery`: cached, and the connection proved it holds the bytes (so
+    /// one coordinator cannot probe what another uploaded by its hash).
+    fn query(&mut self, st: &State, hash: [u8; 32], possession: &[u8; 32]) -> bool {
+        let cached = st.models.lock().unwrap().get(&hash).cloned();
+        let have = cached
+            .is_some_and(|b| crate::conn::verify_possession(&self.transcript, &b, possession));
+        if have {
+            self.known.insert(hash);
+        }
+        have
+    }
+
+    /// Whether this connection may deploy sub-model `hash` now: it must know the model,
+    /// and no other connection's deployment may be live (one deployment at a time, so that
+    /// no coordinator's frames reach another's).
+    fn may_deploy(
+        &self,
+        st: &State,
+        coord: &mpsc::Sender<Outgoing>,
+        hash: [u8; 32],
+    ) -> std::result::Result<(), String> {
+        if !self.known.contains(&hash) {
+            return Err("sub-model not uploaded on this connection".into());
+        }
+        let cur = st.current.lock().unwrap();
+        match &*cur {
+            Some(d) if !d.coord.same_channel(coord) && !d.coord.is_closed() => {
+                Err("the worker is busy with another coordinator's deployment".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether the live deployment is this coordinator's.
+fn owns_deployment(st: &State, coord: &mpsc::Sender<Outgoing>) -> bool {
+    let cur = st.current.lock().unwrap();
+    cur.as_ref().is_some_and(|d| d.coord.same_channel(coord))
 }
 
 /// Tells the coordinator why its request is refused, then fails the connection with the
@@ -387,9 +468,11 @@ async fn answer_deploy(
     }
 }
 
-/// The `Stats` answer: peak memory, and the current deployment's energy and edges.
-fn stats(st: &State) -> Msg {
+/// The `Stats` answer: peak memory, and the energy and edges of the current deployment if
+/// it is this coordinator's.
+fn stats(st: &State, coord: &mpsc::Sender<Outgoing>) -> Msg {
     let cur = st.current.lock().unwrap().clone();
+    let cur = cur.filter(|d| d.coord.same_channel(coord));
     let (energy, edges) = match cur {
         Some(d) => (
             d.energy.as_ref().map(|e| (e.id().to_string(), e.used_uj())),

@@ -135,7 +135,9 @@ impl Session<'_> {
 
     async fn ship_one(&mut self, c: usize, bytes: &[u8]) -> Result<[u8; 32]> {
         let hash: [u8; 32] = Sha256::digest(bytes).into();
-        self.workers.send(c, &Msg::ModelQuery { hash }).await?;
+        let possession = crate::conn::possession(self.workers.transcript(c), bytes);
+        let query = Msg::ModelQuery { hash, possession };
+        self.workers.send(c, &query).await?;
         let wait = Duration::from_secs(10);
         let have = self
             .workers

@@ -30,6 +30,8 @@ pub(super) enum Next {
 struct WorkerConn {
     addr: String,
     tx: mpsc::Sender<Outgoing>,
+    /// The handshake transcript's hash (keys proofs of sub-model possession).
+    transcript: [u8; 32],
 }
 
 /// The connected workers, by connection index, and the events their readers report.
@@ -57,6 +59,11 @@ impl Workers {
     /// Address of connection `i`.
     pub(super) fn addr(&self, i: usize) -> &str {
         &self.conns[i].addr
+    }
+
+    /// The handshake transcript hash of connection `i`.
+    pub(super) fn transcript(&self, i: usize) -> &[u8; 32] {
+        &self.conns[i].transcript
     }
 
     /// Queues `m` on connection `i` (waits while its writer's queue is full).
@@ -162,5 +169,6 @@ async fn connect(
     Ok(WorkerConn {
         addr: addr.to_string(),
         tx,
+        transcript: keys.transcript,
     })
 }
