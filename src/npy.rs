@@ -76,14 +76,16 @@ fn decode<T>(data: &[u8], size: usize, f: impl Fn(&[u8]) -> T) -> Vec<T> {
 pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Tensor> {
     let (header, start) = split_header(bytes, what)?;
     let (descr, shape) = parse_header(header, what)?;
-    let n: usize = shape.iter().product();
+    let n = (shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))).ok_or_else(|| {
+        anyhow!("{what}: shape {shape:?} has more elements than this machine can address")
+    })?;
     let body = &bytes[start..];
     let need = |size: usize| -> Result<&[u8]> {
-        body.get(..n * size).ok_or_else(|| {
+        let bytes = n.checked_mul(size).unwrap_or(usize::MAX);
+        body.get(..bytes).ok_or_else(|| {
             anyhow!(
-                "{what}: data is {} bytes, shape {shape:?} of {descr} needs {}",
+                "{what}: data is {} bytes, shape {shape:?} of {descr} needs {bytes}",
                 body.len(),
-                n * size
             )
         })
     };
@@ -146,6 +148,9 @@ pub fn encode_npy(t: &Tensor) -> Vec<u8> {
     out
 }
 
+/// The largest `.npz` member read [bytes]: 4 GiB, beyond any input tensor of a CNN.
+const MAX_MEMBER_BYTES: u64 = 4 << 30;
+
 /// Reads named tensors from a `.npy` (one tensor, named by `single_name`) or a `.npz`.
 pub fn read_tensors(path: &Path, single_name: Option<&str>) -> Result<Vec<(String, Tensor)>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -156,6 +161,11 @@ pub fn read_tensors(path: &Path, single_name: Option<&str>) -> Result<Vec<(Strin
         })?;
         return Ok(vec![(name.to_string(), parse_npy(&bytes, &what)?)]);
     }
+    read_npz(bytes, &what, MAX_MEMBER_BYTES)
+}
+
+/// The tensors of a `.npz` image, each member read up to `limit` bytes.
+fn read_npz(bytes: Vec<u8>, what: &str, limit: u64) -> Result<Vec<(String, Tensor)>> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| anyhow!("{what}: neither a .npy nor a .npz file ({e})"))?;
     let mut out = Vec::new();
@@ -168,8 +178,17 @@ pub fn read_tensors(path: &Path, single_name: Option<&str>) -> Result<Vec<(Strin
             .map_err(|e| anyhow!("{what}: bad .npz member name: {e}"))?
             .to_string();
         let mut buf = Vec::new();
-        f.read_to_end(&mut buf)
+        // a small compressed member may inflate without bound: read at most the limit
+        (&mut f)
+            .take(limit + 1)
+            .read_to_end(&mut buf)
             .map_err(|e| anyhow!("{what}: reading .npz member '{name}': {e}"))?;
+        if buf.len() as u64 > limit {
+            bail!(
+                "{what}: .npz member '{name}' inflates to more than {} MiB (the limit of one tensor)",
+                limit >> 20
+            );
+        }
         let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
         out.push((key, parse_npy(&buf, &format!("{what}[{name}]"))?));
     }
@@ -232,5 +251,36 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("needs 32"));
+    }
+
+    #[test]
+    fn a_member_that_inflates_past_the_limit_is_refused() {
+        // 64 KiB of zeros deflate to a few hundred bytes: read with a 1 KiB limit
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("x.npy", opts).unwrap();
+        zip.write_all(&vec![0u8; 64 << 10]).unwrap();
+        let bytes = zip.finish().unwrap().into_inner();
+        assert!(bytes.len() < 4096);
+        let e = read_npz(bytes, "b.npz", 1024).unwrap_err().to_string();
+        assert!(
+            e.contains("b.npz: .npz member 'x.npy' inflates to more than"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_shape_past_the_address_space_is_an_error() {
+        let header =
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16), }";
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        b.extend_from_slice(header.as_bytes());
+        let e = parse_npy(&b, "t").unwrap_err().to_string();
+        assert!(
+            e.contains("more elements than this machine can address"),
+            "{e}"
+        );
     }
 }
