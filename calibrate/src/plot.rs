@@ -185,6 +185,8 @@ mod tests {
             latency_p90: 0.15,
             throughput_median: 0.07,
             throughput_p90: 0.13,
+            memory_median: 0.1,
+            memory_p90: 0.2,
         };
         let svg = suite_svg(&refs, &s);
         if let Ok(path) = std::env::var("DICESIM_PLOT_OUT") {

@@ -2,7 +2,7 @@
 //! 90th percentile of |relative error| of latency p50 and throughput, a JSON report and a
 //! plot.
 
-use crate::validate::{validate, Options, Row, Validation};
+use crate::validate::{validate, Options, Row, Validation, MEMORY_METRIC};
 use anyhow::{bail, Context, Result};
 use dicesim_stats::{index_percentile, median, sorted};
 use serde_json::json;
@@ -15,7 +15,8 @@ pub struct SuiteEntry {
     pub scenario: String,
     /// Every compared figure (latency p50, p95, throughput first), or empty on failure.
     pub errors: Vec<Row>,
-    /// The compared figure other than latency and throughput with the largest |error|.
+    /// The compared time figure other than latency and throughput with the largest |error|
+    /// (memory rows have their own summary).
     pub worst_term: Option<Row>,
     /// Why validation failed.
     pub failure: Option<String>,
@@ -36,6 +37,10 @@ pub struct SuiteSummary {
     pub throughput_median: f64,
     /// Throughput: 90th percentile |error|.
     pub throughput_p90: f64,
+    /// Memory of every device of every scenario: median |error| (NaN without any).
+    pub memory_median: f64,
+    /// Memory: 90th percentile |error|.
+    pub memory_p90: f64,
 }
 
 /// The `*.toml` files in `dir`, in file-name order.
@@ -69,7 +74,7 @@ fn entry(name: String, v: Result<Validation>) -> SuiteEntry {
     };
     let worst = v.rows[3..]
         .iter()
-        .filter(|r| r.rel_error.is_finite())
+        .filter(|r| r.rel_error.is_finite() && !r.metric.starts_with(MEMORY_METRIC))
         .max_by(|a, b| a.rel_error.abs().total_cmp(&b.rel_error.abs()))
         .cloned();
     println!(
@@ -104,6 +109,7 @@ fn summarize(entries: &[SuiteEntry]) -> SuiteSummary {
     let ok: Vec<&SuiteEntry> = entries.iter().filter(|e| e.failure.is_none()).collect();
     let (latency_median, latency_p90) = error_spread(&ok, 0);
     let (throughput_median, throughput_p90) = error_spread(&ok, 2);
+    let (memory_median, memory_p90) = memory_spread(&ok);
     SuiteSummary {
         validated: ok.len(),
         failed: entries.len() - ok.len(),
@@ -111,7 +117,22 @@ fn summarize(entries: &[SuiteEntry]) -> SuiteSummary {
         latency_p90,
         throughput_median,
         throughput_p90,
+        memory_median,
+        memory_p90,
     }
+}
+
+/// Median and 90th percentile of |relative error| over every memory row of `ok`.
+fn memory_spread(ok: &[&SuiteEntry]) -> (f64, f64) {
+    let abs: Vec<f64> = (ok.iter().flat_map(|e| &e.errors))
+        .filter(|r| r.metric.starts_with(MEMORY_METRIC) && r.rel_error.is_finite())
+        .map(|r| r.rel_error.abs())
+        .collect();
+    let v = sorted(&abs);
+    (
+        median(&v).unwrap_or(f64::NAN),
+        index_percentile(&v, 0.9).unwrap_or(f64::NAN),
+    )
 }
 
 /// Validates every `*.toml` scenario in `dir` (file-name order); prints one line per
@@ -130,13 +151,15 @@ pub fn suite(dir: &Path, out: Option<&Path>) -> Result<SuiteSummary> {
     }
     let summary = summarize(&entries);
     println!(
-        "{} scenarios validated ({} failed): |error| latency p50: median {:.1}%, p90 {:.1}%; throughput: median {:.1}%, p90 {:.1}%",
+        "{} scenarios validated ({} failed): |error| latency p50: median {:.1}%, p90 {:.1}%; throughput: median {:.1}%, p90 {:.1}%; memory: median {:.1}%, p90 {:.1}%",
         summary.validated,
         summary.failed,
         summary.latency_median * 100.0,
         summary.latency_p90 * 100.0,
         summary.throughput_median * 100.0,
-        summary.throughput_p90 * 100.0
+        summary.throughput_p90 * 100.0,
+        summary.memory_median * 100.0,
+        summary.memory_p90 * 100.0
     );
     if let Some(out) = out {
         write_suite(out, &entries, &summary)?;
@@ -159,4 +182,41 @@ fn write_suite(out: &Path, entries: &[SuiteEntry], summary: &SuiteSummary) -> Re
         .with_context(|| format!("writing {}", svg.display()))?;
     println!("wrote {} and {}", j.display(), svg.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(metric: &str, rel_error: f64) -> Row {
+        Row {
+            metric: metric.into(),
+            simulated: 1.0 + rel_error,
+            measured: 1.0,
+            rel_error,
+        }
+    }
+
+    #[test]
+    fn memory_rows_are_summarised_apart_from_the_time_terms() {
+        let e = |mem: &[f64]| SuiteEntry {
+            scenario: "s".into(),
+            errors: [
+                row("latency p50 [ms]", 0.1),
+                row("latency p95 [ms]", 0.1),
+                row("throughput [fps]", -0.2),
+            ]
+            .into_iter()
+            .chain(mem.iter().map(|&m| row("memory d [MiB]", m)))
+            .collect(),
+            worst_term: None,
+            failure: None,
+        };
+        let entries = [e(&[-0.5, 0.1]), e(&[0.3])];
+        let s = summarize(&entries);
+        assert_eq!((s.memory_median, s.memory_p90), (0.3, 0.5));
+        assert_eq!((s.latency_median, s.throughput_median), (0.1, 0.2));
+        let none = summarize(&[e(&[])]);
+        assert!(none.memory_median.is_nan());
+    }
 }

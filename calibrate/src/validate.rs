@@ -195,6 +195,7 @@ fn validate_in(path: &Path, dir: &Path) -> Result<Validation> {
     ];
     rows.extend(partition_rows(sim, &meas));
     rows.extend(edge_rows(&run.scenario, &meas));
+    rows.extend(memory_rows(sim, &meas));
     Ok(Validation {
         simulated: serde_json::from_str(&sim.to_json())?,
         measured: serde_json::to_value(&meas)?,
@@ -236,6 +237,20 @@ fn debug_partition_times(path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Prefix of the memory rows' metric (`memory <device> [MiB]`).
+pub const MEMORY_METRIC: &str = "memory ";
+
+/// Each device's memory: the simulator's need vs its worker's peak resident set (VmHWM).
+fn memory_rows(sim: &Report, meas: &RunReport) -> Vec<Row> {
+    (meas.devices.iter())
+        .filter_map(|md| {
+            let sd = sim.devices.iter().find(|d| d.name == md.name)?;
+            let metric = format!("{MEMORY_METRIC}{} [MiB]", md.name);
+            Some(row(metric, sd.memory_peak_mb, md.memory_peak_mb?))
+        })
+        .collect()
 }
 
 /// Each partition's compute time: simulated vs the rig's mean.
