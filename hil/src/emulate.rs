@@ -454,9 +454,18 @@ pub fn emulate_with<T>(
     calibrate: impl FnOnce(&Rig) -> Result<T>,
 ) -> Result<(RunReport, T)> {
     install_signal_teardown();
-    let res = emulate_inner(path, calibrate);
-    teardown();
-    res
+    let _rig = TeardownGuard;
+    emulate_inner(path, calibrate)
+}
+
+/// Removes the rig when dropped: on return, on error, and on a panic that unwinds, so
+/// that no namespace, cgroup, worker or private directory outlives the run.
+struct TeardownGuard;
+
+impl Drop for TeardownGuard {
+    fn drop(&mut self) {
+        teardown();
+    }
 }
 
 /// What a rig built: the figures [`Rig`] shows, and where the coordinator runs.
@@ -550,4 +559,22 @@ fn emulate_inner<T>(
     };
     let cal = calibrate(&rig)?;
     Ok((rig.execute(&run)?, cal))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_still_removes_the_rig() {
+        let dir = crate::private::create_private_dir("dicesim-guard-test").unwrap();
+        let d = dir.clone();
+        let r = std::panic::catch_unwind(move || {
+            let _rig = TeardownGuard;
+            with_cleanup(|c| c.dir = Some(d));
+            panic!("a bug while the rig is up");
+        });
+        assert!(r.is_err());
+        assert!(!dir.exists());
+    }
 }
