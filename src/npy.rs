@@ -81,7 +81,7 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Tensor> {
     })?;
     let body = &bytes[start..];
     let need = |size: usize| -> Result<&[u8]> {
-        let bytes = n.checked_mul(size).unwrap_or(usize::MAX);
+        let bytes = n.saturating_mul(size);
         body.get(..bytes).ok_or_else(|| {
             anyhow!(
                 "{what}: data is {} bytes, shape {shape:?} of {descr} needs {bytes}",
