@@ -12,10 +12,10 @@
 
 use crate::conn::{client_handshake, server_handshake, spawn_writer, Outgoing, Shaping};
 use crate::engine::{Engine, EngineSession, Tensor};
+use crate::gate::{Gate, Pass, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDR};
 use crate::proto::{
     Dest, EdgeStat, Msg, ProtoError, Role, IDLE_TIMEOUT_MS, MAX_FRAME, MAX_MODEL_BYTES,
 };
-use crate::gate::{Gate, Pass, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDR};
 use crate::seal::{Keys, Opener};
 use crate::sensors::{peak_rss_kb, EnergyMeter};
 use crate::turns::{Held, Turn, Turns};
@@ -280,7 +280,7 @@ async fn coordinator_loop(
                 }
                 let dep = deployment_for(st, coord);
                 let exec = Exec {
-                    threads,
+                    threads: clamp_threads(threads),
                     cpus,
                     pace,
                 };
@@ -354,6 +354,13 @@ impl CoordSession {
             _ => Ok(()),
         }
     }
+}
+
+/// A `Deploy`'s engine thread count, at most this machine's CPU count (0 stays the
+/// engine's default): a peer cannot make the worker start thousands of threads.
+fn clamp_threads(threads: u32) -> u32 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    threads.min(u32::try_from(cpus).unwrap_or(u32::MAX))
 }
 
 /// Whether the live deployment is this coordinator's.
@@ -851,6 +858,14 @@ mod tests {
 
     fn hash_of(b: &[u8]) -> [u8; 32] {
         Sha256::digest(b).into()
+    }
+
+    #[test]
+    fn deploy_threads_are_clamped_to_the_cpus() {
+        let cpus = std::thread::available_parallelism().unwrap().get() as u32;
+        assert_eq!(clamp_threads(0), 0);
+        assert_eq!(clamp_threads(1), 1);
+        assert_eq!(clamp_threads(u32::MAX), cpus);
     }
 
     #[test]
