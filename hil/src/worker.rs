@@ -412,6 +412,10 @@ fn accept_chunk(
     if up.total != total || offset != have || offset + data.len() as u64 > total {
         return Err("model chunk out of order".to_string());
     }
+    // a failed allocation is this upload's refusal, not the worker's abort
+    up.bytes
+        .try_reserve(data.len())
+        .map_err(|_| format!("no memory left for a model of {total} bytes"))?;
     up.bytes.extend_from_slice(data);
     if up.bytes.len() as u64 != total {
         return Ok(None);
