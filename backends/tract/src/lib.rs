@@ -72,6 +72,13 @@ impl Tensor {
 /// in the backend API and re-exported for the engine's users.
 pub use dicesim_backend_api::rel_error;
 
+/// Decodes the ONNX protobuf from `bytes` in place (`model_for_read` would first copy them
+/// all into a buffer of its own: a whole extra copy of the weights at the load's peak).
+fn decode(bytes: &[u8]) -> Result<tract_onnx::pb::ModelProto, EngineError> {
+    <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes)
+        .map_err(|e| EngineError::Load(format!("decoding the ONNX protobuf: {e}")))
+}
+
 /// A loaded, optimised model ready to run.
 pub struct Session {
     plan: Arc<TypedRunnableModel>,
@@ -82,10 +89,25 @@ pub struct Session {
 impl Session {
     /// Loads ONNX bytes. Input shapes come from the model's declared (static) input shapes.
     pub fn from_onnx_bytes(bytes: &[u8]) -> Result<Session, EngineError> {
+        Self::from_proto(decode(bytes)?)
+    }
+
+    /// Loads ONNX bytes it owns, freeing them once decoded: a load then holds at most two
+    /// copies of the weights at once (the decoded protobuf and the engine's) instead of
+    /// three.
+    pub fn from_onnx_vec(bytes: Vec<u8>) -> Result<Session, EngineError> {
+        let proto = decode(&bytes)?;
+        drop(bytes);
+        Self::from_proto(proto)
+    }
+
+    fn from_proto(proto: tract_onnx::pb::ModelProto) -> Result<Session, EngineError> {
         let load = |e: anyhow::Error| EngineError::Load(format!("{e:#}"));
         let model = tract_onnx::onnx()
-            .model_for_read(&mut &bytes[..])
+            .model_for_proto_model(&proto)
             .map_err(load)?;
+        // the decoded protobuf holds another copy of the weights: free it before optimising
+        drop(proto);
         let inputs = model
             .input_outlets()
             .map_err(load)?
