@@ -77,6 +77,7 @@
 
 mod layout;
 mod loopback;
+pub mod memlimit;
 mod netns;
 mod probe;
 
@@ -239,7 +240,7 @@ fn sweep_stale() {
     for n in names.iter().filter(|n| dead(n)) {
         let _ = sh(&["ip", "netns", "del", n]);
     }
-    for ctl in ["cpu", "cpuset"] {
+    for ctl in ["cpu", "cpuset", "memory"] {
         let root = Path::new("/sys/fs/cgroup").join(ctl);
         for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
@@ -543,6 +544,7 @@ fn emulate_inner<T>(
 ) -> Result<(RunReport, T)> {
     let mut run = coord::options(path, false)?;
     let setup = Setup::new(path, &mut run)?;
+    memlimit::check_fits(&setup.prep)?;
     let host: &dyn Host = if is_root() {
         &netns::Namespaces
     } else {

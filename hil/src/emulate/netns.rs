@@ -277,7 +277,11 @@ fn start_device(
     let wpid = child.id();
     with_cleanup(|c| c.workers.push(child));
     pin(setup.pid, d, sc.cpus(d), wpid)?;
-    let name = &setup.prep.scenario.prep.platform.devices[d].name;
+    let dev = &setup.prep.scenario.prep.platform.devices[d];
+    if let Some(cg) = super::memlimit::limit(setup.pid, d, dev.memory_mb, wpid)? {
+        with_cleanup(|c| c.cgroups.push(cg));
+    }
+    let name = &dev.name;
     let mgmt = format!("10.202.{d}.2:{WORKER_PORT}");
     run.workers.insert(name.clone(), mgmt);
     let peer = format!("10.201.0.{}:{WORKER_PORT}", d + 1);

@@ -1,0 +1,50 @@
+//! `emulate` refuses, before anything starts, a plan that the simulator's memory model
+//! predicts not to fit a device's `memory_mb` (docs/simulator.md#memory).
+
+use dicesim_hil::{coord, emulate::memlimit};
+
+/// A 2-device scenario of squeezenet at 32 px; `keys` are the CPU units' memory keys.
+fn scenario(name: &str, memory_mb: u32, keys: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("dicesim-memfit-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let dev = |n: &str| {
+        format!(
+            "[[device]]\nname = \"{n}\"\nmemory_mb = {memory_mb}\n[[device.unit]]\n\
+             name = \"cpu\"\nkind = \"cpu\"\ngflops = 1\nmem_gbps = 1\n{keys}\n"
+        )
+    };
+    let plat = format!(
+        "{}{}[[link]]\nends = [\"a\", \"b\"]\nbandwidth_mbps = 100\n",
+        dev("a"),
+        dev("b")
+    );
+    std::fs::write(d.join("plat.toml"), plat).unwrap();
+    let s = d.join("s.toml");
+    std::fs::write(
+        &s,
+        "[model]\nzoo = \"squeezenet1_1\"\ninput_size = 32\n[platform]\nfile = \"plat.toml\"\n\
+         [mapping]\nstrategy = \"even\"\n",
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn a_plan_predicted_not_to_fit_is_refused_with_each_device() {
+    let fits = coord::prepare(&scenario("fits", 64, "")).unwrap();
+    let need = memlimit::predicted_need_mb(&fits).unwrap();
+    assert!(need.iter().all(|&n| n > 0.0 && n < 64.0), "{need:?}");
+    memlimit::check_fits(&fits).unwrap();
+    // the same plan with an engine base of 100 MiB per unit no longer fits 64 MiB
+    let big = coord::prepare(&scenario("base", 64, "memory_base_mb = 100")).unwrap();
+    let with_base = memlimit::predicted_need_mb(&big).unwrap();
+    for (a, b) in need.iter().zip(&with_base) {
+        assert!((b - a - 100.0).abs() < 1e-9, "{a} {b}");
+    }
+    let e = format!("{:#}", memlimit::check_fits(&big).unwrap_err());
+    assert!(
+        e.contains("a needs") && e.contains("b needs") && e.contains("refused before starting"),
+        "{e}"
+    );
+}
