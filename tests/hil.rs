@@ -118,6 +118,11 @@ fn check_run(v: &serde_json::Value, parts: usize, frames: u64) {
     assert!(v.get("energy_mj_per_frame").is_some());
     for d in v["devices"].as_array().unwrap() {
         assert!(d["memory_peak_mb"].as_f64().unwrap() > 1.0, "{d}");
+        // the simulator's need next to the measured peak, with the relative error
+        let p = d["memory_predicted_mb"].as_f64().unwrap();
+        let err = p / d["memory_peak_mb"].as_f64().unwrap() - 1.0;
+        let got = d["memory_error"].as_f64().unwrap();
+        assert!((got - err).abs() < 1e-4, "{d}");
         assert!(d["energy_mj"].is_null() || d["energy_mj"].is_number());
     }
     for p in v["partitions"].as_array().unwrap() {

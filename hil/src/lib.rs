@@ -13,6 +13,7 @@ pub mod proto;
 pub mod report;
 pub mod seal;
 pub mod sensors;
+pub mod spill;
 pub mod sys;
 pub mod token;
 pub mod turns;

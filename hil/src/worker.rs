@@ -85,7 +85,8 @@ use crate::sys::thread_cpu_time;
 struct State {
     key: Vec<u8>,
     engine: Arc<dyn Engine>,
-    models: Mutex<HashMap<[u8; 32], Arc<Vec<u8>>>>,
+    /// Shipped sub-models (spilled to private files: see [`crate::spill`]).
+    models: Mutex<crate::spill::ModelStore>,
     current: Mutex<Option<Arc<Deployment>>>,
 }
 
@@ -112,6 +113,7 @@ pub fn run(
         None => Vec::new(),
     };
     let addr = check_listen(listen, !key.is_empty())?;
+    crate::spill::lean_allocator();
     let engine = crate::engine::by_name(backend)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -138,7 +140,7 @@ pub async fn serve(l: TcpListener, engine: Arc<dyn Engine>, key: Vec<u8>) -> Res
     let st = Arc::new(State {
         key,
         engine,
-        models: Mutex::new(HashMap::new()),
+        models: Mutex::new(crate::spill::ModelStore::new()),
         current: Mutex::new(None),
     });
     let gate = Gate::new(MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDR);
@@ -257,11 +259,16 @@ async fn coordinator_loop(
                 total,
                 offset,
                 data,
-            } => match accept_chunk(&mut session.upload, hash, total, offset, &data) {
+            } => match tokio::task::block_in_place(|| {
+                // the last chunk hashes the whole sub-model: keep the runtime's other tasks
+                // (heartbeats) running meanwhile
+                accept_chunk(&mut session.upload, hash, total, offset, &data)
+            }) {
                 Err(msg) => return refuse(coord, msg).await,
                 Ok(None) => {}
                 Ok(Some(Upload { hash, bytes, .. })) => {
-                    st.models.lock().unwrap().insert(hash, Arc::new(bytes));
+                    // writing a large sub-model to its file may take a while
+                    tokio::task::block_in_place(|| st.models.lock().unwrap().insert(hash, bytes));
                     session.known.insert(hash);
                     send(coord, &Msg::ModelReady { hash }).await?;
                 }
@@ -325,7 +332,9 @@ impl CoordSession {
     /// Answers a `ModelQuery`: cached, and the connection proved it holds the bytes (so
     /// one coordinator cannot probe what another uploaded by its hash).
     fn query(&mut self, st: &State, hash: [u8; 32], possession: &[u8; 32]) -> bool {
-        let cached = st.models.lock().unwrap().get(&hash).cloned();
+        // a spilled sub-model is read back to check the proof (re-deploys only)
+        let stored = st.models.lock().unwrap().get(&hash);
+        let cached = stored.and_then(|s| s.bytes().ok());
         let have = cached
             .is_some_and(|b| crate::conn::verify_possession(&self.transcript, &b, possession));
         if have {
@@ -629,12 +638,11 @@ async fn deploy(
     inputs: Vec<String>,
     routes: Vec<crate::proto::Route>,
 ) -> Result<u64> {
-    let bytes = st
+    let stored = st
         .models
         .lock()
         .unwrap()
         .get(&hash)
-        .cloned()
         .ok_or_else(|| anyhow!("its sub-model was not shipped"))?;
     let mut outs: Vec<(String, Out)> = Vec::new();
     for r in routes {
@@ -661,7 +669,7 @@ async fn deploy(
     std::thread::Builder::new()
         .name(format!("part{part}"))
         .spawn(move || {
-            let session = match load_pinned(engine.as_ref(), part, &bytes, &exec) {
+            let session = match load_pinned(engine.as_ref(), part, &stored, &exec) {
                 Ok((s, us)) => {
                     let _ = loaded_tx.send(Ok(us));
                     s
@@ -695,7 +703,7 @@ async fn deploy(
 fn load_pinned(
     engine: &dyn Engine,
     part: u32,
-    bytes: &[u8],
+    stored: &crate::spill::Stored,
     exec: &Exec,
 ) -> Result<(Box<dyn EngineSession>, u64)> {
     let cpus: Vec<usize> = exec.cpus.iter().map(|&c| c as usize).collect();
@@ -716,7 +724,13 @@ fn load_pinned(
         note.map(|n| format!("; {n}")).unwrap_or_default()
     );
     let t0 = Instant::now();
-    let session = engine.load(bytes, exec.threads as usize)?;
+    let bytes = stored
+        .owned_bytes()
+        .context("reading the shipped sub-model")?;
+    // the engine frees the ONNX bytes (a spilled file's copy) once it no longer needs them
+    // and keeps its own form of the weights; what the load freed goes back to the kernel
+    let session = engine.load_owned(bytes, exec.threads as usize)?;
+    crate::spill::release_freed_memory();
     Ok((session, t0.elapsed().as_micros() as u64))
 }
 
