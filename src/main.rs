@@ -188,6 +188,9 @@ enum Cmd {
         /// [default: none, no pacing]
         #[arg(long)]
         pace: Option<f64>,
+        /// Refuse sub-models larger than this [MiB] [default: 4096, the protocol's limit]
+        #[arg(long)]
+        max_model_mb: Option<u64>,
     },
     /// Run a scenario on real workers (the scenario's [hil] names them)
     Hil {
@@ -397,7 +400,8 @@ fn run(cli: Cli) -> Result<()> {
             backend,
             token_file,
             pace,
-        } => dicesim_hil::worker::run(&listen, &backend, token_file.as_deref(), pace),
+            max_model_mb,
+        } => dicesim_hil::worker::run(&listen, &backend, token_file.as_deref(), pace, max_model_mb),
         Cmd::Hil { scenario, json } => dicesim_hil::coord::run_cli(&scenario, json),
         Cmd::Emulate { scenario, json } => dicesim_hil::emulate::run_cli(&scenario, json),
         Cmd::Profile(a) => profile(a),

@@ -80,6 +80,14 @@ impl Deployment {
 /// Slow-down factor of this worker's partitions (set once by [`run`]).
 static PACE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
 
+/// The largest sub-model this worker accepts [bytes] (`--max-model-mb`; default
+/// [`MAX_MODEL_BYTES`], the protocol's own limit).
+static MODEL_CAP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+fn model_cap() -> u64 {
+    MODEL_CAP.get().copied().unwrap_or(MAX_MODEL_BYTES)
+}
+
 use crate::sys::thread_cpu_time;
 
 struct State {
@@ -101,12 +109,20 @@ pub fn run(
     backend: &str,
     token_file: Option<&Path>,
     pace: Option<f64>,
+    max_model_mb: Option<u64>,
 ) -> Result<()> {
     if let Some(p) = pace {
         if !(p.is_finite() && p >= 1.0) {
             bail!("--pace must be a finite factor >= 1, got {p}");
         }
         let _ = PACE.set(p);
+    }
+    if let Some(mb) = max_model_mb {
+        let cap = MAX_MODEL_BYTES >> 20;
+        if !(1..=cap).contains(&mb) {
+            bail!("--max-model-mb must be 1 to {cap} (the protocol's limit), got {mb}");
+        }
+        let _ = MODEL_CAP.set(mb << 20);
     }
     let key = match token_file {
         Some(p) => read_token(p)?,
@@ -262,7 +278,12 @@ async fn coordinator_loop(
             } => match tokio::task::block_in_place(|| {
                 // the last chunk hashes the whole sub-model: keep the runtime's other tasks
                 // (heartbeats) running meanwhile
-                accept_chunk(&mut session.upload, hash, total, offset, &data)
+                accept_chunk(
+                    &mut session.upload,
+                    (hash, total, model_cap()),
+                    offset,
+                    &data,
+                )
             }) {
                 Err(msg) => return refuse(coord, msg).await,
                 Ok(None) => {}
@@ -397,16 +418,17 @@ struct Upload {
 /// Takes one chunk of the sub-model being shipped (`upload`). Returns the whole upload
 /// once its last chunk has arrived and its bytes match the hash, or why the chunk is
 /// refused.
+/// `model` is (hash, announced size, this worker's cap on sizes).
 fn accept_chunk(
     upload: &mut Option<Upload>,
-    hash: [u8; 32],
-    total: u64,
+    model: ([u8; 32], u64, u64),
     offset: u64,
     data: &[u8],
 ) -> std::result::Result<Option<Upload>, String> {
-    if total > MAX_MODEL_BYTES {
+    let (hash, total, cap) = model;
+    if total > cap {
         return Err(format!(
-            "model of {total} bytes refused (limit {MAX_MODEL_BYTES})"
+            "model of {total} bytes refused (this worker's limit: {cap} bytes, --max-model-mb)"
         ));
     }
     let up = match upload {
@@ -891,10 +913,12 @@ mod tests {
         let body = b"0123456789";
         let h = hash_of(body);
         let mut up = None;
-        assert!(accept_chunk(&mut up, h, 10, 0, &body[..4])
-            .unwrap()
-            .is_none());
-        let done = accept_chunk(&mut up, h, 10, 4, &body[4..])
+        assert!(
+            accept_chunk(&mut up, (h, 10, MAX_MODEL_BYTES), 0, &body[..4])
+                .unwrap()
+                .is_none()
+        );
+        let done = accept_chunk(&mut up, (h, 10, MAX_MODEL_BYTES), 4, &body[4..])
             .unwrap()
             .unwrap();
         assert_eq!((done.hash, done.bytes.as_slice()), (h, &body[..]));
@@ -904,12 +928,15 @@ mod tests {
     #[test]
     fn bad_chunks_are_refused() {
         let h = hash_of(b"abcd");
-        let over = accept_chunk(&mut None, h, MAX_MODEL_BYTES + 1, 0, b"");
+        let over = accept_chunk(&mut None, (h, MAX_MODEL_BYTES + 1, MAX_MODEL_BYTES), 0, b"");
         assert!(over.err().unwrap().contains("refused"));
         let mut up = None;
-        let gap = accept_chunk(&mut up, h, 4, 2, b"cd");
+        let gap = accept_chunk(&mut up, (h, 4, MAX_MODEL_BYTES), 2, b"cd");
         assert_eq!(gap.err().unwrap(), "model chunk out of order");
-        let wrong = accept_chunk(&mut None, h, 4, 0, b"abce");
+        let wrong = accept_chunk(&mut None, (h, 4, MAX_MODEL_BYTES), 0, b"abce");
         assert_eq!(wrong.err().unwrap(), "model bytes do not match their hash");
+        // a worker's own cap (--max-model-mb) refuses a model the protocol would allow
+        let capped = accept_chunk(&mut None, (h, 2 << 20, 1 << 20), 0, b"");
+        assert!(capped.err().unwrap().contains("--max-model-mb"));
     }
 }
