@@ -5,6 +5,25 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// The profile CSV's columns (docs/profile-csv.md); `profile --threads` appends one per
+/// thread count.
+pub(crate) const PROFILE_COLUMNS: [&str; 7] = [
+    "layer", "time_us", "p10_us", "p90_us", "flops", "bytes", "op",
+];
+
+/// One layer's fields, in the order of [`PROFILE_COLUMNS`].
+pub(crate) fn profile_fields(l: &LayerTime) -> Vec<String> {
+    vec![
+        l.layer.clone(),
+        format!("{:.3}", l.time_us),
+        format!("{:.3}", l.p10_us),
+        format!("{:.3}", l.p90_us),
+        l.flops.to_string(),
+        l.bytes.to_string(),
+        l.op.clone(),
+    ]
+}
+
 fn read(p: &str) -> Option<String> {
     std::fs::read_to_string(p)
         .ok()
@@ -100,19 +119,9 @@ pub fn write_csv(
     write_method(&mut f, context)?;
     // the rows through the `csv` crate, so a layer name with a comma or a quote stays one field
     let mut w = ::csv::Writer::from_writer(f);
-    w.write_record([
-        "layer", "time_us", "p10_us", "p90_us", "flops", "bytes", "op",
-    ])?;
+    w.write_record(PROFILE_COLUMNS)?;
     for l in layers {
-        w.write_record([
-            l.layer.clone(),
-            format!("{:.3}", l.time_us),
-            format!("{:.3}", l.p10_us),
-            format!("{:.3}", l.p90_us),
-            l.flops.to_string(),
-            l.bytes.to_string(),
-            l.op.clone(),
-        ])?;
+        w.write_record(profile_fields(l))?;
     }
     w.flush()?;
     Ok(())

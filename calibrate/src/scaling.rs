@@ -281,23 +281,11 @@ pub fn write_csv(path: &Path, h: CsvHeader<'_>, prof: &ScalingProfile) -> Result
     );
     write_header(&mut f, h, prof)?;
     let mut w = ::csv::Writer::from_writer(f);
-    let mut head: Vec<String> = [
-        "layer", "time_us", "p10_us", "p90_us", "flops", "bytes", "op",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut head: Vec<String> = crate::csv::PROFILE_COLUMNS.map(String::from).to_vec();
     head.extend(prof.threads.iter().map(|k| format!("time_us_t{k}")));
     w.write_record(&head)?;
     for (l, s) in prof.layers.iter().zip(&prof.scaling) {
-        let mut row = vec![
-            l.layer.clone(),
-            format!("{:.3}", l.time_us),
-            format!("{:.3}", l.p10_us),
-            format!("{:.3}", l.p90_us),
-            l.flops.to_string(),
-            l.bytes.to_string(),
-            l.op.clone(),
-        ];
+        let mut row = crate::csv::profile_fields(l);
         row.extend(s.times_us.iter().map(|t| format!("{t:.3}")));
         w.write_record(&row)?;
     }
