@@ -158,8 +158,14 @@ const BROADCAST: &[&str] = &[
 
 type Shape = Vec<usize>;
 
+/// Elements of a shape, saturating (a hostile shape must not overflow).
 fn numel(s: &[usize]) -> u64 {
-    s.iter().map(|&d| d as u64).product()
+    s.iter().fold(1u64, |a, &d| a.saturating_mul(d as u64))
+}
+
+/// `a * b * c + d`, saturating.
+fn mac(a: u64, b: u64, c: u64, d: u64) -> u64 {
+    a.saturating_mul(b).saturating_mul(c).saturating_add(d)
 }
 
 fn norm_axis(axis: i64, rank: usize, a: &Attrs) -> Result<usize, String> {
@@ -1074,14 +1080,14 @@ pub fn flops(op: &str, a: &Attrs, ins: &[Option<In>], outs: &[(Shape, i32)]) -> 
     match op {
         "Conv" => {
             let w = shape_at(ins, 1);
-            let per_out: u64 = w.iter().skip(1).map(|&d| d as u64).product();
-            2 * out * per_out + if has(2) { out } else { 0 }
+            let per_out = numel(w.get(1..).unwrap_or(&[]));
+            mac(2, out, per_out, if has(2) { out } else { 0 })
         }
         "ConvTranspose" => {
             let w = shape_at(ins, 1);
             // weight [Cin, Cout/group, k...]: each input element feeds Cout/group * k MACs
-            let per_in: u64 = w.iter().skip(1).map(|&d| d as u64).product();
-            2 * in0 * per_in + if has(2) { out } else { 0 }
+            let per_in = numel(w.get(1..).unwrap_or(&[]));
+            mac(2, in0, per_in, if has(2) { out } else { 0 })
         }
         "Gemm" => {
             let am = shape_at(ins, 0);
@@ -1092,30 +1098,29 @@ pub fn flops(op: &str, a: &Attrs, ins: &[Option<In>], outs: &[(Shape, i32)]) -> 
             }
             .copied()
             .unwrap_or(0) as u64;
-            2 * out * k + if has(2) { out } else { 0 }
+            mac(2, out, k, if has(2) { out } else { 0 })
         }
         "MatMul" => {
             let am = shape_at(ins, 0);
             let k = am.last().copied().unwrap_or(0) as u64;
-            2 * out * k
+            mac(2, out, k, 0)
         }
         "MaxPool" | "AveragePool" => {
-            let k: u64 = a
-                .ints("kernel_shape")
-                .unwrap_or_default()
-                .iter()
-                .map(|&k| k.max(1) as u64)
-                .product();
-            out * k
+            let k = (a.ints("kernel_shape").unwrap_or_default().iter())
+                .fold(1u64, |p, &k| p.saturating_mul(k.max(1) as u64));
+            out.saturating_mul(k)
         }
         "GlobalAveragePool" | "GlobalMaxPool" | "ReduceMean" | "ReduceSum" | "ReduceMax"
         | "ReduceMin" | "ArgMax" => in0,
-        "BatchNormalization" | "InstanceNormalization" => 2 * out,
-        "LRN" => out * (2 * a.int("size", 1).max(1) as u64 + 3),
-        "Softmax" | "LogSoftmax" => 3 * out,
+        "BatchNormalization" | "InstanceNormalization" => out.saturating_mul(2),
+        "LRN" => {
+            let size = a.int("size", 1).clamp(1, i64::MAX / 4) as u64;
+            out.saturating_mul(2 * size + 3)
+        }
+        "Softmax" | "LogSoftmax" => out.saturating_mul(3),
         "Sum" | "Mean" | "Max" | "Min" => {
             let n = ins.iter().flatten().count() as u64;
-            out * n.saturating_sub(1).max(1)
+            out.saturating_mul(n.saturating_sub(1).max(1))
         }
         "Reshape" | "Flatten" | "Transpose" | "Concat" | "Split" | "Slice" | "Pad" | "Squeeze"
         | "Unsqueeze" | "Identity" | "Dropout" | "Gather" | "Cast" | "Expand" | "Tile" => 0,

@@ -47,3 +47,31 @@ fn huge_graph_input_is_refused() {
     assert!(err.contains("refused"), "{err}");
     assert!(MAX_TENSOR_BYTES < (big as u64).pow(3) * 4);
 }
+
+/// fuzz target `onnx`: a layer whose FLOP count overflowed u64 (a panic in `ops::flops` with
+/// overflow checks, a wrapped count without); counts now saturate. The two crash inputs
+/// analyse without a panic, and a convolution whose count overflows gives the saturated
+/// bound (a wrapped product would not).
+#[test]
+fn flops_overflow_saturates() {
+    for crash in [
+        &include_bytes!("data/fuzz-flops-overflow.onnx")[..],
+        &include_bytes!("data/fuzz-flops-overflow-2.onnx")[..],
+    ] {
+        let _ = analyse(crash);
+    }
+    let big = 1usize << 20;
+    let input = |shape: Vec<usize>| {
+        Some(dicesim_plan::ops::In {
+            shape,
+            dtype: dtype::FLOAT,
+            konst: None,
+        })
+    };
+    let ins = [input(vec![1, big, 8, 8]), input(vec![big, big, big, big])];
+    let outs = [(vec![1, big, big, big], dtype::FLOAT)];
+    let node = NodeProto::default();
+    let attrs = dicesim_plan::attr::Attrs::new(&node, "conv");
+    let f = dicesim_plan::ops::flops("Conv", &attrs, &ins, &outs);
+    assert_eq!(f, u64::MAX);
+}
