@@ -94,6 +94,30 @@ struct RunArgs {
     allow_infeasible: bool,
 }
 
+#[derive(Args)]
+struct ExploreArgs {
+    /// Scenario (TOML; see docs/scenario.md)
+    scenario: PathBuf,
+    /// Unique mappings evaluated, baselines included (at least 1) [default: 5000]
+    #[arg(long)]
+    budget: Option<u64>,
+    /// Seed of the search [default: the scenario's `seed`]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Threads of the search (0: all cores) [default: all cores]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Output folder (created)
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace the results of an earlier explore in a non-empty --out folder
+    #[arg(long)]
+    force: bool,
+    /// Search whole units only, not the core sets of CPUs (as before core allocation)
+    #[arg(long)]
+    no_core_sets: bool,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// The built-in model zoo
@@ -151,28 +175,7 @@ enum Cmd {
     /// Simulate a scenario and print its report
     Run(RunArgs),
     /// Multi-objective search over mappings
-    Explore {
-        /// Scenario (TOML; see docs/scenario.md)
-        scenario: PathBuf,
-        /// Unique mappings evaluated, baselines included (at least 1) [default: 5000]
-        #[arg(long)]
-        budget: Option<u64>,
-        /// Seed of the search [default: the scenario's `seed`]
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Threads of the search (0: all cores) [default: all cores]
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Output folder (created)
-        #[arg(long)]
-        out: PathBuf,
-        /// Replace the results of an earlier explore in a non-empty --out folder
-        #[arg(long)]
-        force: bool,
-        /// Search whole units only, not the core sets of CPUs (as before core allocation)
-        #[arg(long)]
-        no_core_sets: bool,
-    },
+    Explore(ExploreArgs),
     /// Serve sub-models on this board
     Worker {
         /// Address to listen on, HOST:PORT (only loopback without --token-file)
@@ -378,23 +381,7 @@ fn run(cli: Cli) -> Result<()> {
             export_mapping: a.export_mapping.as_deref(),
             allow_infeasible: a.allow_infeasible,
         }),
-        Cmd::Explore {
-            scenario,
-            budget,
-            seed,
-            threads,
-            out,
-            force,
-            no_core_sets,
-        } => {
-            size_thread_pool(threads)?;
-            let search = commands::ExploreSearch {
-                budget,
-                seed,
-                core_sets: !no_core_sets,
-            };
-            commands::explore(&scenario, search, &out, force)
-        }
+        Cmd::Explore(a) => explore(a),
         Cmd::Worker {
             listen,
             backend,
@@ -439,6 +426,16 @@ fn size_thread_pool(threads: Option<usize>) -> Result<()> {
             .context("--threads: setting up the thread pool")?;
     }
     Ok(())
+}
+
+fn explore(a: ExploreArgs) -> Result<()> {
+    size_thread_pool(a.threads)?;
+    let search = commands::ExploreSearch {
+        budget: a.budget,
+        seed: a.seed,
+        core_sets: !a.no_core_sets,
+    };
+    commands::explore(&a.scenario, search, &a.out, a.force)
 }
 
 fn device(cmd: DeviceCmd) -> Result<()> {

@@ -28,15 +28,21 @@ pub struct BaseDevice {
     pub path: Option<PathBuf>,
 }
 
+/// A platform of one device, the device file `path` used as its template: the file read and
+/// checked exactly as `dicesim run` reads a `[[device]] template`.
+pub fn one_device_platform(path: &Path) -> Result<Platform, FitError> {
+    let abs = std::path::absolute(path).map_err(|e| FitError::file(path, e.to_string()))?;
+    let text = format!("[[device]]\ntemplate = {:?}\n", abs.display().to_string());
+    Platform::from_str(Path::new("one-device-platform.toml"), &text)
+        .map_err(|e| FitError::file(path, e.to_string()))
+}
+
 impl BaseDevice {
     /// Reads a device file (the format of `platforms/devices/`).
     pub fn load(path: &Path) -> Result<BaseDevice, FitError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| FitError::file(path, e.to_string()))?;
-        let abs = std::path::absolute(path).map_err(|e| FitError::file(path, e.to_string()))?;
-        let platform_text = format!("[[device]]\ntemplate = {:?}\n", abs.display().to_string());
-        let p = Platform::from_str(Path::new("base-platform.toml"), &platform_text)
-            .map_err(|e| FitError::file(path, e.to_string()))?;
+        let p = one_device_platform(path)?;
         let d = &p.devices[0];
         let table: toml::Table = text
             .parse()

@@ -48,10 +48,7 @@ fn unit_name(platform: &Platform, device: &str, row: &Row) -> String {
 
 /// The simulated latency of `row` on the device of `file` [ms].
 pub fn simulate(file: &Path, row: &Row, models: &Models) -> Result<f64, FitError> {
-    let abs = std::path::absolute(file).map_err(|e| FitError::file(file, e.to_string()))?;
-    let text = format!("[[device]]\ntemplate = {:?}\n", abs.display().to_string());
-    let mut platform = Platform::from_str(Path::new("check-platform.toml"), &text)
-        .map_err(|e| FitError::file(file, e.to_string()))?;
+    let mut platform = crate::base::one_device_platform(file)?;
     let device = platform.devices[0].name.clone();
     let name = unit_name(&platform, &device, row);
     let u = (platform.resolve_unit(&name)).map_err(|e| FitError::file(file, e))?;
