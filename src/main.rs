@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use dicesim::commands;
 use dicesim_calibrate::cli;
 use dicesim_plan::model::InputShapes;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -29,15 +29,23 @@ struct ShapeArgs {
 
 #[derive(Args)]
 struct ProfileArgs {
-    /// ONNX model
-    model: PathBuf,
+    /// ONNX model (with --memory: the model to split [default: the zoo's resnet18 and vgg16
+    /// at 224 px])
+    #[arg(required_unless_present = "memory")]
+    model: Option<PathBuf>,
     /// Engine that times the layers: the built-in `tract`, or a backend plugin (`ort`,
     /// `tch`; see `dicesim backends`)
     #[arg(long)]
     backend: String,
-    /// Profile CSV written (a unit's `profile`)
+    /// Profile CSV written (a unit's `profile`); with --memory, the measured-vs-predicted
+    /// table [default: required, except with --memory]
+    #[arg(long, required_unless_present = "memory")]
+    out: Option<PathBuf>,
+    /// Measure the backend's memory model instead (memory_base_mb, weights_factor,
+    /// activations_factor): each sub-model of 2- and 3-way splits loaded in a child
+    /// process, its peak resident set fitted [default: off]
     #[arg(long)]
-    out: PathBuf,
+    memory: bool,
     /// Intra-op thread counts, a list or repeated (`--threads 1,2,4`): each layer is timed
     /// alone at each count and the per-class serial fractions are fitted (multi-threaded
     /// backends: ort, tch, tract)
@@ -236,6 +244,22 @@ enum Cmd {
     },
     /// List the built-in engine and the backend plugins, and whether each is usable here
     Backends,
+    /// (internal, for `profile --memory`) Load one sub-model, run it and print the peak
+    /// resident set
+    #[command(name = "profile-memory-probe", hide = true)]
+    MemoryProbe {
+        /// Backend
+        #[arg(long)]
+        backend: String,
+        /// Intra-op threads
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// A graph input and its shape, NAME=D0,D1,... (repeatable)
+        #[arg(long)]
+        input: Vec<String>,
+        /// The ONNX sub-model [default: none, the engine alone]
+        model: Option<PathBuf>,
+    },
     /// Device models: fit a device file to measured latencies
     Device {
         #[command(subcommand)]
@@ -406,6 +430,12 @@ fn run(cli: Cli) -> Result<()> {
             out,
         }),
         Cmd::Backends => commands::backends(),
+        Cmd::MemoryProbe {
+            backend,
+            threads,
+            input,
+            model,
+        } => memory_probe(&backend, threads, &input, model.as_deref()),
         Cmd::Token {
             cmd: TokenCmd::New { file },
         } => {
@@ -483,11 +513,21 @@ fn zoo(cmd: ZooCmd) -> Result<()> {
 }
 
 fn profile(a: ProfileArgs) -> Result<()> {
+    if a.memory {
+        return dicesim_calibrate::memory::memory_command(
+            &dicesim_calibrate::memory::MemoryRequest {
+                backend: a.backend,
+                threads: a.threads.first().copied().unwrap_or(1),
+                model: a.model,
+                out: a.out,
+            },
+        );
+    }
     cli::profile_command(&cli::ProfileRequest {
         shapes: parse_shapes(&a.shapes)?,
-        model: a.model,
+        model: a.model.context("profile: a model is needed")?,
         backend: a.backend,
-        out: a.out,
+        out: a.out.context("profile: --out is needed")?,
         threads: a.threads,
         cores: a.cores,
         warmup: a.warmup,
@@ -497,4 +537,22 @@ fn profile(a: ProfileArgs) -> Result<()> {
         cold: a.cold,
         chunks: a.chunks,
     })
+}
+
+/// The child of `profile --memory`: prints `peak_rss_kb N`.
+fn memory_probe(
+    backend: &str,
+    threads: usize,
+    input: &[String],
+    model: Option<&Path>,
+) -> Result<()> {
+    use dicesim_calibrate::memory;
+    let inputs = (input.iter())
+        .map(|s| memory::parse_input(s).with_context(|| format!("--input {s}")))
+        .collect::<Result<Vec<_>>>()?;
+    println!(
+        "peak_rss_kb {}",
+        memory::probe(backend, model, &inputs, threads)?
+    );
+    Ok(())
 }

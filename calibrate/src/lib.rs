@@ -7,7 +7,8 @@
 //! them to sub-model runs, [`baseline`] fits the simulator's compute model, [`csv`] writes
 //! them; [`scaling`] times them at several thread counts and [`scaling_fit`] fits the
 //! per-class serial fractions), [`link`] (the link probe), [`calibration`] (profiles on the
-//! rig, rig correction, `cal.toml`), [`validate`] and [`suite`] (the comparisons), [`cli`] (the two commands).
+//! rig, rig correction, `cal.toml`), [`validate`] and [`suite`] (the comparisons), [`memory`]
+//! (`profile --memory`: an engine's memory model), [`cli`] (the two commands).
 //! Statistics come from `dicesim_stats`; operating-system calls from `dicesim_hil::sys`.
 #![warn(missing_docs)]
 
@@ -17,6 +18,7 @@ pub mod chunks;
 pub mod cli;
 pub mod csv;
 pub mod link;
+pub mod memory;
 mod plot;
 pub mod profile;
 pub mod scaling;

@@ -61,6 +61,7 @@ fn unit_out(u: &Unit) -> UnitOut {
                 serial_fraction: f.serial_fraction.map(round4),
                 fused: f.fused,
                 tile: f.tile,
+                weights_factor: f.weights_factor,
             };
             (c.name(), f)
         })

@@ -50,6 +50,10 @@ pub struct ClassFigures {
     /// (Winograd F(6x6, 3x3) on ncnn's CPUs: 6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tile: Option<u32>,
+    /// Resident bytes per byte of this class's weights (the memory model,
+    /// [`crate::memory`]; the unit's `weights_factor` otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights_factor: Option<f64>,
 }
 
 /// Serial fraction used when neither the class nor the unit gives one: convolutions and

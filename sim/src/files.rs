@@ -354,6 +354,15 @@ pub(crate) struct CalUnit {
     pub memory_base_mb: Option<f64>,
     pub weights_factor: Option<f64>,
     pub activations_factor: Option<f64>,
+    /// `[unit.classes.<class>] weights_factor` (the memory model's only class key here).
+    pub classes: Option<std::collections::BTreeMap<dicesim_plan::opclass::OpClass, CalClass>>,
+}
+
+/// A calibration unit's `[unit.classes.<class>]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CalClass {
+    pub weights_factor: Option<f64>,
 }
 
 /// A calibration's `[[link]]`.
@@ -377,7 +386,9 @@ impl UnitTable {
             memory_base_mb: self.memory_base_mb,
             weights_factor: self.weights_factor,
             activations_factor: self.activations_factor,
+            class_weights: Default::default(),
         }
+        .with_classes((self.classes.iter().flatten()).map(|(&c, f)| (c, f.weights_factor)))
     }
 }
 
@@ -388,6 +399,8 @@ impl CalUnit {
             memory_base_mb: self.memory_base_mb,
             weights_factor: self.weights_factor,
             activations_factor: self.activations_factor,
+            class_weights: Default::default(),
         }
+        .with_classes((self.classes.iter().flatten()).map(|(&c, f)| (c, f.weights_factor)))
     }
 }

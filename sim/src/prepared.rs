@@ -361,82 +361,12 @@ impl PreparedScenario {
 
     /// Memory need of each device for `plan` [bytes], by each unit's memory model
     /// ([`crate::memory::UnitMemory`]): the engine's base once per physical unit used, the
-    /// weights of its partitions x the unit's weights factor, plus for each of its units the
+    /// weights of its partitions x their class's or the unit's weights factor, plus for each of its units the
     /// largest peak of live activations among the partitions it runs (a unit runs one
     /// partition at a time) x the activations factor, plus one receive buffer per incoming
     /// connection and the input frame for source partitions.
     pub fn memory_bytes(&self, plan: &SimPlan) -> Vec<u64> {
-        let nd = self.platform.devices.len();
-        let mut dev = vec![0u64; nd];
-        let mut unit_act = vec![0u64; self.platform.units.len()];
-        let mut part_of = vec![u32::MAX; self.graph.layers.len()];
-        for (pi, p) in plan.parts.iter().enumerate() {
-            for &l in &p.layers {
-                part_of[l] = pi as u32;
-            }
-        }
-        let mut free_at = Vec::new();
-        for (pi, p) in plan.parts.iter().enumerate() {
-            let unit = &self.platform.units[p.unit];
-            let d = unit.device;
-            let weights = p.layers.iter().map(|&l| self.layer_params[l]).sum::<u64>();
-            dev[d] += unit.memory.weights(weights);
-            // live activations: an output is allocated at its layer and freed after its
-            // last consumer when every consumer is inside the partition
-            free_at.clear();
-            free_at.resize(p.layers.len(), 0u64);
-            let (mut live, mut peak) = (0u64, 0u64);
-            for (k, &l) in p.layers.iter().enumerate() {
-                for &t in &self.layer_outputs[l] {
-                    let t = &self.tensors[t as usize];
-                    live += t.bytes;
-                    let inside = !t.graph_output
-                        && !t.consumers.is_empty()
-                        && t.consumers
-                            .iter()
-                            .all(|&c| part_of[c as usize] == pi as u32);
-                    if inside {
-                        let last = *t.consumers.last().expect("non-empty");
-                        let pos = p.layers.binary_search(&(last as usize)).unwrap_or(k);
-                        free_at[pos.max(k)] += t.bytes;
-                    }
-                }
-                peak = peak.max(live);
-                live -= free_at[k];
-            }
-            unit_act[p.unit] = unit_act[p.unit].max(peak);
-            if p.source {
-                for t in self.tensors.iter().filter(|t| t.producer.is_none()) {
-                    if t.consumers
-                        .iter()
-                        .any(|&c| part_of[c as usize] == pi as u32)
-                    {
-                        dev[d] += t.bytes;
-                    }
-                }
-            }
-        }
-        for c in &plan.conns {
-            dev[self.platform.units[plan.parts[c.to].unit].device] += c.bytes;
-        }
-        for (u, a) in unit_act.iter().enumerate() {
-            let unit = &self.platform.units[u];
-            dev[unit.device] += unit.memory.activations(*a);
-        }
-        self.add_engine_bases(plan, &mut dev);
-        dev
-    }
-
-    /// Adds each engine's fixed base to its device, once per physical unit that runs a
-    /// partition (core sets of one CPU share its engine: one process, one runtime).
-    fn add_engine_bases(&self, plan: &SimPlan, dev: &mut [u64]) {
-        let units = &self.platform.units;
-        let mut used: Vec<usize> = plan.parts.iter().map(|p| units[p.unit].parent).collect();
-        used.sort_unstable();
-        used.dedup();
-        for u in used {
-            dev[units[u].device] += units[u].memory.base_bytes();
-        }
+        self.memory_terms(plan).device_bytes(&self.platform)
     }
 
     /// Simulates `plan` (as fast as possible) and returns the full outcome.

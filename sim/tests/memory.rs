@@ -8,6 +8,7 @@ use std::path::Path;
 
 use common::graph;
 use dicesim_plan::graph::Graph;
+use dicesim_plan::opclass::OpClass;
 use dicesim_sim::platform::Platform;
 use dicesim_sim::{PreparedScenario, Window, Workload};
 
@@ -23,7 +24,8 @@ fn platform(keys: &str) -> Platform {
     Platform::from_str(Path::new("t.toml"), &text).expect("valid platform")
 }
 
-/// `a` (4000 B of weights) then `b` (6000 B), every tensor 1000 B.
+/// `a` (a convolution, 4000 B of weights) then `b` (fully connected, 6000 B), every tensor
+/// 1000 B.
 fn chain() -> Graph {
     let mut g = graph(
         &[("a", 1000, &["in"], &["x"]), ("b", 1000, &["x"], &["y"])],
@@ -32,6 +34,7 @@ fn chain() -> Graph {
     );
     g.layers[0].params_bytes = 4000;
     g.layers[1].params_bytes = 6000;
+    g.layers[1].class = OpClass::Fc;
     g
 }
 
@@ -69,6 +72,27 @@ fn base_once_per_physical_unit_and_factors_scale() {
 }
 
 #[test]
+fn a_class_weights_factor_scales_only_its_class() {
+    // the fc layer's 6000 B by its class's 5, the convolution's 4000 B by the unit's 2
+    let fc = format!("{MODEL}\n[device.unit.classes.fc]\nweights_factor = 5.0");
+    let whole = MIB + 2 * 4_000 + 5 * 6_000 + 3 * 2_000 + 1_000;
+    assert_eq!(need(&fc, "d.cpu", "d.cpu"), whole);
+    // a class factor without a unit factor: the unit's default 1 for the rest
+    let only = "[device.unit.classes.fc]\nweights_factor = 0.5";
+    assert_eq!(need(only, "d.cpu", "d.cpu"), 4_000 + 3_000 + 2_000 + 1_000);
+    // a class factor equal to the unit's changes nothing
+    let same = format!("{MODEL}\n[device.unit.classes.fc]\nweights_factor = 2.0");
+    assert_eq!(need(&same, "d.cpu", "d.cpu"), need(MODEL, "d.cpu", "d.cpu"));
+    let bad = "[device.unit.classes.conv]\nweights_factor = -2";
+    let text = format!(
+        "name = \"t\"\n[[device]]\nname = \"d\"\nmemory_mb = 1\n[[device.unit]]\nname = \"cpu\"\n\
+         kind = \"cpu\"\ngflops = 1.0\nmem_gbps = 1.0\n{bad}\n"
+    );
+    let e = Platform::from_str(Path::new("t.toml"), &text).unwrap_err();
+    assert!(e.to_string().contains("classes.conv.weights_factor"), "{e}");
+}
+
+#[test]
 fn a_calibration_sets_the_memory_keys() {
     let dir = std::env::temp_dir().join(format!("dicesim-memory-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -85,6 +109,22 @@ fn a_calibration_sets_the_memory_keys() {
         (u.base_mb, u.weights_factor, u.activations_factor),
         (2.5, 1.5, 1.0)
     );
+    std::fs::write(
+        &cal,
+        "[[unit]]\nname = \"d.cpu\"\n[unit.classes.fc]\nweights_factor = 3.5\n",
+    )
+    .unwrap();
+    p.apply_calibration(&cal).unwrap();
+    let u = &p.units[0].memory;
+    assert_eq!(u.weights_factor_of(OpClass::Fc), 3.5);
+    assert_eq!(u.weights_factor_of(OpClass::Conv), 1.5);
+    std::fs::write(
+        &cal,
+        "[[unit]]\nname = \"d.cpu\"\n[unit.classes.fc]\ngflops = 3.5\n",
+    )
+    .unwrap();
+    let e = p.apply_calibration(&cal).unwrap_err().to_string();
+    assert!(e.contains("gflops"), "{e}");
     std::fs::write(
         &cal,
         "[[unit]]\nname = \"d.cpu\"\nactivations_factor = -1\n",
