@@ -63,13 +63,13 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// Sum of the layers' FLOPs.
+    /// Sum of the layers' FLOPs (saturating, as each layer's count does).
     pub fn total_flops(&self) -> u64 {
-        self.layers.iter().map(|l| l.flops).sum()
+        (self.layers.iter()).fold(0u64, |t, l| t.saturating_add(l.flops))
     }
-    /// Sum of the layers' weight bytes.
+    /// Sum of the layers' weight bytes (saturating).
     pub fn total_params_bytes(&self) -> u64 {
-        self.layers.iter().map(|l| l.params_bytes).sum()
+        (self.layers.iter()).fold(0u64, |t, l| t.saturating_add(l.params_bytes))
     }
     /// Index of the layer called `name`.
     pub fn layer_index(&self, name: &str) -> Option<usize> {

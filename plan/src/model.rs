@@ -13,7 +13,7 @@ use crate::error::PlanError;
 use crate::graph::{Graph, Layer, TensorInfo};
 use crate::onnx::{self, dtype, GraphProto, ModelProto, NodeProto, ValueInfoProto};
 use crate::ops::{self, In};
-use crate::tensor::Const;
+use crate::tensor::{extent, Const, MAX_FOLD_BYTES};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::path::Path;
@@ -193,7 +193,7 @@ fn check_given_shape(name: &str, given: &[usize], dims: &[Option<i64>]) -> Resul
     }
     for (i, (g, d)) in given.iter().zip(dims).enumerate() {
         if let Some(d) = d {
-            if *g as i64 != *d {
+            if i64::try_from(*g) != Ok(*d) {
                 return Err(format!(
                     "--input-shape for '{name}' gives {g} for dimension {i}, but the model fixes it to {d}"
                 ));
@@ -260,16 +260,18 @@ fn tensor_bytes(shape: &[usize], dt: i32) -> u64 {
 }
 
 /// Refuses a tensor larger than [`MAX_TENSOR_BYTES`]; `label` names where it comes from.
-fn check_size(label: &str, t: &TensorInfo) -> Result<(), String> {
-    if t.bytes <= MAX_TENSOR_BYTES {
+/// A zero-sized tensor is measured by its extent (a zero dimension counted as 1): its other
+/// dimensions still enter products and strides.
+fn check_size(label: &str, name: &str, shape: &[usize], dt: i32) -> Result<(), String> {
+    let elem = dtype::size_of(dt).unwrap_or(4).max(1);
+    let bytes = extent(shape).saturating_mul(elem);
+    if bytes <= MAX_TENSOR_BYTES {
         return Ok(());
     }
     Err(format!(
-        "{label}: tensor '{}' of shape {:?} would take more than {} GiB (limit {} GiB): \
+        "{label}: tensor '{name}' of shape {shape:?} would take more than {} GiB (limit {} GiB): \
          refused (a malformed shape?)",
-        t.name,
-        t.shape,
-        t.bytes.min(u64::MAX - 1) >> 30,
+        bytes.min(u64::MAX - 1) >> 30,
         MAX_TENSOR_BYTES >> 30
     ))
 }
@@ -376,9 +378,8 @@ fn graph_inputs(
             continue; // old exporters list initializers as inputs too
         }
         let (shape, dt) = input_shape(vi, input_shapes)?;
-        let t = tensor_info(&iname, shape, dt, None);
-        check_size("graph input", &t)?;
-        tensors.insert(iname.clone(), t);
+        check_size("graph input", &iname, &shape, dt)?;
+        tensors.insert(iname.clone(), tensor_info(&iname, shape, dt, None));
         inputs.push(iname);
     }
     if inputs.is_empty() {
@@ -481,6 +482,8 @@ struct Analysis {
     layer_consts: Vec<Vec<String>>,
     used_names: HashSet<String>,
     opset: i64,
+    /// Bytes made by folding ConstantOfShape so far (at most [`MAX_FOLD_BYTES`] in all).
+    filled_bytes: u64,
 }
 
 impl Analysis {
@@ -497,6 +500,7 @@ impl Analysis {
             layer_consts: Vec::new(),
             used_names: HashSet::new(),
             opset,
+            filled_bytes: 0,
         }
     }
 
@@ -510,17 +514,22 @@ impl Analysis {
         let out_names = &node.output;
         if op == "Constant" {
             let c = constant_node(&a, out_names.first().map(String::as_str).unwrap_or(""))?;
-            self.add_consts(vec![c]);
-            return Ok(());
+            return self.add_consts(&label, vec![c]);
         }
         let ins = node_inputs(node, &self.consts, &self.tensors);
         if may_fold(&op, &ins) {
+            if op == "ConstantOfShape" {
+                count_fill(&mut self.filled_bytes, &label, fill_bytes(&a, &ins))?;
+            }
             if let Some(folded) = ops::fold(&op, &a, &ins, out_names, self.opset)? {
-                self.add_consts(folded);
-                return Ok(());
+                return self.add_consts(&label, folded);
             }
         }
         let outs = ops::infer(&op, &a, &ins, out_names.len(), self.opset)?;
+        for (k, (shape, dt)) in outs.iter().enumerate() {
+            let oname = out_names.get(k).map(String::as_str).unwrap_or("");
+            check_size(&label, oname, shape, *dt)?;
+        }
         let flops = ops::flops(&op, &a, &ins, &outs);
         let class = crate::opclass::classify(&op, &a, &ins);
         let idx = self.layers.len();
@@ -562,11 +571,15 @@ impl Analysis {
         format!("{lname}_{k}")
     }
 
-    fn add_consts(&mut self, folded: Vec<Const>) {
+    /// Adds constants (a Constant node's value, folded values), refusing any whose extent
+    /// exceeds [`MAX_TENSOR_BYTES`], as for activations.
+    fn add_consts(&mut self, label: &str, folded: Vec<Const>) -> Result<(), String> {
         for c in folded {
-            self.consts
-                .insert(c.proto.name.clone().unwrap_or_default(), c);
+            let name = c.proto.name.clone().unwrap_or_default();
+            check_size(label, &name, &c.shape, c.dtype)?;
+            self.consts.insert(name, c);
         }
+        Ok(())
     }
 
     /// Records layer `idx` as a reader of its activation inputs; sums the bytes of its
@@ -576,12 +589,12 @@ impl Analysis {
         for i in node.input.iter().filter(|i| !i.is_empty()) {
             if let Some(c) = self.consts.get(i) {
                 if !r.weights.contains(i) {
-                    r.params_bytes += c.bytes();
+                    r.params_bytes = r.params_bytes.saturating_add(c.bytes());
                     r.weights.push(i.clone());
                 }
             } else if let Some(t) = self.tensors.get_mut(i) {
                 if !r.activations.contains(i) {
-                    r.input_bytes += t.bytes;
+                    r.input_bytes = r.input_bytes.saturating_add(t.bytes);
                     t.consumers.push(idx);
                     r.activations.push(i.clone());
                 }
@@ -619,8 +632,7 @@ impl Analysis {
                 ));
             }
             let t = tensor_info(oname, shape, dt, Some(idx));
-            check_size(label, &t)?;
-            w.bytes += t.bytes;
+            w.bytes = w.bytes.saturating_add(t.bytes);
             self.tensors.insert(oname.clone(), t);
             w.names.push(oname.clone());
         }
@@ -674,6 +686,31 @@ impl Analysis {
             opset: self.opset,
         }
     }
+}
+
+/// Counts the bytes a ConstantOfShape fold would make against [`MAX_FOLD_BYTES`] for the
+/// model (`filled`: the bytes so far), before they are made.
+fn count_fill(filled: &mut u64, label: &str, bytes: u64) -> Result<(), String> {
+    *filled = filled.saturating_add(bytes);
+    if *filled <= MAX_FOLD_BYTES {
+        return Ok(());
+    }
+    Err(format!(
+        "{label}: a constant of {} MiB would bring the constants made by ConstantOfShape beyond the {} MiB dicesim folds in a model: refused",
+        bytes >> 20,
+        MAX_FOLD_BYTES >> 20
+    ))
+}
+
+/// Bytes a ConstantOfShape over `ins` fills (its shape input, the type of its `value`).
+fn fill_bytes(a: &Attrs, ins: &[Option<In>]) -> u64 {
+    let shape = ins.first().and_then(Option::as_ref).and_then(|x| x.konst);
+    let shape: Vec<usize> = (shape.and_then(Const::ints).unwrap_or_default().iter())
+        .map(|&d| d.max(0) as usize)
+        .collect();
+    let dt = a.tensor("value").and_then(|t| t.data_type);
+    let elem = dtype::size_of(dt.unwrap_or(dtype::FLOAT)).unwrap_or(4);
+    extent(&shape).saturating_mul(elem)
 }
 
 fn constant_node(a: &Attrs, out: &str) -> Result<Const, String> {

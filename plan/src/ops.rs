@@ -13,10 +13,16 @@
 //!   element; Sum/Mean/Max/Min of n inputs: n-1 per element.
 //! - Pure data movement (Reshape, Flatten, Transpose, Concat, Split, Slice, Pad, Squeeze,
 //!   Unsqueeze, Identity, Dropout, Gather, Cast, Expand, Tile): 0.
+//!
+//! Overflow: every tensor the analysis keeps has an extent (elements, a zero dimension
+//! counted as 1) within `model::MAX_TENSOR_BYTES`, so products of its dimensions fit. What a
+//! model sets freely (attributes, constant values) is combined with dimensions in i128 or
+//! checked arithmetic, and a result that is not a valid dimension is an error naming the
+//! node. Costs saturate.
 
 use crate::attr::Attrs;
 use crate::onnx::dtype;
-use crate::tensor::{Const, Values};
+use crate::tensor::{checked_numel, dim_i64, extent, Const, Values, MAX_DECODED_ELEMS};
 
 /// What shape inference knows of one input.
 #[derive(Debug, Clone)]
@@ -168,10 +174,21 @@ fn mac(a: u64, b: u64, c: u64, d: u64) -> u64 {
     a.saturating_mul(b).saturating_mul(c).saturating_add(d)
 }
 
+/// A computed dimension as a size; negative or beyond a usize is an error naming the node
+/// (sizes beyond `model::MAX_TENSOR_BYTES` are refused after inference).
+fn to_dim(v: i128, a: &Attrs, what: &str) -> Result<usize, String> {
+    usize::try_from(v).map_err(|_| a.err(format!("{what} would be {v}, not a valid size")))
+}
+
+/// Elements of a shape whose count must fit (an error naming the node otherwise).
+fn count(s: &[usize], a: &Attrs) -> Result<usize, String> {
+    checked_numel(s).ok_or_else(|| a.err(format!("shape {s:?} has too many elements")))
+}
+
 fn norm_axis(axis: i64, rank: usize, a: &Attrs) -> Result<usize, String> {
     let r = rank as i64;
     let ax = if axis < 0 { axis + r } else { axis };
-    if ax < 0 || ax >= r.max(1) {
+    if ax < 0 || ax >= r {
         return Err(a.err(format!("axis {axis} is out of range for rank {rank}")));
     }
     Ok(ax as usize)
@@ -250,12 +267,20 @@ impl Window {
             auto_pad,
         } = self;
         let n = in_sp.len();
+        if kernel.len() != n {
+            return Err(a.err(format!(
+                "a {}-d kernel does not fit {n} spatial dimensions",
+                kernel.len()
+            )));
+        }
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
-            let s = strides[i].max(1);
-            let d = dil[i].max(1);
-            let ek = (kernel[i] as i64 - 1) * d + 1;
-            let x = in_sp[i] as i64;
+            // i128: a kernel, stride, dilation or pad may be any i64 (or usize)
+            let s = i128::from(strides[i].max(1));
+            let d = i128::from(dil[i].max(1));
+            let ek = (kernel[i] as i128 - 1) * d + 1;
+            let x = in_sp[i] as i128;
+            let pads = (i128::from(pads[i]), i128::from(pads[i + n]));
             let o = match auto_pad.as_str() {
                 "SAME_UPPER" | "SAME_LOWER" => (x + s - 1) / s,
                 "VALID" => {
@@ -265,7 +290,7 @@ impl Window {
                         (x - ek) / s + 1
                     }
                 }
-                _ => padded_out(x, ek, s, (pads[i], pads[i + n]), ceil_mode),
+                _ => padded_out(x, ek, s, pads, ceil_mode),
             };
             if o <= 0 {
                 return Err(a.err(format!(
@@ -273,7 +298,7 @@ impl Window {
                     kernel[i]
                 )));
             }
-            out.push(o as usize);
+            out.push(to_dim(o, a, "an output size")?);
         }
         Ok(out)
     }
@@ -281,7 +306,7 @@ impl Window {
 
 /// Output size along one axis of `x` elements with explicit pads `(pb, pe)`, effective
 /// kernel extent `ek` and stride `s`.
-fn padded_out(x: i64, ek: i64, s: i64, (pb, pe): (i64, i64), ceil_mode: bool) -> i64 {
+fn padded_out(x: i128, ek: i128, s: i128, (pb, pe): (i128, i128), ceil_mode: bool) -> i128 {
     let span = x + pb + pe - ek;
     if span < 0 {
         0
@@ -461,12 +486,12 @@ fn infer_conv(n: &OpNode) -> Result<Outs, String> {
         )));
     }
     let g = a.int("group", 1).max(1) as usize;
-    if x.shape[1] != w.shape[1] * g {
+    if w.shape[1].checked_mul(g) != Some(x.shape[1]) {
         return Err(a.err(format!(
             "input has {} channels but weight {:?} with group {g} expects {}",
             x.shape[1],
             w.shape,
-            w.shape[1] * g
+            w.shape[1] as u128 * g as u128
         )));
     }
     let kernel: Vec<usize> = w.shape[2..].to_vec();
@@ -482,35 +507,54 @@ fn infer_conv_transpose(n: &OpNode) -> Result<Outs, String> {
     let x = input(ins, 0, a)?;
     let w = input(ins, 1, a)?;
     need_rank(x, 3, a, "input X")?;
+    if w.shape.len() != x.shape.len() {
+        return Err(a.err(format!(
+            "weight shape {:?} does not match input shape {:?}",
+            w.shape, x.shape
+        )));
+    }
     let g = a.int("group", 1).max(1) as usize;
     let n = x.shape.len() - 2;
-    let kernel: Vec<usize> = w.shape[2..].to_vec();
-    let win = window_attrs(a, kernel)?;
-    let out_pad = a.ints("output_padding").unwrap_or_else(|| vec![0; n]);
-    let mut s = vec![x.shape[0], w.shape[1] * g];
+    let win = window_attrs(a, w.shape[2..].to_vec())?;
+    let cout = w.shape[1].checked_mul(g);
+    let mut s = vec![x.shape[0], cout.ok_or_else(|| a.err("group is too large"))?];
     if let Some(os) = a.ints("output_shape") {
         let os = &os[os.len().saturating_sub(n)..];
-        s.extend(os.iter().map(|&d| d as usize));
+        for &d in os {
+            s.push(to_dim(d.into(), a, "output_shape")?);
+        }
     } else {
+        let out_pad = a.ints("output_padding").unwrap_or_default();
         for i in 0..n {
-            let xi = x.shape[2 + i] as i64;
-            let o = if win.auto_pad.starts_with("SAME") {
-                xi * win.strides[i]
-            } else {
-                win.strides[i] * (xi - 1)
-                    + out_pad.get(i).copied().unwrap_or(0)
-                    + (win.kernel[i] as i64 - 1) * win.dil[i]
-                    + 1
-                    - win.pads[i]
-                    - win.pads[i + n]
-            };
-            if o <= 0 {
-                return Err(a.err("output size would be empty"));
-            }
-            s.push(o as usize);
+            let pad = i128::from(out_pad.get(i).copied().unwrap_or(0));
+            s.push(transposed_size(&win, i, x.shape[2 + i], pad, a)?);
         }
     }
     first(ins, s)
+}
+
+/// Output size of a transposed convolution along spatial axis `i` of input size `x`.
+fn transposed_size(
+    win: &Window,
+    i: usize,
+    x: usize,
+    out_pad: i128,
+    a: &Attrs,
+) -> Result<usize, String> {
+    let n = win.kernel.len();
+    // i128: the attributes may be any i64
+    let (x, st) = (x as i128, i128::from(win.strides[i]));
+    let o = if win.auto_pad.starts_with("SAME") {
+        x * st
+    } else {
+        st * (x - 1) + out_pad + (win.kernel[i] as i128 - 1) * i128::from(win.dil[i]) + 1
+            - i128::from(win.pads[i])
+            - i128::from(win.pads[i + n])
+    };
+    if o <= 0 {
+        return Err(a.err("output size would be empty"));
+    }
+    to_dim(o, a, "an output size")
 }
 
 fn infer_pool(n: &OpNode) -> Result<Outs, String> {
@@ -668,7 +712,8 @@ fn infer_concat(n: &OpNode) -> Result<Outs, String> {
                 x.shape, y.shape
             )));
         }
-        s[ax] += y.shape[ax];
+        s[ax] = (s[ax].checked_add(y.shape[ax]))
+            .ok_or_else(|| a.err("the concatenated size overflows"))?;
     }
     first(ins, s)
 }
@@ -683,18 +728,20 @@ fn infer_split(n: &OpNode) -> Result<Outs, String> {
     let sizes: Vec<usize> = if let Some(v) = a.ints("split").or_else(|| opt_const_ints(ins, 1)) {
         v.iter().map(|&s| s.max(0) as usize).collect()
     } else {
-        let n = if a.has("num_outputs") {
-            a.int("num_outputs", 1) as usize
-        } else {
-            n_outputs
+        if a.has("num_outputs") && a.int("num_outputs", 1) != n_outputs as i64 {
+            return Err(a.err(format!(
+                "num_outputs {} differs from the node's {n_outputs} outputs",
+                a.int("num_outputs", 1)
+            )));
         }
-        .max(1);
+        let n = n_outputs.max(1);
         let chunk = d.div_ceil(n);
         (0..n)
-            .map(|i| chunk.min(d.saturating_sub(i * chunk)))
+            .map(|i| chunk.min(d.saturating_sub(i.saturating_mul(chunk))))
             .collect()
     };
-    if sizes.iter().sum::<usize>() != d || sizes.len() != n_outputs {
+    let total = (sizes.iter()).try_fold(0usize, |t, &s| t.checked_add(s));
+    if total != Some(d) || sizes.len() != n_outputs {
         return Err(a.err(format!(
             "split sizes {sizes:?} do not divide dimension {d} into {n_outputs} outputs"
         )));
@@ -752,7 +799,7 @@ fn infer_flatten(n: &OpNode) -> Result<Outs, String> {
         return Err(a.err(format!("axis {ax} out of range for rank {r}")));
     }
     let (l, rr) = x.shape.split_at(ax as usize);
-    first(ins, vec![l.iter().product(), rr.iter().product()])
+    first(ins, vec![count(l, a)?, count(rr, a)?])
 }
 
 fn infer_reshape_op(n: &OpNode) -> Result<Outs, String> {
@@ -842,14 +889,16 @@ fn infer_resize(n: &OpNode) -> Result<Outs, String> {
     };
     let s: Shape = match (sizes, scales) {
         (Some(sz), _) if !sz.is_empty() => {
-            if let Some(axes) = a.ints("axes") {
+            if let Some(axes) = a.ints("axes").filter(|axes| axes.len() == sz.len()) {
                 let mut s = x.shape.clone();
-                for (i, &ax) in axes.iter().enumerate() {
-                    s[norm_axis(ax, r, a)?] = sz[i] as usize;
+                for (&ax, &d) in axes.iter().zip(&sz) {
+                    s[norm_axis(ax, r, a)?] = to_dim(d.into(), a, "a size")?;
                 }
                 s
             } else if sz.len() == r {
-                sz.iter().map(|&d| d as usize).collect()
+                (sz.iter())
+                    .map(|&d| to_dim(d.into(), a, "a size"))
+                    .collect::<Result<_, _>>()?
             } else {
                 return Err(a.err(format!("sizes {sz:?} do not fit rank {r}")));
             }
@@ -893,11 +942,11 @@ fn infer_pad(n: &OpNode) -> Result<Outs, String> {
     let mut s = x.shape.clone();
     let n = axes.len();
     for (i, &ax) in axes.iter().enumerate() {
-        let v = s[ax] as i64 + pads[i] + pads[i + n];
+        let v = s[ax] as i128 + i128::from(pads[i]) + i128::from(pads[i + n]);
         if v < 0 {
             return Err(a.err("padding would make a dimension negative"));
         }
-        s[ax] = v as usize;
+        s[ax] = to_dim(v, a, "a padded size")?;
     }
     first(ins, s)
 }
@@ -938,14 +987,10 @@ fn infer_tile(n: &OpNode) -> Result<Outs, String> {
     if reps.len() != x.shape.len() {
         return Err(a.err("repeats do not fit the input rank"));
     }
-    first(
-        ins,
-        x.shape
-            .iter()
-            .zip(&reps)
-            .map(|(&d, &r)| d * r.max(0) as usize)
-            .collect(),
-    )
+    let s = (x.shape.iter().zip(&reps))
+        .map(|(&d, &r)| to_dim(d as i128 * i128::from(r.max(0)), a, "a tiled size"))
+        .collect::<Result<_, _>>()?;
+    first(ins, s)
 }
 
 /// Output shape of Reshape.
@@ -970,7 +1015,9 @@ pub fn reshape(inp: &[usize], target: &[i64], allowzero: bool, a: &Attrs) -> Res
             t => out.push(t as usize),
         }
     }
-    let known = numel(&out);
+    let Some(known) = checked_numel(&out).map(|k| k as u64) else {
+        return Err(a.err(format!("cannot reshape {inp:?} to {target:?}")));
+    };
     if let Some(i) = infer_at {
         if known == 0 || !total.is_multiple_of(known) {
             return Err(a.err(format!("cannot reshape {inp:?} to {target:?}")));
@@ -1029,10 +1076,11 @@ fn slice_shape(
         if step == 0 {
             return Err(a.err("a step of 0"));
         }
-        let d = inp[ax] as i64;
-        let clampi = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
-        let mut s = starts[i];
-        let mut e = ends[i];
+        // i128: starts, ends and steps may be any i64
+        let (d, step) = (inp[ax] as i128, i128::from(step));
+        let clampi = |v: i128, lo: i128, hi: i128| v.max(lo).min(hi);
+        let mut s = i128::from(starts[i]);
+        let mut e = i128::from(ends[i]);
         if s < 0 {
             s += d;
         }
@@ -1056,7 +1104,8 @@ fn slice_shape(
                 0
             }
         };
-        out[ax] = (len as usize, s, step);
+        // within [0, d]: d and s fit a usize and an i64
+        out[ax] = (len as usize, s as i64, step as i64);
     }
     Ok(out)
 }
@@ -1159,11 +1208,17 @@ pub fn fold(
     if op == "ConstantOfShape" {
         return fold_constant_of_shape(a, ins, name0).map(|c| Some(vec![c]));
     }
-    // Everything else needs decoded values.
-    if consts
+    // Everything else needs decoded values, and makes them: only small ones fold.
+    if !small_decoded(consts.iter().flatten().copied()) {
+        return Ok(None);
+    }
+    if op == "Range" {
+        return fold_range(a, &consts, name0);
+    }
+    let outs = infer(op, a, ins, out_names.len().max(1), opset)?;
+    if outs
         .iter()
-        .flatten()
-        .any(|c| matches!(c.values, Values::Opaque))
+        .any(|(s, _)| extent(s) > MAX_DECODED_ELEMS as u64)
     {
         return Ok(None);
     }
@@ -1182,10 +1237,17 @@ pub fn fold(
         "Slice" if opset >= 10 => fold_slice(&n),
         "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "Equal" => fold_arithmetic(&n),
         "Neg" => fold_neg(&n),
-        "Range" => fold_range(&n),
         "Transpose" => fold_transpose(&n),
         _ => Ok(None),
     }
+}
+
+/// Whether every constant is decoded and within [`MAX_DECODED_ELEMS`] (a zero dimension
+/// counted as 1): folding their values then stays small, and index arithmetic cannot overflow.
+fn small_decoded<'c>(mut consts: impl Iterator<Item = &'c Const>) -> bool {
+    consts.all(|c| {
+        !matches!(c.values, Values::Opaque) && extent(&c.shape) <= MAX_DECODED_ELEMS as u64
+    })
 }
 
 /// Shape of a static-shaped input, sliced by `start`/`end` (Shape-15).
@@ -1197,7 +1259,7 @@ fn fold_shape(a: &Attrs, ins: &[Option<In>], name0: &str) -> Result<Const, Strin
     let end = clampi(a.int("end", r));
     let v: Vec<i64> = x.shape[start..end.max(start)]
         .iter()
-        .map(|&d| d as i64)
+        .map(|&d| dim_i64(d))
         .collect();
     let n = v.len();
     Ok(Const::from_ints(name0, vec![n], v))
@@ -1216,7 +1278,7 @@ fn fold_reshaping(
     let outs = infer(op, a, ins, out_names.len(), opset)?;
     let mut k = c.clone();
     k.shape = outs[0].0.clone();
-    k.proto.dims = k.shape.iter().map(|&d| d as i64).collect();
+    k.proto.dims = k.shape.iter().map(|&d| dim_i64(d)).collect();
     k.proto.name = Some(name0.to_string());
     if op == "Dropout" && out_names.len() > 1 {
         return Ok(None);
@@ -1350,9 +1412,9 @@ fn fold_slice(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
     )?;
     let shape: Vec<usize> = spec.iter().map(|s| s.0).collect();
     let src_strides = strides_of(&x.shape);
-    let count: usize = shape.iter().product();
-    let mut flat = Vec::with_capacity(count);
-    for lin in 0..count {
+    let total = count(&shape, n.a)?;
+    let mut flat = Vec::with_capacity(total);
+    for lin in 0..total {
         let mut rem = lin;
         let mut off = 0i64;
         for d in (0..shape.len()).rev() {
@@ -1411,30 +1473,40 @@ fn fold_arithmetic(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
 fn fold_neg(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
     let x = n.need(0, "input 0 is missing")?;
     let values = match &x.values {
-        Values::Int(v) => Values::Int(v.iter().map(|&i| -i).collect()),
+        Values::Int(v) => Values::Int(v.iter().map(|&i| i.wrapping_neg()).collect()),
         Values::Float(v) => Values::Float(v.iter().map(|&f| -f).collect()),
         Values::Opaque => return Ok(None),
     };
     Ok(n.one(x.dtype, x.shape.clone(), values))
 }
 
-fn fold_range(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
-    let (s, l, d) = match (n.nth(0), n.nth(1), n.nth(2)) {
-        (Some(s), Some(l), Some(d)) => (s, l, d),
-        _ => return Ok(None),
-    };
-    Ok(match (&s.values, &l.values, &d.values) {
-        (Values::Int(s0), Values::Int(l0), Values::Int(d0)) => {
-            let (s0, l0, d0) = (s0[0], l0[0], d0[0]);
-            if d0 == 0 {
-                return Err(n.a.err("delta is 0"));
-            }
-            let len = ((l0 - s0) as f64 / d0 as f64).ceil().max(0.0) as usize;
-            let v: Vec<i64> = (0..len as i64).map(|i| s0 + i * d0).collect();
-            n.one(s.dtype, vec![len], Values::Int(v))
-        }
+/// Range over integer scalars: at most [`MAX_DECODED_ELEMS`] values (an error beyond: a
+/// Range cannot be a layer, its length must be known).
+fn fold_range(
+    a: &Attrs,
+    consts: &[Option<&Const>],
+    name0: &str,
+) -> Result<Option<Vec<Const>>, String> {
+    let scalar = |i: usize| match consts.get(i).copied().flatten().map(|c| &c.values) {
+        Some(Values::Int(v)) => v.first().map(|&x| i128::from(x)),
         _ => None,
-    })
+    };
+    let (Some(s0), Some(l0), Some(d0)) = (scalar(0), scalar(1), scalar(2)) else {
+        return Ok(None);
+    };
+    if d0 == 0 {
+        return Err(a.err("delta is 0"));
+    }
+    // i128: start, limit and delta may be any i64; the values stay within them
+    let len = ((l0 - s0) as f64 / d0 as f64).ceil().max(0.0) as i128;
+    if len > MAX_DECODED_ELEMS as i128 {
+        return Err(a.err(format!(
+            "Range of {len} values: dicesim folds at most {MAX_DECODED_ELEMS}"
+        )));
+    }
+    let v: Vec<i64> = (0..len).map(|i| (s0 + i * d0) as i64).collect();
+    let dt = consts[0].map(|c| c.dtype).unwrap_or(dtype::INT64);
+    Ok(Const::from_values(name0, dt, vec![v.len()], Values::Int(v)).map(|k| vec![k]))
 }
 
 fn fold_transpose(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
@@ -1451,9 +1523,9 @@ fn fold_transpose(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
     }
     let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
     let st = strides_of(&x.shape);
-    let count: usize = shape.iter().product();
-    let mut flat = Vec::with_capacity(count);
-    for lin in 0..count {
+    let total = count(&shape, n.a)?;
+    let mut flat = Vec::with_capacity(total);
+    for lin in 0..total {
         let mut rem = lin;
         let mut off = 0;
         for d in (0..r).rev() {
@@ -1472,6 +1544,12 @@ fn fold_transpose(n: &FoldNode) -> Result<Option<Vec<Const>>, String> {
 fn fold_constant_of_shape(a: &Attrs, ins: &[Option<In>], name: &str) -> Result<Const, String> {
     let shape = const_ints(ins, 0, "the shape", a)?;
     let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+    let fill_error = || {
+        a.err(format!(
+            "a constant of shape {shape:?} is larger than the {} MiB dicesim folds: refused",
+            crate::tensor::MAX_FOLD_BYTES >> 20
+        ))
+    };
     let (dt, val) = match a.tensor("value") {
         Some(t) => {
             let c = Const::from_proto(name, t)?;
@@ -1490,7 +1568,7 @@ fn fold_constant_of_shape(a: &Attrs, ins: &[Option<In>], name: &str) -> Result<C
             dtype::name(dt)
         ))
     })?;
-    Ok(element.filled(shape))
+    element.filled(shape.clone()).ok_or_else(fill_error)
 }
 
 fn int_op(op: &str, x: i64, y: i64) -> Option<i64> {
@@ -1522,7 +1600,7 @@ fn float_op(op: &str, x: f64, y: f64) -> f64 {
 fn strides_of(shape: &[usize]) -> Vec<usize> {
     let mut st = vec![1usize; shape.len()];
     for i in (0..shape.len().saturating_sub(1)).rev() {
-        st[i] = st[i + 1] * shape[i + 1];
+        st[i] = st[i + 1].saturating_mul(shape[i + 1]);
     }
     st
 }

@@ -149,8 +149,8 @@ impl PlanFile {
                     unit: p.unit.clone(),
                     file: part_file_name(p.id),
                     layers: p.layers.iter().map(|&l| g.layers[l].name.clone()).collect(),
-                    flops: p.layers.iter().map(|&l| g.layers[l].flops).sum(),
-                    params_bytes: p.layers.iter().map(|&l| g.layers[l].params_bytes).sum(),
+                    flops: sum(p.layers.iter().map(|&l| g.layers[l].flops)),
+                    params_bytes: sum(p.layers.iter().map(|&l| g.layers[l].params_bytes)),
                     inputs: p.inputs.iter().map(tensor).collect(),
                     outputs: p.outputs.iter().map(tensor).collect(),
                 })
@@ -189,4 +189,9 @@ pub fn write_split(model: &Model, plan: &Plan, dir: &Path) -> Result<PlanFile, P
     let json = serde_json::to_string_pretty(&pf).expect("plan serialises");
     std::fs::write(&path, json + "\n").map_err(|e| PlanError::io(&path, e))?;
     Ok(pf)
+}
+
+/// A saturating sum (per-layer counts saturate at `u64::MAX`).
+fn sum(values: impl Iterator<Item = u64>) -> u64 {
+    values.fold(0, u64::saturating_add)
 }

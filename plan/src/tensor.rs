@@ -8,6 +8,27 @@ use bytes::Bytes;
 /// Largest constant (in elements) whose values are decoded for folding.
 pub const MAX_DECODED_ELEMS: usize = 1 << 16;
 
+/// Most bytes constant folding may materialise (a ConstantOfShape fill), per node and per
+/// model: 1 GiB holds the largest weights of the ONNX Model Zoo's "light" models (vgg19's
+/// 411 MB fc6) while a hostile shape cannot make `inspect` allocate without bound.
+pub const MAX_FOLD_BYTES: u64 = 1 << 30;
+
+/// Elements of `shape` counting a zero dimension as 1, saturating: the bound every stride,
+/// offset and partial product over the shape stays within. The analysis keeps it (times
+/// the element size) within [`crate::model::MAX_TENSOR_BYTES`] for every tensor, zero-sized
+/// ones included, so arithmetic over dimensions cannot overflow.
+pub fn extent(shape: &[usize]) -> u64 {
+    (shape.iter()).fold(1u64, |p, &d| p.saturating_mul(d.max(1) as u64))
+}
+
+/// Elements of `shape`, `None` when the count overflows.
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    (shape.iter()).try_fold(1usize, |p, &d| p.checked_mul(d))
+}
+
 /// Decoded values of a constant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
@@ -33,14 +54,14 @@ pub struct Const {
 }
 
 impl Const {
-    /// Number of elements.
+    /// Number of elements (saturating).
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        checked_numel(&self.shape).unwrap_or(usize::MAX)
     }
 
-    /// Size in bytes.
+    /// Size in bytes (saturating).
     pub fn bytes(&self) -> u64 {
-        self.numel() as u64 * dtype::size_of(self.dtype).unwrap_or(4)
+        (self.numel() as u64).saturating_mul(dtype::size_of(self.dtype).unwrap_or(4))
     }
 
     /// Integer values, if decoded as integers (floats with integral values convert too).
@@ -79,7 +100,8 @@ impl Const {
         let elem = dtype::size_of(dt).ok_or_else(|| {
             format!("tensor '{name}' has element type {dt}, which dicesim does not handle")
         })?;
-        let numel: usize = shape.iter().product();
+        check_extent(name, &shape, elem)?;
+        let numel = checked_numel(&shape).unwrap_or(usize::MAX);
         let raw = t.raw_data.as_ref().filter(|r| !r.is_empty());
         if let Some(raw) = raw {
             if raw.len() as u64 != numel as u64 * elem {
@@ -154,25 +176,28 @@ impl Const {
 
     /// The first element of this constant (as made by [`Const::from_values`]) repeated to
     /// `shape`: decoded when small, otherwise only the bytes, as an initializer holding it
-    /// would be.
-    pub fn filled(&self, shape: Vec<usize>) -> Const {
-        let n: usize = shape.iter().product();
+    /// would be. `None` when those bytes would exceed [`MAX_FOLD_BYTES`].
+    pub fn filled(&self, shape: Vec<usize>) -> Option<Const> {
+        let elem = dtype::size_of(self.dtype).unwrap_or(0);
+        let n = checked_numel(&shape)?;
+        if extent(&shape).saturating_mul(elem.max(1)) > MAX_FOLD_BYTES {
+            return None;
+        }
         let values = match &self.values {
             _ if n > MAX_DECODED_ELEMS => Values::Opaque,
             Values::Int(v) => Values::Int(vec![v.first().copied().unwrap_or(0); n]),
             Values::Float(v) => Values::Float(vec![v.first().copied().unwrap_or(0.0); n]),
             Values::Opaque => Values::Opaque,
         };
-        let elem = dtype::size_of(self.dtype).unwrap_or(0) as usize;
         let raw = self.proto.raw_data.as_deref().unwrap_or_default();
-        let raw = raw.get(..elem).unwrap_or_default().repeat(n);
+        let raw = raw.get(..elem as usize).unwrap_or_default().repeat(n);
         let name = self.proto.name.clone().unwrap_or_default();
-        Const::with_raw(&name, self.dtype, shape, values, raw)
+        Some(Const::with_raw(&name, self.dtype, shape, values, raw))
     }
 
     fn with_raw(name: &str, dt: i32, shape: Vec<usize>, values: Values, raw: Vec<u8>) -> Const {
         let proto = TensorProto {
-            dims: shape.iter().map(|&d| d as i64).collect(),
+            dims: shape.iter().map(|&d| dim_i64(d)).collect(),
             data_type: Some(dt),
             name: Some(name.to_string()),
             raw_data: Some(Bytes::from(raw)),
@@ -185,6 +210,24 @@ impl Const {
             proto,
         }
     }
+}
+
+/// A dimension as ONNX stores it (dimensions the analysis keeps fit; saturating).
+pub fn dim_i64(d: usize) -> i64 {
+    i64::try_from(d).unwrap_or(i64::MAX)
+}
+
+/// Refuses a constant whose [`extent`] in bytes exceeds [`crate::model::MAX_TENSOR_BYTES`]
+/// (a zero-sized one too: its dimensions still enter strides and products).
+fn check_extent(name: &str, shape: &[usize], elem: u64) -> Result<(), String> {
+    let limit = crate::model::MAX_TENSOR_BYTES;
+    if extent(shape).saturating_mul(elem.max(1)) <= limit {
+        return Ok(());
+    }
+    Err(format!(
+        "tensor '{name}' of shape {shape:?} is larger than the {} GiB dicesim accepts: refused (a malformed shape?)",
+        limit >> 30
+    ))
 }
 
 fn decode(dt: i32, raw: Option<&Bytes>, t: &TensorProto) -> Values {

@@ -107,7 +107,9 @@ pub fn static_shape(shape: &[usize]) -> TensorShapeProto {
         dim: shape
             .iter()
             .map(|&d| tensor_shape_proto::Dimension {
-                value: Some(tensor_shape_proto::dimension::Value::DimValue(d as i64)),
+                value: Some(tensor_shape_proto::dimension::Value::DimValue(
+                    crate::tensor::dim_i64(d),
+                )),
                 denotation: None,
             })
             .collect(),
