@@ -199,9 +199,19 @@ enum Cmd {
         /// [default: none, no pacing]
         #[arg(long)]
         pace: Option<f64>,
-        /// Refuse sub-models larger than this [MiB] [default: 4096, the protocol's limit]
+        /// Refuse sub-models larger than this [MiB], uploaded or as analysed (weights +
+        /// largest activation) [default: 4096, the protocol's limit]
         #[arg(long)]
         max_model_mb: Option<u64>,
+        /// Cap of the cache of shipped sub-models [MiB]; least recently used ones not
+        /// deployed are evicted [default: 4096]
+        #[arg(long)]
+        cache_mb: Option<u64>,
+        /// Addresses a deployment may make this worker connect to: comma-separated
+        /// `local`, `any`, IPs, CIDR networks, host names [default: local = loopback and
+        /// this host's interface networks]
+        #[arg(long)]
+        peers: Option<String>,
     },
     /// Run a scenario on real workers (the scenario's [hil] names them)
     Hil {
@@ -412,7 +422,17 @@ fn run(cli: Cli) -> Result<()> {
             token_file,
             pace,
             max_model_mb,
-        } => dicesim_hil::worker::run(&listen, &backend, token_file.as_deref(), pace, max_model_mb),
+            cache_mb,
+            peers,
+        } => {
+            let opts = dicesim_hil::worker::Options {
+                pace,
+                max_model_mb,
+                cache_mb,
+                peers,
+            };
+            dicesim_hil::worker::run(&listen, &backend, token_file.as_deref(), &opts)
+        }
         Cmd::Hil { scenario, json } => dicesim_hil::coord::run_cli(&scenario, json),
         Cmd::Emulate { scenario, json } => dicesim_hil::emulate::run_cli(&scenario, json),
         Cmd::Profile(a) => profile(a),

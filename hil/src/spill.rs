@@ -94,6 +94,20 @@ impl ModelStore {
         self.models.insert(hash, stored);
     }
 
+    /// Forgets sub-model `hash` and deletes its file (the cache evicted it).
+    pub fn remove(&mut self, hash: &[u8; 32]) {
+        if let Some(Stored::File(p)) = self.models.remove(hash) {
+            if let Err(e) = std::fs::remove_file(&p) {
+                eprintln!("worker: removing evicted sub-model {}: {e}", p.display());
+            }
+        }
+    }
+
+    /// The private directory of the spilled files (`None`: models are kept in memory).
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_deref()
+    }
+
     /// Writes `bytes` to a new private file named by `hash`; `None` without a directory.
     fn spill(&self, hash: &[u8; 32], bytes: &[u8]) -> std::io::Result<Option<PathBuf>> {
         let Some(dir) = &self.dir else {

@@ -10,9 +10,11 @@
 //! keeps serving. No peer, however broken, stops the worker: every read is bounded in size
 //! and time, and every failure ends only the connection it happened on.
 
+use crate::cache::{ModelCache, DEFAULT_CACHE_MB};
 use crate::conn::{client_handshake, server_handshake, spawn_writer, Outgoing, Shaping};
 use crate::engine::{Engine, EngineSession, Tensor};
 use crate::gate::{Gate, Pass, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDR};
+use crate::peers::PeerList;
 use crate::proto::{
     Dest, EdgeStat, Msg, ProtoError, Role, IDLE_TIMEOUT_MS, MAX_FRAME, MAX_MODEL_BYTES,
 };
@@ -64,6 +66,8 @@ struct Deployment {
     parts: Mutex<HashMap<u32, PartTx>>,
     peers: tokio::sync::Mutex<HashMap<String, mpsc::Sender<Outgoing>>>,
     edges: Mutex<BTreeMap<(u32, u32, String), EdgeStat>>,
+    /// Sub-models it runs (the cache keeps them).
+    hashes: Mutex<HashSet<[u8; 32]>>,
     energy: Option<EnergyMeter>,
     /// Turns on host CPUs shared by partitions.
     turns: Turns,
@@ -80,21 +84,73 @@ impl Deployment {
 /// Slow-down factor of this worker's partitions (set once by [`run`]).
 static PACE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
 
-/// The largest sub-model this worker accepts [bytes] (`--max-model-mb`; default
-/// [`MAX_MODEL_BYTES`], the protocol's own limit).
-static MODEL_CAP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+use crate::sys::thread_cpu_time;
 
-fn model_cap() -> u64 {
-    MODEL_CAP.get().copied().unwrap_or(MAX_MODEL_BYTES)
+/// What a worker accepts from its coordinators (issue 19): `dicesim worker`'s limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest sub-model [bytes]: its upload, and its weights + largest activation
+    /// as analysed (`--max-model-mb`; default [`MAX_MODEL_BYTES`], the protocol's limit).
+    pub max_model_bytes: u64,
+    /// Cap of the sub-model cache [bytes] (`--cache-mb`).
+    pub cache_bytes: u64,
+    /// Where a `Deploy` may make the worker connect (`--peers`).
+    pub peers: PeerList,
 }
 
-use crate::sys::thread_cpu_time;
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_model_bytes: MAX_MODEL_BYTES,
+            cache_bytes: DEFAULT_CACHE_MB << 20,
+            peers: PeerList::default(),
+        }
+    }
+}
+
+/// `dicesim worker`'s optional flags.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--pace`.
+    pub pace: Option<f64>,
+    /// `--max-model-mb`.
+    pub max_model_mb: Option<u64>,
+    /// `--cache-mb`.
+    pub cache_mb: Option<u64>,
+    /// `--peers`.
+    pub peers: Option<String>,
+}
+
+impl Options {
+    /// The limits these flags set; an error names the flag out of range.
+    pub fn limits(&self) -> Result<Limits> {
+        let mut l = Limits::default();
+        let cap = MAX_MODEL_BYTES >> 20;
+        if let Some(mb) = self.max_model_mb {
+            if !(1..=cap).contains(&mb) {
+                bail!("--max-model-mb must be 1 to {cap} (the protocol's limit), got {mb}");
+            }
+            l.max_model_bytes = mb << 20;
+        }
+        if let Some(mb) = self.cache_mb {
+            if mb > 1 << 30 {
+                bail!("--cache-mb must be at most {}, got {mb}", 1u64 << 30);
+            }
+            l.cache_bytes = mb << 20;
+        }
+        if let Some(p) = &self.peers {
+            l.peers = PeerList::parse(p).map_err(|e| anyhow!(e))?;
+        }
+        Ok(l)
+    }
+}
 
 struct State {
     key: Vec<u8>,
     engine: Arc<dyn Engine>,
-    /// Shipped sub-models (spilled to private files: see [`crate::spill`]).
-    models: Mutex<crate::spill::ModelStore>,
+    limits: Limits,
+    /// Shipped sub-models (a bounded LRU of private files: see [`crate::cache`]).
+    models: Mutex<ModelCache>,
     current: Mutex<Option<Arc<Deployment>>>,
 }
 
@@ -104,26 +160,14 @@ struct State {
 /// `pace`: the emulation rig's slow-down factor for this device (see `crate::emulate`):
 /// after each partition run the worker sleeps until the run's wall time is at least
 /// `pace` x the CPU time the run's thread used. `None` or 1: no pacing.
-pub fn run(
-    listen: &str,
-    backend: &str,
-    token_file: Option<&Path>,
-    pace: Option<f64>,
-    max_model_mb: Option<u64>,
-) -> Result<()> {
-    if let Some(p) = pace {
+pub fn run(listen: &str, backend: &str, token_file: Option<&Path>, opts: &Options) -> Result<()> {
+    if let Some(p) = opts.pace {
         if !(p.is_finite() && p >= 1.0) {
             bail!("--pace must be a finite factor >= 1, got {p}");
         }
         let _ = PACE.set(p);
     }
-    if let Some(mb) = max_model_mb {
-        let cap = MAX_MODEL_BYTES >> 20;
-        if !(1..=cap).contains(&mb) {
-            bail!("--max-model-mb must be 1 to {cap} (the protocol's limit), got {mb}");
-        }
-        let _ = MODEL_CAP.set(mb << 20);
-    }
+    let limits = opts.limits()?;
     let key = match token_file {
         Some(p) => read_token(p)?,
         None => Vec::new(),
@@ -144,19 +188,31 @@ pub fn run(
         let _ = std::io::stdout().flush();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            r = serve(l, engine, key) => r,
+            r = serve_with(l, engine, key, limits) => r,
             _ = tokio::signal::ctrl_c() => Ok(()),
             _ = term.recv() => Ok(()),
         }
     })
 }
 
-/// Accepts connections on `l` forever.
+/// Accepts connections on `l` forever, with the default [`Limits`].
 pub async fn serve(l: TcpListener, engine: Arc<dyn Engine>, key: Vec<u8>) -> Result<()> {
+    serve_with(l, engine, key, Limits::default()).await
+}
+
+/// Accepts connections on `l` forever. An empty `key` is the token-less mode: only
+/// loopback callers of this process's user (or root) are served ([`crate::peercred`]).
+pub async fn serve_with(
+    l: TcpListener,
+    engine: Arc<dyn Engine>,
+    key: Vec<u8>,
+    limits: Limits,
+) -> Result<()> {
     let st = Arc::new(State {
         key,
         engine,
-        models: Mutex::new(crate::spill::ModelStore::new()),
+        models: Mutex::new(ModelCache::new(limits.cache_bytes)),
+        limits,
         current: Mutex::new(None),
     });
     let gate = Gate::new(MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDR);
@@ -192,6 +248,10 @@ fn is_normal_end(e: &anyhow::Error) -> bool {
 
 async fn handle(st: Arc<State>, mut s: TcpStream, pass: Pass) -> Result<()> {
     s.set_nodelay(true)?;
+    if st.key.is_empty() {
+        // token-less: the handshake proves nothing, the caller's uid must
+        crate::peercred::check_same_user(s.local_addr()?, s.peer_addr()?)?;
+    }
     let (role, keys) = server_handshake(&mut s, &st.key).await?;
     drop(pass);
     let Keys {
@@ -275,25 +335,7 @@ async fn coordinator_loop(
                 total,
                 offset,
                 data,
-            } => match tokio::task::block_in_place(|| {
-                // the last chunk hashes the whole sub-model: keep the runtime's other tasks
-                // (heartbeats) running meanwhile
-                accept_chunk(
-                    &mut session.upload,
-                    (hash, total, model_cap()),
-                    offset,
-                    &data,
-                )
-            }) {
-                Err(msg) => return refuse(coord, msg).await,
-                Ok(None) => {}
-                Ok(Some(Upload { hash, bytes, .. })) => {
-                    // writing a large sub-model to its file may take a while
-                    tokio::task::block_in_place(|| st.models.lock().unwrap().insert(hash, bytes));
-                    session.known.insert(hash);
-                    send(coord, &Msg::ModelReady { hash }).await?;
-                }
-            },
+            } => on_chunk(st, coord, session, (hash, total), offset, &data).await?,
             Msg::Deploy {
                 part,
                 hash,
@@ -330,6 +372,36 @@ async fn coordinator_loop(
     }
 }
 
+/// Takes one `ModelChunk`; once the sub-model is complete, checks and caches it and
+/// answers `ModelReady`, or refuses it (which ends the connection).
+async fn on_chunk(
+    st: &State,
+    coord: &mpsc::Sender<Outgoing>,
+    session: &mut CoordSession,
+    (hash, total): ([u8; 32], u64),
+    offset: u64,
+    data: &[u8],
+) -> Result<()> {
+    // the last chunk hashes the whole sub-model: keep the runtime's other tasks
+    // (heartbeats) running meanwhile
+    let cap = st.limits.max_model_bytes;
+    let done = tokio::task::block_in_place(|| {
+        accept_chunk(&mut session.upload, (hash, total, cap), offset, data)
+    });
+    match done {
+        Err(msg) => refuse(coord, msg).await,
+        Ok(None) => Ok(()),
+        Ok(Some(up)) => {
+            // analysing and writing a large sub-model may take a while
+            if let Err(e) = tokio::task::block_in_place(|| admit(st, up)) {
+                return refuse(coord, e.to_string()).await;
+            }
+            session.known.insert(hash);
+            send(coord, &Msg::ModelReady { hash }).await
+        }
+    }
+}
+
 /// What the worker knows of one coordinator connection.
 struct CoordSession {
     /// The connection's handshake transcript hash (keys possession proofs).
@@ -353,7 +425,8 @@ impl CoordSession {
     /// Answers a `ModelQuery`: cached, and the connection proved it holds the bytes (so
     /// one coordinator cannot probe what another uploaded by its hash).
     fn query(&mut self, st: &State, hash: [u8; 32], possession: &[u8; 32]) -> bool {
-        // a spilled sub-model is read back to check the proof (re-deploys only)
+        // a spilled sub-model is read back to check the proof (re-deploys only); an
+        // evicted one is missing, and the coordinator ships it again
         let stored = st.models.lock().unwrap().get(&hash);
         let cached = stored.and_then(|s| s.bytes().ok());
         let have = cached
@@ -404,6 +477,18 @@ fn owns_deployment(st: &State, coord: &mpsc::Sender<Outgoing>) -> bool {
 async fn refuse(coord: &mpsc::Sender<Outgoing>, msg: String) -> Result<()> {
     send(coord, &Msg::Error { msg: msg.clone() }).await?;
     Err(anyhow!(msg))
+}
+
+/// Checks a complete upload ([`crate::vet`]: ONNX, and weights + largest activation
+/// within `--max-model-mb`) and caches it, keeping the live deployment's models.
+fn admit(st: &State, up: Upload) -> std::result::Result<(), crate::vet::VetError> {
+    crate::vet::vet(&up.bytes, st.limits.max_model_bytes)?;
+    let in_use = (st.current.lock().unwrap().as_ref())
+        .map(|d| d.hashes.lock().unwrap().clone())
+        .unwrap_or_default();
+    let mut models = st.models.lock().unwrap();
+    models.insert(up.hash, up.bytes, &in_use);
+    Ok(())
 }
 
 /// A sub-model being shipped in chunks.
@@ -471,6 +556,7 @@ fn deployment_for(st: &State, coord: &mpsc::Sender<Outgoing>) -> Arc<Deployment>
                 parts: Mutex::new(HashMap::new()),
                 peers: tokio::sync::Mutex::new(HashMap::new()),
                 edges: Mutex::new(BTreeMap::new()),
+                hashes: Mutex::new(HashSet::new()),
                 energy: EnergyMeter::start(),
                 turns: Turns::default(),
             });
@@ -592,11 +678,17 @@ async fn peer_sender(
     if let Some(tx) = peers.get(addr) {
         return Ok(tx.clone());
     }
-    let mut s = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr))
+    let to = allowed_peer(st, addr).await?;
+    let mut s = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(to))
         .await
         .map_err(|_| anyhow!("connecting to peer {addr}: timed out"))?
         .with_context(|| format!("connecting to peer {addr}"))?;
     s.set_nodelay(true)?;
+    if st.key.is_empty() {
+        // token-less: the peer must be a worker of this user, not a squatter
+        crate::peercred::check_same_user(s.local_addr()?, s.peer_addr()?)
+            .with_context(|| format!("peer {addr}"))?;
+    }
     let keys = client_handshake(&mut s, &st.key, Role::Peer)
         .await
         .with_context(|| format!("peer {addr}"))?;
@@ -632,6 +724,25 @@ async fn peer_sender(
     Ok(tx)
 }
 
+/// Resolves a route's peer `addr` to the first of its addresses this worker may connect to
+/// (`--peers`; loopback only without a token), or refuses it.
+async fn allowed_peer(st: &State, addr: &str) -> Result<SocketAddr> {
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .with_context(|| format!("peer {addr}: expected HOST:PORT"))?
+        .collect();
+    let ok = |a: &SocketAddr| {
+        st.limits.peers.allows(a.ip()) && (!st.key.is_empty() || a.ip().is_loopback())
+    };
+    match resolved.iter().find(|a| ok(a)) {
+        Some(a) => Ok(*a),
+        None if st.key.is_empty() => {
+            bail!("peer {addr} refused: a worker without a token connects only to loopback")
+        }
+        None => bail!("peer {addr} refused: not in this worker's --peers allow-list"),
+    }
+}
+
 /// How a partition executes: engine threads, host CPUs, pacing (as [`Msg::Deploy`] says).
 struct Exec {
     threads: u32,
@@ -660,12 +771,14 @@ async fn deploy(
     inputs: Vec<String>,
     routes: Vec<crate::proto::Route>,
 ) -> Result<u64> {
+    // in use from now on: the cache no longer evicts it
+    dep.hashes.lock().unwrap().insert(hash);
     let stored = st
         .models
         .lock()
         .unwrap()
         .get(&hash)
-        .ok_or_else(|| anyhow!("its sub-model was not shipped"))?;
+        .ok_or_else(|| anyhow!("its sub-model was not shipped (or was evicted)"))?;
     let mut outs: Vec<(String, Out)> = Vec::new();
     for r in routes {
         let o = match r.dest {

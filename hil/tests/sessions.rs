@@ -4,6 +4,7 @@
 //! from `ModelQuery` what the first one uploaded unless it holds the bytes itself.
 //! Item 2: a frame injected in clear into an authenticated connection ends it.
 
+mod support;
 use dicesim_hil::conn::{client_handshake, possession};
 use dicesim_hil::engine::{Engine, EngineSession, Tensor};
 use dicesim_hil::proto::{Dest, Msg, Role, Route, MAX_FRAME};
@@ -125,7 +126,7 @@ fn is_error(m: &Option<Msg>, needle: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_coordinator_neither_takes_over_nor_sees_the_first() {
     let addr = start_worker().await;
-    let model_a = b"model of coordinator A".to_vec();
+    let model_a = support::add_model(4, 1);
     let mut a = Coord::connect(&addr).await;
     let hash_a = a.upload(&model_a).await;
     assert!(matches!(a.deploy(hash_a).await, Some(Msg::Deployed { .. })));
@@ -138,7 +139,7 @@ async fn a_second_coordinator_neither_takes_over_nor_sees_the_first() {
 
     // B with its own model: refused while A's deployment is live
     let mut b = Coord::connect(&addr).await;
-    let hash_b = b.upload(b"model of coordinator B").await;
+    let hash_b = b.upload(&support::add_model(4, 2)).await;
     let got = b.deploy(hash_b).await;
     assert!(is_error(&got, "busy with another coordinator"), "{got:?}");
 
@@ -158,8 +159,9 @@ async fn a_second_coordinator_neither_takes_over_nor_sees_the_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_without_a_deployment_cannot_feed_another() {
     let addr = start_worker().await;
+    let m = support::add_model(4, 3);
     let mut a = Coord::connect(&addr).await;
-    let h = a.upload(b"m").await;
+    let h = a.upload(&m).await;
     assert!(matches!(a.deploy(h).await, Some(Msg::Deployed { .. })));
     let mut b = Coord::connect(&addr).await;
     b.send(&Msg::Tensor {
@@ -186,13 +188,14 @@ async fn a_coordinator_without_a_deployment_cannot_feed_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_injected_in_clear_ends_the_connection() {
     let addr = start_worker().await;
+    let m = support::add_model(4, 3);
     let mut a = Coord::connect(&addr).await;
-    let h = a.upload(b"m").await;
+    let h = a.upload(&m).await;
     // what an attacker on the path could add to the stream without the keys
     a.s.write_all(&Msg::Reset.encode()).await.unwrap();
     a.send(&Msg::ModelQuery {
         hash: h,
-        possession: possession(&a.keys.transcript, b"m"),
+        possession: possession(&a.keys.transcript, &m),
     })
     .await;
     assert_eq!(a.recv().await, None);

@@ -137,6 +137,11 @@ async fn connect(
         .map_err(|_| anyhow!("connecting to worker {addr}: timed out"))?
         .with_context(|| format!("connecting to worker {addr}"))?;
     s.set_nodelay(true)?;
+    if key.is_empty() {
+        // token-less: the worker must be this user's, not another user's squatter
+        crate::peercred::check_same_user(s.local_addr()?, s.peer_addr()?)
+            .with_context(|| format!("worker {addr}"))?;
+    }
     let keys = client_handshake(&mut s, key, Role::Coordinator)
         .await
         .with_context(|| format!("worker {addr}"))?;

@@ -1,0 +1,229 @@
+//! Shared by the issue 19 upload tests: small ONNX models, an engine that loads anything,
+//! and a coordinator spoken by hand.
+#![allow(dead_code)]
+
+use dicesim_hil::conn::{client_handshake, possession};
+use dicesim_hil::engine::{Engine, EngineSession, Tensor};
+use dicesim_hil::proto::{Dest, Msg, Role, Route, MAX_FRAME};
+use dicesim_hil::seal::Keys;
+use dicesim_plan::onnx::{
+    dtype, encode_model, tensor_value_info, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    TensorProto,
+};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// The shared secret of these tests.
+pub const TOKEN: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+fn model(
+    nodes: Vec<NodeProto>,
+    init: Vec<TensorProto>,
+    graph_io: (Vec<&str>, &str, Vec<usize>),
+) -> Vec<u8> {
+    let (inputs, out, out_shape) = graph_io;
+    let m = ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(13),
+        }],
+        graph: Some(GraphProto {
+            name: Some("g".into()),
+            node: nodes,
+            input: (inputs.iter())
+                .map(|i| tensor_value_info(i, &out_shape, dtype::FLOAT))
+                .collect(),
+            output: vec![tensor_value_info(out, &out_shape, dtype::FLOAT)],
+            initializer: init,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    encode_model(&m)
+}
+
+fn node(op: &str, inputs: &[&str], out: &str) -> NodeProto {
+    NodeProto {
+        op_type: Some(op.into()),
+        name: Some(format!("{op}0")),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![out.into()],
+        ..Default::default()
+    }
+}
+
+/// `y = x + w` with `n` float weights filled from `seed` (distinct seeds, distinct models).
+pub fn add_model(n: usize, seed: u64) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(n * 4);
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for _ in 0..n {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        raw.extend_from_slice(&((s >> 40) as f32).to_le_bytes());
+    }
+    let w = TensorProto {
+        name: Some("w".into()),
+        dims: vec![n as i64],
+        data_type: Some(dtype::FLOAT),
+        raw_data: Some(raw.into()),
+        ..Default::default()
+    };
+    model(
+        vec![node("Add", &["x", "w"], "y")],
+        vec![w],
+        (vec!["x"], "y", vec![n]),
+    )
+}
+
+/// The issue's bomb: about 150 bytes asking for ConstantOfShape `rows` x `cols` (16384 x
+/// 32768: 2 GiB of float zeros), added to a one-element input.
+pub fn constant_of_shape_bomb(rows: usize, cols: usize) -> Vec<u8> {
+    let dims: Vec<u8> = [rows as i64, cols as i64]
+        .iter()
+        .flat_map(|d| d.to_le_bytes())
+        .collect();
+    let shape = TensorProto {
+        name: Some("s".into()),
+        dims: vec![2],
+        data_type: Some(dtype::INT64),
+        raw_data: Some(dims.into()),
+        ..Default::default()
+    };
+    let mut m = model(
+        vec![
+            node("ConstantOfShape", &["s"], "c"),
+            node("Add", &["x", "c"], "y"),
+        ],
+        vec![shape],
+        (vec!["x"], "y", vec![rows, cols]),
+    );
+    // the input is one element, broadcast
+    let x = tensor_value_info("x", &[1], dtype::FLOAT);
+    let mut p = dicesim_plan::onnx::decode_model(m.into(), std::path::Path::new("bomb")).unwrap();
+    p.graph.as_mut().unwrap().input = vec![x];
+    m = encode_model(&p);
+    m
+}
+
+/// An engine that loads any bytes and echoes its inputs.
+pub struct Echo;
+
+struct EchoSession;
+
+impl Engine for Echo {
+    fn name(&self) -> &str {
+        "echo"
+    }
+    fn load(&self, _onnx: &[u8], _threads: usize) -> anyhow::Result<Box<dyn EngineSession>> {
+        Ok(Box::new(EchoSession))
+    }
+}
+
+impl EngineSession for EchoSession {
+    fn run(&mut self, inputs: &HashMap<String, Tensor>) -> anyhow::Result<Vec<(String, Tensor)>> {
+        Ok(inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+/// A coordinator's connection, spoken by hand.
+pub struct Coord {
+    pub s: TcpStream,
+    pub keys: Keys,
+}
+
+impl Coord {
+    pub async fn connect(addr: &str, token: &[u8]) -> Coord {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let keys = client_handshake(&mut s, token, Role::Coordinator)
+            .await
+            .unwrap();
+        Coord { s, keys }
+    }
+
+    pub async fn send(&mut self, m: &Msg) {
+        let f = self.keys.send.seal_msg(m).unwrap();
+        self.s.write_all(&f).await.unwrap();
+    }
+
+    /// The next message other than a heartbeat; None once the connection has ended.
+    pub async fn recv(&mut self) -> Option<Msg> {
+        loop {
+            let idle = Duration::from_secs(2);
+            match self.keys.recv.read(&mut self.s, MAX_FRAME, idle).await {
+                Ok(r) if r.msg == Msg::Heartbeat => {}
+                Ok(r) => return Some(r.msg),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    pub async fn query(&mut self, bytes: &[u8]) -> bool {
+        let hash: [u8; 32] = Sha256::digest(bytes).into();
+        let possession = possession(&self.keys.transcript, bytes);
+        self.send(&Msg::ModelQuery { hash, possession }).await;
+        match self.recv().await {
+            Some(Msg::ModelHave { have, .. }) => have,
+            m => panic!("{m:?}"),
+        }
+    }
+
+    /// Ships `bytes` in one chunk; the worker's answer.
+    pub async fn upload(&mut self, bytes: &[u8]) -> Option<Msg> {
+        let hash: [u8; 32] = Sha256::digest(bytes).into();
+        let chunk = Msg::ModelChunk {
+            hash,
+            total: bytes.len() as u64,
+            offset: 0,
+            data: bytes.to_vec(),
+        };
+        self.send(&chunk).await;
+        self.recv().await
+    }
+
+    /// Deploys partition 0 of `hash` with its output to `dest`; the worker's answer.
+    pub async fn deploy(&mut self, hash: [u8; 32], dest: Dest) -> Option<Msg> {
+        self.send(&Msg::Deploy {
+            part: 0,
+            hash,
+            threads: 1,
+            cpus: vec![],
+            pace: 0.0,
+            inputs: vec!["x".into()],
+            routes: vec![Route {
+                tensor: "x".into(),
+                dest,
+            }],
+        })
+        .await;
+        self.recv().await
+    }
+}
+
+/// Whether `m` is an `Error` containing `needle`.
+pub fn is_error(m: &Option<Msg>, needle: &str) -> bool {
+    matches!(m, Some(Msg::Error { msg }) if msg.contains(needle))
+}
+
+/// This process's resident set [KiB].
+pub fn rss_kb() -> u64 {
+    status_kb("VmRSS:")
+}
+
+/// This process's peak resident set [KiB].
+pub fn peak_rss_kb() -> u64 {
+    status_kb("VmHWM:")
+}
+
+fn status_kb(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
