@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use dicesim_sim::compute::ClassFigures;
+use dicesim_sim::memory::UnitMemory;
 use dicesim_sim::platform::{Unit, UnitKind};
 use serde::Serialize;
 
@@ -38,6 +39,13 @@ struct UnitOut {
     busy_w: f64,
     layer_overhead_us: f64,
     run_overhead_us: f64,
+    /// The memory model's keys, kept from the base (the fit does not touch them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_base_mb: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weights_factor: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activations_factor: Option<f64>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     classes: BTreeMap<&'static str, ClassFigures>,
 }
@@ -66,6 +74,7 @@ fn unit_out(u: &Unit) -> UnitOut {
             (c.name(), f)
         })
         .collect();
+    let (m, d) = (&u.memory, UnitMemory::default());
     UnitOut {
         name: u.name.clone(),
         kind: match u.kind {
@@ -81,6 +90,10 @@ fn unit_out(u: &Unit) -> UnitOut {
         busy_w: u.busy_w,
         layer_overhead_us: round4(u.layer_overhead_us),
         run_overhead_us: round4(u.run_overhead_us),
+        memory_base_mb: (m.base_mb != d.base_mb).then_some(m.base_mb),
+        weights_factor: (m.weights_factor != d.weights_factor).then_some(m.weights_factor),
+        activations_factor: (m.activations_factor != d.activations_factor)
+            .then_some(m.activations_factor),
         classes,
     }
 }
