@@ -212,6 +212,10 @@ enum Cmd {
         /// this host's interface networks]
         #[arg(long)]
         peers: Option<String>,
+        /// Authenticated connections (coordinators and peer workers) open at once; more are
+        /// refused with an error [default: 16]
+        #[arg(long)]
+        max_connections: Option<usize>,
     },
     /// Run a scenario on real workers (the scenario's [hil] names them)
     Hil {
@@ -424,12 +428,14 @@ fn run(cli: Cli) -> Result<()> {
             max_model_mb,
             cache_mb,
             peers,
+            max_connections,
         } => {
             let opts = dicesim_hil::worker::Options {
                 pace,
                 max_model_mb,
                 cache_mb,
                 peers,
+                max_connections,
             };
             dicesim_hil::worker::run(&listen, &backend, token_file.as_deref(), &opts)
         }

@@ -1,6 +1,8 @@
-//! Admission of connections before they authenticate: a bound on handshakes in progress,
+//! Admission of connections: before they authenticate, a bound on handshakes in progress,
 //! in all and per remote address, so that a flood of idle sockets (each waiting out the
-//! handshake deadline) cannot starve a legitimate coordinator.
+//! handshake deadline) cannot starve a legitimate coordinator; after, a bound on
+//! authenticated connections open at once ([`Slots`]), since each may buffer an upload
+//! of up to `--max-model-mb` or a frame of up to 128 MiB.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,6 +12,11 @@ use std::sync::{Arc, Mutex};
 pub const MAX_HANDSHAKES: usize = 64;
 /// Handshakes in progress at once from one address.
 pub const MAX_HANDSHAKES_PER_ADDR: usize = 8;
+
+/// Authenticated connections (coordinators and peer workers) open at once, by default
+/// (`--max-connections`): a deployment over 16 workers needs at most 15 peers' connections
+/// and its coordinator's on one worker.
+pub const MAX_CONNECTIONS: usize = 16;
 
 /// Counts handshakes in progress.
 #[derive(Debug)]
@@ -71,6 +78,53 @@ impl Drop for Pass {
     }
 }
 
+/// Counts authenticated connections open, up to a bound.
+#[derive(Debug)]
+pub struct Slots {
+    max: usize,
+    used: Mutex<usize>,
+}
+
+/// A connection's place among [`Slots`], given back when dropped (the connection ended).
+#[derive(Debug)]
+pub struct Slot(Arc<Slots>);
+
+impl Slots {
+    /// Room for `max` connections at once.
+    pub fn new(max: usize) -> Arc<Slots> {
+        Arc::new(Slots {
+            max,
+            used: Mutex::new(0),
+        })
+    }
+
+    /// A slot, or None when `max` connections are open.
+    pub fn take(self: &Arc<Self>) -> Option<Slot> {
+        let mut used = self.used.lock().unwrap();
+        if *used >= self.max {
+            return None;
+        }
+        *used += 1;
+        Some(Slot(self.clone()))
+    }
+
+    /// The bound.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Connections holding a slot.
+    pub fn in_use(&self) -> usize {
+        *self.used.lock().unwrap()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *self.0.used.lock().unwrap() -= 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +142,16 @@ mod tests {
         drop(p1);
         assert_eq!(g.in_progress(), 2);
         assert!(g.enter(b).is_some());
+    }
+
+    #[test]
+    fn slots_bound_and_return() {
+        let s = Slots::new(2);
+        let a = s.take().unwrap();
+        let _b = s.take().unwrap();
+        assert!(s.take().is_none());
+        drop(a);
+        assert_eq!(s.in_use(), 1);
+        assert!(s.take().is_some());
     }
 }

@@ -153,7 +153,11 @@ const MMAP_THRESHOLD: i32 = 1 << 20;
 /// a load (blocks of 1-32 MiB) come from heaps that freed blocks fragment and that never
 /// shrink; measured on resnet18's second half (42 MB of weights, tract), the worker's peak
 /// resident set fell from 211 to 142 MiB. Call once, before any thread starts.
+/// `DICESIM_LEAN_ALLOC=0` in the environment leaves glibc's defaults (for experiments).
 pub fn lean_allocator() {
+    if std::env::var_os("DICESIM_LEAN_ALLOC").is_some_and(|v| v == "0") {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; called before other threads run.
     unsafe {

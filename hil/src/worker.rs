@@ -13,7 +13,7 @@
 use crate::cache::{ModelCache, DEFAULT_CACHE_MB};
 use crate::conn::{client_handshake, server_handshake, spawn_writer, Outgoing, Shaping};
 use crate::engine::{Engine, EngineSession, Tensor};
-use crate::gate::{Gate, Pass, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDR};
+use crate::gate::{Gate, Pass, Slots, MAX_CONNECTIONS, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDR};
 use crate::peers::PeerList;
 use crate::proto::{
     Dest, EdgeStat, Msg, ProtoError, Role, IDLE_TIMEOUT_MS, MAX_FRAME, MAX_MODEL_BYTES,
@@ -96,6 +96,8 @@ pub struct Limits {
     pub cache_bytes: u64,
     /// Where a `Deploy` may make the worker connect (`--peers`).
     pub peers: PeerList,
+    /// Authenticated connections open at once, coordinators and peers (`--max-connections`).
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -104,6 +106,7 @@ impl Default for Limits {
             max_model_bytes: MAX_MODEL_BYTES,
             cache_bytes: DEFAULT_CACHE_MB << 20,
             peers: PeerList::default(),
+            max_connections: MAX_CONNECTIONS,
         }
     }
 }
@@ -119,6 +122,8 @@ pub struct Options {
     pub cache_mb: Option<u64>,
     /// `--peers`.
     pub peers: Option<String>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
 }
 
 impl Options {
@@ -141,6 +146,12 @@ impl Options {
         if let Some(p) = &self.peers {
             l.peers = PeerList::parse(p).map_err(|e| anyhow!(e))?;
         }
+        if let Some(n) = self.max_connections {
+            if !(1..=4096).contains(&n) {
+                bail!("--max-connections must be 1 to 4096, got {n}");
+            }
+            l.max_connections = n;
+        }
         Ok(l)
     }
 }
@@ -152,6 +163,8 @@ struct State {
     /// Shipped sub-models (a bounded LRU of private files: see [`crate::cache`]).
     models: Mutex<ModelCache>,
     current: Mutex<Option<Arc<Deployment>>>,
+    /// Authenticated connections open (`--max-connections`).
+    conns: Arc<Slots>,
 }
 
 /// Runs a worker until SIGINT or SIGTERM. Prints `dicesim worker listening on ADDR` on
@@ -212,6 +225,7 @@ pub async fn serve_with(
         key,
         engine,
         models: Mutex::new(ModelCache::new(limits.cache_bytes)),
+        conns: Slots::new(limits.max_connections),
         limits,
         current: Mutex::new(None),
     });
@@ -260,6 +274,17 @@ async fn handle(st: Arc<State>, mut s: TcpStream, pass: Pass) -> Result<()> {
         transcript,
     } = keys;
     let (mut r, w) = s.into_split();
+    // held until the connection ends
+    let Some(_slot) = st.conns.take() else {
+        let msg = format!(
+            "worker busy: {} authenticated connections are open (its --max-connections); \
+             try again when one closes",
+            st.conns.max()
+        );
+        let tx = spawn_writer(w, seal, Shaping::default(), 1, |_| {});
+        let _ = send(&tx, &Msg::Error { msg: msg.clone() }).await;
+        bail!("{msg}");
+    };
     let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
     match role {
         Role::Peer => {
@@ -709,8 +734,13 @@ async fn peer_sender(
         let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
         let e = loop {
             match open.read(&mut r, 1024, idle).await {
-                Ok(_) => {}
-                Err(e) => break e,
+                // a refusal (such as --max-connections), then the close
+                Ok(rcv) => {
+                    if let Msg::Error { msg } = rcv.msg {
+                        break msg;
+                    }
+                }
+                Err(e) => break e.to_string(),
             }
         };
         // a deployment torn down on purpose drops its writers first: stay quiet then
@@ -894,10 +924,14 @@ impl PartRun {
             let Some(ins) = gather(&mut pending, &self.inputs, frame, name, t)? else {
                 continue;
             };
-            let (outputs, compute_us) = {
+            let ready = crate::proto::mono_ns();
+            let (outputs, compute_us, start) = {
                 let _turn = Held::take(&self.turns);
-                run_paced(session.as_mut(), &ins, self.pace)?
+                let start = crate::proto::mono_ns();
+                let (o, us) = run_paced(session.as_mut(), &ins, self.pace)?;
+                (o, us, start)
             };
+            let end = crate::proto::mono_ns();
             let Some(d) = dep.upgrade() else {
                 return Ok(());
             };
@@ -906,6 +940,11 @@ impl PartRun {
                     send_output(&d, o, self.part, frame, name, t)?;
                 }
             }
+            log_run(
+                frame,
+                self.part,
+                [ready, start, end, crate::proto::mono_ns()],
+            );
             let timing = Msg::Timing {
                 frame,
                 part: self.part,
@@ -914,6 +953,32 @@ impl PartRun {
             let _ = d.coord.blocking_send((Instant::now(), timing.encode()));
         }
         Ok(())
+    }
+}
+
+/// The per-run timeline file named by `DICESIM_WORKER_TIMES` (read once), if any.
+fn timeline() -> Option<&'static Mutex<std::fs::File>> {
+    static T: std::sync::OnceLock<Option<Mutex<std::fs::File>>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let p = std::env::var_os("DICESIM_WORKER_TIMES")?;
+        let f = (std::fs::OpenOptions::new().create(true).append(true))
+            .open(&p)
+            .map_err(|e| eprintln!("worker: DICESIM_WORKER_TIMES {p:?}: {e}"))
+            .ok()?;
+        Some(Mutex::new(f))
+    })
+    .as_ref()
+}
+
+/// Appends one run to the timeline (a diagnostic for soak runs: where a stall happens):
+/// `frame,part,ready_ns,start_ns,end_ns,sent_ns`, monotonic clock (the same for every
+/// process of the host): all inputs in, turn taken, engine done, outputs handed over.
+fn log_run(frame: u64, part: u32, t: [u64; 4]) {
+    if let Some(f) = timeline() {
+        use std::io::Write;
+        let line = format!("{frame},{part},{},{},{},{}\n", t[0], t[1], t[2], t[3]);
+        // one write per line, so that lines of several partitions do not interleave
+        let _ = f.lock().unwrap().write_all(line.as_bytes());
     }
 }
 
