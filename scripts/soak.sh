@@ -3,7 +3,10 @@
 # 10000, saturated, window partitions + 2) of alexnet at 64 px split in two (the
 # docs/examples two-board scenario). Samples the workers' RSS every 0.2 s and prints:
 # RSS over the last 10% of the run vs 10%-20% (flat: within 5%), the longest gap between
-# frame exits vs the median (no stall: < 10x), throughput per tenth of the run (steady).
+# frame exits vs the median (no stall: < 10x), throughput per tenth of the run (steady),
+# and where the longest gap arose: each partition's stages for the late frame, from the
+# workers' per-run timeline (DICESIM_WORKER_TIMES), against their medians.
+# Environment passes to the workers (DICESIM_LEAN_ALLOC=0: glibc's allocator defaults).
 #
 #   scripts/soak.sh [FRAMES] [TIMEOUT_S]      # default 10000 frames, 900 s
 #
@@ -26,7 +29,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 p0=$(free_port)
 p1=$(free_port)
 for port in "$p0" "$p1"; do
-    "$bin" worker --listen "127.0.0.1:$port" --backend tract >"$work/worker-$port.log" 2>&1 &
+    DICESIM_WORKER_TIMES="$work/times-$port.csv" "$bin" worker --listen "127.0.0.1:$port" \
+        --backend tract >"$work/worker-$port.log" 2>&1 &
     pids+=($!)
 done
 ex="$PWD/docs/examples"
@@ -51,16 +55,21 @@ for port in "$p0" "$p1"; do
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 done
 
-# RSS sampler: "t_s rss0_kb rss1_kb" lines while the run lasts
-(
-    t0=$(date +%s.%N)
-    while true; do
-        r=()
-        for p in "${pids[@]}"; do r+=("$(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)"); done
-        echo "$(echo "$(date +%s.%N) - $t0" | bc) ${r[*]}"
-        sleep 0.2
-    done
-) >"$work/rss.txt" &
+# RSS sampler: "t_s rss0_kb rss1_kb" lines while the run lasts. One process reading /proc:
+# a shell loop forking date, bc and awk 25 times a second was load of its own on a
+# 2-core machine, next to the run it measures.
+python3 - "${pids[@]}" >"$work/rss.txt" <<'PY' &
+import sys, time
+pids, t0 = sys.argv[1:], time.monotonic()
+def rss(p):
+    try:
+        return next(l.split()[1] for l in open(f"/proc/{p}/status") if l.startswith("VmRSS"))
+    except (OSError, StopIteration):
+        return "0"
+while True:
+    print(f"{time.monotonic() - t0:.3f} " + " ".join(rss(p) for p in pids), flush=True)
+    time.sleep(0.2)
+PY
 sampler=$!
 pids+=("$sampler")
 
@@ -73,7 +82,7 @@ echo "hil exit status $rc after $(( $(date +%s) - start )) s"
 [ $rc -eq 0 ] || { tail -5 "$work/hil.err"; exit 1; }
 
 python3 - "$work" <<'PY'
-import csv, json, statistics, sys
+import csv, glob, json, statistics, sys
 work = sys.argv[1]
 rep = json.load(open(f"{work}/report.json"))
 print(f"frames completed {rep['frames_completed']}/{rep['frames']}, throughput "
@@ -111,6 +120,51 @@ ok &= worst <= 10 * med
 print(f"exit intervals: median {med*1e3:.3f} ms, longest {worst*1e3:.3f} ms at {at:.2f} s "
       f"= {worst/med:.1f}x median ({'ok' if worst <= 10*med else 'STALL'}); "
       f"p99 {statistics.quantiles(gaps, n=100)[98]*1e3:.3f} ms")
+
+# where the longest gap arose: the late frame's stages on the workers vs their medians
+runs = {}
+for path in glob.glob(f"{work}/times-*.csv"):
+    for line in open(path):
+        f, p, *ts = map(int, line.split(","))
+        runs[(f, p)] = [x / 1e9 for x in ts]  # ready, start, end, sent, cpu [s]
+if runs:
+    by_exit = sorted(exits, key=lambda e: e[1])
+    i = gaps.index(worst)
+    prev, late = by_exit[i][0], by_exit[i + 1][0]
+    parts = sorted({p for _, p in runs})
+    def stages(f):
+        out, last = [], None
+        for p in parts:
+            r = runs.get((f, p))
+            if r is None:
+                return None
+            if last is not None:
+                out.append((f"hop {last}->{p}", r[0] - runs[(f, last)][3]))
+            out += [(f"p{p} turn", r[1] - r[0]), (f"p{p} run", r[2] - r[1]), (f"p{p} send", r[3] - r[2])]
+            last = p
+        return out
+    common = [f for f, _ in exits if stages(f)]
+    meds = [statistics.median(s[k][1] for s in map(stages, common)) for k in range(len(stages(common[0])))]
+    st = stages(late)
+    if st:
+        print(f"late frame {late} (after {prev}) on the workers [ms, median in ()]: "
+              + ", ".join(f"{n} {v*1e3:.1f} ({m*1e3:.1f})" for (n, v), m in zip(st, meds)))
+        lp = parts[-1]
+        if (prev, lp) in runs:
+            wgap = runs[(late, lp)][3] - runs[(prev, lp)][3]
+            print(f"  the last partition handed frames {prev} and {late} over {wgap*1e3:.1f} ms apart "
+                  f"(coordinator saw {worst*1e3:.1f} ms)")
+        for p in parts:
+            r = runs[(late, p)]
+            if len(r) > 4:
+                print(f"  p{p} run: {(r[2]-r[1])*1e3:.1f} ms wall, {r[4]*1e3:.1f} ms on the CPU "
+                      "(the rest: the thread waited for a core)")
+    # the workers' own longest interval between last-partition outputs
+    lp = parts[-1]
+    ws = sorted(r[3] for (f, p), r in runs.items() if p == lp)
+    wg = [b - a for a, b in zip(ws, ws[1:])]
+    print(f"workers' last-partition output intervals: median {statistics.median(wg)*1e3:.3f} ms, "
+          f"longest {max(wg)*1e3:.1f} ms = {max(wg)/statistics.median(wg):.1f}x")
 
 # steadiness: frames per second in each tenth of the stream
 tenth = (t[-1] - t[0]) / 10

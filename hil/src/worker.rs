@@ -925,11 +925,12 @@ impl PartRun {
                 continue;
             };
             let ready = crate::proto::mono_ns();
-            let (outputs, compute_us, start) = {
+            let (outputs, compute_us, start, cpu) = {
                 let _turn = Held::take(&self.turns);
                 let start = crate::proto::mono_ns();
+                let c0 = thread_cpu_time();
                 let (o, us) = run_paced(session.as_mut(), &ins, self.pace)?;
-                (o, us, start)
+                (o, us, start, thread_cpu_time().saturating_sub(c0))
             };
             let end = crate::proto::mono_ns();
             let Some(d) = dep.upgrade() else {
@@ -943,7 +944,13 @@ impl PartRun {
             log_run(
                 frame,
                 self.part,
-                [ready, start, end, crate::proto::mono_ns()],
+                [
+                    ready,
+                    start,
+                    end,
+                    crate::proto::mono_ns(),
+                    cpu.as_nanos() as u64,
+                ],
             );
             let timing = Msg::Timing {
                 frame,
@@ -971,12 +978,15 @@ fn timeline() -> Option<&'static Mutex<std::fs::File>> {
 }
 
 /// Appends one run to the timeline (a diagnostic for soak runs: where a stall happens):
-/// `frame,part,ready_ns,start_ns,end_ns,sent_ns`, monotonic clock (the same for every
-/// process of the host): all inputs in, turn taken, engine done, outputs handed over.
-fn log_run(frame: u64, part: u32, t: [u64; 4]) {
+/// `frame,part,ready_ns,start_ns,end_ns,sent_ns,cpu_ns`, monotonic clock (the same for
+/// every process of the host): all inputs in, turn taken, engine done, outputs handed
+/// over; and the CPU time the run's thread used (a run much longer than its CPU time was
+/// descheduled).
+fn log_run(frame: u64, part: u32, t: [u64; 5]) {
     if let Some(f) = timeline() {
         use std::io::Write;
-        let line = format!("{frame},{part},{},{},{},{}\n", t[0], t[1], t[2], t[3]);
+        let [a, b, c, d, e] = t;
+        let line = format!("{frame},{part},{a},{b},{c},{d},{e}\n");
         // one write per line, so that lines of several partitions do not interleave
         let _ = f.lock().unwrap().write_all(line.as_bytes());
     }
