@@ -90,7 +90,46 @@ fn run(sc: &Scenario, budget: u64, seed: u64, core_sets: bool) -> (Vec<Point>, u
     };
     let t = Instant::now();
     let r = explore(sc, opts, None).unwrap_or_else(|e| panic!("explore: {e}"));
+    if std::env::var_os("EXPLORE_SCALE_SHOW").is_some() {
+        show_fastest(&r);
+    }
     (r.front, r.evaluations, t.elapsed().as_secs_f64())
+}
+
+/// The best value of each objective on a front (throughput as fps).
+fn best(front: &[Point]) -> String {
+    let m = |k: usize| front.iter().map(|p| p.obj[k]).fold(f64::INFINITY, f64::min);
+    format!(
+        "[{:.1} ms, {:.1} fps, {:.0} mJ, {:.1} MiB]",
+        m(0),
+        -m(1),
+        m(2),
+        m(3)
+    )
+}
+
+/// The highest-throughput mapping of a result: its cuts and units.
+fn show_fastest(r: &dicesim_sim::explore::ExploreResult) {
+    let Some(p) = r
+        .front
+        .iter()
+        .max_by(|a, b| a.throughput_fps().total_cmp(&b.throughput_fps()))
+    else {
+        return;
+    };
+    let units: Vec<&str> = p
+        .genome
+        .units
+        .iter()
+        .map(|&u| r.unit_names[u as usize].as_str())
+        .collect();
+    println!(
+        "  fastest {:.1} fps {:.1} ms: cuts {:?} units {:?}",
+        p.throughput_fps(),
+        p.latency_ms(),
+        p.genome.cuts,
+        units
+    );
 }
 
 /// Non-dominated union of fronts.
@@ -159,7 +198,19 @@ fn main() {
         }
         let (f, n, secs) = run(&sc, a.budget, seed, a.core_sets == CoreSets::On);
         let r = reference.as_ref().map_or(String::new(), |rf| {
-            format!(", hypervolume ratio {:.4}", ratio(&f, rf))
+            let refs: Vec<Point> = rf
+                .iter()
+                .map(|o| Point {
+                    obj: *o,
+                    ..f[0].clone()
+                })
+                .collect();
+            format!(
+                ", hypervolume ratio {:.4}; best {} vs reference {}",
+                ratio(&f, rf),
+                best(&f),
+                best(&refs)
+            )
         });
         println!(
             "seed {seed}: {n} evaluations (budget {}) in {secs:.2} s, front {}{r}",

@@ -40,8 +40,8 @@
 //! at the same time (a pipeline inside the device), on overlapping ones in turns. `U` then
 //! counts the core sets too, and `K` = the whole units + for each CPU the segments beyond
 //! one it can run at once (3 for a 4-core CPU), so the formula above (and the enumeration)
-//! still describe the space. Without core sets the search is the same, draw for draw, as
-//! before they existed.
+//! still describe the space. Without core sets no core set enters the search: no core
+//! allocation move, draw or seed.
 //!
 //! Cut points are not all alike: a cut inside a residual block or Inception module sends
 //! several tensors (the branch and the skip). For every position the number of tensors
@@ -50,9 +50,10 @@
 //!
 //! # Stages (one budget)
 //!
-//! Stages 1 and 2 draw units among the whole units only, so they search as without core
-//! sets; core sets come in through stage 3, the first population (half of its random
-//! mappings get one core allocation move), crossover and refinement.
+//! Random unit draws are among the whole units only, so stages 1 and 3 search as without
+//! core sets; core sets come in through stage 4, the first population (half of its random
+//! mappings get one core allocation move), unit selection's pipelines inside a CPU,
+//! crossover and refinement.
 //!
 //! 1. **Partitioning** (first 20% of the budget, [`tuning::PARTITIONING_END_PCT`]): NSGA-II whose variation acts mostly on the
 //!    cut structure: add a cut (85% at a clean point), remove one, move one to another clean
@@ -60,17 +61,26 @@
 //!    `A-B-A`), one-point crossover at a clean point. The initial population is random
 //!    structures plus every baseline (below), so the front dominates or equals each baseline
 //!    by construction.
-//! 2. **Placement** (up to 45%, [`tuning::PLACEMENT_END_PCT`]; 40% with core sets,
+//! 2. **Unit selection** (up to 30%, [`tuning::SELECTION_END_PCT`]): the same NSGA-II,
+//!    unit variation mostly ([`tuning::SELECTION_RATE_STAGE`]; elsewhere
+//!    [`tuning::SELECTION_RATE_LATER`]) deciding which units are used at all and their
+//!    shares of the layers, from estimated stage times (compute per unit, transfers at the
+//!    route's narrowest link): the longest segment shares its layers with a fast unused
+//!    unit or with a disjoint core set, the slowest unit leaves or is replaced by a faster
+//!    unused one, the cuts are balanced (see [`selection`]). The first population also holds
+//!    balanced pipelines over the k fastest and the k most frugal units and over the core
+//!    sets of the fastest devices.
+//! 3. **Placement** (up to 45%, [`tuning::PLACEMENT_END_PCT`]; 40% with core sets,
 //!    [`tuning::PLACEMENT_END_CORES_PCT`]): the same NSGA-II, variation mostly on the units
 //!    of fixed segments: change one segment's unit, swap two segments' units, swap cpu/gpu
 //!    on a device, uniform crossover of the unit lists.
-//! 3. **Core allocation** (with core sets only, up to 60%,
+//! 4. **Core allocation** (with core sets only, up to 60%,
 //!    [`tuning::CORE_ALLOCATION_END_PCT`]): the same NSGA-II, unit variation mostly
 //!    ([`tuning::CORE_RATE_ALLOCATION`]) on a segment running on a CPU: move it to another
 //!    core set of the CPU or back to the whole CPU (its core count), split it in two at a
 //!    (mostly clean) cut onto two disjoint core sets (a two-stage pipeline inside the CPU),
 //!    or put a neighbouring segment on the cores it leaves free.
-//! 4. **Refinement** (the rest): local search around the current front: move a boundary by
+//! 5. **Refinement** (the rest): local search around the current front: move a boundary by
 //!    1 to 3 layers (to any position), to any clean point, shift an inner segment by 1 to 3
 //!    layers, swap two partitions' units, put one partition on each other whole unit and on
 //!    each core set of its CPU. Front members are refined extremes first (largest crowding
@@ -115,6 +125,7 @@ pub mod hv;
 mod nsga;
 pub mod output;
 mod search;
+pub mod selection;
 mod variation;
 
 pub use genome::{Genome, Space, SpaceSize};
@@ -131,6 +142,16 @@ use search::Search;
 pub mod tuning {
     /// Stage 1 (partitioning) runs until this share of the budget is spent [%].
     pub const PARTITIONING_END_PCT: u64 = 20;
+    /// Stage 2 (unit selection) runs until this share of the budget is spent [%].
+    pub const SELECTION_END_PCT: u64 = 30;
+    /// Probability that a unit variation is a unit-selection move (grow, drop, swap in,
+    /// balance: [`super::selection`]) in the unit selection stage...
+    pub const SELECTION_RATE_STAGE: f64 = 0.8;
+    /// ...and in the other stages.
+    pub const SELECTION_RATE_LATER: f64 = 0.1;
+    /// Unit selection runs (stage and moves) on spaces of at least this many whole units;
+    /// on fewer, choosing units is what placement does anyway.
+    pub const SELECTION_MIN_UNITS: usize = 2;
     /// Stage 2 (placement) runs until this share of the budget is spent [%] (without core
     /// allocation).
     pub const PLACEMENT_END_PCT: u64 = 45;
@@ -185,6 +206,8 @@ pub mod tuning {
 pub enum Stage {
     /// NSGA-II with variation mostly on the cuts.
     Partitioning,
+    /// NSGA-II with variation mostly on which units are used and their shares of layers.
+    Selection,
     /// NSGA-II with variation mostly on the units of the segments.
     Placement,
     /// NSGA-II with variation mostly on the cores of CPU segments (core sets on).
@@ -197,11 +220,14 @@ pub enum Stage {
 
 impl Stage {
     /// The stage in which the evaluation after `spent` of `budget` falls (`cores`: the
-    /// space allocates cores).
-    fn at(spent: u64, budget: u64, cores: bool) -> Stage {
+    /// space allocates cores; `select`: it has enough units for a unit selection stage,
+    /// else that share of the budget goes to placement).
+    fn at(spent: u64, budget: u64, cores: bool, select: bool) -> Stage {
         let pct = |p: u64| budget * p / 100;
         if spent < pct(tuning::PARTITIONING_END_PCT) {
             Stage::Partitioning
+        } else if select && spent < pct(tuning::SELECTION_END_PCT) {
+            Stage::Selection
         } else if !cores && spent < pct(tuning::PLACEMENT_END_PCT) {
             Stage::Placement
         } else if !cores {
@@ -221,20 +247,23 @@ impl Stage {
     fn after_stall(self, cores: bool) -> Option<Stage> {
         match self {
             _ if !cores => None,
-            Stage::Partitioning | Stage::Placement => Some(Stage::CoreAllocation),
+            Stage::Partitioning | Stage::Selection | Stage::Placement => {
+                Some(Stage::CoreAllocation)
+            }
             Stage::CoreAllocation => Some(Stage::Refinement),
             Stage::Refinement | Stage::Exhaustive => None,
         }
     }
 
-    /// 1 to 5 in the order they run, as progress output prints it.
+    /// 1 to 6 in the order they run, as progress output prints it.
     pub fn number(self) -> u8 {
         match self {
             Stage::Partitioning => 1,
-            Stage::Placement => 2,
-            Stage::CoreAllocation => 3,
-            Stage::Refinement => 4,
-            Stage::Exhaustive => 5,
+            Stage::Selection => 2,
+            Stage::Placement => 3,
+            Stage::CoreAllocation => 4,
+            Stage::Refinement => 5,
+            Stage::Exhaustive => 6,
         }
     }
 }

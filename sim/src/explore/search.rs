@@ -7,9 +7,11 @@ use std::collections::{HashMap, HashSet};
 use rayon::prelude::*;
 
 use super::nsga::{crowding, dominates, select, sort_front, tournament};
+use super::selection::SegmentTimes;
 use super::tuning::{
     BASELINE_SHARE_PCT, CORE_RATE_ALLOCATION, CORE_RATE_INITIAL, CORE_RATE_REFINEMENT,
-    CROSSOVER_RATE, STALL_GENERATIONS, STRUCTURAL_RATE_LATER, STRUCTURAL_RATE_PARTITIONING,
+    CROSSOVER_RATE, SELECTION_RATE_LATER, SELECTION_RATE_STAGE, STALL_GENERATIONS,
+    STRUCTURAL_RATE_LATER, STRUCTURAL_RATE_PARTITIONING,
 };
 use super::variation::neighbours;
 use super::{Baseline, Genome, Point, Reporter, Space, SpaceSize, Stage};
@@ -32,6 +34,10 @@ pub(crate) struct Search<'a> {
     /// Indices into `points` of the feasible non-dominated ones.
     pub(crate) archive: Vec<usize>,
     pub(crate) rng: Rng,
+    /// Estimated segment times, for unit selection.
+    pub(crate) times: SegmentTimes,
+    /// The whole units of the space, fastest first (whole model alone; ties by index).
+    pub(crate) by_speed: Vec<u16>,
 }
 
 /// Simulates one encoding and scores it: the objectives of [`PreparedScenario::objectives`]
@@ -92,6 +98,9 @@ fn memory_need(prep: &PreparedScenario, mem: &[u64]) -> (f64, f64) {
 impl<'a> Search<'a> {
     /// A search over `space` with `budget` evaluations, seeded by `seed`.
     pub(crate) fn new(prep: &'a PreparedScenario, space: Space, budget: u64, seed: u64) -> Self {
+        let times = SegmentTimes::new(prep);
+        let mut by_speed: Vec<u16> = space.whole.iter().map(|&u| u as u16).collect();
+        by_speed.sort_by_key(|&u| (times.whole(u), u));
         Search {
             prep,
             space,
@@ -101,6 +110,8 @@ impl<'a> Search<'a> {
             cache_hits: 0,
             archive: Vec::new(),
             rng: Rng::new(seed),
+            times,
+            by_speed,
         }
     }
 
@@ -283,10 +294,11 @@ impl Search<'_> {
             .cloned()
     }
 
-    /// Evaluates `n` random encodings and selects the first population from everything
-    /// evaluated so far (baselines included).
+    /// Evaluates the unit-selection seeds and `n` random encodings, and selects the first
+    /// population from everything evaluated so far (baselines included).
     pub(crate) fn initial_population(&mut self, n: usize) -> Population {
-        let init: Vec<Genome> = (0..n).map(|_| self.random_initial()).collect();
+        let mut init = self.selection_seeds();
+        init.extend((0..n).map(|_| self.random_initial()));
         self.eval_batch(init, false);
         let all: Vec<usize> = (0..self.points.len()).collect();
         select(&self.points, &all, n)
@@ -311,7 +323,7 @@ impl Search<'_> {
         let cores = self.space.has_core_sets();
         let mut floor = Stage::Partitioning;
         while self.spent() < self.budget {
-            let stage = Stage::at(self.spent(), self.budget, cores).max(floor);
+            let stage = Stage::at(self.spent(), self.budget, cores, self.selects()).max(floor);
             if stalled >= STALL_GENERATIONS {
                 match stage.after_stall(cores) {
                     Some(next) => (floor, stalled) = (next, 0),
@@ -395,11 +407,17 @@ impl Search<'_> {
             } else {
                 ga
             };
-            // no draw without core sets: the same seed gives the same search as before
+            // no core draw without core sets
             let cores =
                 !structure && self.space.has_core_sets() && self.rng.next_f64() < core_rate(stage);
+            let select = !structure
+                && !cores
+                && self.selects()
+                && self.rng.next_f64() < selection_rate(stage);
             batch.push(if structure {
                 self.mutate_structure(&child)
+            } else if select {
+                self.mutate_selection(&child)
             } else if cores {
                 self.mutate_cores(&child)
             } else {
@@ -436,6 +454,15 @@ impl Search<'_> {
 }
 
 /// Probability that a unit variation of `stage` allocates cores (with core sets).
+/// Probability that a unit variation of `stage` is a unit-selection move.
+fn selection_rate(stage: Stage) -> f64 {
+    if stage == Stage::Selection {
+        SELECTION_RATE_STAGE
+    } else {
+        SELECTION_RATE_LATER
+    }
+}
+
 fn core_rate(stage: Stage) -> f64 {
     match stage {
         Stage::CoreAllocation => CORE_RATE_ALLOCATION,

@@ -55,7 +55,7 @@ impl Search<'_> {
     }
 
     /// Canonical and within the segment limit.
-    fn fit(&mut self, g: Genome) -> Genome {
+    pub(crate) fn fit(&mut self, g: Genome) -> Genome {
         let mut g = g.canonical(self.space.layers);
         while g.units.len() > self.space.max_segments {
             let i = self.rng.below(g.cuts.len() as u64) as usize;
