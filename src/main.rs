@@ -81,6 +81,40 @@ struct ProfileArgs {
 }
 
 #[derive(Args)]
+struct WorkerArgs {
+    /// Address to listen on, HOST:PORT (only loopback without --token-file)
+    #[arg(long)]
+    listen: String,
+    /// Engine: `tract` (built in) or a backend plugin name (see `dicesim backends`)
+    #[arg(long)]
+    backend: String,
+    /// Shared secret file; the coordinator must hold the same [default: none]
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Emulation: make each partition run take at least this factor x its host CPU time
+    /// [default: none, no pacing]
+    #[arg(long)]
+    pace: Option<f64>,
+    /// Refuse sub-models larger than this [MiB], uploaded or as analysed (weights +
+    /// largest activation) [default: 4096, the protocol's limit]
+    #[arg(long)]
+    max_model_mb: Option<u64>,
+    /// Cap of the cache of shipped sub-models [MiB]; least recently used ones not
+    /// deployed are evicted [default: 4096]
+    #[arg(long)]
+    cache_mb: Option<u64>,
+    /// Addresses a deployment may make this worker connect to: comma-separated
+    /// `local`, `any`, IPs, CIDR networks, host names [default: local = loopback and
+    /// this host's interface networks]
+    #[arg(long)]
+    peers: Option<String>,
+    /// Authenticated connections (coordinators and peer workers) open at once; more are
+    /// refused with an error [default: 16]
+    #[arg(long)]
+    max_connections: Option<usize>,
+}
+
+#[derive(Args)]
 struct RunArgs {
     /// Scenario (TOML; see docs/scenario.md)
     scenario: PathBuf,
@@ -185,38 +219,7 @@ enum Cmd {
     /// Multi-objective search over mappings
     Explore(ExploreArgs),
     /// Serve sub-models on this board
-    Worker {
-        /// Address to listen on, HOST:PORT (only loopback without --token-file)
-        #[arg(long)]
-        listen: String,
-        /// Engine: `tract` (built in) or a backend plugin name (see `dicesim backends`)
-        #[arg(long)]
-        backend: String,
-        /// Shared secret file; the coordinator must hold the same [default: none]
-        #[arg(long)]
-        token_file: Option<PathBuf>,
-        /// Emulation: make each partition run take at least this factor x its host CPU time
-        /// [default: none, no pacing]
-        #[arg(long)]
-        pace: Option<f64>,
-        /// Refuse sub-models larger than this [MiB], uploaded or as analysed (weights +
-        /// largest activation) [default: 4096, the protocol's limit]
-        #[arg(long)]
-        max_model_mb: Option<u64>,
-        /// Cap of the cache of shipped sub-models [MiB]; least recently used ones not
-        /// deployed are evicted [default: 4096]
-        #[arg(long)]
-        cache_mb: Option<u64>,
-        /// Addresses a deployment may make this worker connect to: comma-separated
-        /// `local`, `any`, IPs, CIDR networks, host names [default: local = loopback and
-        /// this host's interface networks]
-        #[arg(long)]
-        peers: Option<String>,
-        /// Authenticated connections (coordinators and peer workers) open at once; more are
-        /// refused with an error [default: 16]
-        #[arg(long)]
-        max_connections: Option<usize>,
-    },
+    Worker(WorkerArgs),
     /// Run a scenario on real workers (the scenario's [hil] names them)
     Hil {
         /// Scenario with a [hil] table (see docs/scenario.md)
@@ -420,25 +423,7 @@ fn run(cli: Cli) -> Result<()> {
             allow_infeasible: a.allow_infeasible,
         }),
         Cmd::Explore(a) => explore(a),
-        Cmd::Worker {
-            listen,
-            backend,
-            token_file,
-            pace,
-            max_model_mb,
-            cache_mb,
-            peers,
-            max_connections,
-        } => {
-            let opts = dicesim_hil::worker::Options {
-                pace,
-                max_model_mb,
-                cache_mb,
-                peers,
-                max_connections,
-            };
-            dicesim_hil::worker::run(&listen, &backend, token_file.as_deref(), &opts)
-        }
+        Cmd::Worker(a) => worker(a),
         Cmd::Hil { scenario, json } => dicesim_hil::coord::run_cli(&scenario, json),
         Cmd::Emulate { scenario, json } => dicesim_hil::emulate::run_cli(&scenario, json),
         Cmd::Profile(a) => profile(a),
@@ -470,6 +455,18 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `dicesim worker`: serves sub-models until killed.
+fn worker(a: WorkerArgs) -> Result<()> {
+    let opts = dicesim_hil::worker::Options {
+        pace: a.pace,
+        max_model_mb: a.max_model_mb,
+        cache_mb: a.cache_mb,
+        peers: a.peers,
+        max_connections: a.max_connections,
+    };
+    dicesim_hil::worker::run(&a.listen, &a.backend, a.token_file.as_deref(), &opts)
 }
 
 /// Sizes rayon's global pool (the search's worker threads) when `--threads` is given; 0 or
