@@ -193,6 +193,14 @@ fn crossing_bytes(prep: &PreparedScenario) -> Vec<u64> {
 /// The most devices a seed pipeline of [`Search::device_pipelines`] spans.
 const DEVICE_PIPELINE_DEVICES: usize = 4;
 
+/// Whether no unit appears twice.
+fn distinct(units: &[u16]) -> bool {
+    let mut v = units.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v.len() == units.len()
+}
+
 /// `k` = 1, 2, 3, 4, 6, 8, 12, 16, ... up to `most`.
 fn seed_sizes(most: usize) -> Vec<usize> {
     let mut out = Vec::new();
@@ -311,17 +319,30 @@ impl Search<'_> {
         Some(h)
     }
 
-    /// The slowest unit used leaves; the rest are balanced.
+    /// The slowest unit used leaves and the others, when each is left once, are balanced
+    /// as a pipeline; when one is left twice (`A-B-A`), the cut next to the longest segment
+    /// of `g` is balanced instead (measured on the fleet scenarios, merging the leaving
+    /// unit's segments into a neighbour there did worse).
     fn drop_slowest(&mut self, g: &Genome) -> Option<Genome> {
         if g.units.len() < 2 {
             return None;
         }
         let slowest = *g.units.iter().max_by_key(|&&u| self.times.whole(u))?;
         let rest: Vec<u16> = g.units.iter().copied().filter(|&u| u != slowest).collect();
-        Some(self.rebalanced(g, rest))
+        Some(self.pipeline_or_local(g, &rest))
     }
 
-    /// The slowest unit used is replaced by a faster unused one; then balanced.
+    /// `units` balanced as a pipeline when each appears once, else `g` balanced locally.
+    fn pipeline_or_local(&mut self, g: &Genome, units: &[u16]) -> Genome {
+        if distinct(units) {
+            self.times.balanced(units)
+        } else {
+            self.local_balance(g)
+        }
+    }
+
+    /// The slowest unit used is replaced by a faster unused one and the pipeline balanced
+    /// (with a unit used twice: as [`Self::drop_slowest`]).
     fn swap_in(&mut self, g: &Genome) -> Option<Genome> {
         let slowest = *g.units.iter().max_by_key(|&&u| self.times.whole(u))?;
         let v = self.fast_unused(g)?;
@@ -331,26 +352,20 @@ impl Search<'_> {
         let units: Vec<u16> = (g.units.iter())
             .map(|&u| if u == slowest { v } else { u })
             .collect();
-        Some(self.rebalanced(g, units))
+        Some(self.pipeline_or_local(g, &units))
     }
 
-    /// The cuts moved so that the segments take about the same time.
+    /// The cuts moved so that the segments take about the same time (a pipeline of distinct
+    /// units), or the cut next to the longest segment (a unit used twice).
     fn balance(&mut self, g: &Genome) -> Option<Genome> {
         if g.units.len() < 2 {
             return None;
         }
-        Some(self.rebalanced(g, g.units.clone()))
+        Some(self.pipeline_or_local(g, &g.units))
     }
 
-    /// `units` (in order) balanced as a pipeline when each appears once; otherwise `g` with
-    /// the cut between its longest segment and a neighbour balanced.
-    fn rebalanced(&mut self, g: &Genome, units: Vec<u16>) -> Genome {
-        let mut distinct = units.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if distinct.len() == units.len() {
-            return self.times.balanced(&units);
-        }
+    /// `g` with the cut between its longest segment and a neighbour balanced.
+    fn local_balance(&mut self, g: &Genome) -> Genome {
         let t = self.segment_times(g);
         let s = (0..t.len()).max_by_key(|&s| t[s]).unwrap_or(0);
         let n = g.units.len();
