@@ -6,38 +6,15 @@
 
 mod support;
 use dicesim_hil::conn::{client_handshake, possession};
-use dicesim_hil::engine::{Engine, EngineSession, Tensor};
 use dicesim_hil::proto::{Dest, Msg, Role, Route, MAX_FRAME};
 use dicesim_hil::seal::Keys;
 use dicesim_hil::worker;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use support::{is_error, Echo, TOKEN};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-const TOKEN: &[u8] = b"0123456789abcdef0123456789abcdef";
-
-/// An engine that loads any bytes and echoes its inputs.
-struct Echo;
-
-struct EchoSession;
-
-impl Engine for Echo {
-    fn name(&self) -> &str {
-        "echo"
-    }
-    fn load(&self, _onnx: &[u8], _threads: usize) -> anyhow::Result<Box<dyn EngineSession>> {
-        Ok(Box::new(EchoSession))
-    }
-}
-
-impl EngineSession for EchoSession {
-    fn run(&mut self, inputs: &HashMap<String, Tensor>) -> anyhow::Result<Vec<(String, Tensor)>> {
-        Ok(inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-    }
-}
 
 async fn start_worker() -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -117,10 +94,6 @@ impl Coord {
         .await;
         self.recv().await
     }
-}
-
-fn is_error(m: &Option<Msg>, needle: &str) -> bool {
-    matches!(m, Some(Msg::Error { msg }) if msg.contains(needle))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
