@@ -70,7 +70,7 @@ pub fn verify_possession(transcript: &[u8; 32], bytes: &[u8], got: &[u8; 32]) ->
 /// 32 random bytes from the kernel; an error rather than anything guessable.
 pub fn nonce() -> std::io::Result<[u8; 32]> {
     let mut b = [0u8; 32];
-    crate::private::random_bytes(&mut b)?;
+    crate::sys::random_bytes(&mut b)?;
     Ok(b)
 }
 

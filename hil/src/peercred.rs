@@ -42,8 +42,7 @@ pub fn check_same_user(local: SocketAddr, peer: SocketAddr) -> Result<(), PeerCr
         return Err(PeerCredError::NotLoopback(peer));
     }
     let uid = owner_of(peer, local).ok_or(PeerCredError::Unknown(peer))?;
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = crate::sys::geteuid();
     if uid == me || uid == 0 {
         return Ok(());
     }

@@ -11,39 +11,13 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Attempts to fill a buffer from the kernel before giving up.
-const RANDOM_TRIES: usize = 8;
-
-/// Fills `buf` from the kernel's random source, retrying short or interrupted reads; fails
-/// rather than fall back on anything guessable (time, process id).
-pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
-    let mut got = 0;
-    for _ in 0..RANDOM_TRIES {
-        if got == buf.len() {
-            break;
-        }
-        let rest = &mut buf[got..];
-        // SAFETY: getrandom writes at most rest.len() bytes into rest, borrowed mutably.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        match usize::try_from(n) {
-            Ok(n) => got += n,
-            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(io::Error::last_os_error()),
-        }
-    }
-    if got == buf.len() {
-        Ok(())
-    } else {
-        Err(io::Error::other(
-            "the kernel's random source returned too few bytes",
-        ))
-    }
-}
+/// Attempts at a fresh directory name before giving up.
+const NAME_TRIES: usize = 8;
 
 /// `n` random bytes as lowercase hex.
 pub fn random_hex(n: usize) -> io::Result<String> {
     let mut b = vec![0u8; n];
-    random_bytes(&mut b)?;
+    crate::sys::random_bytes(&mut b)?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
@@ -59,7 +33,7 @@ pub fn create_private_dir(prefix: &str) -> io::Result<PathBuf> {
 /// the random part makes the name impossible to plant in advance.
 pub fn create_private_dir_in(base: &Path, prefix: &str) -> io::Result<PathBuf> {
     let pid = std::process::id();
-    for _ in 0..RANDOM_TRIES {
+    for _ in 0..NAME_TRIES {
         let dir = base.join(format!("{prefix}-{pid}-{}", random_hex(16)?));
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {
@@ -80,8 +54,7 @@ pub fn create_private_dir_in(base: &Path, prefix: &str) -> io::Result<PathBuf> {
 /// enter; the umask could only have narrowed 0700.
 fn check_private_dir(dir: &Path) -> io::Result<()> {
     let m = std::fs::symlink_metadata(dir)?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = crate::sys::geteuid();
     if !m.is_dir() || m.uid() != me || m.permissions().mode() & 0o077 != 0 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -118,8 +91,8 @@ mod tests {
     #[test]
     fn random_bytes_fill_and_differ() {
         let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
-        random_bytes(&mut a).unwrap();
-        random_bytes(&mut b).unwrap();
+        crate::sys::random_bytes(&mut a).unwrap();
+        crate::sys::random_bytes(&mut b).unwrap();
         assert_ne!(a, b);
         assert_eq!(random_hex(16).unwrap().len(), 32);
     }

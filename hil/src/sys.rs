@@ -90,11 +90,33 @@ pub fn enter_netns(ns: &impl AsRawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Fills `buf` with random bytes from the kernel; `false` if it could not fill all of it.
-pub fn fill_random(buf: &mut [u8]) -> bool {
-    // SAFETY: getrandom writes at most buf.len() bytes into buf, which we borrow mutably.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    usize::try_from(n) == Ok(buf.len())
+/// Attempts to fill a buffer from the kernel before giving up.
+const RANDOM_TRIES: usize = 8;
+
+/// Fills `buf` from the kernel's random source, retrying short or interrupted reads; fails
+/// rather than fall back on anything guessable (time, process id).
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut got = 0;
+    for _ in 0..RANDOM_TRIES {
+        if got == buf.len() {
+            break;
+        }
+        let rest = &mut buf[got..];
+        // SAFETY: getrandom writes at most rest.len() bytes into rest, borrowed mutably.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match usize::try_from(n) {
+            Ok(n) => got += n,
+            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(io::Error::last_os_error()),
+        }
+    }
+    if got == buf.len() {
+        Ok(())
+    } else {
+        Err(io::Error::other(
+            "the kernel's random source returned too few bytes",
+        ))
+    }
 }
 
 /// Restores the default SIGPIPE disposition (the process ends when it writes to a closed
@@ -175,7 +197,7 @@ mod tests {
     #[test]
     fn random_bytes_differ() {
         let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
-        assert!(fill_random(&mut a) && fill_random(&mut b));
+        assert!(random_bytes(&mut a).is_ok() && random_bytes(&mut b).is_ok());
         assert_ne!(a, b);
     }
 
