@@ -128,6 +128,22 @@ pub struct Prepared {
     pub part_place: Vec<crate::cores::Placement>,
 }
 
+impl Prepared {
+    /// The simulator's memory need of each platform device for the plan [MiB], by its
+    /// units' memory models (docs/simulator.md#memory): what reports print beside the
+    /// measured peak and what `emulate` checks against `memory_mb`.
+    pub fn predicted_need_mb(&self) -> Result<Vec<f64>> {
+        let ps = &self.scenario.prep;
+        let plan = ps.sim_plan_from(&self.plan)?;
+        let mib = 1024.0 * 1024.0;
+        Ok(ps
+            .memory_bytes(&plan)
+            .iter()
+            .map(|&b| b as f64 / mib)
+            .collect())
+    }
+}
+
 /// Loads scenario, model and plan.
 pub fn prepare(path: &Path) -> Result<Prepared> {
     let scenario = Scenario::load(path)?;

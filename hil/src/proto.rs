@@ -998,7 +998,15 @@ mod tests {
         assert_eq!(Msg::decode(&f[4..]).unwrap(), m);
     }
 
+    /// One of each message, in tag order.
     fn samples() -> Vec<Msg> {
+        let mut v = handshake_and_model_samples();
+        v.push(deploy_sample());
+        v.extend(run_samples());
+        v
+    }
+
+    fn handshake_and_model_samples() -> Vec<Msg> {
         vec![
             Msg::Hello {
                 version: VERSION,
@@ -1028,33 +1036,42 @@ mod tests {
                 data: vec![1, 2, 3],
             },
             Msg::ModelReady { hash: [5; 32] },
-            Msg::Deploy {
-                part: 2,
-                hash: [6; 32],
-                threads: 1,
-                cpus: vec![0, 3],
-                pace: 2.5,
-                inputs: vec!["a".into(), "b".into()],
-                routes: vec![
-                    Route {
-                        tensor: "x".into(),
-                        dest: Dest::Coordinator,
+        ]
+    }
+
+    /// A Deploy with a route of each kind.
+    fn deploy_sample() -> Msg {
+        Msg::Deploy {
+            part: 2,
+            hash: [6; 32],
+            threads: 1,
+            cpus: vec![0, 3],
+            pace: 2.5,
+            inputs: vec!["a".into(), "b".into()],
+            routes: vec![
+                Route {
+                    tensor: "x".into(),
+                    dest: Dest::Coordinator,
+                },
+                Route {
+                    tensor: "y".into(),
+                    dest: Dest::Local { part: 3 },
+                },
+                Route {
+                    tensor: "y".into(),
+                    dest: Dest::Peer {
+                        addr: "127.0.0.1:9".into(),
+                        part: 4,
+                        delay_us: 50,
+                        rate_bps: 1_000_000,
                     },
-                    Route {
-                        tensor: "y".into(),
-                        dest: Dest::Local { part: 3 },
-                    },
-                    Route {
-                        tensor: "y".into(),
-                        dest: Dest::Peer {
-                            addr: "127.0.0.1:9".into(),
-                            part: 4,
-                            delay_us: 50,
-                            rate_bps: 1_000_000,
-                        },
-                    },
-                ],
-            },
+                },
+            ],
+        }
+    }
+
+    fn run_samples() -> Vec<Msg> {
+        vec![
             Msg::Deployed {
                 part: 2,
                 load_us: 99,

@@ -33,12 +33,12 @@ fn scenario(name: &str, memory_mb: u32, keys: &str) -> std::path::PathBuf {
 #[test]
 fn a_plan_predicted_not_to_fit_is_refused_with_each_device() {
     let fits = coord::prepare(&scenario("fits", 64, "")).unwrap();
-    let need = memlimit::predicted_need_mb(&fits).unwrap();
+    let need = fits.predicted_need_mb().unwrap();
     assert!(need.iter().all(|&n| n > 0.0 && n < 64.0), "{need:?}");
     memlimit::check_fits(&fits).unwrap();
     // the same plan with an engine base of 100 MiB per unit no longer fits 64 MiB
     let big = coord::prepare(&scenario("base", 64, "memory_base_mb = 100")).unwrap();
-    let with_base = memlimit::predicted_need_mb(&big).unwrap();
+    let with_base = big.predicted_need_mb().unwrap();
     for (a, b) in need.iter().zip(&with_base) {
         assert!((b - a - 100.0).abs() < 1e-9, "{a} {b}");
     }

@@ -186,7 +186,9 @@ fn devices(
 ) -> Vec<DeviceM> {
     let pf = &prep.scenario.prep.platform;
     let owners = sensor_users(stats);
-    let predicted = predicted_memory_mb(prep);
+    // `None` where the plan cannot be simulated
+    let predicted =
+        (prep.predicted_need_mb().ok()).map(|m| m.into_iter().map(r6).collect::<Vec<_>>());
     let mut used: Vec<usize> = prep.part_device.clone();
     used.sort();
     used.dedup();
@@ -225,15 +227,6 @@ fn devices(
         });
     }
     devices
-}
-
-/// The simulator's memory need of each platform device for the run's plan [MiB]; `None`
-/// where the plan cannot be simulated.
-fn predicted_memory_mb(prep: &Prepared) -> Option<Vec<f64>> {
-    let ps = &prep.scenario.prep;
-    let plan = ps.sim_plan_from(&prep.plan).ok()?;
-    let mb = |b: &u64| r6(*b as f64 / (1024.0 * 1024.0));
-    Some(ps.memory_bytes(&plan).iter().map(mb).collect())
 }
 
 /// How many workers report each energy sensor.

@@ -13,21 +13,9 @@ const MEMORY_ROOT: &str = "/sys/fs/cgroup/memory";
 /// Bytes in a MiB.
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// The simulator's memory need of each platform device for the plan [MiB], by its units'
-/// memory models (docs/simulator.md#memory).
-pub fn predicted_need_mb(prep: &Prepared) -> Result<Vec<f64>> {
-    let ps = &prep.scenario.prep;
-    let plan = ps.sim_plan_from(&prep.plan)?;
-    Ok(ps
-        .memory_bytes(&plan)
-        .iter()
-        .map(|&b| b as f64 / MIB)
-        .collect())
-}
-
 /// Refuses a plan whose predicted need exceeds some device's `memory_mb`, naming each.
 pub fn check_fits(prep: &Prepared) -> Result<()> {
-    let need = predicted_need_mb(prep)?;
+    let need = prep.predicted_need_mb()?;
     let devices = &prep.scenario.prep.platform.devices;
     let over: Vec<String> = (devices.iter().zip(&need))
         .filter(|(d, &n)| n > d.memory_mb)

@@ -163,7 +163,11 @@ impl Coord {
     }
 
     pub async fn query(&mut self, bytes: &[u8]) -> bool {
-        let hash: [u8; 32] = Sha256::digest(bytes).into();
+        self.query_as(Sha256::digest(bytes).into(), bytes).await
+    }
+
+    /// Asks for model `hash`, proving possession of `bytes` (which need not be its bytes).
+    pub async fn query_as(&mut self, hash: [u8; 32], bytes: &[u8]) -> bool {
         let possession = possession(&self.keys.transcript, bytes);
         self.send(&Msg::ModelQuery { hash, possession }).await;
         match self.recv().await {
@@ -183,6 +187,13 @@ impl Coord {
         };
         self.send(&chunk).await;
         self.recv().await
+    }
+
+    /// Ships `bytes`, which the worker must accept; their hash.
+    pub async fn upload_ready(&mut self, bytes: &[u8]) -> [u8; 32] {
+        let hash: [u8; 32] = Sha256::digest(bytes).into();
+        assert_eq!(self.upload(bytes).await, Some(Msg::ModelReady { hash }));
+        hash
     }
 
     /// Deploys partition 0 of `hash` with its output to `dest`; the worker's answer.
