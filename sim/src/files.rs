@@ -64,6 +64,14 @@ pub struct ScenarioFile {
     pub calibration: Option<FileRef>,
     /// `[hil]`: where the workers of `dicesim hil` listen.
     pub hil: Option<HilTable>,
+    /// `[[event]]`: platform events (`docs/events.md`).
+    #[serde(default)]
+    pub event: Vec<crate::events::EventTable>,
+    /// `[[trace]]`: link rates over time from CSV files.
+    #[serde(default)]
+    pub trace: Vec<crate::events::TraceTable>,
+    /// `[adapt]`: what a run does on events.
+    pub adapt: Option<crate::events::AdaptTable>,
 }
 
 impl ScenarioFile {

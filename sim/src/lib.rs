@@ -9,6 +9,7 @@
 pub mod compute;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod explore;
 pub mod files;
 pub mod kernel;

@@ -36,6 +36,10 @@ pub struct Scenario {
     pub mapping: Mapping,
     /// The `[hil]` table, its device keys checked against the platform.
     pub hil: Option<HilTable>,
+    /// Platform events by time (`[[event]]`, and `[[trace]]` lines as rate changes).
+    pub events: Vec<crate::events::Event>,
+    /// `[adapt]`: how a run reacts to events (defaults when absent).
+    pub adapt: crate::events::Adapt,
 }
 
 /// Loads the model graph named by a scenario's `[model]`.
@@ -253,6 +257,7 @@ impl Scenario {
         if let Some(hil) = &file.hil {
             check_hil(path, hil, &platform)?;
         }
+        let (events, adapt) = crate::events::check_file(path, &file, &platform)?;
         let graph = load_graph(path, &file.model)?;
         let explicit = explicit_mapping(path, &file.mapping, &graph)?;
         resolve_units(path, &file.mapping, explicit.as_ref(), &mut platform)?;
@@ -271,6 +276,8 @@ impl Scenario {
             prep,
             mapping,
             hil: file.hil,
+            events,
+            adapt,
         })
     }
 }
