@@ -496,6 +496,65 @@ pub fn plan_ms(adapt: &Adapt) -> f64 {
     }
 }
 
+/// One re-plan, as `run --json` (and the hil report) list it under `replans`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReplanReport {
+    /// When the event that caused it happened [ms].
+    pub at_ms: f64,
+    /// The event, in words (`device c down`, `link a-sw at 10 Mbit/s (planned 100)`).
+    pub reason: String,
+    /// Partitions of the plan replaced: `"<unit>: <first layer> .. <last layer> (<n> layers)"`.
+    pub mapping_before: Vec<String>,
+    /// Partitions of the new plan, in the same form.
+    pub mapping_after: Vec<String>,
+    /// From the event to its detection [ms].
+    pub detect_ms: f64,
+    /// Choosing the new plan [ms].
+    pub plan_ms: f64,
+    /// Shipping the sub-models the devices do not hold yet [ms].
+    pub deploy_ms: f64,
+    /// Frames in flight at the switch, run again on the new plan.
+    pub frames_rerun: u32,
+}
+
+/// The partitions of `mapping` in the form of [`ReplanReport::mapping_before`].
+pub fn describe_mapping(graph: &dicesim_plan::graph::Graph, mapping: &Mapping) -> Vec<String> {
+    let Ok(plan) = dicesim_plan::partition::Plan::build(graph, mapping) else {
+        return Vec::new();
+    };
+    let name = |l: Option<&usize>| l.map_or("", |&l| graph.layers[l].name.as_str());
+    (plan.partitions.iter())
+        .map(|p| {
+            format!(
+                "{}: {} .. {} ({} layers)",
+                p.unit,
+                name(p.layers.first()),
+                name(p.layers.last()),
+                p.layers.len()
+            )
+        })
+        .collect()
+}
+
+/// The re-plans as text lines for `dicesim run`'s table.
+pub fn replans_text(replans: &[ReplanReport], failed_frames: u32) -> String {
+    use std::fmt::Write;
+    let mut s = format!(
+        "\nevents     {} re-plans   {failed_frames} failed frames\n",
+        replans.len()
+    );
+    for r in replans {
+        let _ = writeln!(
+            s,
+            "\nre-plan at {} ms: {}\n  detect {} ms + plan {} ms + deploy {} ms; {} frames re-run",
+            r.at_ms, r.reason, r.detect_ms, r.plan_ms, r.deploy_ms, r.frames_rerun
+        );
+        let _ = writeln!(s, "  before: {}", r.mapping_before.join(" | "));
+        let _ = writeln!(s, "  after:  {}", r.mapping_after.join(" | "));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

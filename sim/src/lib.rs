@@ -6,6 +6,7 @@
 //! [`PreparedScenario::evaluate`] (what the search calls).
 #![warn(missing_docs)]
 
+mod adapt;
 pub mod compute;
 pub mod engine;
 pub mod error;

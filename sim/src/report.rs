@@ -224,6 +224,12 @@ pub struct Report {
     pub units: Vec<UnitReport>,
     /// Partitions in topological order.
     pub partitions: Vec<PartitionReport>,
+    /// With platform events only (`docs/events.md`): frames that never completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_frames: Option<u32>,
+    /// With platform events only: the re-plans, in time order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replans: Option<Vec<crate::events::ReplanReport>>,
 }
 
 impl Report {
@@ -271,6 +277,8 @@ impl Report {
                 })
                 .collect(),
             partitions: partition_reports(prep, plan),
+            failed_frames: None,
+            replans: None,
         }
     }
 
@@ -372,6 +380,9 @@ impl Report {
                 "{:>4} {:<14} {:>7} {:>11} {:>12}  {} .. {}",
                 p.id, p.unit, p.layers, p.compute_ms, p.out_bytes, p.first_layer, p.last_layer
             );
+        }
+        if let Some(r) = &self.replans {
+            s += &crate::events::replans_text(r, self.failed_frames.unwrap_or(0));
         }
         s
     }

@@ -311,6 +311,9 @@ pub fn run_scenario(path: &Path, opts: RunOptions) -> Result<ScenarioRun, SimErr
 
 /// Simulates a loaded (possibly modified) scenario, as [`run_scenario`].
 pub fn run_loaded(scenario: Scenario, opts: RunOptions) -> Result<ScenarioRun, SimError> {
+    if !scenario.events.is_empty() {
+        return crate::adapt::run_with_events(scenario, opts);
+    }
     let path = scenario.path.clone();
     let path = path.as_path();
     scenario.prep.assignment(&scenario.mapping)?;

@@ -27,6 +27,10 @@ pub trait SharingModel<'r> {
 
     /// When the next active flow drains, as computed at the last re-share (`None`: idle).
     fn next_completion(&self) -> Option<Time>;
+
+    /// Changes resource `r`'s capacity from `now` on and re-shares (a link's rate changing
+    /// during a run).
+    fn change_capacity(&mut self, now: Time, r: usize, capacity: f64);
 }
 
 /// One active flow.
@@ -149,6 +153,10 @@ impl<'r> SharingModel<'r> for MaxMinSharing<'r> {
 
     fn next_completion(&self) -> Option<Time> {
         self.next
+    }
+
+    fn change_capacity(&mut self, now: Time, r: usize, capacity: f64) {
+        self.set_capacity(now, r, capacity);
     }
 }
 

@@ -23,6 +23,7 @@
 //! The engine imports the kernel, the platform, the network's routes and the sharing model;
 //! nothing that reads files or builds plans.
 
+mod events;
 mod memory;
 mod outcome;
 mod plan;
@@ -66,6 +67,8 @@ enum Event {
     FlowDone,
     /// The memory system's next job drains.
     MemDone,
+    /// A link's rate changes (index into `Engine::rates`; see `events.rs`).
+    Rate(u32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -179,6 +182,10 @@ pub struct Engine<'a, S: SharingModel<'a> = MaxMinSharing<'a>> {
     drained: Vec<u64>,
     memory: Memory<'a>,
     out: Outcome,
+    // (link, capacity in bytes/ns) of each scheduled rate change
+    rates: Vec<(usize, f64)>,
+    // frame f arrives at max(0, f * period + arrival_offset) (a run resumed mid-stream)
+    arrival_offset: i64,
 }
 
 impl<'a> Engine<'a> {
@@ -231,6 +238,8 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
                 np,
             ),
             admission,
+            rates: Vec::new(),
+            arrival_offset: 0,
         };
         engine.init_pending();
         Ok(engine)
@@ -274,6 +283,7 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
             Event::LatencyDone(c, f) => self.on_latency_done(c, f, now),
             Event::FlowDone => self.on_flow_done(now),
             Event::MemDone => self.on_mem_done(now),
+            Event::Rate(i) => self.on_rate(i as usize, now),
         }
         self.deliver(now);
     }
@@ -304,7 +314,7 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
         let frames = if self.admission.saturate {
             self.admission.frames
         } else {
-            self.queue.schedule(0, Event::Arrive(0));
+            self.queue.schedule(self.arrival(0), Event::Arrive(0));
             1
         };
         let np = self.plan.parts.len();
@@ -336,7 +346,7 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
             self.admit(f, now);
         }
         if f + 1 < self.admission.frames {
-            let at = (f as Time + 1) * self.target.workload.period_ns;
+            let at = self.arrival(f + 1);
             self.queue.schedule(at, Event::Arrive(f as u32 + 1));
         }
     }
