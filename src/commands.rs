@@ -2,7 +2,7 @@
 //! each does after its options are parsed, and what it prints.
 
 use anyhow::{anyhow, bail, Context, Result};
-use dicesim_plan::mapping::Mapping;
+use dicesim_plan::horizontal::Hybrid;
 use dicesim_plan::model::InputShapes;
 use dicesim_plan::partition::Plan;
 use dicesim_plan::{split, zoo, Model};
@@ -123,14 +123,15 @@ pub fn inspect(path: &Path, json: bool, shapes: &InputShapes) -> Result<()> {
 /// the whole model and the chained sub-models on one backend and compares.
 pub fn split(
     model_path: &Path,
-    mapping: &Path,
+    (mapping, horizontal): (&Path, Option<&Path>),
     out: &Path,
     verify: Option<&str>,
     shapes: &InputShapes,
 ) -> Result<()> {
     let t0 = std::time::Instant::now();
-    let model = Model::load(model_path, shapes)?;
-    let m = Mapping::from_file(mapping, &model.graph)?;
+    let original = Model::load(model_path, shapes)?;
+    let hybrid = Hybrid::from_file(mapping, &original.graph, horizontal)?;
+    let (model, m) = dicesim_plan::horizontal::apply(&original, &hybrid)?;
     let plan = Plan::build(&model.graph, &m)?;
     let pf = split::write_split(&model, &plan, out)?;
     eprintln!(
@@ -163,11 +164,11 @@ pub fn split(
         // other than tract fuse differently across cut points: 1e-4, as the conformance suite.
         let (v, tol) = match dicesim_backend_loader::Backend::load(backend) {
             Ok(b) => (
-                crate::verify::verify_split_backend(&model, &pf, out, 1, &b)?,
+                crate::verify::verify_split_backend(&original, &pf, out, 1, &b)?,
                 if backend == "tract" { 1e-5 } else { 1e-4 },
             ),
             Err(_) if backend == "tract" => {
-                (crate::verify::verify_split(&model, &pf, out, 1)?, 1e-5)
+                (crate::verify::verify_split(&original, &pf, out, 1)?, 1e-5)
             }
             Err(e) => return Err(e.into()),
         };

@@ -184,6 +184,10 @@ enum Cmd {
         /// Mapping file (TOML, or AutoDiCE mapping.json; see docs/mapping.md)
         #[arg(long)]
         mapping: PathBuf,
+        /// AutoDiCE horizontal.json beside a mapping.json: layers split over several units
+        /// (docs/mapping.md#horizontal-splits) [default: none]
+        #[arg(long)]
+        horizontal: Option<PathBuf>,
         /// Output folder (created)
         #[arg(long)]
         out: PathBuf,
@@ -396,13 +400,14 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Split {
             model,
             mapping,
+            horizontal,
             out,
             verify,
             backend,
             shapes,
         } => commands::split(
             &model,
-            &mapping,
+            (&mapping, horizontal.as_deref()),
             &out,
             verify.then_some(backend.as_str()),
             &parse_shapes(&shapes)?,

@@ -26,7 +26,8 @@ impl Verification {
 pub use dicesim_hil::coord::random_inputs;
 pub use dicesim_tract::rel_error;
 
-/// Runs the whole `model` and the sub-models written in `dir` (as described by `plan`) on
+/// Runs the whole `model` (the original, before any horizontal split) and the sub-models
+/// written in `dir` (as described by `plan`) on
 /// the same seeded input, and compares every graph output (built-in tract engine).
 pub fn verify_split(model: &Model, plan: &PlanFile, dir: &Path, seed: u64) -> Result<Verification> {
     verify_with(model, plan, dir, seed, "tract", &mut |bytes, inputs| {

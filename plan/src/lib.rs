@@ -7,6 +7,7 @@ pub mod attr;
 pub mod coreset;
 pub mod error;
 pub mod graph;
+pub mod horizontal;
 pub mod mapping;
 pub mod model;
 pub mod onnx;

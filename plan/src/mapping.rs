@@ -17,6 +17,8 @@ pub struct Mapping {
 
 use crate::error::PlanError;
 use crate::graph::Graph;
+use crate::horizontal::parse::{check as check_split, SplitFields};
+use crate::horizontal::{Hybrid, SplitSpec};
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::collections::HashMap;
@@ -72,72 +74,25 @@ impl Mapping {
     }
 
     /// Parses the mapping TOML (`[units]` with, per unit, a list of layer names and/or
-    /// `{ from, to }` inclusive ranges, or a single range). `origin` names the source in errors.
+    /// `{ from, to }` inclusive ranges, or a single range). `origin` names the source in
+    /// errors. A file with `[[split]]` tables is an error here: read it as a [`Hybrid`].
     pub fn from_toml_str(text: &str, graph: &Graph, origin: &str) -> Result<Mapping, PlanError> {
-        use crate::tomlfile::{explain, TomlProblem};
-        let err = |m: String| PlanError::Mapping(format!("{origin}: {m}"));
-        let file: MappingFile = toml::from_str(text).map_err(|e| {
-            err(match explain(text, &e) {
-                TomlProblem::UnknownKey(k) => k.to_string(),
-                TomlProblem::Other(m) if toml::de::DeTable::parse(text).is_err() => {
-                    format!("TOML syntax error at {m}")
-                }
-                // a value of the wrong type: serde says what was expected
-                TomlProblem::Other(m) => m,
-            })
-        })?;
-        let units = file.units.ok_or_else(|| {
-            err("missing table [units] (one key per unit \"<device>.<unit>\")".into())
-        })?;
-        let mut entries: Vec<(String, Vec<usize>)> = Vec::new();
-        for (unit, items) in units.0 {
-            let ctx = format!("[units] \"{unit}\"");
-            let mut layers = Vec::new();
-            for it in items {
-                layers.extend(it.layers(graph).map_err(|m| err(format!("{ctx}: {m}")))?);
-            }
-            entries.push((unit, layers));
-        }
-        Mapping::from_entries(entries, graph).map_err(err)
+        Hybrid::from_toml_str(text, graph, origin)?.vertical_only(origin)
     }
 
     /// Parses an AutoDiCE `mapping.json`: `{"<host>_<unit>": [layer names]}`. A key with a
     /// dot is taken as `"<device>.<unit>"` as it is; otherwise it is split at its last
     /// underscore (`"nano_gpu"` -> `"nano.gpu"`, `"lenovo_cpu0"` -> `"lenovo.cpu0"`).
     pub fn from_json_str(text: &str, graph: &Graph, origin: &str) -> Result<Mapping, PlanError> {
-        let err = |m: String| PlanError::Mapping(format!("{origin}: {m}"));
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| err(format!("JSON syntax error: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| err("expected a JSON object {\"host_unit\": [layers]}".into()))?;
-        let mut entries = Vec::new();
-        for (key, val) in obj {
-            let unit = if key.contains('.') {
-                key.clone()
-            } else if let Some((d, u)) = key.rsplit_once('_') {
-                format!("{d}.{u}")
-            } else {
-                return Err(err(format!(
-                    "key \"{key}\": expected \"<host>_<unit>\" (e.g. \"nano_gpu\")"
-                )));
-            };
-            let arr = val
-                .as_array()
-                .ok_or_else(|| err(format!("key \"{key}\": expected a list of layer names")))?;
-            let mut layers = Vec::new();
-            for x in arr {
-                let s = x
-                    .as_str()
-                    .ok_or_else(|| err(format!("key \"{key}\": layer names must be strings")))?;
-                layers.push(find_layer(graph, s).map_err(|m| err(format!("key \"{key}\": {m}")))?);
-            }
-            entries.push((unit, layers));
-        }
-        Mapping::from_entries(entries, graph).map_err(err)
+        let entries = json_entries(text, graph, origin)?;
+        Mapping::from_entries(entries, graph)
+            .map_err(|m| PlanError::Mapping(format!("{origin}: {m}")))
     }
 
-    fn from_entries(entries: Vec<(String, Vec<usize>)>, graph: &Graph) -> Result<Mapping, String> {
+    pub(crate) fn from_entries(
+        entries: Vec<(String, Vec<usize>)>,
+        graph: &Graph,
+    ) -> Result<Mapping, String> {
         let n = graph.layers.len();
         let mut owner: Vec<Option<usize>> = vec![None; n];
         let mut units = Vec::new();
@@ -241,7 +196,194 @@ impl Mapping {
     }
 }
 
-fn check_unit_name(unit: &str) -> Result<(), String> {
+impl Hybrid {
+    /// Reads a mapping file: the TOML of the mapping contract (with `[[split]]` tables), or
+    /// AutoDiCE's `mapping.json` (by the `.json` extension) with, optionally, its
+    /// `horizontal.json`.
+    pub fn from_file(
+        path: &Path,
+        graph: &Graph,
+        horizontal: Option<&Path>,
+    ) -> Result<Hybrid, PlanError> {
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| PlanError::io(p, e));
+        let (text, origin) = (read(path)?, path.display().to_string());
+        let is_json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        match (is_json, horizontal) {
+            (false, None) => Hybrid::from_toml_str(&text, graph, &origin),
+            (false, Some(_)) => Err(PlanError::Mapping(format!(
+                "{origin}: a horizontal.json goes with an AutoDiCE mapping.json; a TOML mapping writes its splits as [[split]] tables"
+            ))),
+            (true, h) => {
+                let splits = match h {
+                    Some(h) => crate::horizontal::parse::autodice(&read(h)?, graph, &h.display().to_string())?,
+                    None => Vec::new(),
+                };
+                let mut entries = json_entries(&text, graph, &origin)?;
+                // AutoDiCE lists a split layer in mapping.json too: the split decides
+                let split_layers: Vec<usize> = splits.iter().flat_map(|s| s.layers.clone()).collect();
+                for (_, layers) in entries.iter_mut() {
+                    layers.retain(|l| !split_layers.contains(l));
+                }
+                Hybrid::assemble(entries, splits, graph).map_err(|m| PlanError::Mapping(format!("{origin}: {m}")))
+            }
+        }
+    }
+
+    /// Parses the mapping TOML: `[units]` and `[[split]]` tables.
+    pub fn from_toml_str(text: &str, graph: &Graph, origin: &str) -> Result<Hybrid, PlanError> {
+        use crate::tomlfile::{explain, TomlProblem};
+        let err = |m: String| PlanError::Mapping(format!("{origin}: {m}"));
+        let file: MappingFile = toml::from_str(text).map_err(|e| {
+            err(match explain(text, &e) {
+                TomlProblem::UnknownKey(k) => k.to_string(),
+                TomlProblem::Other(m) if toml::de::DeTable::parse(text).is_err() => {
+                    format!("TOML syntax error at {m}")
+                }
+                // a value of the wrong type: serde says what was expected
+                TomlProblem::Other(m) => m,
+            })
+        })?;
+        let units = file.units.ok_or_else(|| {
+            err("missing table [units] (one key per unit \"<device>.<unit>\")".into())
+        })?;
+        let mut entries: Vec<(String, Vec<usize>)> = Vec::new();
+        for (unit, items) in units.0 {
+            let ctx = format!("[units] \"{unit}\"");
+            entries.push((
+                unit,
+                resolve_items(&items.iter().collect::<Vec<_>>(), graph)
+                    .map_err(|m| err(format!("{ctx}: {m}")))?,
+            ));
+        }
+        let mut splits = Vec::new();
+        for (i, t) in file.split.unwrap_or_default().into_iter().enumerate() {
+            let label = format!("{origin}: [[split]] {}", i + 1);
+            splits.push(
+                split_spec(t, graph, label.clone())
+                    .map_err(|m| PlanError::Mapping(format!("{label}: {m}")))?,
+            );
+        }
+        Hybrid::assemble(entries, splits, graph).map_err(err)
+    }
+
+    /// The base mapping of `entries` plus the splits (each split's layers on its first
+    /// unit), every layer mapped once.
+    fn assemble(
+        mut entries: Vec<(String, Vec<usize>)>,
+        splits: Vec<SplitSpec>,
+        graph: &Graph,
+    ) -> Result<Hybrid, String> {
+        let mut in_split: Vec<Option<usize>> = vec![None; graph.layers.len()];
+        for (si, s) in splits.iter().enumerate() {
+            for &l in &s.layers {
+                if let Some(prev) = in_split[l] {
+                    return Err(format!(
+                        "layer '{}' is in two splits: {} and {}",
+                        graph.layers[l].name, splits[prev].label, s.label
+                    ));
+                }
+                in_split[l] = Some(si);
+            }
+        }
+        for (unit, layers) in &entries {
+            if let Some(si) = layers.iter().find_map(|&l| in_split[l].map(|s| (s, l))) {
+                return Err(format!(
+                    "layer '{}' is in {} and mapped to \"{unit}\" in [units]; a layer is mapped once",
+                    graph.layers[si.1].name, splits[si.0].label
+                ));
+            }
+        }
+        entries.extend(
+            splits
+                .iter()
+                .map(|s| (s.units[0].clone(), s.layers.clone())),
+        );
+        let base = Mapping::from_entries(entries, graph)?;
+        Ok(Hybrid { base, splits })
+    }
+
+    /// The base mapping when there are no splits.
+    pub(crate) fn vertical_only(self, origin: &str) -> Result<Mapping, PlanError> {
+        if self.splits.is_empty() {
+            return Ok(self.base);
+        }
+        Err(PlanError::Mapping(format!(
+            "{origin}: has [[split]] tables (horizontal splits), which this reader does not take; read it with dicesim_plan::horizontal::Hybrid"
+        )))
+    }
+}
+
+/// The layers a list of items names.
+fn resolve_items(items: &[&LayerItem], graph: &Graph) -> Result<Vec<usize>, String> {
+    let mut layers = Vec::new();
+    for it in items {
+        layers.extend(it.layers(graph)?);
+    }
+    Ok(layers)
+}
+
+/// A `[[split]]` table checked.
+fn split_spec(t: SplitTable, graph: &Graph, label: String) -> Result<SplitSpec, String> {
+    let items = t.layers.map(|i| i.0).unwrap_or_default();
+    let layers = resolve_items(&items.iter().collect::<Vec<_>>(), graph)
+        .map_err(|m| format!("layers: {m}"))?;
+    let fields = SplitFields {
+        layers,
+        kind: t.kind,
+        units: t.units,
+        ratios: t.ratios,
+        grid: t.grid,
+    };
+    check_split(fields, label)
+}
+
+/// The entries of an AutoDiCE `mapping.json`: per unit, its layers.
+fn json_entries(
+    text: &str,
+    graph: &Graph,
+    origin: &str,
+) -> Result<Vec<(String, Vec<usize>)>, PlanError> {
+    let err = |m: String| PlanError::Mapping(format!("{origin}: {m}"));
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| err(format!("JSON syntax error: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| err("expected a JSON object {\"host_unit\": [layers]}".into()))?;
+    let mut entries = Vec::new();
+    for (key, val) in obj {
+        let unit = autodice_unit(key).map_err(err)?;
+        let arr = val
+            .as_array()
+            .ok_or_else(|| err(format!("key \"{key}\": expected a list of layer names")))?;
+        let mut layers = Vec::new();
+        for x in arr {
+            let s = x
+                .as_str()
+                .ok_or_else(|| err(format!("key \"{key}\": layer names must be strings")))?;
+            layers.push(find_layer(graph, s).map_err(|m| err(format!("key \"{key}\": {m}")))?);
+        }
+        entries.push((unit, layers));
+    }
+    Ok(entries)
+}
+
+/// An AutoDiCE unit key as `"<device>.<unit>"`: as it is when it has a dot, else split at
+/// its last underscore (`"nano_gpu"` -> `"nano.gpu"`).
+pub(crate) fn autodice_unit(key: &str) -> Result<String, String> {
+    if key.contains('.') {
+        Ok(key.to_string())
+    } else if let Some((d, u)) = key.rsplit_once('_') {
+        Ok(format!("{d}.{u}"))
+    } else {
+        Err(format!(
+            "key \"{key}\": expected \"<host>_<unit>\" (e.g. \"nano_gpu\")"
+        ))
+    }
+}
+
+pub(crate) fn check_unit_name(unit: &str) -> Result<(), String> {
     match unit.split_once('.') {
         Some((d, u)) if !d.is_empty() && !u.is_empty() && !u.contains('.') => Ok(()),
         _ => Err(format!(
@@ -250,7 +392,7 @@ fn check_unit_name(unit: &str) -> Result<(), String> {
     }
 }
 
-fn find_layer(graph: &Graph, name: &str) -> Result<usize, String> {
+pub(crate) fn find_layer(graph: &Graph, name: &str) -> Result<usize, String> {
     graph.layer_index(name).ok_or_else(|| {
         let names = graph.layers.iter().map(|l| l.name.as_str());
         if let Some(v) = crate::tomlfile::closest(name, names) {
@@ -279,6 +421,18 @@ fn find_layer(graph: &Graph, name: &str) -> Result<usize, String> {
 #[serde(deny_unknown_fields)]
 struct MappingFile {
     units: Option<UnitLists>,
+    split: Option<Vec<SplitTable>>,
+}
+
+/// A `[[split]]` table (docs/mapping.md#horizontal-splits).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitTable {
+    layers: Option<Items>,
+    kind: Option<String>,
+    units: Option<Vec<String>>,
+    ratios: Option<Vec<f64>>,
+    grid: Option<Vec<usize>>,
 }
 
 /// `[units]`: per unit, its layer names and ranges, in file order.

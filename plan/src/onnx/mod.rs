@@ -132,6 +132,52 @@ pub fn tensor_value_info(name: &str, shape: &[usize], dt: i32) -> ValueInfoProto
     }
 }
 
+/// Node attributes, built.
+pub mod attrs {
+    use super::{attribute_proto::AttributeType, AttributeProto};
+    use bytes::Bytes;
+
+    /// An integer attribute.
+    pub fn int(name: &str, i: i64) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.to_string()),
+            r#type: Some(AttributeType::Int as i32),
+            i: Some(i),
+            ..Default::default()
+        }
+    }
+
+    /// A list-of-integers attribute.
+    pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.to_string()),
+            r#type: Some(AttributeType::Ints as i32),
+            ints: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// A float attribute.
+    pub fn float(name: &str, f: f32) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.to_string()),
+            r#type: Some(AttributeType::Float as i32),
+            f: Some(f),
+            ..Default::default()
+        }
+    }
+
+    /// A string attribute.
+    pub fn string(name: &str, s: &str) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.to_string()),
+            r#type: Some(AttributeType::String as i32),
+            s: Some(Bytes::copy_from_slice(s.as_bytes())),
+            ..Default::default()
+        }
+    }
+}
+
 /// ONNX `TensorProto.DataType` values used by dicesim.
 pub mod dtype {
     /// float32

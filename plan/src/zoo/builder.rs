@@ -12,10 +12,10 @@
 //! [`Builder::finish`] returns it.
 
 use crate::error::PlanError;
+use crate::onnx::attrs::{float, int, ints, string};
 use crate::onnx::{
-    attribute_proto::AttributeType, dtype, tensor_shape_proto, type_proto, AttributeProto,
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
-    TypeProto, ValueInfoProto,
+    dtype, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
@@ -676,42 +676,6 @@ fn value_info(name: &str, shape: &[i64]) -> ValueInfoProto {
             })),
             ..Default::default()
         }),
-        ..Default::default()
-    }
-}
-
-fn int(name: &str, i: i64) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_string()),
-        r#type: Some(AttributeType::Int as i32),
-        i: Some(i),
-        ..Default::default()
-    }
-}
-
-fn ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_string()),
-        r#type: Some(AttributeType::Ints as i32),
-        ints: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn float(name: &str, f: f32) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_string()),
-        r#type: Some(AttributeType::Float as i32),
-        f: Some(f),
-        ..Default::default()
-    }
-}
-
-fn string(name: &str, s: &str) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_string()),
-        r#type: Some(AttributeType::String as i32),
-        s: Some(Bytes::copy_from_slice(s.as_bytes())),
         ..Default::default()
     }
 }
