@@ -9,6 +9,7 @@
 //! `window` (frames in flight, default partitions + 2) and `stall_timeout_s` (default 60:
 //! a run in which nothing completes for that long fails).
 
+mod adapt;
 mod session;
 mod stream;
 mod summary;
@@ -115,6 +116,7 @@ pub fn load_model(path: &Path) -> Result<Model> {
 }
 
 /// The loaded plan: scenario, model, partitions, and where each partition runs.
+#[derive(Clone)]
 pub struct Prepared {
     /// The scenario (platform, mapping, workload).
     pub scenario: Scenario,

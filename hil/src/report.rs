@@ -110,6 +110,31 @@ pub struct VerifyM {
     pub ok: bool,
 }
 
+/// One re-plan after a lost worker (`[adapt] on_device_loss = "replan"`), measured; times
+/// in platform time (divided by the time dilation) like every other.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplanM {
+    /// When the lost worker was last heard from, from the start of streaming [ms].
+    pub at_ms: f64,
+    /// What was lost.
+    pub reason: String,
+    /// The partitions before: `unit:first-last` layers, joined by `, `.
+    pub mapping_before: String,
+    /// The partitions after.
+    pub mapping_after: String,
+    /// From the lost worker's last message to the coordinator giving it up [ms].
+    pub detect_ms: f64,
+    /// Choosing the new mapping and partitioning the model [ms].
+    pub plan_ms: f64,
+    /// Resetting the workers left, shipping the sub-models they lack, deploying [ms].
+    pub deploy_ms: f64,
+    /// Frames that were in flight and ran again on the new plan.
+    pub frames_rerun: u64,
+    /// From the lost worker's last message to the first frame out of the new plan [ms];
+    /// null when none came out.
+    pub recovery_ms: Option<f64>,
+}
+
 /// The measured report.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -170,6 +195,9 @@ pub struct RunReport {
     /// Energy of the whole host over the run measured by the coordinator (RAPL) [mJ], where
     /// the coordinator's host has a sensor; in emulation this is every device together.
     pub host_energy_mj: Option<f64>,
+    /// Re-plans after lost workers, in order; absent when there was none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replans: Vec<ReplanM>,
 }
 
 impl RunReport {
@@ -232,6 +260,22 @@ impl RunReport {
             "pipeline efficiency {:.3}, time dilation {}\n",
             self.pipeline_efficiency, self.time_dilation
         );
+        for r in &self.replans {
+            s += &format!(
+                "replan at {:.1} ms ({}): {} -> {}; detect {:.1} ms, plan {:.1} ms, deploy {:.1} ms, {} frames re-run, first frame out after {}\n",
+                r.at_ms,
+                r.reason,
+                r.mapping_before,
+                r.mapping_after,
+                r.detect_ms,
+                r.plan_ms,
+                r.deploy_ms,
+                r.frames_rerun,
+                r.recovery_ms
+                    .map(|m| format!("{m:.1} ms"))
+                    .unwrap_or("never".into())
+            );
+        }
         if let Some(e) = &self.error {
             s += &format!(
                 "FAULT: {e}; {} frames did not complete\n",

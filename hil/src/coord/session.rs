@@ -1,41 +1,53 @@
 //! One `dicesim hil` run, phase by phase: place the partitions on workers, connect, ship
-//! the sub-models, deploy them, run the reference, stream the frames ([`super::stream`]),
-//! collect the workers' figures, and build the report ([`super::summary`]).
+//! the sub-models, deploy them, run the reference, stream the frames ([`super::stream`],
+//! re-planning after a lost worker: [`super::adapt`]), collect the workers' figures, and
+//! build the report ([`super::summary`]).
 
-use super::stream::Streamer;
+use super::adapt::{self, Current};
+use super::stream::Reference;
 use super::summary;
 use super::workers::Workers;
-use super::{random_inputs, HilRun, Prepared, VERIFY_FRAMES};
+use super::{random_inputs, HilRun, Prepared};
 use crate::engine::Tensor;
 use crate::proto::{Dest, EdgeStat, Msg, Route, MODEL_CHUNK};
 use crate::report::RunReport;
 use anyhow::{anyhow, bail, Context, Result};
 use dicesim_plan::split::sub_model;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Runs `prep` on the workers `run` names and reports what was measured.
 pub(super) async fn execute(run: &HilRun, prep: &Prepared) -> Result<RunReport> {
     let place = Placement::resolve(run, prep)?;
-    let workers = Workers::connect(&place.addrs, &run.token).await?;
+    let mut workers = Workers::connect(&place.addrs, &run.token).await?;
     let mut s = Session {
         run,
         prep,
         place,
-        workers,
+        workers: &mut workers,
     };
     let hashes = s.ship().await?;
     let loaded = s.deploy(&hashes).await?;
-    let reference = reference_outputs(prep).await?;
-    let streamed = Streamer::new(run, prep, &s.place.part_conn, &reference)
-        .run(&mut s.workers, super::stream::ctrl_c())
-        .await;
+    let cur = Current {
+        prep: Cow::Borrowed(prep),
+        place: s.place,
+        loaded,
+    };
+    let a = adapt::stream(run, cur, &mut workers).await?;
+    let (cur, streamed) = (a.current, a.streamed);
+    let mut s = Session {
+        run,
+        prep: &cur.prep,
+        place: cur.place,
+        workers: &mut workers,
+    };
     let stats = s.collect(streamed.error.is_some(), &streamed.dead).await;
-    let Session { place, .. } = s; // closes the connections
-    Ok(summary::report(
-        run, prep, &place, &loaded, streamed, &stats,
-    ))
+    let place = s.place;
+    let mut report = summary::report(run, &cur.prep, &place, &cur.loaded, streamed, &stats);
+    report.replans = a.replans;
+    Ok(report)
 }
 
 /// Which worker runs what.
@@ -50,7 +62,7 @@ pub(super) struct Placement {
 
 impl Placement {
     /// One connection per distinct worker address of the devices that run partitions.
-    fn resolve(run: &HilRun, prep: &Prepared) -> Result<Placement> {
+    pub(super) fn resolve(run: &HilRun, prep: &Prepared) -> Result<Placement> {
         let pf = &prep.scenario.prep.platform;
         let mut place = Placement {
             addrs: Vec::new(),
@@ -114,16 +126,16 @@ pub(super) struct WorkerStats {
 }
 
 /// A run in progress: its inputs, placement and connections.
-struct Session<'a> {
-    run: &'a HilRun,
-    prep: &'a Prepared,
-    place: Placement,
-    workers: Workers,
+pub(super) struct Session<'a> {
+    pub run: &'a HilRun,
+    pub prep: &'a Prepared,
+    pub place: Placement,
+    pub workers: &'a mut Workers,
 }
 
 impl Session<'_> {
     /// Ships each partition's sub-model to its worker (unless cached there); their hashes.
-    async fn ship(&mut self) -> Result<Vec<[u8; 32]>> {
+    pub(super) async fn ship(&mut self) -> Result<Vec<[u8; 32]>> {
         let mut hashes = Vec::new();
         for p in 0..self.prep.plan.partitions.len() {
             let sub = sub_model(&self.prep.model, &self.prep.plan, p);
@@ -169,7 +181,7 @@ impl Session<'_> {
     }
 
     /// Deploys every partition, consumers first so that local routes find them.
-    async fn deploy(&mut self, hashes: &[[u8; 32]]) -> Result<Vec<Loaded>> {
+    pub(super) async fn deploy(&mut self, hashes: &[[u8; 32]]) -> Result<Vec<Loaded>> {
         let mut loaded = Vec::new();
         for p in (0..hashes.len()).rev() {
             loaded.push(self.deploy_one(p, hashes[p]).await?);
@@ -305,20 +317,23 @@ fn worker_stats(m: &Msg) -> Option<WorkerStats> {
     }
 }
 
-/// The whole model, run here on the frames that are verified: their outputs by name.
-async fn reference_outputs(prep: &Prepared) -> Result<Vec<HashMap<String, Tensor>>> {
-    let frames = prep.scenario.prep.workload.frames as u64;
-    let n_verify = frames.min(VERIFY_FRAMES);
+/// The whole model, run here on `frames` (those verified): their outputs by name.
+pub(super) async fn reference_outputs(prep: &Prepared, frames: &[u64]) -> Result<Reference> {
+    if frames.is_empty() {
+        return Ok(Reference::new());
+    }
     let seed = prep.scenario.seed;
     let model = prep.model.clone();
+    let frames = frames.to_vec();
     tokio::task::spawn_blocking(move || {
         let onnx = dicesim_plan::onnx::encode_model(&model.static_proto());
         let whole = dicesim_tract::Session::from_onnx_bytes(&onnx)
             .context("loading the whole model for verification")?;
-        (0..n_verify)
+        (frames.into_iter())
             .map(|f| {
                 let ins = random_inputs(&model, seed.wrapping_add(f * 1000));
-                Ok(whole.run(&ins)?.into_iter().collect())
+                let outs: HashMap<String, Tensor> = whole.run(&ins)?.into_iter().collect();
+                Ok((f, outs))
             })
             .collect()
     })

@@ -7,12 +7,17 @@ use super::{random_inputs, HilRun, Prepared, VERIFY_FRAMES};
 use crate::engine::Tensor;
 use crate::proto::{mono_ns, EdgeStat, Msg, Received, FROM_COORDINATOR};
 use dicesim_sim::engine::DEFAULT_WINDOW;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use dicesim_sim::events::OnDeviceLoss;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
+
+/// How long a fault about a lost peer waits for the coordinator to see the loss itself: a
+/// connection silent for `IDLE_TIMEOUT_MS` is dropped, so this covers a silent death too.
+const LOSS_WAIT: Duration = Duration::from_millis(1000);
 
 /// Frames in flight at most: a partition's input queue holds 64 frames.
 const MAX_WINDOW: usize = 48;
@@ -40,9 +45,12 @@ pub(super) struct Streamed {
     /// Frames whose outputs all arrived.
     pub done: u64,
     /// Frames verified against the reference (when they complete).
-    pub n_verify: u64,
+    pub verified: Vec<u64>,
     /// Largest relative error over the verified frames' outputs.
     pub max_err: f64,
+    /// Outputs kept of verified frames without a reference yet (the first frames after a
+    /// re-plan): compared once the stream is over, off the re-plan's critical path.
+    pub captured: BTreeMap<u64, HashMap<String, Vec<f32>>>,
     /// Per partition: compute time of each frame [ms].
     pub compute: Vec<Vec<f64>>,
     /// Graph outputs received here, per (producer, tensor).
@@ -53,78 +61,185 @@ pub(super) struct Streamed {
     pub dead: HashSet<usize>,
     /// Host energy over the streaming [mJ], where the host has a sensor.
     pub host_energy_mj: Option<f64>,
+    /// Where the stream is: what to send next and what is awaited.
+    pub cursor: Cursor,
+}
+
+/// The stream's position, kept across a re-plan.
+pub(super) struct Cursor {
+    /// Next new frame to send.
+    pub next: u64,
+    /// Frames sent and not completed.
+    pub in_flight: usize,
+    /// Frames to send again first (they were in flight on a lost plan).
+    pub rerun: VecDeque<u64>,
+    /// Outputs received of each incomplete frame, by name: a frame completes once, when
+    /// its last distinct output arrives; a second copy (a re-run's) is not delivered.
+    pub got: HashMap<u64, HashSet<String>>,
+    /// When a frame last completed.
+    pub last_progress: Instant,
+    /// When each connection last sent a message (its last sign of life).
+    pub last_heard: HashMap<usize, Instant>,
+    /// The first frame completed since the last re-plan.
+    pub first_exit: Option<Instant>,
+    /// Frames completed while an earlier one had not (0 for an in-order stream).
+    pub out_of_order: u64,
+    /// The first frame not completed.
+    first_open: u64,
+    bar: indicatif::ProgressBar,
+}
+
+/// How a streaming pass ended.
+pub(super) enum Outcome {
+    /// Every frame completed, or the run stopped (its error set).
+    Ended,
+    /// These connections were lost; the run may go on without them (`[adapt]`).
+    Lost(Vec<usize>),
 }
 
 /// The streaming phase's state.
 pub(super) struct Streamer<'a> {
     prep: &'a Prepared,
     part_conn: &'a [usize],
-    reference: &'a [HashMap<String, Tensor>],
+    reference: &'a Reference,
     period: Duration,
     stall: Duration,
-    next: u64,
-    in_flight: usize,
-    got_outputs: Vec<usize>,
-    last_progress: Instant,
-    bar: indicatif::ProgressBar,
+    /// Whether a lost worker ends the pass with [`Outcome::Lost`] rather than the run.
+    replan: bool,
     out: Streamed,
 }
 
+/// The whole model's outputs of the frames that are verified, by frame.
+pub(super) type Reference = BTreeMap<u64, HashMap<String, Tensor>>;
+
+impl Streamed {
+    /// Nothing streamed yet: `frames` frames, at most `window` in flight.
+    pub(super) fn new(run: &HilRun, prep: &Prepared) -> Streamed {
+        let frames = prep.scenario.prep.workload.frames as u64;
+        let n_parts = prep.plan.partitions.len();
+        Streamed {
+            frames,
+            window: run
+                .window
+                .unwrap_or_else(|| default_window(n_parts))
+                .clamp(1, MAX_WINDOW),
+            t_start: Instant::now(),
+            entry: vec![None; frames as usize],
+            exit: vec![None; frames as usize],
+            done: 0,
+            verified: (0..frames.min(VERIFY_FRAMES)).collect(),
+            max_err: 0.0,
+            captured: BTreeMap::new(),
+            compute: vec![Vec::new(); n_parts],
+            out_edges: BTreeMap::new(),
+            error: None,
+            dead: HashSet::new(),
+            host_energy_mj: None,
+            cursor: Cursor {
+                next: 0,
+                in_flight: 0,
+                rerun: VecDeque::new(),
+                got: HashMap::new(),
+                last_progress: Instant::now(),
+                last_heard: HashMap::new(),
+                first_exit: None,
+                out_of_order: 0,
+                first_open: 0,
+                bar: progress_bar(run.progress, frames),
+            },
+        }
+    }
+
+    /// After a re-plan onto `n_parts` partitions: the frames in flight are sent again (in
+    /// order), and the figures per partition start afresh (the report describes the plan
+    /// in force at the end). Returns the frames to re-run.
+    pub(super) fn rerun_in_flight(&mut self, n_parts: usize) -> Vec<u64> {
+        let c = &mut self.cursor;
+        let frames: Vec<u64> = (0..c.next)
+            .filter(|&f| self.exit[f as usize].is_none())
+            .collect();
+        c.rerun = frames.iter().copied().collect();
+        c.in_flight = 0;
+        c.first_exit = None;
+        c.last_progress = Instant::now();
+        self.compute = vec![Vec::new(); n_parts];
+        self.out_edges.clear();
+        frames
+    }
+
+    /// Checks the first frames after a re-plan: their outputs are kept until the stream is
+    /// over and compared with the whole model's then (`VERIFY_FRAMES` of the re-run
+    /// frames, or of the next ones when none was in flight).
+    pub(super) fn verify_after_switch(&mut self, rerun: &[u64]) {
+        let next = self.cursor.next..self.frames;
+        let frames = rerun
+            .iter()
+            .copied()
+            .chain(next)
+            .take(VERIFY_FRAMES as usize);
+        for f in frames {
+            if !self.verified.contains(&f) {
+                self.verified.push(f);
+                self.captured.insert(f, HashMap::new());
+            }
+        }
+    }
+
+    /// Compares the captured outputs with `reference` (the whole model's, by frame).
+    pub(super) fn check_captured(&mut self, reference: &Reference) {
+        for (f, outs) in std::mem::take(&mut self.captured) {
+            for (name, data) in outs {
+                let want = reference.get(&f).and_then(|r| r.get(&name));
+                let e = want.map_or(f64::INFINITY, |w| dicesim_tract::rel_error(&w.data, &data));
+                self.max_err = self.max_err.max(if e.is_nan() { f64::INFINITY } else { e });
+            }
+        }
+    }
+
+    /// The stream is over: the progress bar cleared, the frame times written.
+    pub(super) fn finish(&self) {
+        self.cursor.bar.finish_and_clear();
+        write_frame_times(self);
+    }
+}
+
 impl<'a> Streamer<'a> {
-    /// Ready to stream `prep`'s workload; partition `p` is fed through `part_conn[p]`.
+    /// Ready to stream `prep`'s workload from where `out` left it; partition `p` is fed
+    /// through `part_conn[p]`.
     pub(super) fn new(
         run: &HilRun,
         prep: &'a Prepared,
         part_conn: &'a [usize],
-        reference: &'a [HashMap<String, Tensor>],
+        reference: &'a Reference,
+        out: Streamed,
     ) -> Streamer<'a> {
         let w = &prep.scenario.prep.workload;
-        let frames = w.frames as u64;
-        let n_parts = prep.plan.partitions.len();
-        let bar = progress_bar(run.progress, frames);
         Streamer {
             prep,
             part_conn,
             reference,
             period: Duration::from_nanos(w.period_ns),
             stall: run.stall_timeout,
-            next: 0,
-            in_flight: 0,
-            got_outputs: vec![0; frames as usize],
-            last_progress: Instant::now(),
-            bar,
-            out: Streamed {
-                frames,
-                window: run
-                    .window
-                    .unwrap_or_else(|| default_window(n_parts))
-                    .clamp(1, MAX_WINDOW),
-                t_start: Instant::now(),
-                entry: vec![None; frames as usize],
-                exit: vec![None; frames as usize],
-                done: 0,
-                n_verify: frames.min(VERIFY_FRAMES),
-                max_err: 0.0,
-                compute: vec![Vec::new(); n_parts],
-                out_edges: BTreeMap::new(),
-                error: None,
-                dead: HashSet::new(),
-                host_energy_mj: None,
-            },
+            replan: prep.scenario.adapt.on_device_loss == OnDeviceLoss::Replan,
+            out,
         }
     }
 
     /// Streams every frame, or until a fault, a loss, a stall or `interrupt` completes (Ctrl-C):
-    /// each ends the run the same way, with its error set and what was measured so far.
+    /// each ends the run the same way, with its error set and what was measured so far;
+    /// with `[adapt] on_device_loss = "replan"` a lost worker ends only this pass.
     pub(super) async fn run(
         mut self,
         w: &mut Workers,
         interrupt: impl Future<Output = ()>,
-    ) -> Streamed {
+    ) -> (Streamed, Outcome) {
         let mut interrupt = std::pin::pin!(interrupt);
         let energy0 = crate::sensors::EnergyMeter::start();
-        self.out.t_start = Instant::now();
-        self.last_progress = Instant::now();
+        if self.out.cursor.next == 0 {
+            self.out.t_start = Instant::now();
+        }
+        self.out.cursor.last_progress = Instant::now();
+        let mut outcome = Outcome::Ended;
         while self.out.done < self.out.frames {
             self.send_due(w).await;
             if self.out.error.is_some() {
@@ -134,28 +249,39 @@ impl<'a> Streamer<'a> {
                 Some(flow) => flow,
                 None => self.stop("interrupted (Ctrl-C)".into()),
             };
-            if flow.is_break() {
+            if let ControlFlow::Break(o) = flow {
+                outcome = o;
                 break;
             }
         }
-        self.bar.finish_and_clear();
-        self.out.host_energy_mj = energy0.map(|e| e.used_uj() as f64 / 1e3);
-        write_frame_times(&self.out);
-        self.out
+        if let Some(e) = energy0 {
+            let mj = e.used_uj() as f64 / 1e3;
+            self.out.host_energy_mj = Some(self.out.host_energy_mj.unwrap_or(0.0) + mj);
+        }
+        (self.out, outcome)
     }
 
     /// Sends every frame that is due and fits in the window.
     async fn send_due(&mut self, w: &Workers) {
-        while self.next < self.out.frames && self.in_flight < self.out.window && self.due() {
-            self.send_frame(w, self.next).await;
-            self.next += 1;
-            self.in_flight += 1;
+        while self.out.cursor.in_flight < self.out.window {
+            let f = match self.out.cursor.rerun.pop_front() {
+                // a late output of the lost plan may have completed it meanwhile
+                Some(f) if self.out.exit[f as usize].is_some() => continue,
+                Some(f) => f,
+                None if self.out.cursor.next < self.out.frames && self.due() => {
+                    self.out.cursor.next += 1;
+                    self.out.cursor.next - 1
+                }
+                None => break,
+            };
+            self.send_frame(w, f).await;
+            self.out.cursor.in_flight += 1;
         }
     }
 
     /// Whether frame `next` has reached its entry time.
     fn due(&self) -> bool {
-        self.period.is_zero() || Instant::now() >= self.entry_time(self.next)
+        self.period.is_zero() || Instant::now() >= self.entry_time(self.out.cursor.next)
     }
 
     fn entry_time(&self, frame: u64) -> Instant {
@@ -166,7 +292,8 @@ impl<'a> Streamer<'a> {
     async fn send_frame(&mut self, w: &Workers, f: u64) {
         let seed = self.prep.scenario.seed.wrapping_add(f * 1000);
         let ins = random_inputs(&self.prep.model, seed);
-        self.out.entry[f as usize] = Some(Instant::now());
+        // a re-run frame keeps its first entry: its latency includes the re-plan
+        self.out.entry[f as usize].get_or_insert_with(Instant::now);
         for (t, consumers) in &self.prep.plan.graph_inputs {
             let x = &ins[&t.name];
             for &c in consumers {
@@ -188,23 +315,25 @@ impl<'a> Streamer<'a> {
 
     /// How long to wait for an event: until the next frame is due, or the stall timeout.
     fn wait(&self) -> Duration {
-        let more = self.next < self.out.frames && self.in_flight < self.out.window;
+        let c = &self.out.cursor;
+        let more = c.next < self.out.frames && c.in_flight < self.out.window;
         if more && !self.period.is_zero() {
-            self.entry_time(self.next)
+            self.entry_time(c.next)
                 .saturating_duration_since(Instant::now())
         } else {
             self.stall
-                .saturating_sub(self.last_progress.elapsed())
+                .saturating_sub(c.last_progress.elapsed())
                 .max(Duration::from_millis(1))
         }
     }
 
-    /// Handles the next event; `Break` ends the run (its error is set).
-    async fn receive(&mut self, w: &mut Workers) -> ControlFlow<()> {
+    /// Handles the next event; `Break` ends the pass (the run's error is set, or workers
+    /// were lost and the run may re-plan).
+    async fn receive(&mut self, w: &mut Workers) -> ControlFlow<Outcome> {
         let e = match w.next(self.wait()).await {
             Next::Event(e) => e,
             Next::Closed => return self.stop("all worker connections closed".into()),
-            Next::TimedOut if self.last_progress.elapsed() >= self.stall => {
+            Next::TimedOut if self.out.cursor.last_progress.elapsed() >= self.stall => {
                 let msg = format!("no frame completed for {:?} (stall timeout)", self.stall);
                 return self.stop(msg);
             }
@@ -213,24 +342,53 @@ impl<'a> Streamer<'a> {
         match e {
             Ev::Lost(i, e) => {
                 self.out.dead.insert(i);
+                if self.replan {
+                    return self.lost(w).await;
+                }
                 self.stop(format!("lost worker {}: {e}", w.addr(i)))
             }
-            Ev::Msg(i, r) => self.on_message(w, i, r).await,
+            Ev::Msg(i, r) => {
+                self.out.cursor.last_heard.insert(i, Instant::now());
+                self.on_message(w, i, r).await
+            }
         }
     }
 
-    fn stop(&mut self, error: String) -> ControlFlow<()> {
+    fn stop(&mut self, error: String) -> ControlFlow<Outcome> {
         self.out.error = Some(error);
-        ControlFlow::Break(())
+        ControlFlow::Break(Outcome::Ended)
     }
 
-    async fn on_message(&mut self, w: &mut Workers, i: usize, r: Received) -> ControlFlow<()> {
-        match r.msg {
-            Msg::Fault { msg } | Msg::Error { msg } => {
-                let flow = self.stop(format!("worker {}: {msg}", w.addr(i)));
-                w.drain_losses(&mut self.out.dead).await;
-                return flow;
+    /// Workers were lost: the others' faults about them and further losses of the next
+    /// moments are gathered, and the pass ends so that the run re-plans without them.
+    async fn lost(&mut self, w: &mut Workers) -> ControlFlow<Outcome> {
+        w.drain_losses(&mut self.out.dead).await;
+        let mut lost: Vec<usize> = (self.out.dead.iter())
+            .copied()
+            .filter(|&i| !w.is_dead(i))
+            .collect();
+        lost.sort();
+        ControlFlow::Break(Outcome::Lost(lost))
+    }
+
+    /// A worker's fault. With re-planning on, a fault caused by a lost peer (a killed
+    /// worker's neighbours notice first) waits up to [`LOSS_WAIT`] for the loss itself.
+    async fn fault(&mut self, w: &mut Workers, i: usize, msg: String) -> ControlFlow<Outcome> {
+        let error = format!("worker {}: {msg}", w.addr(i));
+        if self.replan {
+            w.await_loss(&mut self.out.dead, LOSS_WAIT).await;
+            if self.out.dead.iter().any(|&d| !w.is_dead(d)) {
+                return self.lost(w).await;
             }
+        }
+        let flow = self.stop(error);
+        w.drain_losses(&mut self.out.dead).await;
+        flow
+    }
+
+    async fn on_message(&mut self, w: &mut Workers, i: usize, r: Received) -> ControlFlow<Outcome> {
+        match r.msg {
+            Msg::Fault { msg } | Msg::Error { msg } => return self.fault(w, i, msg).await,
             Msg::Timing {
                 part, compute_us, ..
             } if (part as usize) < self.out.compute.len() => {
@@ -244,8 +402,7 @@ impl<'a> Streamer<'a> {
                 ..
             } if frame < self.out.frames => {
                 self.count_output(from, &name, r.bytes, r.transfer);
-                self.verify(frame, &name, &data);
-                self.on_output(frame as usize);
+                self.on_output(frame, &name, &data);
             }
             _ => {}
         }
@@ -271,10 +428,13 @@ impl<'a> Streamer<'a> {
 
     /// Compares a verified frame's output with the reference.
     fn verify(&mut self, frame: u64, name: &str, data: &[f32]) {
-        if frame >= self.out.n_verify {
+        let Some(want) = self.reference.get(&frame) else {
+            if let Some(c) = self.out.captured.get_mut(&frame) {
+                c.insert(name.to_string(), data.to_vec());
+            }
             return;
-        }
-        let e = match self.reference[frame as usize].get(name) {
+        };
+        let e = match want.get(name) {
             Some(want) => dicesim_tract::rel_error(&want.data, data),
             None => f64::INFINITY,
         };
@@ -284,16 +444,39 @@ impl<'a> Streamer<'a> {
             .max(if e.is_nan() { f64::INFINITY } else { e });
     }
 
-    /// Counts an output of frame `f`; its last output completes it.
-    fn on_output(&mut self, f: usize) {
-        self.got_outputs[f] += 1;
-        let n_outputs = self.prep.plan.graph_outputs.len();
-        if self.got_outputs[f] == n_outputs && self.out.exit[f].is_none() {
-            self.out.exit[f] = Some(Instant::now());
-            self.out.done += 1;
-            self.in_flight -= 1;
-            self.last_progress = Instant::now();
-            self.bar.inc(1);
+    /// Takes output `name` of frame `f` (checked when the frame is verified); its last
+    /// distinct output completes the frame, once: copies from a re-run are dropped.
+    fn on_output(&mut self, f: u64, name: &str, data: &[f32]) {
+        if self.out.exit[f as usize].is_some() {
+            return;
+        }
+        let got = self.out.cursor.got.entry(f).or_default();
+        if !got.insert(name.to_string()) {
+            return;
+        }
+        let complete = got.len() == self.prep.plan.graph_outputs.len();
+        self.verify(f, name, data);
+        if complete {
+            self.complete(f);
+        }
+    }
+
+    /// Frame `f` has all its outputs.
+    fn complete(&mut self, f: u64) {
+        let now = Instant::now();
+        let c = &mut self.out.cursor;
+        c.got.remove(&f);
+        c.in_flight = c.in_flight.saturating_sub(1);
+        c.last_progress = now;
+        c.first_exit.get_or_insert(now);
+        c.bar.inc(1);
+        self.out.exit[f as usize] = Some(now);
+        self.out.done += 1;
+        if f > c.first_open {
+            c.out_of_order += 1;
+        }
+        while (self.out.exit.get(c.first_open as usize)).is_some_and(Option::is_some) {
+            c.first_open += 1;
         }
     }
 }

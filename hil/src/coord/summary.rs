@@ -51,7 +51,7 @@ pub(super) fn report(
             .filter(|&f| s.exit[f as usize].is_none())
             .collect(),
         error: s.error,
-        verification: verification(s.n_verify, &s.exit, s.max_err),
+        verification: verification(&s.verified, &s.exit, s.max_err),
         partitions: partitions(prep, &compute, loaded),
         pipeline_efficiency: r6(t.throughput * slowest_stage(&compute, &edges, s.done) / 1e3),
         edges,
@@ -59,6 +59,7 @@ pub(super) fn report(
         time_dilation: dil,
         host_gflops: run.host_gflops.map(r6),
         host_energy_mj: s.host_energy_mj.map(r6),
+        replans: Vec::new(),
     }
 }
 
@@ -259,13 +260,13 @@ fn backend_name(loaded: &[Loaded]) -> String {
 
 /// The output check, when every verified frame completed.
 fn verification(
-    n_verify: u64,
+    verified: &[u64],
     exit: &[Option<std::time::Instant>],
     max_err: f64,
 ) -> Option<VerifyM> {
-    let all_done = (0..n_verify as usize).all(|f| exit[f].is_some());
-    (n_verify > 0 && all_done).then_some(VerifyM {
-        frames: n_verify as u32,
+    let all_done = verified.iter().all(|&f| exit[f as usize].is_some());
+    (!verified.is_empty() && all_done).then_some(VerifyM {
+        frames: verified.len() as u32,
         max_rel_error: max_err,
         ok: max_err <= TOLERANCE,
     })

@@ -38,6 +38,10 @@ struct WorkerConn {
 pub(super) struct Workers {
     conns: Vec<WorkerConn>,
     ev: mpsc::UnboundedReceiver<Ev>,
+    /// Feeds `ev` (kept to connect more workers after a re-plan).
+    ev_tx: mpsc::UnboundedSender<Ev>,
+    /// Connections given up as lost: their late events are dropped.
+    dead: HashSet<usize>,
 }
 
 impl Workers {
@@ -48,7 +52,34 @@ impl Workers {
         for (i, a) in addrs.iter().enumerate() {
             conns.push(connect(i, a, key, ev_tx.clone()).await?);
         }
-        Ok(Workers { conns, ev })
+        Ok(Workers {
+            conns,
+            ev,
+            ev_tx,
+            dead: HashSet::new(),
+        })
+    }
+
+    /// Connects to one more worker; its connection index.
+    pub(super) async fn add(&mut self, addr: &str, key: &[u8]) -> Result<usize> {
+        let i = self.conns.len();
+        let c = connect(i, addr, key, self.ev_tx.clone()).await?;
+        self.conns.push(c);
+        Ok(i)
+    }
+
+    /// Gives connection `i` up as lost: its writer stops (no more heartbeats into a dead
+    /// socket) and its later events are dropped.
+    pub(super) fn mark_dead(&mut self, i: usize) {
+        if self.dead.insert(i) {
+            // the writer task ends once its only sender is gone
+            self.conns[i].tx = mpsc::channel(1).0;
+        }
+    }
+
+    /// Whether connection `i` was given up as lost.
+    pub(super) fn is_dead(&self, i: usize) -> bool {
+        self.dead.contains(&i)
     }
 
     /// Number of connections.
@@ -74,12 +105,16 @@ impl Workers {
             .map_err(|_| anyhow!("worker {}: connection closed", w.addr))
     }
 
-    /// The next event within `wait`.
+    /// The next event within `wait` (none from connections given up as lost).
     pub(super) async fn next(&mut self, wait: Duration) -> Next {
-        match tokio::time::timeout(wait, self.ev.recv()).await {
-            Ok(Some(e)) => Next::Event(e),
-            Ok(None) => Next::Closed,
-            Err(_) => Next::TimedOut,
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ev.recv()).await {
+                Ok(Some(e)) if self.dead.contains(&ev_conn(&e)) => {}
+                Ok(Some(e)) => return Next::Event(e),
+                Ok(None) => return Next::Closed,
+                Err(_) => return Next::TimedOut,
+            }
         }
     }
 
@@ -89,6 +124,24 @@ impl Workers {
         while let Next::Event(e) = self.next(Duration::from_millis(20)).await {
             if let Ev::Lost(j, _) = e {
                 dead.insert(j);
+            }
+        }
+    }
+
+    /// After a fault about a lost peer: waits up to `max` for a connection to be lost
+    /// (then gathers the losses of the next moments); adds them to `dead`. Other events of
+    /// that wait are dropped.
+    pub(super) async fn await_loss(&mut self, dead: &mut HashSet<usize>, max: Duration) {
+        let deadline = Instant::now() + max;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left).await {
+                Next::Event(Ev::Lost(j, _)) => {
+                    dead.insert(j);
+                    return self.drain_losses(dead).await;
+                }
+                Next::Event(Ev::Msg(..)) if !left.is_zero() => {}
+                _ => return,
             }
         }
     }
@@ -107,6 +160,9 @@ impl Workers {
                 .await
                 .map_err(|_| anyhow!("worker {}: no answer in {timeout:?}", self.addr(from)))?
                 .ok_or_else(|| anyhow!("all connections closed"))?;
+            if self.dead.contains(&ev_conn(&e)) {
+                continue;
+            }
             match e {
                 Ev::Lost(i, e) => bail!("lost worker {}: {e}", self.addr(i)),
                 Ev::Msg(i, r) => match r.msg {
@@ -122,6 +178,13 @@ impl Workers {
                 },
             }
         }
+    }
+}
+
+/// The connection an event comes from.
+fn ev_conn(e: &Ev) -> usize {
+    match e {
+        Ev::Msg(i, _) | Ev::Lost(i, _) => *i,
     }
 }
 

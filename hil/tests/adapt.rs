@@ -1,0 +1,184 @@
+//! Issue 16: a worker dies mid-stream and the coordinator goes on. Three loopback workers
+//! run resnet18 (32 px) mapped evenly; the middle device's worker stops after its 8th
+//! frame, as a killed process does (every socket closed). With `[adapt] on_device_loss =
+//! "replan"` every frame comes out exactly once and in order, the outputs after the switch
+//! are checked against the whole model, and the re-plan is reported.
+
+use dicesim_hil::engine::{Engine, EngineSession, Tensor, TractEngine};
+use dicesim_hil::{coord, worker};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const FRAMES: u64 = 30;
+
+/// The platform: three 1-core devices on a switch.
+fn platform() -> String {
+    let mut s = String::from("name = \"three\"\n");
+    for d in ["a", "b", "c"] {
+        s += &format!(
+            "[[device]]\nname = \"{d}\"\nmemory_mb = 4096\n[[device.unit]]\nname = \"cpu\"\n\
+             kind = \"cpu\"\ncores = 1\ngflops = 5\nmem_gbps = 10\n"
+        );
+    }
+    s += "[[switch]]\nname = \"sw\"\n";
+    for d in ["a", "b", "c"] {
+        s += &format!(
+            "[[link]]\nname = \"{d}-sw\"\nends = [\"{d}\", \"sw\"]\nbandwidth_mbps = 1000\n"
+        );
+    }
+    s
+}
+
+/// Stops its worker (through `kill`) when a partition starts its `after`-th run.
+struct Doomed {
+    runs: Arc<AtomicU64>,
+    after: u64,
+    kill: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
+}
+
+struct DoomedSession {
+    inner: Box<dyn EngineSession>,
+    runs: Arc<AtomicU64>,
+    after: u64,
+    kill: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
+}
+
+impl Engine for Doomed {
+    fn name(&self) -> &str {
+        "tract"
+    }
+    fn load(&self, onnx: &[u8], threads: usize) -> anyhow::Result<Box<dyn EngineSession>> {
+        Ok(Box::new(DoomedSession {
+            inner: TractEngine.load(onnx, threads)?,
+            runs: self.runs.clone(),
+            after: self.after,
+            kill: self.kill.clone(),
+        }))
+    }
+}
+
+impl EngineSession for DoomedSession {
+    fn run(&mut self, inputs: &HashMap<String, Tensor>) -> anyhow::Result<Vec<(String, Tensor)>> {
+        if self.runs.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
+            if let Some(k) = self.kill.lock().unwrap().take() {
+                let _ = k.send(());
+            }
+            // the process is gone: nothing comes out of this run
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.inner.run(inputs)
+    }
+}
+
+/// A loopback worker on its own runtime; `die` (if any) ends that runtime, dropping every
+/// connection of the worker at once, as when its process is killed. Its address.
+fn start_worker(
+    engine: Arc<dyn Engine>,
+    die: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap().to_string()).unwrap();
+            let die = async {
+                match die {
+                    Some(d) => {
+                        let _ = d.await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = worker::serve(l, engine, Vec::new()) => {}
+                _ = die => {}
+            }
+        });
+        rt.shutdown_background();
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap()
+}
+
+fn scenario(dir: &Path, hil: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("platform.toml"), platform()).unwrap();
+    let s = dir.join("s.toml");
+    std::fs::write(
+        &s,
+        format!(
+            "name = \"adapt\"\nseed = 5\n[model]\nzoo = \"resnet18\"\ninput_size = 32\n\
+             [platform]\nfile = \"platform.toml\"\n[mapping]\nstrategy = \"even\"\n\
+             [workload]\nframes = {FRAMES}\n[adapt]\non_device_loss = \"replan\"\n\
+             [hil]\nstall_timeout_s = 20\n{hil}"
+        ),
+    )
+    .unwrap();
+    s
+}
+
+/// Each frame's exit time [us], from `DICESIM_FRAME_TIMES`' CSV.
+fn exits(path: &Path) -> Vec<Option<u64>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    (text.lines().skip(1))
+        .map(|l| l.split(',').nth(2).and_then(|x| x.parse().ok()))
+        .collect()
+}
+
+#[test]
+fn a_worker_killed_mid_stream_loses_no_frame() {
+    let dir = std::env::temp_dir().join(format!("dicesim-adapt-{}", std::process::id()));
+    let times = dir.join("frames.csv");
+    std::env::set_var("DICESIM_FRAME_TIMES", &times);
+    let (kill, die) = tokio::sync::oneshot::channel();
+    let doomed = Doomed {
+        runs: Arc::new(AtomicU64::new(0)),
+        after: 8,
+        kill: Arc::new(Mutex::new(Some(kill))),
+    };
+    let a = start_worker(Arc::new(TractEngine), None);
+    let b = start_worker(Arc::new(doomed), Some(die));
+    let c = start_worker(Arc::new(TractEngine), None);
+    let s = scenario(&dir, &format!("a = \"{a}\"\nb = \"{b}\"\nc = \"{c}\"\n"));
+    let mut run = coord::from_scenario(&s).unwrap();
+    run.progress = false;
+    let t = Instant::now();
+    let r = coord::execute(&run).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    eprintln!("{}", r.text());
+
+    assert_eq!(r.error, None, "{}", r.text());
+    assert_eq!(r.frames_completed as u64, FRAMES, "{}", r.text());
+    assert!(r.failed_frames.is_empty());
+    // the first frames, and the first ones out of the new plan, against the whole model
+    let v = r.verification.as_ref().expect("verified");
+    assert!(v.ok && v.frames > 2, "{v:?}");
+    assert_eq!(r.replans.len(), 1, "{}", r.text());
+    let rp = &r.replans[0];
+    assert!(rp.reason.contains("device b"), "{rp:?}");
+    assert!(rp.mapping_before.contains("b.cpu"), "{rp:?}");
+    assert!(!rp.mapping_after.contains("b.cpu"), "{rp:?}");
+    assert!(rp.detect_ms < 1000.0, "{rp:?}");
+    assert!(rp.recovery_ms.is_some_and(|m| m < 10_000.0), "{rp:?}");
+    // the report describes the plan in force at the end: devices a and c
+    let devices: Vec<&str> = r.devices.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(devices, ["a", "c"]);
+    // every frame exactly once, in order
+    let ex = exits(&times);
+    assert_eq!(ex.len() as u64, FRAMES);
+    let ex: Vec<u64> = ex
+        .into_iter()
+        .map(|e| e.expect("every frame exits"))
+        .collect();
+    assert!(ex.windows(2).all(|w| w[0] <= w[1]), "{ex:?}");
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["replans"][0]["frames_rerun"], rp.frames_rerun);
+    assert_eq!(json["failed_frames"].as_array().unwrap().len(), 0);
+}
