@@ -465,6 +465,12 @@ impl Stitch<'_> {
             .for_each(|(x, y)| *x += y);
         let addf = |a: &mut Vec<f64>, b: &[f64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
         addf(&mut t.device_energy_j, &out.device_energy_j);
+        // the engine meters every device; one that was down all along drew nothing
+        let secs = out.makespan_ns as f64 * 1e-9;
+        let sc = self.sc;
+        for d in state_at(sc, seg.start).down {
+            t.device_energy_j[d] -= sc.prep.platform.devices[d].idle_w * secs;
+        }
         addf(&mut t.link_energy_j, &out.link_energy_j);
         if self.first && seg.start == 0 {
             t.part_busy_ns = out.part_busy_ns.clone();
