@@ -15,6 +15,8 @@ mod stream;
 mod summary;
 mod workers;
 
+pub use adapt::Replayed;
+
 use crate::conn::Shaping;
 use crate::report::RunReport;
 use anyhow::{anyhow, bail, Context, Result};
@@ -24,6 +26,7 @@ use dicesim_sim::files::{HilTable, ModelSource, ScenarioFile};
 use dicesim_sim::Scenario;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Frames whose outputs are compared with the whole model's.
@@ -61,6 +64,9 @@ pub struct HilRun {
     pub stall_timeout: Duration,
     /// Show a progress bar on stderr (only drawn on a terminal).
     pub progress: bool,
+    /// The events `emulate` replays, as they happen (a fresh one for each run that
+    /// replays them).
+    pub replayed: Arc<Replayed>,
 }
 
 /// Reads the scenario's `[hil]` table into a [`HilRun`].
@@ -92,6 +98,7 @@ pub fn options(path: &Path, required: bool) -> Result<HilRun> {
         cpu_map: BTreeMap::new(),
         stall_timeout: Duration::from_secs_f64(hil.stall_timeout_s.unwrap_or(60.0)),
         progress: true,
+        replayed: Arc::default(),
     };
     if let Some(f) = &hil.token_file {
         let p = path.parent().unwrap_or(Path::new(".")).join(f);

@@ -75,6 +75,7 @@
 //! sending worker at the route's bottleneck bandwidth, plus the route latency); compute is
 //! not scaled (time dilation 1). The report's `mode` says `emulate-loopback`.
 
+mod events;
 mod layout;
 mod loopback;
 pub mod memlimit;
@@ -469,12 +470,14 @@ impl Drop for TeardownGuard {
     }
 }
 
-/// What a rig built: the figures [`Rig`] shows, and where the coordinator runs.
+/// What a rig built: the figures [`Rig`] shows, where the coordinator runs, and what the
+/// scenario's events act on.
 struct Built {
     host_gflops: Option<f64>,
     dilation: f64,
     devices: Vec<RigDevice>,
     coord_ns: Option<String>,
+    targets: events::Targets,
 }
 
 /// A way of hosting the platform's devices on this machine: the loopback rig
@@ -550,7 +553,8 @@ fn emulate_inner<T>(
     } else {
         &loopback::Loopback
     };
-    let built = host.build(&setup, &mut run)?;
+    let mut built = host.build(&setup, &mut run)?;
+    let targets = std::mem::take(&mut built.targets);
     let rig = Rig {
         prep: &setup.prep,
         host_gflops: built.host_gflops,
@@ -560,7 +564,28 @@ fn emulate_inner<T>(
         coord_ns: built.coord_ns,
     };
     let cal = calibrate(&rig)?;
-    Ok((rig.execute(&run)?, cal))
+    // the events' clock starts with this run's frames, not with a calibration's
+    let mut last = run.clone();
+    last.replayed = Default::default();
+    let replay = events::Plan {
+        events: setup.prep.scenario.events.clone(),
+        platform: setup.prep.scenario.prep.platform.clone(),
+        dilation: rig.dilation,
+        replayed: last.replayed.clone(),
+    };
+    let _replay = events::start(replay, targets);
+    Ok((rig.execute(&last)?, cal))
+}
+
+/// Kills (SIGKILL) the rig's worker with process id `pid`: a `device down` event.
+fn kill_worker(pid: u32) -> Result<()> {
+    let mut g = CLEANUP.lock().unwrap_or_else(|e| e.into_inner());
+    let child = (g.as_mut())
+        .and_then(|c| c.workers.iter_mut().find(|w| w.id() == pid))
+        .ok_or_else(|| anyhow!("no worker with process id {pid}"))?;
+    child
+        .kill()
+        .with_context(|| format!("killing worker {pid}"))
 }
 
 #[cfg(test)]

@@ -118,10 +118,11 @@ pub struct ReplanM {
     pub at_ms: f64,
     /// What was lost.
     pub reason: String,
-    /// The partitions before: `unit:first-last` layers, joined by `, `.
-    pub mapping_before: String,
+    /// The partitions before: `"<unit>: <first layer> .. <last layer> (<n> layers)"`, as
+    /// `dicesim run` says them.
+    pub mapping_before: Vec<String>,
     /// The partitions after.
-    pub mapping_after: String,
+    pub mapping_after: Vec<String>,
     /// From the lost worker's last message to the coordinator giving it up [ms].
     pub detect_ms: f64,
     /// Choosing the new mapping and partitioning the model [ms].
@@ -265,8 +266,8 @@ impl RunReport {
                 "replan at {:.1} ms ({}): {} -> {}; detect {:.1} ms, plan {:.1} ms, deploy {:.1} ms, {} frames re-run, first frame out after {}\n",
                 r.at_ms,
                 r.reason,
-                r.mapping_before,
-                r.mapping_after,
+                r.mapping_before.join(" | "),
+                r.mapping_after.join(" | "),
                 r.detect_ms,
                 r.plan_ms,
                 r.deploy_ms,

@@ -19,10 +19,11 @@ use crate::report::ReplanM;
 use anyhow::{anyhow, bail, Context, Result};
 use dicesim_plan::mapping::Mapping;
 use dicesim_plan::partition::Plan;
-use dicesim_sim::events::PlatformState;
+use dicesim_sim::events::{describe_mapping, PlatformState};
 use dicesim_sim::report::r6;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The most re-plans of one run (each loses a device, so a real platform runs out first).
@@ -49,6 +50,32 @@ pub(super) struct Adapted<'a> {
     pub current: Current<'a>,
     /// The re-plans, in order.
     pub replans: Vec<ReplanM>,
+}
+
+/// What `emulate` tells the coordinator of the events it replays, so that a re-plan's
+/// times start at the loss itself rather than at the lost worker's last message.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// When frames started streaming: the origin of the events' times.
+    pub started: OnceLock<Instant>,
+    /// When each device (platform index) was taken down: its worker killed.
+    down: Mutex<BTreeMap<usize, Instant>>,
+}
+
+impl Replayed {
+    /// Device `d` went down at `t`.
+    pub fn went_down(&self, d: usize, t: Instant) {
+        self.down
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(d, t);
+    }
+
+    /// When the first of `devices` went down, if the rig took it down.
+    fn down_at(&self, devices: &[usize]) -> Option<Instant> {
+        let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        devices.iter().filter_map(|d| down.get(d).copied()).min()
+    }
 }
 
 /// A re-plan's instants, for the figures measured after it.
@@ -125,16 +152,19 @@ async fn replan<'a>(
     state: &mut PlatformState,
 ) -> Result<(Current<'a>, (ReplanM, Switch))> {
     let detected = Instant::now();
-    let lost_at = (conns.iter())
+    let devices: Vec<usize> = (cur.place.dev_conn.iter())
+        .filter(|(_, c)| conns.contains(c))
+        .map(|(&d, _)| d)
+        .collect();
+    // the rig's kill time; otherwise the last message heard from the lost workers
+    let heard = (conns.iter())
         .filter_map(|c| out.cursor.last_heard.get(c).copied())
-        .max()
-        .unwrap_or(detected);
+        .max();
+    let lost_at = (run.replayed.down_at(&devices).or(heard))
+        .unwrap_or(detected)
+        .min(detected);
     let reason = lost_reason(cur, w, conns);
-    for (&d, c) in &cur.place.dev_conn {
-        if conns.contains(c) {
-            state.down.insert(d);
-        }
-    }
+    state.down.extend(devices);
     conns.iter().for_each(|&c| w.mark_dead(c));
     let t_plan = Instant::now();
     let next = replanned(run, &cur.prep, state)?;
@@ -148,8 +178,8 @@ async fn replan<'a>(
     let rec = ReplanM {
         at_ms: ms(lost_at.saturating_duration_since(out.t_start), dil),
         reason,
-        mapping_before: describe(&cur.prep.plan),
-        mapping_after: describe(&next.plan),
+        mapping_before: describe_mapping(&cur.prep.model.graph, &cur.prep.scenario.mapping),
+        mapping_after: describe_mapping(&next.model.graph, &next.scenario.mapping),
         detect_ms: ms(detected.saturating_duration_since(lost_at), dil),
         plan_ms: ms(plan_time, dil),
         deploy_ms: ms(deploy_time, dil),
@@ -169,7 +199,8 @@ fn ms(d: Duration, dilation: f64) -> f64 {
     r6(d.as_secs_f64() * 1e3 / dilation)
 }
 
-/// "device c (worker ADDR) lost", for each device of the lost connections.
+/// "device c down (worker ADDR lost)", for each device of the lost connections (the
+/// simulator says "device c down").
 fn lost_reason(cur: &Current, w: &Workers, conns: &[usize]) -> String {
     let pf = &cur.prep.scenario.prep.platform;
     let lost: Vec<String> = (cur.place.dev_conn.iter())
@@ -177,21 +208,15 @@ fn lost_reason(cur: &Current, w: &Workers, conns: &[usize]) -> String {
         .map(|(&d, &c)| (d, c))
         .collect::<BTreeMap<usize, usize>>()
         .into_iter()
-        .map(|(d, c)| format!("device {} (worker {}) lost", pf.devices[d].name, w.addr(c)))
-        .collect();
-    lost.join(", ")
-}
-
-/// The model's partitions in words: `unit:first-last` (layer indices), joined by `, `.
-fn describe(plan: &Plan) -> String {
-    let parts: Vec<String> = (plan.partitions.iter())
-        .map(|p| {
-            let first = p.layers.first().copied().unwrap_or(0);
-            let last = p.layers.last().copied().unwrap_or(0);
-            format!("{}:{first}-{last}", p.unit)
+        .map(|(d, c)| {
+            format!(
+                "device {} down (worker {} lost)",
+                pf.devices[d].name,
+                w.addr(c)
+            )
         })
         .collect();
-    parts.join(", ")
+    lost.join(", ")
 }
 
 /// The plan chosen for the platform as `state` leaves it, by the simulator's re-planning
@@ -219,15 +244,12 @@ fn with_mapping(prep: &Prepared, mapping: Mapping) -> Result<Prepared> {
                 .ok_or_else(|| anyhow!("unit {} is not in the platform", p.unit))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut scenario = prep.scenario.clone();
-    scenario.mapping = mapping;
-    Ok(Prepared {
-        scenario,
-        model: prep.model.clone(),
-        plan,
-        part_device: part_place.iter().map(|p| p.device).collect(),
-        part_place,
-    })
+    let mut next = prep.clone();
+    next.scenario.mapping = mapping;
+    next.plan = plan;
+    next.part_device = part_place.iter().map(|p| p.device).collect();
+    next.part_place = part_place;
+    Ok(next)
 }
 
 /// Clears the workers left, ships what they lack and deploys `next` on them.

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How long a fault about a lost peer waits for the coordinator to see the loss itself: a
@@ -106,6 +107,8 @@ pub(super) struct Streamer<'a> {
     stall: Duration,
     /// Whether a lost worker ends the pass with [`Outcome::Lost`] rather than the run.
     replan: bool,
+    /// Told when streaming starts.
+    started: &'a OnceLock<Instant>,
     out: Streamed,
 }
 
@@ -207,7 +210,7 @@ impl<'a> Streamer<'a> {
     /// Ready to stream `prep`'s workload from where `out` left it; partition `p` is fed
     /// through `part_conn[p]`.
     pub(super) fn new(
-        run: &HilRun,
+        run: &'a HilRun,
         prep: &'a Prepared,
         part_conn: &'a [usize],
         reference: &'a Reference,
@@ -221,6 +224,7 @@ impl<'a> Streamer<'a> {
             period: Duration::from_nanos(w.period_ns),
             stall: run.stall_timeout,
             replan: prep.scenario.adapt.on_device_loss == OnDeviceLoss::Replan,
+            started: &run.replayed.started,
             out,
         }
     }
@@ -237,6 +241,7 @@ impl<'a> Streamer<'a> {
         let energy0 = crate::sensors::EnergyMeter::start();
         if self.out.cursor.next == 0 {
             self.out.t_start = Instant::now();
+            let _ = self.started.set(self.out.t_start);
         }
         self.out.cursor.last_progress = Instant::now();
         let mut outcome = Outcome::Ended;

@@ -1,6 +1,7 @@
 //! The rig without root: loopback workers, links shaped in user space by the sending
 //! workers, compute not scaled.
 
+use super::events::Targets;
 use super::{spawn_worker, with_cleanup, Built, Host, RigDevice, Setup};
 use crate::conn::Shaping;
 use crate::coord::HilRun;
@@ -19,9 +20,11 @@ impl Host for Loopback {
         );
         run.mode = "emulate-loopback".into();
         let pf = &setup.prep.scenario.prep.platform;
+        let mut targets = Targets::default();
         for &d in &setup.used {
             let log = setup.dir.join(format!("worker{d}.log"));
             let (child, addr) = spawn_worker(None, "127.0.0.1:0", Some(&setup.token), None, &log)?;
+            targets.workers.insert(d, child.id());
             with_cleanup(|c| c.workers.push(child));
             run.workers.insert(pf.devices[d].name.clone(), addr);
         }
@@ -44,6 +47,7 @@ impl Host for Loopback {
             dilation: 1.0,
             devices,
             coord_ns: None,
+            targets,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The rig as root: network namespaces bridged by shaped veths, workers pinned and paced
 //! (see the parent module's docs for the model).
 
+use super::events::Targets;
 use super::layout::{layout, Demand, Layout};
 use super::{
     calibrate, cpus, nsx, sh, spawn_worker, sweep_stale, with_cleanup, Built, Host, RigDevice,
@@ -35,9 +36,10 @@ impl Host for Namespaces {
         let names = Names::new(pf, setup.pid);
         check_tree(pf, &names)?;
         create_namespaces(pf, &names)?;
-        wire_links(pf, &names, sc.layout.dilation)?;
+        let mut targets = wire_links(pf, &names, sc.layout.dilation)?;
         for &d in &setup.used {
-            start_device(setup, &names, &sc, d, run)?;
+            let pid = start_device(setup, &names, &sc, d, run)?;
+            targets.workers.insert(d, pid);
         }
         // latency held by the sending worker; bandwidth shaped by tc
         setup.shape_routes(run, |r| Shaping {
@@ -58,6 +60,7 @@ impl Host for Namespaces {
             dilation: sc.layout.dilation,
             devices,
             coord_ns: Some(names.coord.clone()),
+            targets,
         })
     }
 }
@@ -227,17 +230,29 @@ fn veth(nsa: &str, a: &str, nsb: &str, b: &str) -> Result<()> {
 /// 4 KiB) so that a message takes about bytes / rate from its first byte, as the
 /// simulator's flow model has it.
 fn shape(ns: &str, dev: &str, mbps: f64, dilation: f64) -> Result<()> {
+    tbf(ns, dev, "add", mbps, dilation)
+}
+
+/// A link end's new rate (a `[[event]]` or `[[trace]]` line): its `tbf` changed in place.
+pub(super) fn reshape(ns: &str, dev: &str, mbps: f64, dilation: f64) -> Result<()> {
+    tbf(ns, dev, "change", mbps, dilation)
+}
+
+/// `tc qdisc VERB dev DEV root tbf ...` in namespace `ns`.
+fn tbf(ns: &str, dev: &str, verb: &str, mbps: f64, dilation: f64) -> Result<()> {
     let rate = (mbps * 1e6 / dilation).max(8000.0) as u64;
     let burst = (rate / 8 / 5000).max(4096);
     let (rate, burst) = (format!("{rate}bit"), burst.to_string());
     let tbf = ["tbf", "rate", &rate, "burst", &burst, "latency", "200ms"];
-    let mut args = vec!["tc", "qdisc", "add", "dev", dev, "root"];
+    let mut args = vec!["tc", "qdisc", verb, "dev", dev, "root"];
     args.extend_from_slice(&tbf);
     nsx(ns, &args)
 }
 
-/// Every link: its veths on their ends' bridges, shaped both ways.
-fn wire_links(pf: &Platform, names: &Names, dilation: f64) -> Result<()> {
+/// Every link: its veths on their ends' bridges, shaped both ways. Returns each link's
+/// shaped interfaces as (namespace, name), for the events that change its rate.
+fn wire_links(pf: &Platform, names: &Names, dilation: f64) -> Result<Targets> {
+    let mut shaped = Targets::default();
     for (l, link) in pf.links.iter().enumerate() {
         for (nsa, a, nsb, b) in names.veths(pf, l) {
             veth(&nsa, &a, &nsb, &b)?;
@@ -245,21 +260,23 @@ fn wire_links(pf: &Platform, names: &Names, dilation: f64) -> Result<()> {
                 nsx(ns, &["ip", "link", "set", dev, "master", "br0"])?;
                 nsx(ns, &["ip", "link", "set", dev, "up"])?;
                 shape(ns, dev, link.bandwidth_mbps, dilation)?;
+                let end = (ns.clone(), dev.clone());
+                shaped.veths.entry(l).or_default().push(end);
             }
         }
     }
-    Ok(())
+    Ok(shaped)
 }
 
 /// Device `d`: its management veth, its worker (paced, pinned to its CPU), and its
-/// addresses in `run`.
+/// addresses in `run`. Returns the worker's process id.
 fn start_device(
     setup: &Setup,
     names: &Names,
     sc: &Scaling,
     d: usize,
     run: &mut HilRun,
-) -> Result<()> {
+) -> Result<u32> {
     let ns = names.node(d);
     let m = format!("m{d}");
     veth(&names.coord, &m, &ns, "mgmt")?;
@@ -286,7 +303,7 @@ fn start_device(
     run.workers.insert(name.clone(), mgmt);
     let peer = format!("10.201.0.{}:{WORKER_PORT}", d + 1);
     run.peer_addrs.insert(name.clone(), peer);
-    Ok(())
+    Ok(wpid)
 }
 
 /// Confines worker process `wpid` of device `d` to its host CPUs with a cpuset cgroup
