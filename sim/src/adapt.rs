@@ -507,3 +507,60 @@ impl Stitch<'_> {
         Ok((out, report))
     }
 }
+
+/// What `explore` needs to score a mapping by its p95 latency under the scenario's events
+/// (`[adapt] explore_latency = "events_p95"`).
+#[derive(Debug, Clone)]
+pub(crate) struct Robust {
+    /// The scenario, its units restricted to the search's (whole) units.
+    scenario: Scenario,
+}
+
+impl Robust {
+    /// `prep` (the search's) with the scoring attached, when `sc` asks for it and has events.
+    pub(crate) fn attach(
+        sc: &Scenario,
+        prep: &PreparedScenario,
+        units: &[usize],
+    ) -> Option<PreparedScenario> {
+        if sc.events.is_empty() || sc.adapt.explore_latency != events::ExploreLatency::EventsP95 {
+            return None;
+        }
+        let mut scenario = sc.clone();
+        let names = units
+            .iter()
+            .map(|&u| sc.prep.platform.units[u].full_name.clone());
+        scenario.units = Some(names.collect());
+        let mut p = prep.clone();
+        p.robust = Some(std::sync::Arc::new(Robust { scenario }));
+        Some(p)
+    }
+
+    /// The p95 latency [ns] of `assign` run with the events, and the share of frames lost.
+    fn score(&self, prep: &PreparedScenario, assign: &[usize]) -> Result<(Time, f64), SimError> {
+        let mut sc = self.scenario.clone();
+        sc.prep = prep.clone();
+        sc.prep.robust = None;
+        sc.mapping = crate::strategy::mapping_from_assignment(prep, assign);
+        let run = run_with_events(sc, RunOptions::default())?;
+        let s = dicesim_stats::Summary::of(&run.outcome.latencies_ns()).unwrap_or_default();
+        let frames = f64::from(run.report.frames.max(1));
+        let lost = f64::from(run.report.failed_frames.unwrap_or(0)) / frames;
+        Ok((s.p95, lost))
+    }
+}
+
+/// `o` with its latency replaced by the p95 under the events when the search scores by it
+/// (see [`Robust`]), and the share of frames the mapping then loses (0 otherwise).
+pub(crate) fn with_events(
+    prep: &PreparedScenario,
+    assign: &[usize],
+    mut o: crate::prepared::Objectives,
+) -> Result<(crate::prepared::Objectives, f64), SimError> {
+    let Some(r) = &prep.robust else {
+        return Ok((o, 0.0));
+    };
+    let (p95, lost) = r.score(prep, assign)?;
+    o.latency_ns = p95;
+    Ok((o, lost))
+}

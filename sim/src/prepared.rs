@@ -93,6 +93,8 @@ pub struct PreparedScenario {
     pub(crate) layer_reads_input: Vec<bool>,
     /// `layer_producers[l]`: the layers producing `l`'s inputs (graph inputs left out).
     pub(crate) layer_producers: Vec<Vec<u32>>,
+    /// Set by `explore` for `[adapt] explore_latency = "events_p95"` (`docs/events.md`).
+    pub(crate) robust: Option<std::sync::Arc<crate::adapt::Robust>>,
 }
 
 /// Time of layer `l` of `g` on unit `u` [ns]: see [`crate::compute`].
@@ -168,6 +170,7 @@ impl PreparedScenario {
             layer_bytes,
             layer_reads_input,
             layer_producers,
+            robust: None,
         }
     }
 

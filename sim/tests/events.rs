@@ -339,3 +339,36 @@ fn scenarios_without_events_report_neither_replans_nor_failed_frames() {
     let json = run(&scenario(&d, 4, "")).report.to_json();
     assert!(!json.contains("replans") && !json.contains("failed_frames"));
 }
+
+#[test]
+fn explore_can_minimise_the_p95_latency_under_the_events() {
+    // c is the fastest board but is lost at 5 ms: by the plan's own latency the best mapping
+    // runs on c alone; by the p95 under the loss it avoids c
+    let d = tmp("robust");
+    let search = |latency: &str| {
+        let s = scenario(
+            &d,
+            40,
+            &format!(
+                "{LOSS}[adapt]\non_device_loss = \"replan\"\nexplore_latency = \"{latency}\"\n"
+            ),
+        );
+        let fast_c = THREE_BOARDS
+            .replacen("layer_overhead_us = 100.0", "layer_overhead_us = 10.0", 3)
+            .replacen("layer_overhead_us = 10.0", "layer_overhead_us = 100.0", 2);
+        write(&d, "three.toml", &fast_c);
+        let sc = Scenario::load(&s).unwrap();
+        let opts = dicesim_sim::explore::ExploreOptions {
+            budget: 150,
+            core_sets: false,
+            exhaustive_limit: 0,
+            ..Default::default()
+        };
+        let res = dicesim_sim::explore::explore(&sc, opts, None).unwrap();
+        res.front[0].part_units.clone()
+    };
+    let c = 2;
+    assert_eq!(search("plan"), [c], "the plan's own latency: all on c");
+    let robust = search("events_p95");
+    assert!(!robust.contains(&c), "{robust:?}");
+}

@@ -477,6 +477,8 @@ pub fn explore(
         Some((ext, all)) => (ext, Space::with_core_sets(ext, all.clone())),
         None => (&sc.prep, Space::new(&sc.prep, units.clone())),
     };
+    let robust = crate::adapt::Robust::attach(sc, prep, &units);
+    let prep = robust.as_ref().unwrap_or(prep);
     let space_size = space.size();
     let space_units = space.units.clone();
     let mut s = Search::new(prep, space, opts.budget, opts.seed);

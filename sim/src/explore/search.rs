@@ -47,7 +47,8 @@ pub(crate) fn evaluate(prep: &PreparedScenario, g: &Genome, eval: usize) -> Poin
     let assign = g.assignment(prep.graph.layers.len());
     let plan = prep.sim_plan(&assign);
     let part_units: Vec<usize> = plan.parts.iter().map(|p| p.unit).collect();
-    let o = match prep.objectives(&plan) {
+    let scored = (prep.objectives(&plan)).and_then(|o| crate::adapt::with_events(prep, &assign, o));
+    let (o, lost) = match scored {
         Ok(o) => o,
         Err(_) => {
             // e.g. two devices without a route: as bad as it gets
@@ -72,7 +73,7 @@ pub(crate) fn evaluate(prep: &PreparedScenario, g: &Genome, eval: usize) -> Poin
             o.energy_mj_per_frame,
             max_mb,
         ],
-        violation: memory_violation + o.overload,
+        violation: memory_violation + o.overload + lost,
         overload: o.overload,
         partitions: plan.parts.len(),
         part_units,
