@@ -127,8 +127,11 @@ pub fn load_model(path: &Path) -> Result<Model> {
 pub struct Prepared {
     /// The scenario (platform, mapping, workload).
     pub scenario: Scenario,
-    /// The model.
+    /// The model, horizontal splits written in.
     pub model: Model,
+    /// The model as the scenario names it, when `model` has horizontal splits: the
+    /// reference outputs are checked against.
+    pub whole: Option<Model>,
     /// Partitions.
     pub plan: Plan,
     /// Device index of each partition.
@@ -138,6 +141,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The model whose outputs the first frames are checked against (the original one).
+    pub fn reference_model(&self) -> &Model {
+        self.whole.as_ref().unwrap_or(&self.model)
+    }
+
     /// The simulator's memory need of each platform device for the plan [MiB], by its
     /// units' memory models (docs/simulator.md#memory): what reports print beside the
     /// measured peak and what `emulate` checks against `memory_mb`.
@@ -156,7 +164,15 @@ impl Prepared {
 /// Loads scenario, model and plan.
 pub fn prepare(path: &Path) -> Result<Prepared> {
     let scenario = Scenario::load(path)?;
-    let model = load_model(path)?;
+    let mut model = load_model(path)?;
+    let mut whole = None;
+    if let Some(h) = &scenario.hybrid {
+        // the horizontal splits the simulator wrote into its graph, same shares
+        let split = dicesim_plan::horizontal::apply(&model, h)
+            .with_context(|| format!("{}: horizontal splits", path.display()))?
+            .0;
+        whole = Some(std::mem::replace(&mut model, split));
+    }
     let plan = Plan::build(&model.graph, &scenario.mapping)
         .with_context(|| format!("{}: partitioning", path.display()))?;
     let pf = &scenario.prep.platform;
@@ -169,6 +185,7 @@ pub fn prepare(path: &Path) -> Result<Prepared> {
     Ok(Prepared {
         scenario,
         model,
+        whole,
         plan,
         part_device: part_place.iter().map(|p| p.device).collect(),
         part_place,

@@ -13,6 +13,12 @@ pub struct Mapping {
     pub units: Vec<String>,
     /// For each layer (graph topological order), an index into `units`.
     pub layer_unit: Vec<usize>,
+    /// For each layer, its partition group; empty: every layer in group 0. Layers of
+    /// different groups never share a partition: a horizontal split puts each part, and
+    /// each split's scatter and gather, in a group of its own, so that a unit's part is not
+    /// held back by the gather waiting for the other parts, nor the other parts by it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<u32>,
 }
 
 use crate::error::PlanError;
@@ -31,6 +37,7 @@ impl Mapping {
         Mapping {
             units: vec![unit.to_string()],
             layer_unit: vec![0; graph.layers.len()],
+            groups: Vec::new(),
         }
     }
 
@@ -50,7 +57,16 @@ impl Mapping {
                 }
             })
             .collect();
-        Mapping { units, layer_unit }
+        Mapping {
+            units,
+            layer_unit,
+            groups: Vec::new(),
+        }
+    }
+
+    /// The partition group of layer `i` (see [`Mapping::groups`]).
+    pub fn group_of(&self, i: usize) -> u32 {
+        self.groups.get(i).copied().unwrap_or(0)
     }
 
     /// The unit of layer `i`.
@@ -146,6 +162,7 @@ impl Mapping {
         Ok(Mapping {
             units: used.iter().map(|&u| units[u].clone()).collect(),
             layer_unit: owner.iter().map(|o| remap[o.unwrap()]).collect(),
+            groups: Vec::new(),
         })
     }
 

@@ -45,8 +45,7 @@ pub fn load_graph(path: &Path, input_shapes: &InputShapes) -> Result<Graph, Plan
 
 /// Builds and analyses a zoo model.
 pub fn zoo_graph(name: &str, input_size: usize) -> Result<Graph, PlanError> {
-    let proto = crate::zoo::build_for_analysis(name, input_size)?;
-    Ok(Model::analyse(proto, name, &InputShapes::new())?.graph)
+    Ok(Model::zoo_for_analysis(name, input_size)?.graph)
 }
 
 impl Model {
@@ -66,6 +65,13 @@ impl Model {
     /// Builds and analyses a zoo model.
     pub fn zoo(name: &str, input_size: usize) -> Result<Model, PlanError> {
         let proto = crate::zoo::build(name, input_size)?;
+        Model::analyse(proto, name, &InputShapes::new())
+    }
+
+    /// Builds and analyses a zoo model whose weights are zeros: its graph, costs and shapes
+    /// without computing its random weights (what the simulator needs).
+    pub fn zoo_for_analysis(name: &str, input_size: usize) -> Result<Model, PlanError> {
+        let proto = crate::zoo::build_for_analysis(name, input_size)?;
         Model::analyse(proto, name, &InputShapes::new())
     }
 

@@ -63,10 +63,10 @@ use std::collections::BTreeSet;
 impl Plan {
     /// Partitions `graph` under `mapping`.
     ///
-    /// Layers are visited in topological order; a layer joins a partition of its unit
-    /// (preferring one that holds one of its producers, then the most recent one) unless that
-    /// would make partitions wait on each other in a cycle, in which case it starts a new
-    /// partition. So a unit holding non-adjacent layers gets as few sub-models as the data
+    /// Layers are visited in topological order; a layer joins a partition of its unit and
+    /// partition group ([`Mapping::groups`]; preferring one that holds one of its producers,
+    /// then the most recent one) unless that would make partitions wait on each other in a
+    /// cycle, in which case it starts a new partition. So a unit holding non-adjacent layers gets as few sub-models as the data
     /// flow allows, and the partition graph is always acyclic.
     pub fn build(graph: &Graph, mapping: &Mapping) -> Result<Plan, PlanError> {
         let n = graph.layers.len();
@@ -88,7 +88,7 @@ impl Plan {
             .enumerate()
             .map(|(i, &p)| Partition {
                 id: i,
-                unit: mapping.units[grouping.part_unit[p]].clone(),
+                unit: mapping.units[grouping.part_unit[p].0].clone(),
                 layers: vec![],
                 inputs: vec![],
                 outputs: vec![],
@@ -148,8 +148,8 @@ fn reaches(preds: &[Vec<usize>], from: usize, to: usize) -> bool {
 struct Grouping {
     /// For each layer, its partition.
     part_of: Vec<usize>,
-    /// For each partition, its unit (an index into [`Mapping::units`]).
-    part_unit: Vec<usize>,
+    /// For each partition, its unit (an index into [`Mapping::units`]) and group.
+    part_unit: Vec<(usize, u32)>,
     /// For each partition, the partitions with an edge into it.
     preds: Vec<Vec<usize>>,
 }
@@ -164,7 +164,7 @@ impl Grouping {
             preds: Vec::new(),
         };
         for (l, layer) in graph.layers.iter().enumerate() {
-            let u = mapping.layer_unit[l];
+            let u = (mapping.layer_unit[l], mapping.group_of(l));
             let producers = g.producer_parts(graph, layer);
             let p = match g.joinable(u, &producers) {
                 Some(p) => p,
@@ -195,7 +195,7 @@ impl Grouping {
 
     /// A partition of unit `u` that a layer reading from `producers` can join without a
     /// cycle: first one of the producers, then the most recent one.
-    fn joinable(&self, u: usize, producers: &[usize]) -> Option<usize> {
+    fn joinable(&self, u: (usize, u32), producers: &[usize]) -> Option<usize> {
         let mut candidates: Vec<usize> = producers
             .iter()
             .copied()
@@ -213,7 +213,7 @@ impl Grouping {
         })
     }
 
-    fn new_partition(&mut self, u: usize) -> usize {
+    fn new_partition(&mut self, u: (usize, u32)) -> usize {
         self.part_unit.push(u);
         self.preds.push(Vec::new());
         self.part_unit.len() - 1

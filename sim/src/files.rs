@@ -163,6 +163,9 @@ pub struct MappingTable {
     pub strategy: Strategy,
     /// `file` (strategy `explicit`), relative to the scenario.
     pub file: Option<String>,
+    /// `horizontal`: AutoDiCE's `horizontal.json` beside a `mapping.json` file, relative to
+    /// the scenario.
+    pub horizontal: Option<String>,
     /// `units`: the units the strategy may use.
     pub units: Option<Vec<String>>,
 }

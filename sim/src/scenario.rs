@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use crate::engine::Outcome;
 use crate::engine::{Window, DEFAULT_WINDOW};
 use crate::error::SimError;
-use crate::files::{relative, MappingTable, ModelTable, ScenarioFile, WindowValue, WorkloadTable};
+use crate::files::{relative, MappingTable, ScenarioFile, WindowValue, WorkloadTable};
 use crate::platform::Platform;
 use crate::prepared::{PreparedScenario, SimPlan, Workload};
 use crate::report::Report;
 use crate::strategy;
-use dicesim_plan::graph::Graph;
 use dicesim_plan::mapping::Mapping;
 use dicesim_plan::partition::Plan;
 
@@ -40,24 +39,10 @@ pub struct Scenario {
     pub events: Vec<crate::events::Event>,
     /// `[adapt]`: how a run reacts to events (defaults when absent).
     pub adapt: crate::events::Adapt,
-}
-
-/// Loads the model graph named by a scenario's `[model]`.
-fn load_graph(path: &Path, m: &ModelTable) -> Result<Graph, SimError> {
-    match m.source(path)? {
-        ModelSource::Zoo { name, input_size } => crate::modelsrc::zoo_graph(&name, input_size)
-            .map_err(|e| SimError::invalid(path, "model.zoo", e.to_string())),
-        ModelSource::Onnx {
-            path: onnx,
-            input_shapes,
-        } => crate::modelsrc::load_graph(&onnx, &input_shapes).map_err(|error| {
-            SimError::Plan {
-                path: path.to_path_buf(),
-                error,
-            }
-            .named_by(path, "[model] path", &onnx)
-        }),
-    }
+    /// The explicit mapping's horizontal splits, their shares set (`None` without splits):
+    /// `prep.graph` is the model with them written in, which real execution rebuilds with
+    /// [`dicesim_plan::horizontal::apply`].
+    pub hybrid: Option<dicesim_plan::horizontal::Hybrid>,
 }
 
 /// Checks the values of `[workload]`.
@@ -175,58 +160,6 @@ pub fn read_hil(path: &Path) -> Result<Option<HilTable>, SimError> {
     Ok(file.hil)
 }
 
-/// The mapping of an explicit strategy: the mapping file, its units checked on `prep`.
-/// The mapping file of strategy `explicit`, read against `graph` (`None` for the other
-/// strategies).
-fn explicit_mapping(
-    path: &Path,
-    m: &MappingTable,
-    graph: &Graph,
-) -> Result<Option<Mapping>, SimError> {
-    if m.strategy != Strategy::Explicit {
-        return Ok(None);
-    }
-    let Some(f) = &m.file else {
-        return Err(SimError::invalid(
-            path,
-            "mapping.file",
-            "strategy \"explicit\" needs a mapping file",
-        ));
-    };
-    let mpath = relative(path, f);
-    let mapping = crate::modelsrc::mapping_from_file(&mpath, graph).map_err(|error| {
-        SimError::Plan {
-            path: mpath.clone(),
-            error,
-        }
-        .named_by(path, "[mapping] file", &mpath)
-    })?;
-    Ok(Some(mapping))
-}
-
-/// Resolves the units the scenario names (`mapping.units`, the mapping file's units) on the
-/// platform, which adds the core sets they name (see [`Platform::resolve_unit`]).
-fn resolve_units(
-    path: &Path,
-    m: &MappingTable,
-    explicit: Option<&Mapping>,
-    platform: &mut Platform,
-) -> Result<(), SimError> {
-    for name in m.units.iter().flatten() {
-        platform
-            .resolve_unit(name)
-            .map_err(|e| SimError::invalid(path, "mapping.units", e))?;
-    }
-    if let (Some(mapping), Some(f)) = (explicit, &m.file) {
-        for name in &mapping.units {
-            platform
-                .resolve_unit(name)
-                .map_err(|e| SimError::invalid(&relative(path, f), "units", e))?;
-        }
-    }
-    Ok(())
-}
-
 fn choose_mapping(
     path: &Path,
     m: &MappingTable,
@@ -258,11 +191,9 @@ impl Scenario {
             check_hil(path, hil, &platform)?;
         }
         let (events, adapt) = crate::events::check_file(path, &file, &platform)?;
-        let graph = load_graph(path, &file.model)?;
-        let explicit = explicit_mapping(path, &file.mapping, &graph)?;
-        resolve_units(path, &file.mapping, explicit.as_ref(), &mut platform)?;
-        let prep = PreparedScenario::new(graph, platform, workload);
-        let mapping = choose_mapping(path, &file.mapping, &prep, explicit)?;
+        let mapped = crate::modelsrc::load(path, &file, &mut platform)?;
+        let prep = PreparedScenario::new(mapped.graph, platform, workload);
+        let mapping = choose_mapping(path, &file.mapping, &prep, mapped.explicit)?;
         Ok(Scenario {
             name: file.name.unwrap_or_else(|| {
                 path.file_stem()
@@ -278,6 +209,7 @@ impl Scenario {
             hil: file.hil,
             events,
             adapt,
+            hybrid: mapped.hybrid,
         })
     }
 }

@@ -22,7 +22,11 @@ pub fn mapping_from_assignment(prep: &PreparedScenario, assign: &[usize]) -> Map
             }
         })
         .collect();
-    Mapping { units, layer_unit }
+    Mapping {
+        units,
+        layer_unit,
+        groups: Vec::new(),
+    }
 }
 
 /// Platform unit indices allowed by an optional `units = [...]` restriction.

@@ -323,7 +323,7 @@ pub(super) async fn reference_outputs(prep: &Prepared, frames: &[u64]) -> Result
         return Ok(Reference::new());
     }
     let seed = prep.scenario.seed;
-    let model = prep.model.clone();
+    let model = prep.reference_model().clone();
     let frames = frames.to_vec();
     tokio::task::spawn_blocking(move || {
         let onnx = dicesim_plan::onnx::encode_model(&model.static_proto());

@@ -7,7 +7,7 @@
 //! part reads some input channels (a Gemm's or MatMul's inner dimension) with the matching
 //! weights; the partial results are added (Sum), the bias once.
 
-use super::emit::Emitter;
+use super::emit::{At, Emitter};
 use super::{part_ranges, Ctx, SplitKind};
 use crate::attr::Attrs;
 use crate::onnx::attrs::int;
@@ -21,10 +21,11 @@ pub(crate) fn split(ctx: &Ctx, em: &mut Emitter) -> Result<(), String> {
         let label = format!("layer '{}' ({})", layer.name, layer.op);
         let node = ctx.model.node(l);
         let a = Attrs::new(node, &label);
+        let g = Groups::new(em, ctx.spec.units.len());
         let parts = match (layer.op.as_str(), ctx.spec.kind) {
-            ("Conv", SplitKind::OutChannels) => conv_out(ctx, em, l, &a)?,
-            ("Conv", _) => conv_in(ctx, em, l, &a)?,
-            ("Gemm" | "MatMul", kind) => matrix(ctx, em, l, &a, kind)?,
+            ("Conv", SplitKind::OutChannels) => conv_out(ctx, em, l, &a, &g)?,
+            ("Conv", _) => conv_in(ctx, em, l, &a, &g)?,
+            ("Gemm" | "MatMul", kind) => matrix(ctx, em, l, &a, (kind, &g))?,
             _ => {
                 return Err(format!(
                     "{label} cannot be split by {}: only Conv, Gemm and MatMul with constant weights can",
@@ -32,9 +33,31 @@ pub(crate) fn split(ctx: &Ctx, em: &mut Emitter) -> Result<(), String> {
                 ))
             }
         };
-        gather(ctx, em, l, parts);
+        gather(ctx, em, l, parts, g.io);
     }
     Ok(())
+}
+
+/// The partition groups of one layer's split: its scatter and gather, each part.
+struct Groups {
+    io: u32,
+    parts: Vec<u32>,
+}
+
+impl Groups {
+    fn new(em: &mut Emitter, n: usize) -> Groups {
+        let io = em.new_group();
+        let parts = (0..n).map(|_| em.new_group()).collect();
+        Groups { io, parts }
+    }
+
+    /// Where part `i` runs.
+    fn at<'s>(&self, ctx: &'s Ctx, i: usize) -> At<'s> {
+        At {
+            unit: &ctx.spec.units[i],
+            group: self.parts[i],
+        }
+    }
 }
 
 /// What the parts of one layer produced and how to join them.
@@ -72,13 +95,13 @@ fn part_node(em: &mut Emitter, node: &NodeProto, layer: &str, i: usize) -> (Node
     (nd, out)
 }
 
-/// A slice of activation `x` along `axis` for part `i`, made where `x` is produced.
+/// A slice of activation `x` along `axis` for part `i` of `layer`, made where `x` is
+/// produced, in group `io`.
 fn scatter(
     ctx: &Ctx,
     em: &mut Emitter,
     x: &str,
-    layer: &str,
-    i: usize,
+    (layer, i, io): (&str, usize, u32),
     axis: i64,
     r: (usize, usize),
 ) -> String {
@@ -90,7 +113,10 @@ fn scatter(
         &out,
         &[axis],
         &bounds,
-        ctx.scatter_unit(x, i),
+        At {
+            unit: ctx.scatter_unit(x, i),
+            group: io,
+        },
     );
     out
 }
@@ -101,7 +127,7 @@ fn set_int(node: &mut NodeProto, name: &str, v: i64) {
 }
 
 /// A convolution's filters in parts (between groups when grouped).
-fn conv_out(ctx: &Ctx, em: &mut Emitter, l: usize, a: &Attrs) -> Result<Parts, String> {
+fn conv_out(ctx: &Ctx, em: &mut Emitter, l: usize, a: &Attrs, g: &Groups) -> Result<Parts, String> {
     let node = ctx.model.node(l);
     let lname = &ctx.model.graph.layers[l].name;
     let (w, b) = (weight(ctx, node, 1, a)?, bias(ctx, node, a)?);
@@ -120,10 +146,11 @@ fn conv_out(ctx: &Ctx, em: &mut Emitter, l: usize, a: &Attrs) -> Result<Parts, S
         }
         if groups > 1 {
             let (g0, g1) = (m0 / per_group, m1 / per_group);
-            nd.input[0] = scatter(ctx, em, &node.input[0], lname, i, 1, (g0 * cg, g1 * cg));
+            let x = &node.input[0];
+            nd.input[0] = scatter(ctx, em, x, (lname, i, g.io), 1, (g0 * cg, g1 * cg));
             set_int(&mut nd, "group", (g1 - g0) as i64);
         }
-        em.push(nd, &ctx.spec.units[i]);
+        em.push(nd, g.at(ctx, i));
         outputs.push(out);
     }
     Ok(Parts {
@@ -133,7 +160,7 @@ fn conv_out(ctx: &Ctx, em: &mut Emitter, l: usize, a: &Attrs) -> Result<Parts, S
 }
 
 /// A convolution's input channels in parts, the results added.
-fn conv_in(ctx: &Ctx, em: &mut Emitter, l: usize, a: &Attrs) -> Result<Parts, String> {
+fn conv_in(ctx: &Ctx, em: &mut Emitter, l: usize, a: &Attrs, g: &Groups) -> Result<Parts, String> {
     let node = ctx.model.node(l);
     let lname = &ctx.model.graph.layers[l].name;
     let w = weight(ctx, node, 1, a)?;
@@ -149,12 +176,12 @@ fn conv_in(ctx: &Ctx, em: &mut Emitter, l: usize, a: &Attrs) -> Result<Parts, St
     let mut outputs = Vec::new();
     for (i, &r) in ranges.iter().enumerate() {
         let (mut nd, out) = part_node(em, node, lname, i);
-        nd.input[0] = scatter(ctx, em, &node.input[0], lname, i, 1, r);
+        nd.input[0] = scatter(ctx, em, &node.input[0], (lname, i, g.io), 1, r);
         nd.input[1] = em.weight_slice(w, 1, r, &format!("{}.part{i}", node.input[1]))?;
         if i > 0 {
             nd.input.truncate(2); // the bias once
         }
-        em.push(nd, &ctx.spec.units[i]);
+        em.push(nd, g.at(ctx, i));
         outputs.push(out);
     }
     Ok(Parts {
@@ -198,7 +225,7 @@ fn matrix(
     em: &mut Emitter,
     l: usize,
     a: &Attrs,
-    kind: SplitKind,
+    (kind, g): (SplitKind, &Groups),
 ) -> Result<Parts, String> {
     let node = ctx.model.node(l);
     let lname = &ctx.model.graph.layers[l].name;
@@ -222,7 +249,7 @@ fn matrix(
         let (mut nd, out) = part_node(em, node, lname, i);
         nd.input[1] = em.weight_slice(b, split_axis, r, &format!("{}.part{i}", node.input[1]))?;
         if kind == SplitKind::InChannels {
-            nd.input[0] = scatter(ctx, em, &node.input[0], lname, i, ax.a_inner, r);
+            nd.input[0] = scatter(ctx, em, &node.input[0], (lname, i, g.io), ax.a_inner, r);
             if i > 0 {
                 nd.input.truncate(2);
             }
@@ -232,7 +259,7 @@ fn matrix(
             let axis = c.shape.len() - 1;
             nd.input[2] = em.weight_slice(c, axis, r, &format!("{}.part{i}", node.input[2]))?;
         }
-        em.push(nd, &ctx.spec.units[i]);
+        em.push(nd, g.at(ctx, i));
         outputs.push(out);
     }
     let concat_axis = (kind == SplitKind::OutChannels).then_some(ax.out_rank as i64 - 1);
@@ -252,17 +279,19 @@ fn gemm_bias<'m>(ctx: &'m Ctx, node: &NodeProto, a: &Attrs) -> Result<Option<&'m
 }
 
 /// Joins layer `l`'s parts under its output's name, where the result is read: on the unit
-/// of its first reader (the split's first unit when that reader is in the split too).
-fn gather(ctx: &Ctx, em: &mut Emitter, l: usize, parts: Parts) {
+/// of its first reader (the split's first unit when that reader is in the split too), in
+/// group `io`.
+fn gather(ctx: &Ctx, em: &mut Emitter, l: usize, parts: Parts, io: u32) {
     let g = &ctx.model.graph;
     let out = &g.layers[l].outputs[0];
     let unit = match g.tensors[out].consumers.first() {
-        Some(&c) if !ctx.inside(c) => ctx.gather_unit(out).to_string(),
-        _ => ctx.spec.units[0].clone(),
+        Some(&c) if !ctx.inside(c) => ctx.gather_unit(out),
+        _ => &ctx.spec.units[0],
     };
+    let at = At { unit, group: io };
     let name = format!("{out}.gather");
     match parts.concat_axis {
-        Some(axis) => em.concat(&name, parts.outputs, axis, out, &unit),
-        None => em.op(&name, "Sum", parts.outputs, out, vec![], &unit),
+        Some(axis) => em.concat(&name, parts.outputs, axis, out, at),
+        None => em.op(&name, "Sum", parts.outputs, out, vec![], at),
     }
 }

@@ -1,6 +1,6 @@
 //! The nodes and constants a horizontal split adds to the model: Slice (scatter, crop),
 //! Concat and Sum (gather), copies of split layers, and weights cut along one axis. Every
-//! node records the unit it runs on.
+//! node records where it runs: its unit and partition group ([`crate::mapping::Mapping::groups`]).
 
 use crate::onnx::attrs::{int, ints};
 use crate::onnx::{dtype, AttributeProto, NodeProto, TensorProto};
@@ -8,13 +8,22 @@ use crate::tensor::Const;
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 
+/// Where a node runs: its unit and its partition group.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct At<'a> {
+    pub unit: &'a str,
+    pub group: u32,
+}
+
 /// Collects the new nodes and initializers of a rewrite.
 pub(crate) struct Emitter {
     opset: i64,
     /// Nodes, in the order emitted (a topological order within one split).
     pub nodes: Vec<NodeProto>,
-    /// Unit of each emitted node, by node name.
-    pub units: HashMap<String, String>,
+    /// Unit and partition group of each emitted node, by node name.
+    pub units: HashMap<String, (String, u32)>,
+    /// The last group handed out (group 0 is the layers outside splits).
+    last_group: u32,
     /// New initializers.
     pub inits: Vec<TensorProto>,
     /// Names taken (tensors and nodes of the model, and those emitted).
@@ -28,6 +37,7 @@ impl Emitter {
             opset,
             nodes: Vec::new(),
             units: HashMap::new(),
+            last_group: 0,
             inits: Vec::new(),
             taken,
         }
@@ -47,10 +57,16 @@ impl Emitter {
         name
     }
 
-    /// Adds `node` (named by the caller, fresh) to run on `unit`.
-    pub fn push(&mut self, node: NodeProto, unit: &str) {
+    /// A partition group of its own.
+    pub fn new_group(&mut self) -> u32 {
+        self.last_group += 1;
+        self.last_group
+    }
+
+    /// Adds `node` (named by the caller, fresh) to run `at`.
+    pub fn push(&mut self, node: NodeProto, at: At) {
         let name = node.name.clone().unwrap_or_default();
-        self.units.insert(name, unit.to_string());
+        self.units.insert(name, (at.unit.to_string(), at.group));
         self.nodes.push(node);
     }
 
@@ -62,7 +78,7 @@ impl Emitter {
         inputs: Vec<String>,
         out: &str,
         attrs: Vec<AttributeProto>,
-        unit: &str,
+        at: At,
     ) {
         let node = NodeProto {
             name: Some(self.fresh(name)),
@@ -72,10 +88,10 @@ impl Emitter {
             attribute: attrs,
             ..Default::default()
         };
-        self.push(node, unit);
+        self.push(node, at);
     }
 
-    /// `out = x[starts..ends]` along `axes`, run on `unit` (attributes before opset 10,
+    /// `out = x[starts..ends]` along `axes`, run `at` (attributes before opset 10,
     /// constant inputs from it on).
     pub fn slice(
         &mut self,
@@ -84,7 +100,7 @@ impl Emitter {
         out: &str,
         axes: &[i64],
         bounds: &[(i64, i64)],
-        unit: &str,
+        at: At,
     ) {
         let starts: Vec<i64> = bounds.iter().map(|b| b.0).collect();
         let ends: Vec<i64> = bounds.iter().map(|b| b.1).collect();
@@ -94,17 +110,17 @@ impl Emitter {
                 ints("starts", &starts),
                 ints("ends", &ends),
             ];
-            return self.op(name, "Slice", vec![x.into()], out, attrs, unit);
+            return self.op(name, "Slice", vec![x.into()], out, attrs, at);
         }
         let s = self.int64s(&format!("{out}.starts"), &starts);
         let e = self.int64s(&format!("{out}.ends"), &ends);
         let a = self.int64s(&format!("{out}.axes"), axes);
-        self.op(name, "Slice", vec![x.into(), s, e, a], out, vec![], unit);
+        self.op(name, "Slice", vec![x.into(), s, e, a], out, vec![], at);
     }
 
-    /// `out = concat(xs)` along `axis`, run on `unit`.
-    pub fn concat(&mut self, name: &str, xs: Vec<String>, axis: i64, out: &str, unit: &str) {
-        self.op(name, "Concat", xs, out, vec![int("axis", axis)], unit);
+    /// `out = concat(xs)` along `axis`, run `at`.
+    pub fn concat(&mut self, name: &str, xs: Vec<String>, axis: i64, out: &str, at: At) {
+        self.op(name, "Concat", xs, out, vec![int("axis", axis)], at);
     }
 
     /// A new int64 initializer (a fresh name from `base`).

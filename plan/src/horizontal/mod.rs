@@ -168,27 +168,32 @@ fn taken_names(graph: &crate::onnx::GraphProto) -> HashSet<String> {
     taken
 }
 
-/// The unit of every layer of the rewritten model: emitted layers by the emitter's record,
-/// the others as in the base mapping.
+/// The unit and partition group of every layer of the rewritten model: emitted layers by
+/// the emitter's record, the others as in the base mapping (group 0).
 fn new_mapping(
     old: &Model,
     base: &Mapping,
     new: &Model,
     em: &Emitter,
 ) -> Result<Mapping, PlanError> {
-    let per_layer = (new.graph.layers.iter())
-        .map(|l| match em.units.get(&l.name) {
-            Some(u) => Ok(u.clone()),
-            None => old
-                .graph
-                .layer_index(&l.name)
-                .map(|i| base.unit_of(i).to_string())
-                .ok_or_else(|| {
+    let mut units = Vec::with_capacity(new.graph.layers.len());
+    let mut groups = Vec::with_capacity(new.graph.layers.len());
+    for l in &new.graph.layers {
+        let (unit, group) = match em.units.get(&l.name) {
+            Some((u, g)) => (u.clone(), *g),
+            None => {
+                let i = old.graph.layer_index(&l.name).ok_or_else(|| {
                     PlanError::Model(format!("horizontal split: layer '{}' has no unit", l.name))
-                }),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Mapping::from_assignment(&per_layer))
+                })?;
+                (base.unit_of(i).to_string(), 0)
+            }
+        };
+        units.push(unit);
+        groups.push(group);
+    }
+    let mut mapping = Mapping::from_assignment(&units);
+    mapping.groups = groups;
+    Ok(mapping)
 }
 
 /// What a split's rewrite reads: the model, the units of the layers around the split.

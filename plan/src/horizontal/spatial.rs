@@ -8,7 +8,7 @@
 //! only where its block touches the border of the feature map; a layer that reads less than
 //! its input's block reads a cropped copy.
 
-use super::emit::Emitter;
+use super::emit::{At, Emitter};
 use super::{part_ranges, Ctx, Shares};
 use crate::attr::Attrs;
 use crate::onnx::attrs::ints;
@@ -118,20 +118,25 @@ pub(crate) fn split(ctx: &Ctx, em: &mut Emitter) -> Result<(), String> {
     let exits = ctx.exits();
     let blocks = exit_blocks(ctx, &exits)?;
     let mut parts: Vec<Vec<String>> = vec![Vec::new(); exits.len()];
+    let io = em.new_group();
     for (t, unit) in ctx.spec.units.iter().enumerate() {
+        let at = At {
+            unit,
+            group: em.new_group(),
+        };
         let tile_exits: Vec<(String, Region)> = exits
             .iter()
             .zip(&blocks)
             .map(|(e, b)| (e.clone(), b[t]))
             .collect();
         let plan = plan_tile(ctx, &reaches, &tile_exits)?;
-        let avail = emit_tile(ctx, em, &reaches, &plan, t)?;
+        let avail = emit_tile(ctx, em, &reaches, &plan, (t, at, io))?;
         for (i, (e, block)) in tile_exits.iter().enumerate() {
-            parts[i].push(crop_to(em, &avail[e], *block, e, &format!("tile{t}"), unit));
+            parts[i].push(crop_to(em, &avail[e], *block, e, &format!("tile{t}"), at));
         }
     }
     for (e, p) in exits.iter().zip(parts) {
-        gather(ctx, em, e, p);
+        gather(ctx, em, e, p, io);
     }
     Ok(())
 }
@@ -344,16 +349,15 @@ fn pointwise_reads(ctx: &Ctx, l: usize, out: Region) -> Result<Vec<(String, Regi
     Ok(reads)
 }
 
-/// Emits tile `t`: the scatter slices of its inputs, its layers; returns the name and block
-/// of every tensor it holds.
+/// Emits tile `t` (its layers `at`, the scatter slices of its inputs in group `io` where
+/// the inputs are made): returns the name and block of every tensor it holds.
 fn emit_tile(
     ctx: &Ctx,
     em: &mut Emitter,
     reaches: &[(usize, Reach)],
     plan: &TilePlan,
-    t: usize,
+    (t, at, io): (usize, At, u32),
 ) -> Result<HashMap<String, (String, Region)>, String> {
-    let unit = ctx.spec.units[t].as_str();
     let mut avail: HashMap<String, (String, Region)> = HashMap::new();
     for x in entries(ctx) {
         if let Some(&block) = plan.need.get(&x) {
@@ -369,7 +373,10 @@ fn emit_tile(
                     &out,
                     &[2, 3],
                     &bounds,
-                    ctx.scatter_unit(&x, t),
+                    At {
+                        unit: ctx.scatter_unit(&x, t),
+                        group: io,
+                    },
                 );
                 out
             };
@@ -390,7 +397,7 @@ fn emit_tile(
                     want,
                     inp,
                     &format!("{}.tile{t}", layer.name),
-                    unit,
+                    at,
                 );
             }
         }
@@ -402,7 +409,7 @@ fn emit_tile(
                 .retain(|a| !matches!(a.name.as_deref(), Some("pads" | "auto_pad")));
             node.attribute.push(ints("pads", &plan.pads[l]));
         }
-        em.push(node, unit);
+        em.push(node, at);
         avail.insert(layer.outputs[0].clone(), (out, block));
     }
     Ok(avail)
@@ -422,14 +429,14 @@ fn entries(ctx: &Ctx) -> Vec<String> {
 }
 
 /// `held` (a tensor's name in the tile and its block) cut to block `want`: the same name
-/// when it already is that block, else a Slice on `unit`.
+/// when it already is that block, else a Slice run `at`.
 fn crop_to(
     em: &mut Emitter,
     held: &(String, Region),
     want: Region,
     tensor: &str,
     reader: &str,
-    unit: &str,
+    at: At,
 ) -> String {
     let (name, have) = held;
     if *have == want {
@@ -446,31 +453,28 @@ fn crop_to(
         &out,
         &[2, 3],
         &bounds,
-        unit,
+        at,
     );
     out
 }
 
 /// Joins the tiles' blocks of `e` (row by row: columns first, then the rows) under the name
-/// `e`, on the unit that reads it.
-fn gather(ctx: &Ctx, em: &mut Emitter, e: &str, parts: Vec<String>) {
+/// `e`, on the unit that reads it, in group `io`.
+fn gather(ctx: &Ctx, em: &mut Emitter, e: &str, parts: Vec<String>, io: u32) {
     let (rows, cols) = ctx.spec.grid;
-    let unit = ctx.gather_unit(e).to_string();
+    let at = At {
+        unit: ctx.gather_unit(e),
+        group: io,
+    };
     if rows == 1 || cols == 1 {
         let axis = if rows == 1 { 3 } else { 2 };
-        return em.concat(&format!("{e}.gather"), parts, axis, e, &unit);
+        return em.concat(&format!("{e}.gather"), parts, axis, e, at);
     }
     let mut row_names = Vec::new();
     for (r, chunk) in parts.chunks(cols).enumerate() {
         let out = em.fresh(&format!("{e}.row{r}"));
-        em.concat(
-            &format!("{e}.gather.row{r}"),
-            chunk.to_vec(),
-            3,
-            &out,
-            &unit,
-        );
+        em.concat(&format!("{e}.gather.row{r}"), chunk.to_vec(), 3, &out, at);
         row_names.push(out);
     }
-    em.concat(&format!("{e}.gather"), row_names, 2, e, &unit);
+    em.concat(&format!("{e}.gather"), row_names, 2, e, at);
 }

@@ -284,6 +284,7 @@ fn mapping_of(names: &[String], assign: &[usize]) -> Mapping {
     Mapping {
         units: used.iter().map(|&u| names[u].clone()).collect(),
         layer_unit,
+        groups: Vec::new(),
     }
 }
 
