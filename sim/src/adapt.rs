@@ -54,13 +54,12 @@ struct Segment {
     planned: Vec<f64>,
 }
 
-/// What ends a segment.
-#[derive(Debug, Clone, Copy)]
-enum Trigger {
-    /// Event `i` (a device down) at `at` [ns, segment time].
-    Loss { i: usize, at: Time },
-    /// Event `i` (a link too slow) at `at` [ns, segment time].
-    Slow { i: usize, at: Time, link: usize },
+/// The events that can end a segment: the first loss of a device its plan uses, and the
+/// first slowdown of a link it uses (event index, time [ns, segment time], link).
+#[derive(Debug, Clone, Copy, Default)]
+struct Triggers {
+    loss: Option<(usize, Time)>,
+    slow: Option<(usize, Time, usize)>,
 }
 
 /// The frames of a whole run, stitched from its segments.
@@ -183,49 +182,49 @@ impl<'s> Stitch<'s> {
                 }
             }
         }
-        let trigger = self.first_trigger(seg, &prep, &plan);
+        let triggers = self.triggers(seg, &prep, &plan);
         eng.start();
-        self.drive(seg, eng, trigger)
+        self.drive(seg, eng, triggers)
     }
 
-    /// The earliest event (not yet handled) that ends a segment of `plan`: a device it uses
-    /// going down, or (with `on_slowdown = "replan"`) a link it uses falling below its
+    /// The earliest events (not yet handled) that end a segment of `plan`: a device it
+    /// uses going down, and (with `on_slowdown = "replan"`) a link it uses falling below its
     /// planned rate / factor; one that happened before the segment started and still holds
     /// counts at the start.
-    fn first_trigger(
-        &self,
-        seg: &Segment,
-        prep: &PreparedScenario,
-        plan: &SimPlan,
-    ) -> Option<Trigger> {
+    fn triggers(&self, seg: &Segment, prep: &PreparedScenario, plan: &SimPlan) -> Triggers {
         let sc = self.sc;
         let (devices, links) = used(prep, plan);
         let now = state_at(sc, seg.start);
         let factor = sc.adapt.slowdown_factor;
+        let watch = sc.adapt.on_slowdown == OnSlowdown::Replan;
         let slow =
-            |link: usize, mbps: f64| links.contains(&link) && mbps < seg.planned[link] / factor;
-        (sc.events.iter().enumerate())
-            .filter(|(i, _)| !self.handled.contains(i))
-            .find_map(|(i, e)| {
-                let at = ns(e.at_ms);
-                let past = at < seg.start;
-                let rel = at.saturating_sub(seg.start);
-                match e.action {
-                    Action::Down { device } if devices.contains(&device) => (!past
-                        || now.down.contains(&device))
-                    .then_some(Trigger::Loss { i, at: rel }),
-                    Action::Bandwidth { link, mbps }
-                        if sc.adapt.on_slowdown == OnSlowdown::Replan && slow(link, mbps) =>
-                    {
-                        (!past || slow(link, now.bandwidth_mbps[link])).then_some(Trigger::Slow {
-                            i,
-                            at: rel,
-                            link,
-                        })
-                    }
-                    _ => None,
+            |l: usize, mbps: f64| watch && links.contains(&l) && mbps < seg.planned[l] / factor;
+        let mut t = Triggers::default();
+        for (i, e) in sc.events.iter().enumerate() {
+            let at = ns(e.at_ms);
+            if self.handled.contains(&i) {
+                continue;
+            }
+            let (past, rel) = (at < seg.start, at.saturating_sub(seg.start));
+            match e.action {
+                Action::Down { device }
+                    if devices.contains(&device)
+                        && t.loss.is_none()
+                        && (!past || now.down.contains(&device)) =>
+                {
+                    t.loss = Some((i, rel));
                 }
-            })
+                Action::Bandwidth { link, mbps }
+                    if slow(link, mbps)
+                        && t.slow.is_none()
+                        && (!past || slow(link, now.bandwidth_mbps[link])) =>
+                {
+                    t.slow = Some((i, rel, link));
+                }
+                _ => {}
+            }
+        }
+        t
     }
 
     /// Steps the engine until the segment's frames are done, its trigger ends it, or (a
@@ -234,13 +233,13 @@ impl<'s> Stitch<'s> {
         &mut self,
         seg: &Segment,
         mut eng: Engine<'_>,
-        trigger: Option<Trigger>,
+        trig: Triggers,
     ) -> Result<Option<Segment>, SimError> {
         let mut seen = 0;
         let mut counted = 0;
         let mut switch: Option<(Time, Replanned)> = None;
         while let Some(t) = eng.next_time() {
-            if let Some(Trigger::Loss { i, at }) = trigger {
+            if let Some((i, at)) = trig.loss {
                 if t > at {
                     return self.on_loss(seg, eng, i, at);
                 }
@@ -252,7 +251,7 @@ impl<'s> Stitch<'s> {
                 }
             }
             eng.step();
-            if let (Some(Trigger::Slow { i, at, link }), None) = (trigger, &switch) {
+            if let (Some((i, at, link)), None) = (trig.slow, &switch) {
                 let tr = &eng.outcome().transfers[seen..];
                 seen += tr.len();
                 counted += tr
@@ -260,7 +259,7 @@ impl<'s> Stitch<'s> {
                     .filter(|x| x.end >= at && x.links.contains(&link))
                     .count();
                 if counted >= events::SLOWDOWN_DETECT_FRAMES as usize {
-                    let r = self.replan(seg, i, at, t, "slowdown")?;
+                    let r = self.replan(seg, i, at, t)?;
                     switch = Some((t + r.plan_ns + r.deploy_ns, r));
                 }
             }
@@ -283,7 +282,7 @@ impl<'s> Stitch<'s> {
             return Ok(None);
         }
         let detected = at + ns(events::LOSS_DETECT_MS);
-        let r = self.replan(seg, i, at, detected, "loss")?;
+        let r = self.replan(seg, i, at, detected)?;
         let resume = detected + r.plan_ns + r.deploy_ns;
         self.next(seg, eng, at, resume, r)
     }
@@ -337,7 +336,6 @@ impl Stitch<'_> {
         i: usize,
         at: Time,
         detected: Time,
-        why: &str,
     ) -> Result<Replanned, SimError> {
         let sc = self.sc;
         self.handled.insert(i);
@@ -351,7 +349,7 @@ impl Stitch<'_> {
         let plan_ns = ns(events::plan_ms(&sc.adapt));
         let e = &sc.events[i];
         let mut reason = e.describe(&sc.prep.platform);
-        if let (Action::Bandwidth { link, .. }, "slowdown") = (e.action, why) {
+        if let Action::Bandwidth { link, .. } = e.action {
             reason += &format!(" (planned {})", seg.planned[link]);
         }
         let report = ReplanReport {

@@ -372,3 +372,21 @@ fn explore_can_minimise_the_p95_latency_under_the_events() {
     let robust = search("events_p95");
     assert!(!robust.contains(&c), "{robust:?}");
 }
+
+#[test]
+fn a_loss_while_a_slowdown_replan_is_deployed_wins() {
+    // the slowdown's new plan takes seconds to ship; b is lost meanwhile
+    let d = tmp("both");
+    let s = scenario(
+        &d,
+        1000,
+        "[[event]]\nat_ms = 5.0\nlink = \"c-sw\"\nbandwidth_mbps = 1.0\n\
+         [[event]]\nat_ms = 2000.0\ndevice = \"b\"\naction = \"down\"\n\
+         [adapt]\non_slowdown = \"replan\"\non_device_loss = \"replan\"\n",
+    );
+    let r = run(&s);
+    assert_eq!(r.report.failed_frames, Some(0));
+    assert_eq!(r.outcome.exit_ns.len(), 1000);
+    let replans = r.report.replans.as_ref().unwrap();
+    assert_eq!(replans[0].reason, "device b down", "{replans:?}");
+}
