@@ -492,8 +492,13 @@ trait Host {
 /// directory and token.
 struct Setup {
     prep: coord::Prepared,
-    /// Devices that run partitions, in platform order.
+    /// Devices that get a worker, in platform order: those that run partitions, and the
+    /// spares.
     used: Vec<usize>,
+    /// When the run may re-plan after a lost device: the allowed units of the devices that
+    /// run no partition, so that their workers are there for a new plan (the simulator's
+    /// re-plan may use them).
+    spare: Vec<crate::cores::Placement>,
     /// This process's id (in the rig's namespace and cgroup names).
     pid: u32,
     /// Logs and the token file.
@@ -506,7 +511,9 @@ impl Setup {
     /// Loads the plan and writes a fresh random token for the run's workers into `run`.
     fn new(path: &Path, run: &mut HilRun) -> Result<Setup> {
         let prep = coord::prepare(path)?;
+        let spare = spare_units(&prep)?;
         let mut used: Vec<usize> = prep.part_device.clone();
+        used.extend(spare.iter().map(|p| p.device));
         used.sort();
         used.dedup();
         let pid = std::process::id();
@@ -522,6 +529,7 @@ impl Setup {
         Ok(Setup {
             prep,
             used,
+            spare,
             pid,
             dir,
             token: tok,
@@ -539,6 +547,22 @@ impl Setup {
             }
         }
     }
+}
+
+/// The allowed units (`mapping.units`, or all) of the devices that run no partition, when
+/// the scenario has events and re-plans after a lost device; none otherwise.
+fn spare_units(prep: &coord::Prepared) -> Result<Vec<crate::cores::Placement>> {
+    let sc = &prep.scenario;
+    let replan = sc.adapt.on_device_loss == dicesim_sim::events::OnDeviceLoss::Replan;
+    if sc.events.is_empty() || !replan {
+        return Ok(Vec::new());
+    }
+    let pf = &sc.prep.platform;
+    let units = dicesim_sim::strategy::allowed_units(&sc.prep, sc.units.as_deref())?;
+    Ok((units.into_iter())
+        .filter(|&u| !prep.part_device.contains(&pf.units[u].device))
+        .filter_map(|u| crate::cores::resolve(pf, &pf.units[u].full_name))
+        .collect())
 }
 
 fn emulate_inner<T>(

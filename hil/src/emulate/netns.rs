@@ -79,7 +79,8 @@ impl Scaling {
         let prep = &setup.prep;
         let pf = &prep.scenario.prep.platform;
         let host_gflops = calibrate(&prep.model)?;
-        let demands: Vec<Demand> = (prep.part_place.iter())
+        // a spare device's units count as partitions: a new plan may put one there
+        let demands: Vec<Demand> = (prep.part_place.iter().chain(&setup.spare))
             .map(|pl| Demand {
                 device: pl.device,
                 cores: pl.cores,
@@ -88,7 +89,7 @@ impl Scaling {
             .collect();
         let layout = layout(&cpus(), &demands);
         let mut pace = BTreeMap::new();
-        for pl in prep.part_place.iter().rev() {
+        for pl in prep.part_place.iter().chain(&setup.spare).rev() {
             // the whole unit's: calibration profiles (and the simulator reads) a unit's
             // profile as run on all its cores, core sets scaled from it; at least 1 (a unit
             // only ever used by core sets may be faster than D)
