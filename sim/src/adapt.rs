@@ -75,8 +75,10 @@ struct Stitch<'s> {
     first: bool,
 }
 
-/// Simulates `sc` with its events (see the module's doc).
-pub(crate) fn run_with_events(sc: Scenario, opts: RunOptions) -> Result<ScenarioRun, SimError> {
+/// Simulates `sc` with its events (see the module's doc). Segments always record their
+/// jobs and transfers (slowdown detection reads the transfers), so the options change
+/// nothing; the first segment's records are kept.
+pub(crate) fn run_with_events(sc: Scenario, _opts: RunOptions) -> Result<ScenarioRun, SimError> {
     let plan0 = sim_plan(&sc.prep, &sc.mapping, &sc)?;
     let mut st = Stitch::new(&sc, &plan0);
     let mut seg = Some(Segment {
@@ -88,7 +90,7 @@ pub(crate) fn run_with_events(sc: Scenario, opts: RunOptions) -> Result<Scenario
     while let Some(s) = seg {
         seg = st.run_segment(&s)?;
     }
-    let (outcome, report) = st.report(&plan0, opts)?;
+    let (outcome, report) = st.report(&plan0)?;
     Ok(ScenarioRun {
         scenario: sc,
         plan: plan0,
@@ -479,7 +481,7 @@ impl Stitch<'_> {
     }
 
     /// The stitched outcome (completed frames only) and the report.
-    fn report(mut self, plan0: &SimPlan, _opts: RunOptions) -> Result<(Outcome, Report), SimError> {
+    fn report(mut self, plan0: &SimPlan) -> Result<(Outcome, Report), SimError> {
         let sc = self.sc;
         let mut out = std::mem::take(&mut self.total);
         for (e, x) in self.entry.iter().zip(&self.exit) {
