@@ -171,20 +171,17 @@ impl Streamed {
     }
 
     /// Checks the first frames after a re-plan: their outputs are kept until the stream is
-    /// over and compared with the whole model's then (`VERIFY_FRAMES` of the re-run
-    /// frames, or of the next ones when none was in flight).
+    /// over and compared with the whole model's then (the first `VERIFY_FRAMES` re-run
+    /// or later frames not verified yet).
     pub(super) fn verify_after_switch(&mut self, rerun: &[u64]) {
         let next = self.cursor.next..self.frames;
-        let frames = rerun
-            .iter()
-            .copied()
-            .chain(next)
-            .take(VERIFY_FRAMES as usize);
-        for f in frames {
-            if !self.verified.contains(&f) {
-                self.verified.push(f);
-                self.captured.insert(f, HashMap::new());
-            }
+        let fresh: Vec<u64> = (rerun.iter().copied().chain(next))
+            .filter(|f| !self.verified.contains(f))
+            .take(VERIFY_FRAMES as usize)
+            .collect();
+        for f in fresh {
+            self.verified.push(f);
+            self.captured.insert(f, HashMap::new());
         }
     }
 
