@@ -320,6 +320,8 @@ pub struct ExploreSearch {
     pub seed: Option<u64>,
     /// Search the core allocation of CPUs.
     pub core_sets: bool,
+    /// Run the horizontal stage.
+    pub horizontal: bool,
 }
 
 /// `dicesim explore`: search the scenario's mapping space, write the front and the ready-to-run
@@ -332,6 +334,7 @@ pub fn explore(scenario: &Path, search: ExploreSearch, out: &Path, force: bool) 
         budget,
         seed,
         core_sets,
+        horizontal,
     } = search;
     let sc = dicesim_sim::Scenario::load(scenario)?;
     let budget = budget.unwrap_or(ExploreOptions::default().budget);
@@ -344,6 +347,7 @@ pub fn explore(scenario: &Path, search: ExploreSearch, out: &Path, force: bool) 
         budget,
         seed: seed.unwrap_or(sc.seed),
         core_sets,
+        horizontal,
         ..ExploreOptions::default()
     };
     let t0 = std::time::Instant::now();

@@ -158,6 +158,10 @@ struct ExploreArgs {
     /// Search whole units only, not the core sets of CPUs (as before core allocation)
     #[arg(long)]
     no_core_sets: bool,
+    /// Also search horizontal splits (fused tiles, channel splits) with 20% of the budget
+    /// (at most 2000 evaluations); writes horizontal.csv and mappings/hybrid-*.toml
+    #[arg(long)]
+    horizontal: bool,
 }
 
 #[derive(Subcommand)]
@@ -492,6 +496,7 @@ fn explore(a: ExploreArgs) -> Result<()> {
         budget: a.budget,
         seed: a.seed,
         core_sets: !a.no_core_sets,
+        horizontal: a.horizontal,
     };
     commands::explore(&a.scenario, search, &a.out, a.force)
 }

@@ -181,8 +181,16 @@ impl Mapping {
 
     /// The mapping as TOML of the mapping contract, contiguous runs written as ranges.
     pub fn to_toml(&self, graph: &Graph) -> String {
+        self.units_toml(graph, &[])
+    }
+
+    /// `[units]` of the layers not marked in `skip`, contiguous runs written as ranges.
+    fn units_toml(&self, graph: &Graph, skip: &[bool]) -> String {
         let mut per_unit: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
         for (i, &u) in self.layer_unit.iter().enumerate() {
+            if skip.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             let runs = per_unit.entry(u).or_default();
             match runs.last_mut() {
                 Some(r) if r.1 + 1 == i => r.1 = i,
@@ -193,24 +201,80 @@ impl Mapping {
             "# dicesim mapping: one key per compute unit \"<device>.<unit>\"\n[units]\n",
         );
         for (ui, unit) in self.units.iter().enumerate() {
-            let runs = per_unit.get(&ui).map(Vec::as_slice).unwrap_or(&[]);
-            let q = |s: &str| toml::Value::String(s.to_string()).to_string();
-            let range = |&(a, b): &(usize, usize)| {
-                format!(
-                    "{{ from = {}, to = {} }}",
-                    q(&graph.layers[a].name),
-                    q(&graph.layers[b].name)
-                )
+            let Some(runs) = per_unit.get(&ui) else {
+                continue;
             };
-            if runs.len() == 1 {
-                out.push_str(&format!("{} = {}\n", q(unit), range(&runs[0])));
-            } else {
-                let items: Vec<String> = runs.iter().map(range).collect();
-                out.push_str(&format!("{} = [{}]\n", q(unit), items.join(", ")));
-            }
+            let items: Vec<String> = runs.iter().map(|&r| range_toml(graph, r)).collect();
+            let value = match &items[..] {
+                [one] => one.clone(),
+                _ => format!("[{}]", items.join(", ")),
+            };
+            out.push_str(&format!("{} = {value}\n", quoted(unit)));
         }
         out
     }
+}
+
+/// A TOML string.
+fn quoted(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// `{ from = .., to = .. }` of an inclusive range of layers.
+fn range_toml(graph: &Graph, (a, b): (usize, usize)) -> String {
+    format!(
+        "{{ from = {}, to = {} }}",
+        quoted(&graph.layers[a].name),
+        quoted(&graph.layers[b].name)
+    )
+}
+
+impl Hybrid {
+    /// The mapping as TOML: `[units]` of the layers outside splits, one `[[split]]` table
+    /// per split.
+    pub fn to_toml(&self, graph: &Graph) -> String {
+        let mut skip = vec![false; graph.layers.len()];
+        for &l in self.splits.iter().flat_map(|s| &s.layers) {
+            skip[l] = true;
+        }
+        let mut out = self.base.units_toml(graph, &skip);
+        for s in &self.splits {
+            out.push_str(&split_toml(graph, s));
+        }
+        out
+    }
+}
+
+/// One `[[split]]` table.
+fn split_toml(graph: &Graph, s: &SplitSpec) -> String {
+    let (a, b) = (s.layers[0], s.layers[s.layers.len() - 1]);
+    let layers = if b - a + 1 == s.layers.len() {
+        range_toml(graph, (a, b))
+    } else {
+        let names: Vec<String> = s
+            .layers
+            .iter()
+            .map(|&l| quoted(&graph.layers[l].name))
+            .collect();
+        format!("[{}]", names.join(", "))
+    };
+    let units: Vec<String> = s.units.iter().map(|u| quoted(u)).collect();
+    let mut t = format!(
+        "\n[[split]]\nlayers = {layers}\nkind = \"{}\"\nunits = [{}]\n",
+        s.kind.name(),
+        units.join(", ")
+    );
+    match &s.shares {
+        crate::horizontal::Shares::Ratios(r) => {
+            let r: Vec<String> = r.iter().map(|x| format!("{x:?}")).collect();
+            t.push_str(&format!("ratios = [{}]\n", r.join(", ")));
+        }
+        crate::horizontal::Shares::Ends(_) | crate::horizontal::Shares::Speed => {}
+    }
+    if s.kind == crate::horizontal::SplitKind::Spatial && s.grid.1 != 1 {
+        t.push_str(&format!("grid = [{}, {}]\n", s.grid.0, s.grid.1));
+    }
+    t
 }
 
 impl Hybrid {

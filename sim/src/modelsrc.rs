@@ -57,7 +57,7 @@ pub(crate) fn load(
 }
 
 /// A unit's speed on a split's layers: the inverse of their simulated time on it.
-fn speed(g: &Graph, platform: &Platform, s: &SplitSpec, unit: &str) -> f64 {
+pub(crate) fn speed(g: &Graph, platform: &Platform, s: &SplitSpec, unit: &str) -> f64 {
     let Some(u) = platform.unit_index(unit) else {
         return 1.0; // unresolved units were reported already
     };
@@ -65,6 +65,11 @@ fn speed(g: &Graph, platform: &Platform, s: &SplitSpec, unit: &str) -> f64 {
         .map(|&l| crate::prepared::layer_time_ns(g, l, &platform.units[u]))
         .sum();
     1.0 / (ns.max(1) as f64)
+}
+
+/// The model of the scenario file at `path` (as [`load`] reads it, without the mapping).
+pub(crate) fn scenario_model(path: &Path) -> Result<Model, SimError> {
+    load_model(path, &ScenarioFile::read(path)?.model)
 }
 
 /// The scenario's model: the zoo's with zero weights, or the ONNX file.

@@ -14,6 +14,8 @@ mod emit;
 pub mod parse;
 mod spatial;
 
+pub use spatial::tileable;
+
 use crate::error::PlanError;
 use crate::mapping::Mapping;
 use crate::model::{InputShapes, Model};
@@ -109,7 +111,13 @@ impl Hybrid {
     pub fn set_ratios(&mut self, speed: impl Fn(&SplitSpec, &str) -> f64) {
         for s in self.splits.iter_mut() {
             if s.shares == Shares::Speed {
-                let r = s.units.iter().map(|u| speed(s, u)).collect();
+                let r: Vec<f64> = s.units.iter().map(|u| speed(s, u)).collect();
+                // relative to the fastest, as a user would write them
+                let top = r.iter().copied().fold(0.0, f64::max);
+                let r = r
+                    .iter()
+                    .map(|x| if top > 0.0 { x / top } else { 1.0 })
+                    .collect();
                 s.shares = Shares::Ratios(r);
             }
         }

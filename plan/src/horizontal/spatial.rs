@@ -11,6 +11,7 @@
 use super::emit::{At, Emitter};
 use super::{part_ranges, Ctx, Shares};
 use crate::attr::Attrs;
+use crate::model::Model;
 use crate::onnx::attrs::ints;
 use std::collections::HashMap;
 
@@ -113,7 +114,7 @@ struct TilePlan {
 /// Rewrites the split `ctx.spec` (spatial) into tiles.
 pub(crate) fn split(ctx: &Ctx, em: &mut Emitter) -> Result<(), String> {
     let reaches = (ctx.spec.layers.iter())
-        .map(|&l| Ok((l, reach(ctx, l)?)))
+        .map(|&l| Ok((l, reach(ctx.model, l)?)))
         .collect::<Result<Vec<_>, String>>()?;
     let exits = ctx.exits();
     let blocks = exit_blocks(ctx, &exits)?;
@@ -190,12 +191,18 @@ fn axis_shares(shares: &Shares, (rows, cols): (usize, usize)) -> (Shares, Shares
     }
 }
 
+/// Whether layer `l` of `model` can be in a spatial split (as far as it alone goes: a run
+/// must also end in 4-D results with rows to share).
+pub fn tileable(model: &Model, l: usize) -> bool {
+    reach(model, l).is_ok()
+}
+
 /// How layer `l` maps blocks, or why it cannot be in a spatial split.
-fn reach(ctx: &Ctx, l: usize) -> Result<Reach, String> {
-    let layer = &ctx.model.graph.layers[l];
+fn reach(model: &Model, l: usize) -> Result<Reach, String> {
+    let layer = &model.graph.layers[l];
     let label = format!("layer '{}' ({})", layer.name, layer.op);
     let op = layer.op.as_str();
-    let four_d = |t: &String| ctx.model.graph.tensors[t].shape.len() == 4;
+    let four_d = |t: &String| model.graph.tensors[t].shape.len() == 4;
     if layer.outputs.len() != 1 || !four_d(&layer.outputs[0]) {
         return Err(format!(
             "{label} cannot be in a spatial split: its result is not one 4-D feature map"
@@ -207,14 +214,14 @@ fn reach(ctx: &Ctx, l: usize) -> Result<Reach, String> {
                 "{label} cannot be in a spatial split: its weights are computed at run time"
             ));
         }
-        return window(ctx, l, &label).map(Reach::Window);
+        return window(model, l, &label).map(Reach::Window);
     }
     if !POINTWISE.contains(&op) {
         return Err(format!(
             "{label} cannot be in a spatial split: it needs the whole feature map (only convolution, pooling with a window, and position-wise layers can be tiled)"
         ));
     }
-    let a = Attrs::new(ctx.model.node(l), &label);
+    let a = Attrs::new(model.node(l), &label);
     if op == "Concat" && ![1, -3].contains(&a.int("axis", 1)) {
         return Err(format!(
             "{label} cannot be in a spatial split: it concatenates along rows or columns"
@@ -224,11 +231,11 @@ fn reach(ctx: &Ctx, l: usize) -> Result<Reach, String> {
 }
 
 /// The window of a Conv or pooling layer, padding made explicit.
-fn window(ctx: &Ctx, l: usize, label: &str) -> Result<Window, String> {
-    let node = ctx.model.node(l);
+fn window(model: &Model, l: usize, label: &str) -> Result<Window, String> {
+    let node = model.node(l);
     let a = Attrs::new(node, label);
     let weight_dims = || {
-        let c = ctx.model.consts.get(node.input.get(1)?)?;
+        let c = model.consts.get(node.input.get(1)?)?;
         Some(
             c.shape
                 .get(2..)?
@@ -245,8 +252,8 @@ fn window(ctx: &Ctx, l: usize, label: &str) -> Result<Window, String> {
     let k = pair(Some(k)).ok_or_else(|| a.err("a spatial split needs a 2-D window"))?;
     let s = pair(a.ints("strides")).unwrap_or([1, 1]);
     let d = pair(a.ints("dilations")).unwrap_or([1, 1]);
-    let layer = &ctx.model.graph.layers[l];
-    let ins = &ctx.model.graph.tensors[&layer.inputs[0]].shape;
+    let layer = &model.graph.layers[l];
+    let ins = &model.graph.tensors[&layer.inputs[0]].shape;
     let outs = &layer.output_shape;
     let mut w = Window {
         k,

@@ -88,6 +88,13 @@
 //!    (with core sets, a share [`tuning::CORE_RATE_REFINEMENT`] of their unit variation
 //!    allocates cores).
 //!
+//! 6. **Horizontal splits** (`--horizontal` only: [`tuning::HORIZONTAL_PCT`] of the budget,
+//!    at most [`tuning::HORIZONTAL_MAX`] evaluations, taken from the stages above): from the
+//!    lowest-latency mapping of the front, fused spatial tiles over runs of layers and
+//!    output-channel splits of heavy layers, each over the fastest units, by hill climbing
+//!    after a DeepThings baseline (see [`horizontal`]). Its results are reported beside the
+//!    front (`horizontal.csv`), not merged into it.
+//!
 //! A stage that evaluates nothing new for [`tuning::STALL_GENERATIONS`] generations ends
 //! the search; with core sets it first hands over to core allocation, then to refinement
 //! (one CPU alone has a single whole-unit mapping, all its other mappings use core sets).
@@ -121,6 +128,7 @@
 pub mod cores;
 mod enumerate;
 mod genome;
+pub mod horizontal;
 pub mod hv;
 mod nsga;
 pub mod output;
@@ -195,6 +203,10 @@ pub mod tuning {
     /// ...each time the evaluation count passes a multiple of budget / PROGRESS_REPORTS
     /// by less than this (a batch may step over the multiple itself).
     pub const PROGRESS_SLACK: u64 = 64;
+    /// With `--horizontal`, the horizontal stage's share of the budget [%]...
+    pub const HORIZONTAL_PCT: u64 = 20;
+    /// ...and its largest number of evaluations (each rewrites and analyses the model).
+    pub const HORIZONTAL_MAX: u64 = 2000;
     /// The `2way` baseline uses at most this share of the budget [%] (sampled beyond).
     pub const BASELINE_SHARE_PCT: u64 = 20;
     /// Exhaustive enumeration evaluates this many mappings per parallel chunk.
@@ -325,6 +337,9 @@ pub struct ExploreOptions {
     /// Search the core allocation: add the core sets of every allowed CPU (see
     /// [`cores::blocks`]) to the space (false: whole units only, as before core sets).
     pub core_sets: bool,
+    /// Run the horizontal stage ([`horizontal`]) with [`tuning::HORIZONTAL_PCT`] of the
+    /// budget (at most [`tuning::HORIZONTAL_MAX`]), the vertical stages with the rest.
+    pub horizontal: bool,
 }
 
 impl Default for ExploreOptions {
@@ -335,6 +350,7 @@ impl Default for ExploreOptions {
             population: 0,
             exhaustive_limit: 1_000_000,
             core_sets: true,
+            horizontal: false,
         }
     }
 }
@@ -400,6 +416,8 @@ pub struct ExploreResult {
     /// Full name of every platform unit index a [`Point`] may hold (`dev.cpu[0-1]` for a
     /// core set): the platform the search ran on.
     pub unit_names: Vec<String>,
+    /// The horizontal stage's result (with [`ExploreOptions::horizontal`]).
+    pub horizontal: Option<horizontal::HorizontalResult>,
 }
 
 /// Which platform units the search may use: the scenario's `mapping.units`, or all.
@@ -481,7 +499,8 @@ pub fn explore(
     let prep = robust.as_ref().unwrap_or(prep);
     let space_size = space.size();
     let space_units = space.units.clone();
-    let mut s = Search::new(prep, space, opts.budget, opts.seed);
+    let h_budget = horizontal_budget(&opts);
+    let mut s = Search::new(prep, space, opts.budget - h_budget, opts.seed);
     let mut reporter = Reporter {
         callback: progress,
         bounds: None,
@@ -501,6 +520,10 @@ pub fn explore(
             let mut cb = |e: u64| reporter.enumerated(e, space_size);
             enumerate::enumerate(prep, &s.space, &front, &mut cb)
         });
+    let unit_names = prep.platform.unit_names();
+    let horizontal = (h_budget > 0)
+        .then(|| horizontal::search(sc, &units, &front, &unit_names, h_budget))
+        .transpose()?;
     Ok(ExploreResult {
         front,
         baselines,
@@ -511,8 +534,17 @@ pub fn explore(
         exhaustive,
         units: space_units,
         core_set_units,
-        unit_names: prep.platform.unit_names(),
+        unit_names,
+        horizontal,
     })
+}
+
+/// The horizontal stage's evaluations out of the budget (0 without it).
+fn horizontal_budget(opts: &ExploreOptions) -> u64 {
+    if !opts.horizontal {
+        return 0;
+    }
+    (opts.budget * tuning::HORIZONTAL_PCT / 100).min(tuning::HORIZONTAL_MAX)
 }
 
 /// Hypervolume of the front, normalised by the bounds of the front and the feasible

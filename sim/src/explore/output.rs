@@ -8,6 +8,7 @@
 //! the folder depends on timing or thread count.
 
 mod bundle;
+mod hybrid;
 mod plot;
 
 use std::fmt::Write as _;
@@ -265,6 +266,9 @@ pub fn summary(sc: &Scenario, res: &ExploreResult, dir: &Path) -> String {
             .join(format!("{}.toml", rows[0].id))
             .display()
     );
+    if let Some(h) = &res.horizontal {
+        hybrid::summary(&mut s, sc, h, &res.front);
+    }
     s
 }
 
@@ -426,6 +430,9 @@ pub fn write_all(
             &dir.join("runs").join(format!("{}.toml", r.id)),
             &bundle::run_scenario_text(sc, &copies, &r.id)?,
         )?;
+    }
+    if let Some(h) = &res.horizontal {
+        hybrid::write(sc, h, &copies, dir)?;
     }
     write(&dir.join("pareto.csv"), &csv(res))?;
     if let Some(e) = &res.exhaustive {

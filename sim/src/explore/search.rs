@@ -81,7 +81,7 @@ pub(crate) fn evaluate(prep: &PreparedScenario, g: &Genome, eval: usize) -> Poin
 }
 
 /// The largest memory need of a device [MiB] and the sum of the devices' relative overruns.
-fn memory_need(prep: &PreparedScenario, mem: &[u64]) -> (f64, f64) {
+pub(crate) fn memory_need(prep: &PreparedScenario, mem: &[u64]) -> (f64, f64) {
     let mib = 1024.0 * 1024.0;
     let mut violation = 0.0;
     let mut max_mb = 0.0f64;
