@@ -19,7 +19,9 @@
 //!
 //! [`Engine`] holds the state of one run and has one method per kind of event: admission
 //! ([`Engine::on_arrive`], `admit`), job start (`try_start`), job finish (`on_job_done`),
-//! flow start (`on_latency_done`), flow finish (`on_flow_done`) and re-share (`reshare`).
+//! flow start (`on_latency_done`), flow finish (`on_flow_done`), re-share (`reshare`) and
+//! a link's rate change (`on_rate`, in `events.rs` with the other pieces a run with platform
+//! events needs).
 //! The engine imports the kernel, the platform, the network's routes and the sharing model;
 //! nothing that reads files or builds plans.
 
