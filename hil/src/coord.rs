@@ -11,6 +11,7 @@
 
 mod adapt;
 mod session;
+mod slow;
 mod stream;
 mod summary;
 mod workers;

@@ -550,10 +550,12 @@ impl Setup {
 }
 
 /// The allowed units (`mapping.units`, or all) of the devices that run no partition, when
-/// the scenario has events and re-plans after a lost device; none otherwise.
+/// the scenario has events and re-plans after them; none otherwise.
 fn spare_units(prep: &coord::Prepared) -> Result<Vec<crate::cores::Placement>> {
     let sc = &prep.scenario;
-    let replan = sc.adapt.on_device_loss == dicesim_sim::events::OnDeviceLoss::Replan;
+    use dicesim_sim::events::{OnDeviceLoss, OnSlowdown};
+    let a = &sc.adapt;
+    let replan = a.on_device_loss == OnDeviceLoss::Replan || a.on_slowdown == OnSlowdown::Replan;
     if sc.events.is_empty() || !replan {
         return Ok(Vec::new());
     }

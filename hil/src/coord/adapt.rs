@@ -9,8 +9,14 @@
 //! sent again, in order. A frame completes once, on its first full set of outputs: a late
 //! copy from the lost plan or from the re-run is not delivered twice. The first frames out
 //! of each new plan are checked against the whole model like the first frames of the run.
+//!
+//! With `on_slowdown = "replan"` the stream also watches the transfer times the workers
+//! measure ([`super::slow`]); a link found slower than planned by `slowdown_factor` gets
+//! its estimated rate in the platform state, and the run re-plans the same way (the workers
+//! all live), unless the same plan comes out, when it goes on expecting the new rate.
 
 use super::session::{reference_outputs, Loaded, Placement, Session};
+use super::slow::SlowWatch;
 use super::stream::{ctrl_c, Outcome, Reference, Streamed, Streamer};
 use super::workers::{Ev, Next, Workers};
 use super::{HilRun, Prepared, VERIFY_FRAMES};
@@ -19,7 +25,7 @@ use crate::report::ReplanM;
 use anyhow::{anyhow, bail, Context, Result};
 use dicesim_plan::mapping::Mapping;
 use dicesim_plan::partition::Plan;
-use dicesim_sim::events::{describe_mapping, PlatformState};
+use dicesim_sim::events::{describe_mapping, OnSlowdown, PlatformState};
 use dicesim_sim::report::r6;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -60,6 +66,8 @@ pub struct Replayed {
     pub started: OnceLock<Instant>,
     /// When each device (platform index) was taken down: its worker killed.
     down: Mutex<BTreeMap<usize, Instant>>,
+    /// When each link's rate (platform index) last changed.
+    changed: Mutex<BTreeMap<usize, Instant>>,
 }
 
 impl Replayed {
@@ -71,21 +79,54 @@ impl Replayed {
             .insert(d, t);
     }
 
+    /// Link `l`'s rate changed at `t`.
+    pub fn rate_changed(&self, l: usize, t: Instant) {
+        (self.changed.lock().unwrap_or_else(|e| e.into_inner())).insert(l, t);
+    }
+
     /// When the first of `devices` went down, if the rig took it down.
     fn down_at(&self, devices: &[usize]) -> Option<Instant> {
-        let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
-        devices.iter().filter_map(|d| down.get(d).copied()).min()
+        earliest(&self.down, devices)
     }
+
+    /// When the rate of the first of `links` changed, if the rig changed it.
+    fn changed_at(&self, links: &[usize]) -> Option<Instant> {
+        earliest(&self.changed, links)
+    }
+}
+
+/// The earliest instant `at` holds for any of `keys`.
+fn earliest(at: &Mutex<BTreeMap<usize, Instant>>, keys: &[usize]) -> Option<Instant> {
+    let at = at.lock().unwrap_or_else(|e| e.into_inner());
+    keys.iter().filter_map(|k| at.get(k).copied()).min()
 }
 
 /// A re-plan's instants, for the figures measured after it.
 struct Switch {
-    /// The lost worker's last sign of life.
+    /// The event: the loss (or the lost worker's last sign of life), the rate change.
     lost_at: Instant,
 }
 
-/// Streams the workload on `cur`, re-planning after each lost worker when the scenario
-/// says so; an error return means the verification reference could not be computed.
+/// Why the plan must change.
+enum Cause {
+    /// These connections were lost.
+    Lost(Vec<usize>),
+    /// These links run at these rates [Mbit/s], slower than planned.
+    Slow(Vec<(usize, f64)>),
+}
+
+/// What a pass of the stream asks of the run next.
+fn cause(outcome: Outcome) -> Option<Cause> {
+    match outcome {
+        Outcome::Ended => None,
+        Outcome::Lost(conns) => Some(Cause::Lost(conns)),
+        Outcome::Slow(links) => Some(Cause::Slow(links)),
+    }
+}
+
+/// Streams the workload on `cur`, re-planning after each lost worker or slow link when the
+/// scenario says so; an error return means the verification reference could not be
+/// computed.
 pub(super) async fn stream<'a>(
     run: &HilRun,
     mut cur: Current<'a>,
@@ -99,27 +140,27 @@ pub(super) async fn stream<'a>(
     let mut state = PlatformState::initial(&cur.prep.scenario.prep.platform);
     let mut replans: Vec<(ReplanM, Switch)> = Vec::new();
     loop {
-        let pass = Streamer::new(run, &cur.prep, &cur.place.part_conn, &reference, out);
-        let (o, outcome) = pass.run(w, ctrl_c()).await;
+        let (o, outcome) = pass(run, &cur, &reference, &state, out, w).await;
         out = o;
         if let Some((r, sw)) = replans.last_mut() {
             let since = |t: Instant| t.saturating_duration_since(sw.lost_at);
             r.recovery_ms = out.cursor.first_exit.map(|t| ms(since(t), run.dilation));
         }
-        let Outcome::Lost(conns) = outcome else {
+        let Some(cause) = cause(outcome) else {
             break;
         };
         if replans.len() >= MAX_REPLANS {
-            out.error = Some(format!("lost a worker after {MAX_REPLANS} re-plans"));
+            out.error = Some(format!("the platform changed after {MAX_REPLANS} re-plans"));
             break;
         }
-        match replan(run, &cur, w, &conns, &mut out, &mut state).await {
-            Ok((next, rec)) => {
+        match replan(run, &cur, w, &cause, &mut out, &mut state).await {
+            Ok(Some((next, rec))) => {
                 cur = next;
                 replans.push(rec);
             }
+            Ok(None) => {}
             Err(e) => {
-                out.error = Some(format!("re-planning after a lost worker: {e:#}"));
+                out.error = Some(format!("re-planning: {e:#}"));
                 break;
             }
         }
@@ -133,6 +174,24 @@ pub(super) async fn stream<'a>(
     })
 }
 
+/// Streams on `cur` until the run ends or its plan must change; watches transfer times
+/// for a slow link when the scenario re-plans on one.
+async fn pass(
+    run: &HilRun,
+    cur: &Current<'_>,
+    reference: &Reference,
+    state: &PlatformState,
+    out: Streamed,
+    w: &mut Workers,
+) -> (Streamed, Outcome) {
+    let prep = &cur.prep;
+    let mut pass = Streamer::new(run, prep, &cur.place.part_conn, reference, out);
+    if prep.scenario.adapt.on_slowdown == OnSlowdown::Replan {
+        pass = pass.watching(SlowWatch::new(prep, state, run.dilation));
+    }
+    pass.run(w, ctrl_c()).await
+}
+
 /// Compares the outputs kept of the first frames after each re-plan with the whole model.
 async fn check_after_switch(prep: &Prepared, out: &mut Streamed) -> Result<()> {
     let frames: Vec<u64> = out.captured.keys().copied().collect();
@@ -141,34 +200,31 @@ async fn check_after_switch(prep: &Prepared, out: &mut Streamed) -> Result<()> {
     Ok(())
 }
 
-/// Plans again without the devices of the lost connections `conns`, deploys the new plan
-/// on the workers left and queues the frames in flight again.
+/// Plans again for the platform as `cause` leaves it, deploys the new plan on the workers
+/// left and queues the frames in flight again. None: a slow link changes nothing (the
+/// same plan is chosen); the run goes on, expecting the new rates.
 async fn replan<'a>(
     run: &HilRun,
     cur: &Current<'_>,
     w: &mut Workers,
-    conns: &[usize],
+    cause: &Cause,
     out: &mut Streamed,
     state: &mut PlatformState,
-) -> Result<(Current<'a>, (ReplanM, Switch))> {
+) -> Result<Option<(Current<'a>, (ReplanM, Switch))>> {
     let detected = Instant::now();
-    let devices: Vec<usize> = (cur.place.dev_conn.iter())
-        .filter(|(_, c)| conns.contains(c))
-        .map(|(&d, _)| d)
-        .collect();
-    // the rig's kill time; otherwise the last message heard from the lost workers
-    let heard = (conns.iter())
-        .filter_map(|c| out.cursor.last_heard.get(c).copied())
-        .max();
-    let lost_at = (run.replayed.down_at(&devices).or(heard))
-        .unwrap_or(detected)
-        .min(detected);
-    let reason = lost_reason(cur, w, conns);
-    state.down.extend(devices);
-    conns.iter().for_each(|&c| w.mark_dead(c));
+    let (lost_at, reason) = match cause {
+        Cause::Lost(conns) => take_loss(run, cur, w, conns, out, state),
+        Cause::Slow(links) => take_slowdown(run, &cur.prep, links, state),
+    };
+    let lost_at = lost_at.unwrap_or(detected).min(detected);
     let t_plan = Instant::now();
     let next = replanned(run, &cur.prep, state)?;
     let plan_time = t_plan.elapsed();
+    if next.scenario.mapping == cur.prep.scenario.mapping {
+        if let Cause::Slow(_) = cause {
+            return Ok(None);
+        }
+    }
     let t_deploy = Instant::now();
     let (place, loaded) = deploy(run, &next, w).await?;
     let deploy_time = t_deploy.elapsed();
@@ -191,7 +247,54 @@ async fn replan<'a>(
         place,
         loaded,
     };
-    Ok((next, (rec, Switch { lost_at })))
+    Ok(Some((next, (rec, Switch { lost_at }))))
+}
+
+/// A loss: its devices down in `state`, its connections given up. Returns when it
+/// happened (the rig's kill time, else the lost workers' last message) and the reason.
+fn take_loss(
+    run: &HilRun,
+    cur: &Current,
+    w: &mut Workers,
+    conns: &[usize],
+    out: &Streamed,
+    state: &mut PlatformState,
+) -> (Option<Instant>, String) {
+    let devices: Vec<usize> = (cur.place.dev_conn.iter())
+        .filter(|(_, c)| conns.contains(c))
+        .map(|(&d, _)| d)
+        .collect();
+    let heard = (conns.iter())
+        .filter_map(|c| out.cursor.last_heard.get(c).copied())
+        .max();
+    let at = run.replayed.down_at(&devices).or(heard);
+    let reason = lost_reason(cur, w, conns);
+    state.down.extend(devices);
+    conns.iter().for_each(|&c| w.mark_dead(c));
+    (at, reason)
+}
+
+/// A slowdown: the links' estimated rates in `state`. Returns when the rig changed the
+/// first of them (None outside the rig) and the reason.
+fn take_slowdown(
+    run: &HilRun,
+    prep: &Prepared,
+    links: &[(usize, f64)],
+    state: &mut PlatformState,
+) -> (Option<Instant>, String) {
+    let pf = &prep.scenario.prep.platform;
+    let mut words = Vec::new();
+    for &(l, mbps) in links {
+        let planned = state.bandwidth_mbps[l];
+        words.push(format!(
+            "link {} at {} Mbit/s (planned {planned})",
+            pf.links[l].name,
+            r6(mbps)
+        ));
+        state.bandwidth_mbps[l] = mbps;
+    }
+    let ids: Vec<usize> = links.iter().map(|&(l, _)| l).collect();
+    (run.replayed.changed_at(&ids), words.join(", "))
 }
 
 /// `d` in platform milliseconds (host time / dilation), rounded like every report figure.

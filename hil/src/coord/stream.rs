@@ -2,6 +2,7 @@
 //! flight; graph outputs, compute timings, faults and losses come back as events. The first
 //! frames' outputs are compared with the reference as they arrive.
 
+use super::slow::{SlowWatch, POLL};
 use super::workers::{Ev, Next, Workers};
 use super::{random_inputs, HilRun, Prepared, VERIFY_FRAMES};
 use crate::engine::Tensor;
@@ -96,6 +97,9 @@ pub(super) enum Outcome {
     Ended,
     /// These connections were lost; the run may go on without them (`[adapt]`).
     Lost(Vec<usize>),
+    /// These links (platform indices) run slower than planned, at these rates [Mbit/s]
+    /// (`[adapt] on_slowdown = "replan"`).
+    Slow(Vec<(usize, f64)>),
 }
 
 /// The streaming phase's state.
@@ -109,6 +113,10 @@ pub(super) struct Streamer<'a> {
     replan: bool,
     /// Told when streaming starts.
     started: &'a OnceLock<Instant>,
+    /// Transfer times watched for a slow link, and when to ask the workers next.
+    watch: Option<(SlowWatch, Instant)>,
+    /// Figures asked for and not answered yet.
+    polls_out: usize,
     out: Streamed,
 }
 
@@ -222,7 +230,59 @@ impl<'a> Streamer<'a> {
             stall: run.stall_timeout,
             replan: prep.scenario.adapt.on_device_loss == OnDeviceLoss::Replan,
             started: &run.replayed.started,
+            watch: None,
+            polls_out: 0,
             out,
+        }
+    }
+
+    /// Also watches the plan's transfer times for a slow link ([`SlowWatch`]).
+    pub(super) fn watching(mut self, watch: SlowWatch) -> Self {
+        self.watch = Some((watch, Instant::now() + POLL));
+        self
+    }
+
+    /// Asks the plan's workers for their transfer figures when it is time.
+    async fn poll(&mut self, w: &Workers) {
+        let Some((_, next)) = &mut self.watch else {
+            return;
+        };
+        if Instant::now() < *next {
+            return;
+        }
+        *next = Instant::now() + POLL;
+        let mut conns: Vec<usize> = self.part_conn.to_vec();
+        conns.sort_unstable();
+        conns.dedup();
+        for c in conns {
+            if w.send(c, &Msg::StatsRequest).await.is_ok() {
+                self.polls_out += 1;
+            }
+        }
+    }
+
+    /// Waits (a short while at most) for the figures asked for, so that none is taken for
+    /// the answer to the run's last request.
+    async fn settle_polls(&mut self, w: &mut Workers) {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while self.polls_out > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match w.next(left).await {
+                Next::Event(Ev::Msg(_, r)) if matches!(r.msg, Msg::Stats { .. }) => {
+                    self.polls_out -= 1
+                }
+                Next::Event(_) => {}
+                _ => return,
+            }
+        }
+    }
+
+    /// A worker's transfer figures: the pass ends when they show a slow link.
+    fn on_stats(&mut self, i: usize, edges: &[EdgeStat]) -> ControlFlow<Outcome> {
+        self.polls_out = self.polls_out.saturating_sub(1);
+        match self.watch.as_mut().and_then(|(s, _)| s.update(i, edges)) {
+            Some(slow) => ControlFlow::Break(Outcome::Slow(slow)),
+            None => ControlFlow::Continue(()),
         }
     }
 
@@ -247,6 +307,7 @@ impl<'a> Streamer<'a> {
             if self.out.error.is_some() {
                 break;
             }
+            self.poll(w).await;
             let flow = match until_interrupted(self.receive(w), interrupt.as_mut()).await {
                 Some(flow) => flow,
                 None => self.stop("interrupted (Ctrl-C)".into()),
@@ -256,6 +317,7 @@ impl<'a> Streamer<'a> {
                 break;
             }
         }
+        self.settle_polls(w).await;
         if let Some(e) = energy0 {
             let mj = e.used_uj() as f64 / 1e3;
             self.out.host_energy_mj = Some(self.out.host_energy_mj.unwrap_or(0.0) + mj);
@@ -319,13 +381,17 @@ impl<'a> Streamer<'a> {
     fn wait(&self) -> Duration {
         let c = &self.out.cursor;
         let more = c.next < self.out.frames && c.in_flight < self.out.window;
-        if more && !self.period.is_zero() {
+        let wait = if more && !self.period.is_zero() {
             self.entry_time(c.next)
                 .saturating_duration_since(Instant::now())
         } else {
             self.stall
                 .saturating_sub(c.last_progress.elapsed())
                 .max(Duration::from_millis(1))
+        };
+        match &self.watch {
+            Some((_, poll)) => wait.min(poll.saturating_duration_since(Instant::now())),
+            None => wait,
         }
     }
 
@@ -391,6 +457,7 @@ impl<'a> Streamer<'a> {
     async fn on_message(&mut self, w: &mut Workers, i: usize, r: Received) -> ControlFlow<Outcome> {
         match r.msg {
             Msg::Fault { msg } | Msg::Error { msg } => return self.fault(w, i, msg).await,
+            Msg::Stats { edges, .. } => return self.on_stats(i, &edges),
             Msg::Timing {
                 part, compute_us, ..
             } if (part as usize) < self.out.compute.len() => {

@@ -120,6 +120,7 @@ fn apply(plan: &Plan, targets: &Targets, a: &Action) -> Result<String> {
             for (ns, dev) in veths {
                 super::netns::reshape(ns, dev, mbps, plan.dilation)?;
             }
+            plan.replayed.rate_changed(link, Instant::now());
             Ok(format!("{} veth ends re-shaped", veths.len()))
         }
     }
