@@ -4,6 +4,9 @@
 //! matrix layer), the chained sub-models of the rewritten model reproduce the ORIGINAL
 //! model (tract) within 1e-5 relative error.
 
+mod common;
+use common::{assert_ok, bin, root};
+
 use dicesim::verify::verify_split;
 use dicesim_plan::horizontal::{apply, Hybrid, Shares, SplitKind, SplitSpec};
 use dicesim_plan::mapping::Mapping;
@@ -214,4 +217,49 @@ fn a_two_by_two_grid_of_tiles_with_unequal_shares_verifies() {
     );
     s.grid = (2, 2);
     check(&m, &hybrid(&m, vec![s]), "resnet18: spatial 2x2");
+}
+
+/// `dicesim split --verify` of `model` with the docs' example mapping `mapping` (and
+/// AutoDiCE `horizontal`); returns what it printed.
+fn split_docs_example(model: &std::path::Path, mapping: &str, horizontal: Option<&str>) -> String {
+    let dir = root().join("docs/examples/mappings");
+    let mut cmd = bin();
+    cmd.arg("split")
+        .arg(model)
+        .arg("--mapping")
+        .arg(dir.join(mapping));
+    if let Some(h) = horizontal {
+        cmd.arg("--horizontal").arg(dir.join(h));
+    }
+    let out = model.with_extension(mapping.replace('.', "-"));
+    let o = cmd.arg("--out").arg(out).arg("--verify").output().unwrap();
+    assert_ok(&o);
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn the_docs_example_mappings_split_and_verify() {
+    let dir = common::tmp("split-horizontal-docs");
+    // vgg16's last map has 4 rows at 128 px: one per tile
+    for (name, size) in [("vgg16", "128"), ("alexnet", "64")] {
+        let o = bin()
+            .args(["zoo", "build", name, "--input-size", size, "--out"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_ok(&o);
+    }
+    let tiles = split_docs_example(&dir.join("vgg16.onnx"), "vgg16-tiles.toml", None);
+    assert!(tiles.contains("features.30_out.tile3"), "{tiles}");
+    let lop = split_docs_example(
+        &dir.join("alexnet.onnx"),
+        "alexnet-2way.json",
+        Some("alexnet-lop.horizontal.json"),
+    );
+    assert!(lop.contains("features.3_out.part1"), "{lop}");
+    for out in [tiles, lop] {
+        assert!(out.contains("verify: max relative error"), "{out}");
+    }
+    // vgg16's sub-models weigh half a gigabyte
+    let _ = std::fs::remove_dir_all(&dir);
 }
