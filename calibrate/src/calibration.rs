@@ -123,6 +123,12 @@ fn rig_corrections(rig: &Rig, profiles: &[Result<ContextProfile>], dir: &Path) -
     let (Some(first), Some(last)) = (g.layers.first(), g.layers.last()) else {
         bail!("the model has no layers");
     };
+    // with horizontal splits the profiles are of the model with the splits written in:
+    // the whole-model runs run that model too (as an ONNX file), so both count its layers
+    let split_model = match &rig.prep.whole {
+        Some(_) => Some(write_split_model(&rig.prep.model, dir)?),
+        None => None,
+    };
     let mut streams = Vec::new();
     for (d, prof) in rig.devices.iter().zip(profiles) {
         let prof = prof.as_ref().map_err(|e| anyhow!("{e:#}"))?;
@@ -137,7 +143,8 @@ fn rig_corrections(rig: &Rig, profiles: &[Result<ContextProfile>], dir: &Path) -
             rig.prep.scenario.prep.platform.devices[d.device].name
         );
         let range = (first.name.as_str(), last.name.as_str());
-        let sc = whole_model_scenario(&rig.prep.scenario.path, &unit, range, dir, &tag, frames)?;
+        let src = (rig.prep.scenario.path.as_path(), split_model.as_deref());
+        let sc = whole_model_scenario(src, &unit, range, dir, &tag, frames)?;
         streams.push((unit, sc, predicted));
     }
     let reports: Vec<Result<RunReport>> = streams.iter().map(|(_, sc, _)| rig.stream(sc)).collect();
@@ -293,11 +300,18 @@ fn write_whole_mapping(unit: &str, range: (&str, &str), dir: &Path, tag: &str) -
     Ok(mapping)
 }
 
-/// A scenario like `src` (same model and platform, paths made absolute) that runs the
-/// whole model (layers `range.0` to `range.1`) on `unit` for `frames` frames;
-/// written as `dir/<tag>.toml` with its mapping.
+/// Writes `model` (the scenario's, horizontal splits written in) as `dir/model-split.onnx`.
+fn write_split_model(model: &dicesim_plan::Model, dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("model-split.onnx");
+    dicesim_plan::onnx::save_model(&model.static_proto(), &path)?;
+    Ok(path)
+}
+
+/// A scenario like `src` (same model, or the ONNX file `model` when given, and platform,
+/// paths made absolute) that runs the whole model (layers `range.0` to `range.1`) on `unit`
+/// for `frames` frames; written as `dir/<tag>.toml` with its mapping.
 fn whole_model_scenario(
-    src: &Path,
+    (src, model): (&Path, Option<&Path>),
     unit: &str,
     range: (&str, &str),
     dir: &Path,
@@ -311,6 +325,11 @@ fn whole_model_scenario(
     absolute_paths(&mut t, src.parent().unwrap_or(Path::new(".")));
     t.remove("calibration");
     t.remove("hil");
+    if let Some(m) = model {
+        let mut mt = toml::Table::new();
+        mt.insert("path".into(), m.to_string_lossy().to_string().into());
+        t.insert("model".into(), mt.into());
+    }
     let mapping = write_whole_mapping(unit, range, dir, tag)?;
     let mut mt = toml::Table::new();
     mt.insert("strategy".into(), "explicit".into());

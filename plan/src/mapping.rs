@@ -14,9 +14,9 @@ pub struct Mapping {
     /// For each layer (graph topological order), an index into `units`.
     pub layer_unit: Vec<usize>,
     /// For each layer, its partition group; empty: every layer in group 0. Layers of
-    /// different groups never share a partition: a horizontal split puts each part, and
-    /// each split's scatter and gather, in a group of its own, so that a unit's part is not
-    /// held back by the gather waiting for the other parts, nor the other parts by it.
+    /// different groups never share a partition: a horizontal split puts each part in a
+    /// group of its own, so that a unit's part is neither held back by the gather that
+    /// waits for the other parts nor holds back the scatter that feeds them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<u32>,
 }

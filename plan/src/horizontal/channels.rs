@@ -46,7 +46,9 @@ struct Groups {
 
 impl Groups {
     fn new(em: &mut Emitter, n: usize) -> Groups {
-        let io = em.new_group();
+        // scatter and gather with the layers around them (group 0): a scatter ends its
+        // producer's partition, a gather starts its reader's
+        let io = 0;
         let parts = (0..n).map(|_| em.new_group()).collect();
         Groups { io, parts }
     }

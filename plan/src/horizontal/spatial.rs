@@ -119,7 +119,9 @@ pub(crate) fn split(ctx: &Ctx, em: &mut Emitter) -> Result<(), String> {
     let exits = ctx.exits();
     let blocks = exit_blocks(ctx, &exits)?;
     let mut parts: Vec<Vec<String>> = vec![Vec::new(); exits.len()];
-    let io = em.new_group();
+    // scatter and gather with the layers around them (group 0): a scatter ends its
+    // producer's partition, a gather starts its reader's; each tile has a group of its own
+    let io = 0;
     for (t, unit) in ctx.spec.units.iter().enumerate() {
         let at = At {
             unit,
