@@ -1,9 +1,11 @@
-//! Issue 16: a worker dies mid-stream and the coordinator goes on. Three loopback workers
-//! run resnet18 (32 px) mapped evenly; the middle device's worker stops after its 8th
-//! frame, as a killed process does (every socket closed). With `[adapt] on_device_loss =
-//! "replan"` every frame comes out exactly once and in order, the outputs after the switch
-//! are checked against the whole model, and the re-plan is reported.
+//! Issue 16: the platform changes mid-stream and the coordinator goes on. Three loopback
+//! workers run resnet18 (32 px) mapped evenly. In one test the middle device's worker stops
+//! after its 8th frame, as a killed process does (every socket closed); in the other the
+//! first device sends at a fiftieth of its link's rate. With `[adapt] ... = "replan"` every
+//! frame comes out exactly once and in order, the outputs after the switch are checked
+//! against the whole model, and the re-plan is reported.
 
+use dicesim_hil::conn::Shaping;
 use dicesim_hil::engine::{Engine, EngineSession, Tensor, TractEngine};
 use dicesim_hil::{coord, worker};
 use std::collections::HashMap;
@@ -107,7 +109,7 @@ fn start_worker(
     rx.recv_timeout(Duration::from_secs(10)).unwrap()
 }
 
-fn scenario(dir: &Path, hil: &str) -> PathBuf {
+fn scenario(dir: &Path, adapt: &str, hil: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("platform.toml"), platform()).unwrap();
     let s = dir.join("s.toml");
@@ -116,12 +118,33 @@ fn scenario(dir: &Path, hil: &str) -> PathBuf {
         format!(
             "name = \"adapt\"\nseed = 5\n[model]\nzoo = \"resnet18\"\ninput_size = 32\n\
              [platform]\nfile = \"platform.toml\"\n[mapping]\nstrategy = \"even\"\n\
-             [workload]\nframes = {FRAMES}\n[adapt]\non_device_loss = \"replan\"\n\
+             [workload]\nframes = {FRAMES}\n[adapt]\n{adapt}\n\
              [hil]\nstall_timeout_s = 20\n{hil}"
         ),
     )
     .unwrap();
     s
+}
+
+/// `f`'s result, the frame times of the run it makes written to `path`
+/// (`DICESIM_FRAME_TIMES` is the process's: one such run at a time).
+fn with_frame_times<T>(path: &Path, f: impl FnOnce() -> T) -> T {
+    static ONE: Mutex<()> = Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    std::env::set_var("DICESIM_FRAME_TIMES", path);
+    let t = f();
+    std::env::remove_var("DICESIM_FRAME_TIMES");
+    t
+}
+
+/// Every frame exited, once (the report's per-frame exit), in frame order.
+fn every_frame_once_in_order(times: &Path) {
+    let ex = exits(times);
+    assert_eq!(ex.len() as u64, FRAMES);
+    let ex: Vec<u64> = (ex.into_iter())
+        .map(|e| e.expect("every frame exits"))
+        .collect();
+    assert!(ex.windows(2).all(|w| w[0] <= w[1]), "{ex:?}");
 }
 
 /// Each frame's exit time [us], from `DICESIM_FRAME_TIMES`' CSV.
@@ -136,7 +159,6 @@ fn exits(path: &Path) -> Vec<Option<u64>> {
 fn a_worker_killed_mid_stream_loses_no_frame() {
     let dir = std::env::temp_dir().join(format!("dicesim-adapt-{}", std::process::id()));
     let times = dir.join("frames.csv");
-    std::env::set_var("DICESIM_FRAME_TIMES", &times);
     let (kill, die) = tokio::sync::oneshot::channel();
     let doomed = Doomed {
         runs: Arc::new(AtomicU64::new(0)),
@@ -146,11 +168,12 @@ fn a_worker_killed_mid_stream_loses_no_frame() {
     let a = start_worker(Arc::new(TractEngine), None);
     let b = start_worker(Arc::new(doomed), Some(die));
     let c = start_worker(Arc::new(TractEngine), None);
-    let s = scenario(&dir, &format!("a = \"{a}\"\nb = \"{b}\"\nc = \"{c}\"\n"));
+    let hil = format!("a = \"{a}\"\nb = \"{b}\"\nc = \"{c}\"\n");
+    let s = scenario(&dir, "on_device_loss = \"replan\"", &hil);
     let mut run = coord::from_scenario(&s).unwrap();
     run.progress = false;
     let t = Instant::now();
-    let r = coord::execute(&run).unwrap();
+    let r = with_frame_times(&times, || coord::execute(&run).unwrap());
     assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
     eprintln!("{}", r.text());
 
@@ -171,15 +194,43 @@ fn a_worker_killed_mid_stream_loses_no_frame() {
     // the report describes the plan in force at the end: devices a and c
     let devices: Vec<&str> = r.devices.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(devices, ["a", "c"]);
-    // every frame exactly once, in order
-    let ex = exits(&times);
-    assert_eq!(ex.len() as u64, FRAMES);
-    let ex: Vec<u64> = ex
-        .into_iter()
-        .map(|e| e.expect("every frame exits"))
-        .collect();
-    assert!(ex.windows(2).all(|w| w[0] <= w[1]), "{ex:?}");
+    every_frame_once_in_order(&times);
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["replans"][0]["frames_rerun"], rp.frames_rerun);
     assert_eq!(json["failed_frames"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_link_far_slower_than_planned_is_re_planned_for() {
+    let dir = std::env::temp_dir().join(format!("dicesim-adapt-slow-{}", std::process::id()));
+    let times = dir.join("frames.csv");
+    let a = start_worker(Arc::new(TractEngine), None);
+    let b = start_worker(Arc::new(TractEngine), None);
+    let c = start_worker(Arc::new(TractEngine), None);
+    let hil = format!("a = \"{a}\"\nb = \"{b}\"\nc = \"{c}\"\n");
+    let s = scenario(&dir, "on_slowdown = \"replan\"", &hil);
+    let mut run = coord::from_scenario(&s).unwrap();
+    run.progress = false;
+    // a's tensors to b leave at 20 Mbit/s where the platform says 1000
+    let slow = Shaping {
+        delay_us: 0,
+        rate_bps: 20_000_000,
+    };
+    run.shaping.insert((0, 1), slow);
+    let t = Instant::now();
+    let r = with_frame_times(&times, || coord::execute(&run).unwrap());
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    eprintln!("{}", r.text());
+    assert_eq!(r.error, None, "{}", r.text());
+    assert_eq!(r.frames_completed as u64, FRAMES, "{}", r.text());
+    assert!(r
+        .verification
+        .as_ref()
+        .is_some_and(|v| v.ok && v.frames > 2));
+    assert!(!r.replans.is_empty(), "{}", r.text());
+    let rp = &r.replans[0];
+    // b's link also carries b -> c at its rate: only a's is called slow
+    assert!(rp.reason.starts_with("link a-sw at "), "{rp:?}");
+    assert!(!rp.reason.contains("b-sw"), "{rp:?}");
+    every_frame_once_in_order(&times);
 }

@@ -15,8 +15,13 @@
 use super::Prepared;
 use crate::proto::{EdgeStat, FROM_COORDINATOR};
 use dicesim_sim::events::{PlatformState, SLOWDOWN_DETECT_FRAMES};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
+
+/// What a message costs besides its bytes at the link's rate [us]: framing, sealing and
+/// copying take 0.4-0.6 ms per MiB here (protocol.md); without it a small tensor on a fast
+/// link would look slow.
+const MESSAGE_OVERHEAD_US: f64 = 1000.0;
 
 /// How often the coordinator asks the plan's workers for their transfer figures.
 pub(super) const POLL: Duration = Duration::from_millis(200);
@@ -41,6 +46,10 @@ pub(super) struct SlowWatch {
     last: HashMap<(usize, Key), (u64, u64, u64)>,
     /// Per edge: messages in a row slower than the factor allows.
     slow_run: HashMap<Key, u64>,
+    /// Edges whose last messages ran at their route's rate (from any worker's answer).
+    fast: HashSet<Key>,
+    /// Edges found slow, with their measured rate [Mbit/s].
+    slow: HashMap<Key, f64>,
 }
 
 /// One poll's view of an edge: messages, bytes per message, platform time per message [us].
@@ -77,14 +86,13 @@ impl SlowWatch {
             expect,
             last: HashMap::new(),
             slow_run: HashMap::new(),
+            fast: HashSet::new(),
+            slow: HashMap::new(),
         }
     }
 
-    /// Takes connection `conn`'s cumulative edge figures; once a route is slow, the
-    /// links estimated slow with their rates [Mbit/s].
-    pub(super) fn update(&mut self, conn: usize, edges: &[EdgeStat]) -> Option<Vec<(usize, f64)>> {
-        let mut fast: BTreeSet<usize> = BTreeSet::new();
-        let mut slow: Vec<(Vec<usize>, f64)> = Vec::new();
+    /// Takes connection `conn`'s cumulative edge figures (one answer of a poll round).
+    pub(super) fn update(&mut self, conn: usize, edges: &[EdgeStat]) {
         for e in edges.iter().filter(|e| e.from != FROM_COORDINATOR) {
             let key = (e.from, e.to, e.tensor.clone());
             let Some(d) = self.delta(conn, &key, e) else {
@@ -93,19 +101,32 @@ impl SlowWatch {
             let Some(exp) = self.expect.get(&key) else {
                 continue;
             };
-            let want_us = exp.latency_us + d.bytes * 8.0 / exp.rate_bps * 1e6;
-            let run = self.slow_run.entry(key).or_default();
+            let want_us = exp.latency_us + d.bytes * 8.0 / exp.rate_bps * 1e6 + MESSAGE_OVERHEAD_US;
+            let run = self.slow_run.entry(key.clone()).or_default();
             if d.us <= self.factor * want_us {
                 *run = 0;
-                fast.extend(&exp.links);
+                self.slow.remove(&key);
+                self.fast.insert(key);
                 continue;
             }
             *run += d.count;
-            if *run >= SLOWDOWN_DETECT_FRAMES as u64 && d.us > exp.latency_us {
+            self.fast.remove(&key);
+            let busy_us = d.us - exp.latency_us - MESSAGE_OVERHEAD_US;
+            if *run >= SLOWDOWN_DETECT_FRAMES as u64 && busy_us > 0.0 {
                 // bits per us: Mbit/s
-                slow.push((exp.links.clone(), d.bytes * 8.0 / (d.us - exp.latency_us)));
+                self.slow.insert(key, d.bytes * 8.0 / busy_us);
             }
         }
+    }
+
+    /// After a poll round (every answer in): the links estimated slow with their rates
+    /// [Mbit/s], if a route is slow.
+    pub(super) fn verdict(&self) -> Option<Vec<(usize, f64)>> {
+        let links = |k: &Key| self.expect.get(k).map(|e| e.links.clone());
+        let slow: Vec<(Vec<usize>, f64)> = (self.slow.iter())
+            .filter_map(|(k, &mbps)| Some((links(k)?, mbps)))
+            .collect();
+        let fast: BTreeSet<usize> = self.fast.iter().filter_map(links).flatten().collect();
         estimate(&slow, &fast)
     }
 
@@ -158,6 +179,8 @@ mod tests {
             expect,
             last: HashMap::new(),
             slow_run: HashMap::new(),
+            fast: HashSet::new(),
+            slow: HashMap::new(),
         }
     }
 
@@ -174,12 +197,14 @@ mod tests {
 
     #[test]
     fn a_route_at_a_tenth_of_its_rate_is_found_after_three_messages() {
-        // 100 kB at 100 Mbit/s: 8 ms + 50 us; at 10 Mbit/s: 80 ms
+        // 100 kB at 100 Mbit/s: 8 ms + 50 us (+ 1 ms); at 10 Mbit/s: 80 ms
         let mut w = watch(&[0, 1], 100.0);
-        assert_eq!(w.update(0, &[edge(5, 100_000, 8_100)]), None);
-        assert_eq!(w.update(0, &[edge(7, 100_000, 8_100)]), None);
-        assert_eq!(w.update(0, &[edge(9, 100_000, 80_050)]), None);
-        let got = w.update(0, &[edge(10, 100_000, 80_050)]).expect("slow");
+        for (n, us) in [(5, 8_100), (7, 8_100), (9, 81_050)] {
+            w.update(0, &[edge(n, 100_000, us)]);
+            assert_eq!(w.verdict(), None);
+        }
+        w.update(0, &[edge(10, 100_000, 81_050)]);
+        let got = w.verdict().expect("slow");
         assert_eq!(got.len(), 2);
         assert!(
             got.iter().all(|&(_, mbps)| (mbps - 10.0).abs() < 0.1),
@@ -191,7 +216,14 @@ mod tests {
     fn a_route_within_the_factor_is_not_slow() {
         let mut w = watch(&[0], 100.0);
         for n in 1..20 {
-            assert_eq!(w.update(0, &[edge(n, 100_000, 15_000)]), None);
+            w.update(0, &[edge(n, 100_000, 17_000)]);
+            assert_eq!(w.verdict(), None);
+        }
+        // a small tensor on a fast link: its cost is the message's, not the bytes'
+        let mut w = watch(&[0], 1000.0);
+        for n in 1..20 {
+            w.update(0, &[edge(n, 4_000, 900)]);
+            assert_eq!(w.verdict(), None);
         }
     }
 

@@ -247,7 +247,8 @@ impl<'a> Streamer<'a> {
         let Some((_, next)) = &mut self.watch else {
             return;
         };
-        if Instant::now() < *next {
+        // one round at a time: a round is judged once all its answers are in
+        if Instant::now() < *next || self.polls_out > 0 {
             return;
         }
         *next = Instant::now() + POLL;
@@ -277,10 +278,15 @@ impl<'a> Streamer<'a> {
         }
     }
 
-    /// A worker's transfer figures: the pass ends when they show a slow link.
+    /// A worker's transfer figures: the pass ends when a poll round shows a slow link.
     fn on_stats(&mut self, i: usize, edges: &[EdgeStat]) -> ControlFlow<Outcome> {
         self.polls_out = self.polls_out.saturating_sub(1);
-        match self.watch.as_mut().and_then(|(s, _)| s.update(i, edges)) {
+        let Some((watch, _)) = self.watch.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        watch.update(i, edges);
+        // judged on a whole round: a link is slow only if no route at its rate crosses it
+        match watch.verdict().filter(|_| self.polls_out == 0) {
             Some(slow) => ControlFlow::Break(Outcome::Slow(slow)),
             None => ControlFlow::Continue(()),
         }
