@@ -263,3 +263,43 @@ fn the_docs_example_mappings_split_and_verify() {
     // vgg16's sub-models weigh half a gigabyte
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A run of awkward windows on an odd-sized input: a strided 5x5 convolution, a ceil-mode
+/// average pool with padding, a dilated convolution, a grouped one, a residual Add of a
+/// 1x1 and a 3x3 branch, a channel Concat and a ceil-mode max pool.
+fn odd_windows() -> Model {
+    use dicesim_plan::zoo::builder::{Builder, Conv, Pool};
+    let (mut b, x) = Builder::new("odd_windows", 37);
+    let x = b.conv("c5", &x, Conv::new(8, 5).stride(2).pad(2).bias());
+    let x = b.relu("r5", &x);
+    let x = b.avgpool("ap", &x, Pool::new(3).stride(2).pad(1).ceil());
+    let x = b.conv("dil", &x, Conv::new(8, 3).pad(2).dilation(2));
+    let g = b.conv("grp", &x, Conv::new(8, 3).pad(1).groups(4));
+    let one = b.conv("one", &x, Conv::new(8, 1));
+    let x = b.add("res", &g, &one);
+    let k3 = b.conv("k3", &x, Conv::new(4, 3).stride(1).pad(1));
+    let x = b.concat("cat", &[x, k3]);
+    let x = b.maxpool("mp", &x, Pool::new(3).stride(2).ceil());
+    let proto = b.finish(&[x]).unwrap();
+    Model::analyse(proto, "odd_windows", &Default::default()).unwrap()
+}
+
+#[test]
+fn tiles_through_strides_dilations_groups_and_ceil_mode_pools_verify() {
+    let m = odd_windows();
+    let all: Vec<usize> = (0..m.graph.layers.len()).collect();
+    let three = ["a.cpu", "b.cpu", "c.cpu"];
+    let cases = [
+        ("rows 1:3:1", (3, 1), Shares::Ratios(vec![1.0, 3.0, 1.0])),
+        ("columns", (1, 3), Shares::Speed),
+    ];
+    for (label, grid, shares) in cases {
+        let mut s = spec(all.clone(), SplitKind::Spatial, &three, shares);
+        s.grid = grid;
+        check(&m, &hybrid(&m, vec![s]), &format!("odd windows: {label}"));
+    }
+    let four = ["a.cpu", "b.cpu", "c.cpu", "d.cpu"];
+    let mut s = spec(all, SplitKind::Spatial, &four, Shares::Speed);
+    s.grid = (2, 2);
+    check(&m, &hybrid(&m, vec![s]), "odd windows: 2x2");
+}

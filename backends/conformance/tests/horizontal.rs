@@ -195,3 +195,59 @@ fn zoo_models_split_horizontally_agree_with_the_whole_model() {
     );
     assert!(checked >= 2 * zoo::names().len() - 2);
 }
+
+/// A run of awkward windows on an odd-sized input (strided, dilated and grouped
+/// convolutions, ceil-mode pools with and without padding, a residual Add, a Concat).
+fn odd_windows() -> Model {
+    use dicesim_plan::zoo::builder::{Builder, Conv, Pool};
+    let (mut b, x) = Builder::new("odd_windows", 37);
+    let x = b.conv("c5", &x, Conv::new(8, 5).stride(2).pad(2).bias());
+    let x = b.relu("r5", &x);
+    let x = b.avgpool("ap", &x, Pool::new(3).stride(2).pad(1).ceil());
+    let x = b.conv("dil", &x, Conv::new(8, 3).pad(2).dilation(2));
+    let g = b.conv("grp", &x, Conv::new(8, 3).pad(1).groups(4));
+    let one = b.conv("one", &x, Conv::new(8, 1));
+    let x = b.add("res", &g, &one);
+    let k3 = b.conv("k3", &x, Conv::new(4, 3).pad(1));
+    let x = b.concat("cat", &[x, k3]);
+    let x = b.maxpool("mp", &x, Pool::new(3).stride(2).ceil());
+    let proto = b.finish(&[x]).unwrap();
+    Model::analyse(proto, "odd_windows", &Default::default()).unwrap()
+}
+
+#[test]
+fn tiles_through_awkward_windows_agree_with_the_whole_model() {
+    let m = odd_windows();
+    let all: Vec<usize> = (0..m.graph.layers.len()).collect();
+    let (three, four) = (
+        ["a.cpu", "b.cpu", "c.cpu"],
+        ["a.cpu", "b.cpu", "c.cpu", "d.cpu"],
+    );
+    let mut grid = spec(all.clone(), SplitKind::Spatial, &four, Shares::Speed).1;
+    grid.grid = (2, 2);
+    let mut cols = spec(all.clone(), SplitKind::Spatial, &three, Shares::Speed).1;
+    cols.grid = (1, 3);
+    let rows = spec(
+        all,
+        SplitKind::Spatial,
+        &three,
+        Shares::Ratios(vec![1.0, 3.0, 1.0]),
+    )
+    .1;
+    let inputs = model_inputs(&m, 17);
+    let bytes = onnx::encode_model(&m.proto);
+    for b in backends() {
+        let whole = run_once(&b, &bytes, &inputs, &Options::default()).unwrap();
+        for (label, s) in [("rows 1:3:1", &rows), ("columns", &cols), ("2x2", &grid)] {
+            let (new, plan) = rewrite(&m, vec![s.clone()]);
+            let got = run_split(&b, &new, &plan, &inputs)
+                .unwrap_or_else(|e| panic!("odd windows {label} on {}: {e}", b.name()));
+            assert_close(
+                &format!("odd windows {label} on {}", b.name()),
+                &whole,
+                &got,
+                &m.graph.outputs,
+            );
+        }
+    }
+}

@@ -72,6 +72,10 @@ struct Window {
     /// Padding before (top, left) and after (bottom, right).
     pb: [i64; 2],
     pe: [i64; 2],
+    /// Whether padding leaves a window's result unchanged (MaxPool ignores it, an
+    /// AveragePool without `count_include_pad` leaves it out of the average; a Conv's
+    /// windows never overhang its padding).
+    pad_neutral: bool,
 }
 
 impl Window {
@@ -88,9 +92,15 @@ impl Window {
             let (cs, ce) = (start.max(0), end.min(ins[a]));
             want[a] = (cs, ce);
             pads[a] = cs - start;
-            // a ceil-mode pool's last window may overhang its padding: keep the original
-            // padding and ceil mode, which then yield the same count
-            pads[a + 2] = (end - ce).min(self.pe[a]);
+            // a ceil-mode pool's last window may overhang its padding: pad the whole
+            // overhang where padding is neutral (else a tile's block may be narrower than
+            // the window); otherwise keep the original padding and ceil mode, which then
+            // yield the same count
+            pads[a + 2] = if self.pad_neutral {
+                end - ce
+            } else {
+                (end - ce).min(self.pe[a])
+            };
         }
         (want, pads)
     }
@@ -263,6 +273,7 @@ fn window(model: &Model, l: usize, label: &str) -> Result<Window, String> {
         d,
         pb: [0; 2],
         pe: [0; 2],
+        pad_neutral: layer.op != "AveragePool" || a.int("count_include_pad", 0) == 0,
     };
     match a.string("auto_pad", "NOTSET").as_str() {
         "NOTSET" => {
