@@ -583,3 +583,27 @@ fn a_mapping_without_splits_is_unchanged() {
         .iter()
         .all(|l| names.contains(l.name.as_str())));
 }
+
+#[test]
+fn a_split_reading_another_splits_result_scatters_where_it_is_gathered() {
+    let m = zoo("vgg16", 32);
+    // tiles over features.0 .. features.4, whose result features.5 (split by in_channels on
+    // d and e) reads: gathered on d.cpu, so sliced there too
+    let toml = "[units]\n\"a.cpu\" = { from = \"features.6\", to = \"classifier.6\" }\n[[split]]\nlayers = { from = \"features.0\", to = \"features.4\" }\nkind = \"spatial\"\nunits = [\"b.cpu\", \"c.cpu\"]\n[[split]]\nlayers = \"features.5\"\nkind = \"in_channels\"\nunits = [\"d.cpu\", \"e.cpu\"]\n";
+    let (new, map) = rewrite(&m, toml);
+    let unit = |n: &str| map.unit_of(index(&new, n)).to_string();
+    let t = &m.graph.layers[index(&m, "features.4")].outputs[0];
+    assert_eq!(unit(&format!("{t}.gather")), "d.cpu");
+    for i in 0..2 {
+        assert_eq!(unit(&format!("features.5.scatter{i}")), "d.cpu");
+    }
+    // and the other way round: a channel split's result read by a spatial split
+    let toml = "[units]\n\"a.cpu\" = [\"features.0\", \"features.1\", { from = \"features.5\", to = \"classifier.6\" }]\n[[split]]\nlayers = { from = \"features.3\", to = \"features.4\" }\nkind = \"spatial\"\nunits = [\"b.cpu\", \"c.cpu\"]\n[[split]]\nlayers = \"features.2\"\nkind = \"out_channels\"\nunits = [\"d.cpu\", \"e.cpu\"]\n";
+    let (new, map) = rewrite(&m, toml);
+    let unit = |n: &str| map.unit_of(index(&new, n)).to_string();
+    let t = &m.graph.layers[index(&m, "features.2")].outputs[0];
+    assert_eq!(unit(&format!("{t}.gather")), "b.cpu");
+    for i in 0..2 {
+        assert_eq!(unit(&format!("{t}.scatter{i}")), "b.cpu");
+    }
+}

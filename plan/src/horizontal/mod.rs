@@ -211,6 +211,7 @@ pub(crate) struct Ctx<'a> {
     /// The split.
     pub spec: &'a SplitSpec,
     base: &'a Mapping,
+    splits: &'a [SplitSpec],
     inside: Vec<bool>,
 }
 
@@ -224,6 +225,7 @@ impl<'a> Ctx<'a> {
             model,
             spec,
             base: &hybrid.base,
+            splits: &hybrid.splits,
             inside,
         }
     }
@@ -240,10 +242,29 @@ impl<'a> Ctx<'a> {
             .is_some_and(|p| self.inside[p])
     }
 
-    /// The unit where activation `t` is produced; `None` for a graph input.
+    /// The unit where activation `t` is produced (a result of another split: where that
+    /// split gathers it); `None` for a graph input.
     pub fn producer_unit(&self, t: &str) -> Option<&str> {
         let p = self.model.graph.tensors.get(t)?.producer?;
-        Some(self.base.unit_of(p))
+        let other = (self.splits.iter())
+            .find(|s| !std::ptr::eq(*s, self.spec) && s.layers.binary_search(&p).is_ok());
+        Some(match other {
+            Some(s) => self.gathered_at(s, t),
+            None => self.base.unit_of(p),
+        })
+    }
+
+    /// Where another split `s` gathers its result `t` (as its rewrite does: at the first
+    /// reader outside `s`; a channel split looks at the first reader only), else `s`'s
+    /// first unit.
+    fn gathered_at(&'a self, s: &'a SplitSpec, t: &str) -> &'a str {
+        let outside = |c: &usize| s.layers.binary_search(c).is_err();
+        let readers = &self.model.graph.tensors[t].consumers;
+        let reader = match s.kind {
+            SplitKind::Spatial => readers.iter().find(|c| outside(c)),
+            _ => readers.first().filter(|c| outside(c)),
+        };
+        reader.map_or(&s.units[0], |&c| self.base.unit_of(c))
     }
 
     /// The unit that gathers the split's result `t`: that of the first layer outside the
