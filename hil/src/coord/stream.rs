@@ -116,7 +116,7 @@ pub(super) struct Streamer<'a> {
     /// Transfer times watched for a slow link, and when to ask the workers next.
     watch: Option<(SlowWatch, Instant)>,
     /// Figures asked for and not answered yet.
-    polls_out: usize,
+    polls_out: HashSet<usize>,
     out: Streamed,
 }
 
@@ -231,7 +231,7 @@ impl<'a> Streamer<'a> {
             replan: prep.scenario.adapt.on_device_loss == OnDeviceLoss::Replan,
             started: &run.replayed.started,
             watch: None,
-            polls_out: 0,
+            polls_out: HashSet::new(),
             out,
         }
     }
@@ -248,7 +248,7 @@ impl<'a> Streamer<'a> {
             return;
         };
         // one round at a time: a round is judged once all its answers are in
-        if Instant::now() < *next || self.polls_out > 0 {
+        if Instant::now() < *next || !self.polls_out.is_empty() {
             return;
         }
         *next = Instant::now() + POLL;
@@ -257,20 +257,22 @@ impl<'a> Streamer<'a> {
         conns.dedup();
         for c in conns {
             if w.send(c, &Msg::StatsRequest).await.is_ok() {
-                self.polls_out += 1;
+                self.polls_out.insert(c);
             }
         }
     }
 
     /// Waits (a short while at most) for the figures asked for, so that none is taken for
-    /// the answer to the run's last request.
+    /// the answer to a later request (the run's last, or a re-plan's barrier).
     async fn settle_polls(&mut self, w: &mut Workers) {
         let deadline = Instant::now() + Duration::from_millis(500);
-        while self.polls_out > 0 {
+        // a lost worker does not answer
+        self.polls_out.retain(|c| !self.out.dead.contains(c));
+        while !self.polls_out.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             match w.next(left).await {
-                Next::Event(Ev::Msg(_, r)) if matches!(r.msg, Msg::Stats { .. }) => {
-                    self.polls_out -= 1
+                Next::Event(Ev::Msg(i, r)) if matches!(r.msg, Msg::Stats { .. }) => {
+                    self.polls_out.remove(&i);
                 }
                 Next::Event(_) => {}
                 _ => return,
@@ -280,13 +282,13 @@ impl<'a> Streamer<'a> {
 
     /// A worker's transfer figures: the pass ends when a poll round shows a slow link.
     fn on_stats(&mut self, i: usize, edges: &[EdgeStat]) -> ControlFlow<Outcome> {
-        self.polls_out = self.polls_out.saturating_sub(1);
+        self.polls_out.remove(&i);
         let Some((watch, _)) = self.watch.as_mut() else {
             return ControlFlow::Continue(());
         };
         watch.update(i, edges);
         // judged on a whole round: a link is slow only if no route at its rate crosses it
-        match watch.verdict().filter(|_| self.polls_out == 0) {
+        match watch.verdict().filter(|_| self.polls_out.is_empty()) {
             Some(slow) => ControlFlow::Break(Outcome::Slow(slow)),
             None => ControlFlow::Continue(()),
         }
