@@ -607,3 +607,14 @@ fn a_split_reading_another_splits_result_scatters_where_it_is_gathered() {
         assert_eq!(unit(&format!("{t}.scatter{i}")), "b.cpu");
     }
 }
+
+#[test]
+fn a_hybrid_written_as_toml_reads_back_the_same() {
+    let m = zoo("resnet18", 32);
+    let toml = "[units]\n\"a.cpu\" = [\"conv1\", { from = \"layer1.1.conv1\", to = \"layer4.1.relu_1\" }, \"avgpool\", \"flatten\"]\n[[split]]\nlayers = { from = \"bn1\", to = \"layer1.0.relu_1\" }\nkind = \"spatial\"\nunits = [\"a.cpu\", \"b.cpu\", \"c.cpu\", \"d.cpu\"]\ngrid = [2, 2]\nratios = [1.0, 2.5, 1.0, 1.0]\n[[split]]\nlayers = \"fc\"\nkind = \"in_channels\"\nunits = [\"b.cpu\", \"c.cpu\"]\n";
+    let h = Hybrid::from_toml_str(toml, &m.graph, "m.toml").unwrap();
+    let written = h.to_toml(&m.graph);
+    let back = Hybrid::from_toml_str(&written, &m.graph, "m.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{written}"));
+    assert_eq!(back, h, "{written}");
+}
