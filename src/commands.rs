@@ -246,7 +246,7 @@ fn write_run_outputs(run: &dicesim_sim::ScenarioRun, req: &RunRequest) -> Result
     }
     if let Some(m) = req.export_mapping {
         let sc = &run.scenario;
-        std::fs::write(m, sc.mapping.to_toml(&sc.prep.graph))
+        std::fs::write(m, exported_mapping(sc)?)
             .with_context(|| format!("writing {}", m.display()))?;
         eprintln!(
             "wrote mapping {} (strategy {}; use it with strategy = \"explicit\")",
@@ -255,6 +255,22 @@ fn write_run_outputs(run: &dicesim_sim::ScenarioRun, req: &RunRequest) -> Result
         );
     }
     Ok(())
+}
+
+/// The mapping `--export-mapping` writes. With horizontal splits, `sc.mapping` maps the
+/// layers of the model with the splits written in (`<layer>.tile0`, ...), which the
+/// scenario's model does not have: the `[units]` and `[[split]]` tables over the scenario's
+/// own model, with the shares the run used.
+fn exported_mapping(sc: &dicesim_sim::Scenario) -> Result<String> {
+    use dicesim_sim::files::{ModelSource, ScenarioFile};
+    let Some(h) = &sc.hybrid else {
+        return Ok(sc.mapping.to_toml(&sc.prep.graph));
+    };
+    let graph = match ScenarioFile::read(&sc.path)?.model.source(&sc.path)? {
+        ModelSource::Zoo { name, input_size } => Model::zoo_for_analysis(&name, input_size)?.graph,
+        ModelSource::Onnx { path, input_shapes } => Model::load(&path, &input_shapes)?.graph,
+    };
+    Ok(h.to_toml(&graph))
 }
 
 /// The error for a mapping file given where a scenario belongs (it has a `[units]` table),

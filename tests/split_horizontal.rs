@@ -303,3 +303,48 @@ fn tiles_through_strides_dilations_groups_and_ceil_mode_pools_verify() {
     s.grid = (2, 2);
     check(&m, &hybrid(&m, vec![s]), "odd windows: 2x2");
 }
+
+/// `dicesim run --json SCENARIO [more args]`, parsed.
+fn run_json(scenario: &std::path::Path, more: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let o = bin()
+        .args(["run", "--json"])
+        .arg(scenario)
+        .args(more)
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn an_exported_hybrid_mapping_runs_as_the_same_plan() {
+    let dir = common::tmp("split-horizontal-export");
+    let platform = root().join("docs/examples/platforms/two-boards.toml");
+    let scenario = |mapping: &str| {
+        format!(
+            "name = \"hybrid\"\n[model]\nzoo = \"alexnet\"\ninput_size = 64\n[platform]\nfile = {:?}\n[mapping]\nstrategy = \"explicit\"\nfile = \"{mapping}\"\n[workload]\nframes = 3\n",
+            platform.display().to_string()
+        )
+    };
+    let hybrid = "[units]\n\"a.cpu\" = { from = \"features.0\", to = \"features.2\" }\n\"b.cpu\" = { from = \"features.4\", to = \"classifier.6\" }\n[[split]]\nlayers = \"features.3\"\nkind = \"out_channels\"\nunits = [\"a.cpu\", \"b.cpu\"]\n";
+    std::fs::write(dir.join("hybrid.toml"), hybrid).unwrap();
+    std::fs::write(dir.join("s.toml"), scenario("hybrid.toml")).unwrap();
+    std::fs::write(dir.join("e.toml"), scenario("exported.toml")).unwrap();
+    let exported = dir.join("exported.toml");
+    let first = run_json(
+        &dir.join("s.toml"),
+        &["--export-mapping".as_ref(), exported.as_os_str()],
+    );
+    let text = std::fs::read_to_string(&exported).unwrap();
+    // the scenario's own layer names and the split, not the rewritten model's
+    assert!(
+        text.contains("[[split]]") && !text.contains(".part0"),
+        "{text}"
+    );
+    assert!(first["partitions"].as_array().unwrap().len() > 3, "{first}");
+    let again = run_json(&dir.join("e.toml"), &[]);
+    for key in ["latency_ms", "throughput_fps", "partitions"] {
+        assert_eq!(first[key], again[key], "{key}\n{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
