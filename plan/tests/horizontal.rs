@@ -294,7 +294,7 @@ fn autodice(model: &Model, horizontal: &str) -> Result<Hybrid, String> {
 }
 
 #[test]
-fn autodice_horizontal_json() {
+fn autodice_horizontal_json_kinds() {
     let m = zoo("vgg16", 32);
     // features.2 has 64 filters: the first 48 on lenovo, the rest on nano
     let h = autodice(
@@ -333,6 +333,11 @@ fn autodice_horizontal_json() {
     )
     .unwrap();
     assert_eq!(h.splits[0].grid, (1, 2));
+}
+
+#[test]
+fn autodice_horizontal_json_errors_name_the_file_and_the_key() {
+    let m = zoo("vgg16", 32);
     let bad: &[(&str, &[&str])] = &[
         (
             r#"{"features.2": ["rows", [10, 65535], ["a_cpu", "b_cpu"]]}"#,
