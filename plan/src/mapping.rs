@@ -407,7 +407,13 @@ fn resolve_items(items: &[&LayerItem], graph: &Graph) -> Result<Vec<usize>, Stri
 
 /// A `[[split]]` table checked.
 fn split_spec(t: SplitTable, graph: &Graph, label: String) -> Result<SplitSpec, String> {
-    let items = t.layers.map(|i| i.0).unwrap_or_default();
+    let items = t
+        .layers
+        .ok_or("missing key `layers` (a layer name, a list, or { from, to })")?
+        .0;
+    if items.is_empty() {
+        return Err("layers = []: a split needs at least one layer".into());
+    }
     let layers = resolve_items(&items.iter().collect::<Vec<_>>(), graph)
         .map_err(|m| format!("layers: {m}"))?;
     let fields = SplitFields {

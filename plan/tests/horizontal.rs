@@ -103,6 +103,10 @@ fn split_table_errors_name_the_split_and_the_key() {
             vec!["[[split]] 1", "missing key `layers`"],
         ),
         (
+            format!("layers = []\nkind = \"spatial\"\n{two}"),
+            vec!["[[split]] 1", "layers = []", "at least one layer"],
+        ),
+        (
             format!("{layers}\nkind = \"spatial\""),
             vec!["[[split]] 1", "missing key `units`"],
         ),
