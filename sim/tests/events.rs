@@ -313,7 +313,10 @@ fn an_explore_replan_avoids_the_lost_device() {
         p.mapping_after.iter().all(|m| !m.starts_with("c.cpu")),
         "{p:?}"
     );
-    assert_eq!(p.plan_ms, 40.0 * dicesim_sim::events::PLAN_MS_PER_EVALUATION);
+    assert_eq!(
+        p.plan_ms,
+        40.0 * dicesim_sim::events::PLAN_MS_PER_EVALUATION
+    );
 }
 
 #[test]
