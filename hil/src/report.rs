@@ -110,27 +110,17 @@ pub struct VerifyM {
     pub ok: bool,
 }
 
-/// One re-plan after a lost worker (`[adapt] on_device_loss = "replan"`), measured; times
-/// in platform time (divided by the time dilation) like every other.
+/// One re-plan on the rig (`[adapt]`), measured: the fields of the simulator's
+/// [`ReplanReport`](dicesim_sim::events::ReplanReport) (times in platform time, divided by
+/// the time dilation like every other; `at_ms` when the lost worker was last heard from,
+/// from the start of streaming; `detect_ms` from then to the coordinator giving it up;
+/// `plan_ms` choosing the mapping and partitioning; `deploy_ms` resetting the workers left,
+/// shipping what they lack and deploying), and the recovery.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplanM {
-    /// When the lost worker was last heard from, from the start of streaming [ms].
-    pub at_ms: f64,
-    /// What was lost.
-    pub reason: String,
-    /// The partitions before: `"<unit>: <first layer> .. <last layer> (<n> layers)"`, as
-    /// `dicesim run` says them.
-    pub mapping_before: Vec<String>,
-    /// The partitions after.
-    pub mapping_after: Vec<String>,
-    /// From the lost worker's last message to the coordinator giving it up [ms].
-    pub detect_ms: f64,
-    /// Choosing the new mapping and partitioning the model [ms].
-    pub plan_ms: f64,
-    /// Resetting the workers left, shipping the sub-models they lack, deploying [ms].
-    pub deploy_ms: f64,
-    /// Frames that were in flight and ran again on the new plan.
-    pub frames_rerun: u64,
+    /// As the simulator reports a re-plan.
+    #[serde(flatten)]
+    pub replan: dicesim_sim::events::ReplanReport,
     /// From the lost worker's last message to the first frame out of the new plan [ms];
     /// null when none came out.
     pub recovery_ms: Option<f64>,
@@ -261,7 +251,8 @@ impl RunReport {
             "pipeline efficiency {:.3}, time dilation {}\n",
             self.pipeline_efficiency, self.time_dilation
         );
-        for r in &self.replans {
+        for m in &self.replans {
+            let r = &m.replan;
             s += &format!(
                 "replan at {:.1} ms ({}): {} -> {}; detect {:.1} ms, plan {:.1} ms, deploy {:.1} ms, {} frames re-run, first frame out after {}\n",
                 r.at_ms,
@@ -272,7 +263,7 @@ impl RunReport {
                 r.plan_ms,
                 r.deploy_ms,
                 r.frames_rerun,
-                r.recovery_ms
+                m.recovery_ms
                     .map(|m| format!("{m:.1} ms"))
                     .unwrap_or("never".into())
             );

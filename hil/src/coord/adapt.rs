@@ -25,7 +25,7 @@ use crate::report::ReplanM;
 use anyhow::{anyhow, bail, Context, Result};
 use dicesim_plan::mapping::Mapping;
 use dicesim_plan::partition::Plan;
-use dicesim_sim::events::{describe_mapping, OnSlowdown, PlatformState};
+use dicesim_sim::events::{describe_mapping, OnSlowdown, PlatformState, ReplanReport};
 use dicesim_sim::report::r6;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -231,7 +231,7 @@ async fn replan<'a>(
     let rerun = out.rerun_in_flight(next.plan.partitions.len());
     out.verify_after_switch(&rerun);
     let dil = run.dilation;
-    let rec = ReplanM {
+    let replan = ReplanReport {
         at_ms: ms(lost_at.saturating_duration_since(out.t_start), dil),
         reason,
         mapping_before: describe_mapping(&cur.prep.model.graph, &cur.prep.scenario.mapping),
@@ -239,7 +239,10 @@ async fn replan<'a>(
         detect_ms: ms(detected.saturating_duration_since(lost_at), dil),
         plan_ms: ms(plan_time, dil),
         deploy_ms: ms(deploy_time, dil),
-        frames_rerun: rerun.len() as u64,
+        frames_rerun: rerun.len() as u32,
+    };
+    let rec = ReplanM {
+        replan,
         recovery_ms: None,
     };
     let next = Current {
