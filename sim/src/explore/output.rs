@@ -346,7 +346,10 @@ fn is_output(rel: &Path) -> bool {
     let ext = rel.extension().and_then(|e| e.to_str()).unwrap_or("");
     let parent = rel.parent().and_then(|p| p.to_str()).unwrap_or("");
     match parent {
-        "" => name.starts_with("pareto.") || name == "exhaustive.csv" || name == "summary.json",
+        "" => {
+            name.starts_with("pareto.")
+                || ["exhaustive.csv", "summary.json", "horizontal.csv"].contains(&name)
+        }
         "runs" | "mappings" => ext == "toml",
         p if p == bundle::PLATFORM_DIR || p.starts_with(&format!("{}/", bundle::PLATFORM_DIR)) => {
             ext == "toml" || ext == "csv"
