@@ -266,6 +266,13 @@ impl<'s> Stitch<'s> {
                 }
             }
         }
+        if let Some((_, r)) = switch {
+            // decided, but the old plan served every frame before the new one was deployed
+            self.replans.push(ReplanReport {
+                reason: format!("{} (not deployed: the run ended first)", r.report.reason),
+                ..r.report
+            });
+        }
         self.finish(seg, eng)?;
         Ok(None)
     }

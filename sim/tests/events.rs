@@ -297,6 +297,32 @@ fn a_slowdown_is_replanned_when_asked() {
 }
 
 #[test]
+fn a_slowdown_replan_still_deploying_when_the_run_ends_is_reported() {
+    // 30 frames end long before alexnet's weights reach their new boards at 100 Mbit/s
+    let d = tmp("slow-short");
+    let drop = "[[event]]\nat_ms = 5.0\nlink = \"c-sw\"\nbandwidth_mbps = 1.0\n";
+    let s = scenario(
+        &d,
+        30,
+        &format!("{drop}[adapt]\non_slowdown = \"replan\"\n"),
+    );
+    let r = run(&s);
+    assert_eq!(r.report.failed_frames, Some(0));
+    let replans = r.report.replans.as_ref().unwrap();
+    assert_eq!(replans.len(), 1);
+    assert!(
+        replans[0]
+            .reason
+            .ends_with("(not deployed: the run ended first)"),
+        "{replans:?}"
+    );
+    assert_eq!(replans[0].frames_rerun, 0);
+    let p = &replans[0];
+    let ready = p.at_ms + p.detect_ms + p.plan_ms + p.deploy_ms;
+    assert!(ready > r.report.makespan_ms, "{replans:?}");
+}
+
+#[test]
 fn an_explore_replan_avoids_the_lost_device() {
     let d = tmp("explore");
     let s = scenario(
