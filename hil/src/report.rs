@@ -251,6 +251,19 @@ impl RunReport {
             "pipeline efficiency {:.3}, time dilation {}\n",
             self.pipeline_efficiency, self.time_dilation
         );
+        s += &self.replans_text();
+        if let Some(e) = &self.error {
+            s += &format!(
+                "FAULT: {e}; {} frames did not complete\n",
+                self.failed_frames.len()
+            );
+        }
+        s
+    }
+
+    /// One line per re-plan of [`RunReport::text`].
+    fn replans_text(&self) -> String {
+        let mut s = String::new();
         for m in &self.replans {
             let r = &m.replan;
             s += &format!(
@@ -266,12 +279,6 @@ impl RunReport {
                 m.recovery_ms
                     .map(|m| format!("{m:.1} ms"))
                     .unwrap_or("never".into())
-            );
-        }
-        if let Some(e) = &self.error {
-            s += &format!(
-                "FAULT: {e}; {} frames did not complete\n",
-                self.failed_frames.len()
             );
         }
         s

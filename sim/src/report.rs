@@ -342,6 +342,17 @@ impl Report {
             self.window
                 .map_or("unlimited".to_string(), |w| format!("{w} frames"))
         );
+        s += &self.tables_text();
+        if let Some(r) = &self.replans {
+            s += &crate::events::replans_text(r, self.failed_frames.unwrap_or(0));
+        }
+        s
+    }
+
+    /// The device, link and partition tables of [`Report::to_text`].
+    fn tables_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
         let _ = writeln!(
             s,
             "\n{:<16} {:>9} {:>12} {:>12} {:>12}",
@@ -380,9 +391,6 @@ impl Report {
                 "{:>4} {:<14} {:>7} {:>11} {:>12}  {} .. {}",
                 p.id, p.unit, p.layers, p.compute_ms, p.out_bytes, p.first_layer, p.last_layer
             );
-        }
-        if let Some(r) = &self.replans {
-            s += &crate::events::replans_text(r, self.failed_frames.unwrap_or(0));
         }
         s
     }
