@@ -411,8 +411,8 @@ impl PreparedScenario {
     }
 
     /// Saturated throughput [frames/s] and energy per frame [mJ]: frames offered back to
-    /// back under the scenario's window, the rate measured over the second half of the exits
-    /// (the pipeline filled), the energy over the whole run.
+    /// back under the scenario's window, the rate measured while the pipeline is full
+    /// ([`saturated_rate`]), the energy over the whole run.
     pub fn saturated(&self, plan: &SimPlan) -> Result<(f64, f64), SimError> {
         let frames = saturation_frames(plan.parts.len(), self.workload.window);
         let w = Workload {
@@ -423,7 +423,7 @@ impl PreparedScenario {
         let out = self.simulate_workload(plan, w)?;
         let energy = out.total_energy_mj() / frames as f64;
         Ok((
-            steady_rate(&out.exit_ns).unwrap_or_else(|| out.throughput_fps()),
+            saturated_rate(&out),
             energy,
         ))
     }
@@ -510,20 +510,39 @@ impl PreparedScenario {
     }
 }
 
-/// Frames of a saturated run: enough for the window to fill twice over and a second half
-/// in steady state.
+/// Frames of a saturated run: enough for the window to fill three times over, so that
+/// the exits before the last entry reach a steady state.
 fn saturation_frames(partitions: usize, window: Window) -> u32 {
     let w = window.frames(partitions).unwrap_or(partitions + 2);
-    (2 * w + SATURATION_EXTRA_FRAMES).min(SATURATION_MAX_FRAMES) as u32
+    (3 * w + SATURATION_EXTRA_FRAMES).min(SATURATION_MAX_FRAMES) as u32
 }
 
-/// Frames added to twice the window in a saturated run.
+/// Frames added to three times the window in a saturated run.
 const SATURATION_EXTRA_FRAMES: usize = 8;
 /// Most frames of a saturated run.
 const SATURATION_MAX_FRAMES: usize = 256;
 
-/// Frames per second between the middle exit and the last one (`None` with fewer than two
-/// frames in that span or no time between them).
+/// The saturated rate of a run [frames/s]: over the second half of the exits while frames
+/// were still being admitted ([`steady_rate`] of the exits up to the last entry). After the
+/// last entry the pipeline drains, and a unit that runs two segments of a frame then runs
+/// only the later one, faster than it can in steady state. Runs with too few such exits
+/// (no window: every frame entered early) take the second half of all exits, or the whole
+/// run's rate.
+fn saturated_rate(out: &Outcome) -> f64 {
+    let last_entry = out.entry_ns.iter().copied().max().unwrap_or(0);
+    let mut full: Vec<Time> = (out.exit_ns.iter().copied())
+        .filter(|&x| x <= last_entry)
+        .collect();
+    full.sort_unstable();
+    let mut all = out.exit_ns.clone();
+    all.sort_unstable();
+    steady_rate(&full)
+        .or_else(|| steady_rate(&all))
+        .unwrap_or_else(|| out.throughput_fps())
+}
+
+/// Frames per second between the middle exit and the last one of ascending `exits` (`None`
+/// with fewer than three or no time between them).
 fn steady_rate(exits: &[Time]) -> Option<f64> {
     let n = exits.len();
     let h = n / 2;

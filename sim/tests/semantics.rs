@@ -414,3 +414,29 @@ fn the_default_window_bounds_latency_whatever_the_frame_count() {
     assert!(p50(200, Window::Unlimited) > 2 * p50(20, Window::Unlimited));
     assert!(p50(200, Window::Unlimited) > 2 * p50(200, default));
 }
+
+#[test]
+fn a_unit_running_two_stages_sets_the_saturated_rate_by_their_sum() {
+    // d1 runs a (2 ms) and c (2 ms) of every frame, d2 runs b (3 ms): d1 is busy 4 ms a
+    // frame, so the pipeline sustains 250 frames/s. While the last frames drain, d1 runs
+    // only c (every 2 ms): a rate counted over the drain would read more.
+    let g = graph(
+        &[
+            ("a", 2 * MS, &["in"], &["x"]),
+            ("b", 3 * MS, &["x"], &["y"]),
+            ("c", 2 * MS, &["y"], &["z"]),
+        ],
+        &["in"],
+        1000,
+    );
+    let link = "[[link]]\nname = \"l\"\nends = [\"d1\", \"d2\"]\nbandwidth_mbps = 8000.0\nlatency_us = 0.0\n";
+    let mut ps = prep(g, platform(&["d1", "d2"], 1.0, 1.0, link), 20, 0);
+    ps.workload.window = dicesim_sim::engine::DEFAULT_WINDOW;
+    let plan = ps.sim_plan(&[0, 1, 0]);
+    let o = ps.objectives(&plan).unwrap();
+    assert!(
+        (o.throughput_fps - 250.0).abs() / 250.0 < 0.01,
+        "{}",
+        o.throughput_fps
+    );
+}
