@@ -108,28 +108,23 @@ fn best(front: &[Point]) -> String {
     )
 }
 
-/// The highest-throughput mapping of a result: its cuts and units.
+/// The best mapping of a result by each objective: its figures, cuts and units.
 fn show_fastest(r: &dicesim_sim::explore::ExploreResult) {
-    let Some(p) = r
-        .front
+    for (k, what) in ["latency", "throughput", "energy", "memory"]
         .iter()
-        .max_by(|a, b| a.throughput_fps().total_cmp(&b.throughput_fps()))
-    else {
-        return;
-    };
-    let units: Vec<&str> = p
-        .genome
-        .units
-        .iter()
-        .map(|&u| r.unit_names[u as usize].as_str())
-        .collect();
-    println!(
-        "  fastest {:.1} fps {:.1} ms: cuts {:?} units {:?}",
-        p.throughput_fps(),
-        p.latency_ms(),
-        p.genome.cuts,
-        units
-    );
+        .enumerate()
+    {
+        let Some(p) = r.front.iter().min_by(|a, b| a.obj[k].total_cmp(&b.obj[k])) else {
+            return;
+        };
+        let units: Vec<&str> = (p.genome.units.iter())
+            .map(|&u| r.unit_names[u as usize].as_str())
+            .collect();
+        println!(
+            "  best {what}: {:.2} ms {:.1} fps {:.0} mJ {:.1} MiB: cuts {:?} units {:?}",
+            p.obj[0], -p.obj[1], p.obj[2], p.obj[3], p.genome.cuts, units
+        );
+    }
 }
 
 /// Non-dominated union of fronts.

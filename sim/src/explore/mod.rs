@@ -69,7 +69,11 @@
 //!    unit or with a disjoint core set, the slowest unit leaves or is replaced by a faster
 //!    unused one, the cuts are balanced (see [`selection`]). The first population also holds
 //!    balanced pipelines over the k fastest and the k most frugal units and over the core
-//!    sets of the fastest devices.
+//!    sets of the fastest devices, and, for the single-frame latency of models with
+//!    parallel branches (a detector's heads), the fastest units with each layer on the
+//!    unit of their device that runs it fastest, alone and with a branch (a range the next
+//!    layer does not read from) on another fast unit (`branch.rs`, at most 5% of the
+//!    budget).
 //! 3. **Placement** (up to 45%, [`tuning::PLACEMENT_END_PCT`]; 40% with core sets,
 //!    [`tuning::PLACEMENT_END_CORES_PCT`]): the same NSGA-II, variation mostly on the units
 //!    of fixed segments: change one segment's unit, swap two segments' units, swap cpu/gpu
@@ -125,6 +129,7 @@
 //! exhaustive front's is reported, both normalised with the bounds of their union
 //! (see [`hv`]).
 
+mod branch;
 pub mod cores;
 mod enumerate;
 mod genome;

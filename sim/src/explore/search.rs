@@ -299,6 +299,7 @@ impl Search<'_> {
     /// population from everything evaluated so far (baselines included).
     pub(crate) fn initial_population(&mut self, n: usize) -> Population {
         let mut init = self.selection_seeds();
+        init.extend(self.branch_seeds());
         init.extend((0..n).map(|_| self.random_initial()));
         self.eval_batch(init, false);
         let all: Vec<usize> = (0..self.points.len()).collect();
