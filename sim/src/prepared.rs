@@ -422,10 +422,7 @@ impl PreparedScenario {
         };
         let out = self.simulate_workload(plan, w)?;
         let energy = out.total_energy_mj() / frames as f64;
-        Ok((
-            saturated_rate(&out),
-            energy,
-        ))
+        Ok((saturated_rate(&out), energy))
     }
 
     /// The search's objectives of `plan` (see [`Objectives`]).
