@@ -411,8 +411,9 @@ impl PreparedScenario {
     }
 
     /// Saturated throughput [frames/s] and energy per frame [mJ]: frames offered back to
-    /// back under the scenario's window, the rate measured while the pipeline is full
-    /// ([`saturated_rate`]), the energy over the whole run.
+    /// back under the scenario's window, the rate measured while the pipeline is full and
+    /// at most what its busiest core or GPU allows ([`saturated_rate`]), the energy over the
+    /// whole run.
     pub fn saturated(&self, plan: &SimPlan) -> Result<(f64, f64), SimError> {
         let frames = saturation_frames(plan.parts.len(), self.workload.window);
         let w = Workload {
@@ -422,7 +423,32 @@ impl PreparedScenario {
         };
         let out = self.simulate_workload(plan, w)?;
         let energy = out.total_energy_mj() / frames as f64;
-        Ok((saturated_rate(&out), energy))
+        let in_flight = self.workload.window.frames(plan.parts.len());
+        let window = in_flight.unwrap_or(plan.parts.len() + 2);
+        let cap = frames as f64 * 1e9 / self.busiest_core_ns(&out).max(1) as f64;
+        Ok((saturated_rate(&out, window, cap), energy))
+    }
+
+    /// The busy time of a run's busiest core or GPU [ns]: a job on a core set holds each of
+    /// its cores, so on every core the jobs of the units that hold it follow each other
+    /// (a CPU's whole unit holds all its cores).
+    fn busiest_core_ns(&self, out: &Outcome) -> Time {
+        let units = &self.platform.units;
+        let mut load: Vec<Vec<Time>> = vec![Vec::new(); units.len()];
+        for (u, &busy) in units.iter().zip(&out.unit_busy_ns) {
+            if busy == 0 {
+                continue;
+            }
+            let cores = &mut load[u.parent];
+            for core in u.core_set.cores() {
+                let core = core as usize;
+                if cores.len() <= core {
+                    cores.resize(core + 1, 0);
+                }
+                cores[core] += busy;
+            }
+        }
+        load.iter().flatten().copied().max().unwrap_or(0)
     }
 
     /// The search's objectives of `plan` (see [`Objectives`]).
@@ -519,13 +545,14 @@ const SATURATION_EXTRA_FRAMES: usize = 8;
 /// Most frames of a saturated run.
 const SATURATION_MAX_FRAMES: usize = 256;
 
-/// The saturated rate of a run [frames/s]: over the second half of the exits while frames
-/// were still being admitted ([`steady_rate`] of the exits up to the last entry). After the
-/// last entry the pipeline drains, and a unit that runs two segments of a frame then runs
-/// only the later one, faster than it can in steady state. Runs with too few such exits
+/// The saturated rate of a run of `window` frames in flight [frames/s]: the exits while
+/// frames were still being admitted (up to the last entry; after it the pipeline drains,
+/// and a unit that runs two segments of a frame then runs only the later one, faster than
+/// it can in steady state), from the `window`-th on (the first `window` frames entered
+/// together), at most `cap` (the busiest resource's bound). Runs with too few such exits
 /// (no window: every frame entered early) take the second half of all exits, or the whole
 /// run's rate.
-fn saturated_rate(out: &Outcome) -> f64 {
+fn saturated_rate(out: &Outcome, window: usize, cap: f64) -> f64 {
     let last_entry = out.entry_ns.iter().copied().max().unwrap_or(0);
     let mut full: Vec<Time> = (out.exit_ns.iter().copied())
         .filter(|&x| x <= last_entry)
@@ -533,20 +560,20 @@ fn saturated_rate(out: &Outcome) -> f64 {
     full.sort_unstable();
     let mut all = out.exit_ns.clone();
     all.sort_unstable();
-    steady_rate(&full)
-        .or_else(|| steady_rate(&all))
-        .unwrap_or_else(|| out.throughput_fps())
+    let measured = steady_rate(&full, window.min(full.len() / 2))
+        .or_else(|| steady_rate(&all, all.len() / 2))
+        .unwrap_or_else(|| out.throughput_fps());
+    measured.min(cap)
 }
 
-/// Frames per second between the middle exit and the last one of ascending `exits` (`None`
-/// with fewer than three or no time between them).
-fn steady_rate(exits: &[Time]) -> Option<f64> {
+/// Frames per second between exit `from` and the last one of ascending `exits` (`None`
+/// with fewer than three exits or no time between them).
+fn steady_rate(exits: &[Time], from: usize) -> Option<f64> {
     let n = exits.len();
-    let h = n / 2;
-    if n < 3 || exits[n - 1] <= exits[h] {
+    if n < 3 || from + 1 >= n || exits[n - 1] <= exits[from] {
         return None;
     }
-    Some((n - 1 - h) as f64 / ((exits[n - 1] - exits[h]) as f64 * 1e-9))
+    Some((n - 1 - from) as f64 / ((exits[n - 1] - exits[from]) as f64 * 1e-9))
 }
 
 /// Share of `offered` [frames/s] that `sustained` misses (0 when it keeps up; relative
