@@ -449,8 +449,8 @@ fn a_unit_running_two_stages_sets_the_saturated_rate_by_their_sum() {
 #[test]
 fn a_bursty_pipeline_is_rated_as_a_long_run_in_steady_state() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let sc = dicesim_sim::Scenario::load(&root.join("scenarios/resnet50-fleet16-even.toml"))
-        .unwrap();
+    let sc =
+        dicesim_sim::Scenario::load(&root.join("scenarios/resnet50-fleet16-even.toml")).unwrap();
     let cuts = [0, 27, 28, 71, 73, 74, 77, 78, 151, 162, 171, 173, 174, 175];
     let units = [
         "tx2-04.gpu",
