@@ -172,6 +172,12 @@ pub fn max_min_rates(
     scratch: &mut MaxMinScratch,
 ) {
     rates.clear();
+    if let [route] = flows {
+        // one flow: its narrowest resource (the common case of a job or a transfer alone)
+        let narrowest = route.iter().map(|&r| capacity[r].max(0.0));
+        rates.push(narrowest.fold(f64::INFINITY, f64::min));
+        return;
+    }
     rates.resize(flows.len(), 0.0);
     scratch.reset(capacity, flows);
     let mut left = flows.iter().filter(|f| !f.is_empty()).count();
@@ -205,21 +211,35 @@ pub struct MaxMinScratch {
     remaining: Vec<f64>,
     count: Vec<u32>,
     frozen: Vec<bool>,
+    /// The resources some flow crosses, ascending (the only ones a share is computed for).
+    touched: Vec<usize>,
 }
 
 impl MaxMinScratch {
+    /// Counts the flows on each resource and sets the touched resources' remaining
+    /// capacity; only the touched entries are written (a memory system has a resource per
+    /// unit and a few of them carry flows).
     fn reset(&mut self, capacity: &[f64], flows: &[&[usize]]) {
-        self.remaining.clear();
-        self.remaining.extend_from_slice(capacity);
-        self.count.clear();
-        self.count.resize(capacity.len(), 0);
+        if self.count.len() < capacity.len() {
+            self.count.resize(capacity.len(), 0);
+            self.remaining.resize(capacity.len(), 0.0);
+        }
+        for &r in &self.touched {
+            self.count[r] = 0;
+        }
         self.frozen.clear();
         self.frozen.resize(flows.len(), false);
+        self.touched.clear();
         for f in flows {
             for &r in f.iter() {
+                if self.count[r] == 0 {
+                    self.touched.push(r);
+                    self.remaining[r] = capacity[r];
+                }
                 self.count[r] += 1;
             }
         }
+        self.touched.sort_unstable();
     }
 
     /// The resource whose equal share is the smallest, and that share. It fixes the rate of
@@ -228,7 +248,8 @@ impl MaxMinScratch {
     fn most_constrained(&self) -> Option<(usize, f64)> {
         let mut best = None;
         let mut share = f64::INFINITY;
-        for (r, &n) in self.count.iter().enumerate() {
+        for &r in &self.touched {
+            let n = self.count[r];
             if n > 0 {
                 let x = self.remaining[r].max(0.0) / n as f64;
                 if x < share {
@@ -244,6 +265,30 @@ impl MaxMinScratch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reused_buffers_give_what_fresh_ones_give() {
+        // the scratch keeps counts only for the resources the last call touched
+        let cap = [1.0, 2.0, 4.0, 8.0];
+        let calls: [Vec<&[usize]>; 4] = [
+            vec![&[0, 1], &[1], &[2]],
+            vec![&[3]],
+            vec![&[2, 3], &[3], &[0]],
+            vec![&[1, 2], &[0, 1], &[], &[2]],
+        ];
+        let mut scratch = MaxMinScratch::default();
+        for flows in &calls {
+            let (mut reused, mut fresh) = (Vec::new(), Vec::new());
+            max_min_rates(&cap, flows, &mut reused, &mut scratch);
+            max_min_rates(&cap, flows, &mut fresh, &mut MaxMinScratch::default());
+            assert_eq!(reused, fresh, "{flows:?}");
+        }
+        let mut rates = Vec::new();
+        max_min_rates(&cap, &calls[3], &mut rates, &mut scratch);
+        // r0 (1 flow) and r1 (2 flows) both share 1: f1 gets 1 on r0, then f0 the 1 left on
+        // r1, f3 the 3 left on r2
+        assert_eq!(rates, vec![1.0, 1.0, f64::INFINITY, 3.0]);
+    }
 
     #[test]
     fn max_min_classic() {
