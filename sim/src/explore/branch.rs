@@ -83,11 +83,7 @@ impl Search<'_> {
     /// Each layer on the unit of `host`'s device that runs it fastest (a GPU's device
     /// hands the layers it is slow at to its CPU; copies within a device are cheap).
     fn local_best(&self, host: u16) -> Vec<usize> {
-        let units = &self.prep.platform.units;
-        let device = units[host as usize].device;
-        let local: Vec<usize> = (self.space.units.iter().copied())
-            .filter(|&u| units[u].device == device)
-            .collect();
+        let local = self.local_units(host);
         let t = &self.prep.layer_ns;
         (0..self.space.layers)
             .map(|l| {
@@ -107,9 +103,7 @@ impl Search<'_> {
         let others = (self.by_speed.iter().copied())
             .filter(|&u| units[u as usize].device != device)
             .take(BRANCH_HELPERS);
-        let local = (self.space.units.iter())
-            .map(|&u| u as u16)
-            .filter(|&u| u != host && units[u as usize].device == device);
+        let local = self.local_units(host).into_iter().map(|u| u as u16);
         others.chain(local).collect()
     }
 }

@@ -86,8 +86,10 @@
 //!    or put a neighbouring segment on the cores it leaves free.
 //! 5. **Refinement** (the rest): local search around the current front: move a boundary by
 //!    1 to 3 layers (to any position), to any clean point, shift an inner segment by 1 to 3
-//!    layers, swap two partitions' units, put one partition on each other whole unit and on
-//!    each core set of its CPU. Front members are refined extremes first (largest crowding
+//!    layers, swap two partitions' units, put one partition on each other whole unit, on
+//!    each core set of its CPU and on each other unit of its device (GPU, CPU, core sets),
+//!    or move its first or last layer to one of those (a layer its GPU is slow at, handed
+//!    to the CPU beside it). Front members are refined extremes first (largest crowding
 //!    distance), each once. When no untried neighbour is left, NSGA-II generations resume
 //!    (with core sets, a share [`tuning::CORE_RATE_REFINEMENT`] of their unit variation
 //!    allocates cores).

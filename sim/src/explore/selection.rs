@@ -253,6 +253,16 @@ impl Search<'_> {
         (pick > 0).then(|| free[self.rng.below(pick) as usize])
     }
 
+    /// The units of the space on `u`'s device other than `u` (its GPU, its CPU and the
+    /// CPU's core sets).
+    pub(crate) fn local_units(&self, u: u16) -> Vec<usize> {
+        let units = &self.prep.platform.units;
+        let d = units[u as usize].device;
+        (self.space.units.iter().copied())
+            .filter(|&v| v != u as usize && units[v].device == d)
+            .collect()
+    }
+
     /// Whether the space has units enough for unit selection
     /// ([`SELECTION_MIN_UNITS`](super::tuning::SELECTION_MIN_UNITS) whole units).
     pub(crate) fn selects(&self) -> bool {

@@ -327,12 +327,36 @@ pub(crate) fn neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
             h.units.swap(a, b);
             push(h);
         }
-        for u in s.space.moves_from(g.units[a]) {
+        let local = s.local_units(g.units[a]);
+        for &u in s.space.moves_from(g.units[a]).iter().chain(&local) {
             if u as u16 != g.units[a] {
                 let mut h = g.clone();
                 h.units[a] = u as u16;
                 push(h);
             }
+        }
+        for h in peeled(s, g, a, &local) {
+            push(h);
+        }
+    }
+    out
+}
+
+/// `g` with the first or the last layer of segment `a` moved to one of `local` (a layer a
+/// GPU is slow at, handed to its device's CPU cores).
+fn peeled(s: &Search, g: &Genome, a: usize, local: &[usize]) -> Vec<Genome> {
+    let start = if a == 0 { 0 } else { g.cuts[a - 1] as usize };
+    let end = g.cuts.get(a).map_or(s.space.layers, |&c| c as usize);
+    if end - start < 2 {
+        return Vec::new();
+    }
+    let assign = g.assignment(s.space.layers);
+    let mut out = Vec::new();
+    for l in [start, end - 1] {
+        for &u in local.iter().filter(|&&u| u != assign[l]) {
+            let mut v = assign.clone();
+            v[l] = u;
+            out.push(Genome::from_assignment(&v));
         }
     }
     out
