@@ -273,42 +273,44 @@ impl Search<'_> {
     }
 }
 
-/// Local neighbours of a genome (stage 3), in a fixed order.
+/// Local neighbours of a genome (stage 3), in a fixed order: boundary moves, then unit
+/// moves.
 pub(crate) fn neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
+    let mut all = cut_neighbours(s, g);
+    all.extend(unit_neighbours(s, g));
+    (all.into_iter())
+        .map(|h| h.canonical(s.space.layers))
+        .filter(|h| h.units.len() <= s.space.max_segments)
+        .collect()
+}
+
+/// A boundary moved by 1 to [`MAX_SHIFT`] layers or to any clean cut point between its
+/// neighbours, an inner segment shifted by 1 to [`MAX_SHIFT`] layers.
+fn cut_neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
     let nl = s.space.layers as i64;
     let mut out = Vec::new();
-    let mut push = |g: Genome| {
-        let g = g.canonical(nl as usize);
-        if g.units.len() <= s.space.max_segments {
-            out.push(g);
+    let n = g.cuts.len();
+    // boundary `i` at `c`, when `c` stays between its neighbours
+    let mut moved = |i: usize, c: i64| {
+        let lo = if i == 0 { 1 } else { g.cuts[i - 1] as i64 + 1 };
+        let hi = g.cuts.get(i + 1).map_or(nl - 1, |&c| c as i64 - 1);
+        if c >= lo && c <= hi {
+            let mut h = g.clone();
+            h.cuts[i] = c as u32;
+            out.push(h);
         }
     };
-    for i in 0..g.cuts.len() {
-        for d in shifts() {
-            let c = g.cuts[i] as i64 + d;
-            let lo = if i == 0 { 1 } else { g.cuts[i - 1] as i64 + 1 };
-            let hi = g.cuts.get(i + 1).map_or(nl - 1, |&c| c as i64 - 1);
-            if c >= lo && c <= hi {
-                let mut h = g.clone();
-                h.cuts[i] = c as u32;
-                push(h);
-            }
-        }
+    for i in 0..n {
+        shifts().for_each(|d| moved(i, g.cuts[i] as i64 + d));
     }
-    // move a boundary to any clean cut point between its neighbours
-    for i in 0..g.cuts.len() {
-        let lo = if i == 0 { 1 } else { g.cuts[i - 1] + 1 };
-        let hi = g.cuts.get(i + 1).map_or(nl as u32 - 1, |&c| c - 1);
-        for &c in s.space.clean_cuts.iter().filter(|&&c| c >= lo && c <= hi) {
+    for i in 0..n {
+        for &c in &s.space.clean_cuts {
             if (c as i64 - g.cuts[i] as i64).abs() > MAX_SHIFT {
-                let mut h = g.clone();
-                h.cuts[i] = c;
-                push(h);
+                moved(i, c as i64);
             }
         }
     }
-    // shift a whole inner segment (both of its boundaries) by up to 3 layers
-    for i in 0..g.cuts.len().saturating_sub(1) {
+    for i in 0..n.saturating_sub(1) {
         for d in shifts() {
             let (a, b) = (g.cuts[i] as i64 + d, g.cuts[i + 1] as i64 + d);
             let lo = if i == 0 { 1 } else { g.cuts[i - 1] as i64 + 1 };
@@ -317,27 +319,37 @@ pub(crate) fn neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
                 let mut h = g.clone();
                 h.cuts[i] = a as u32;
                 h.cuts[i + 1] = b as u32;
-                push(h);
+                out.push(h);
             }
         }
     }
+    out
+}
+
+/// Two segments' units swapped; a segment on each other whole unit, core set of its CPU or
+/// unit of its device; its first or last layer on a unit of its device.
+fn unit_neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
+    let mut out = Vec::new();
     for a in 0..g.units.len() {
         for b in a + 1..g.units.len() {
             let mut h = g.clone();
             h.units.swap(a, b);
-            push(h);
+            out.push(h);
         }
         let local = s.local_units(g.units[a]);
-        for &u in s.space.moves_from(g.units[a]).iter().chain(&local) {
-            if u as u16 != g.units[a] {
-                let mut h = g.clone();
-                h.units[a] = u as u16;
-                push(h);
-            }
+        let mut moves = s.space.moves_from(g.units[a]);
+        moves.extend(
+            local
+                .iter()
+                .filter(|u| !moves.contains(u))
+                .collect::<Vec<_>>(),
+        );
+        for u in moves.into_iter().filter(|&u| u as u16 != g.units[a]) {
+            let mut h = g.clone();
+            h.units[a] = u as u16;
+            out.push(h);
         }
-        for h in peeled(s, g, a, &local) {
-            push(h);
-        }
+        out.extend(peeled(s, g, a, &local));
     }
     out
 }
