@@ -412,8 +412,8 @@ impl PreparedScenario {
 
     /// Saturated throughput [frames/s] and energy per frame [mJ]: frames offered back to
     /// back under the scenario's window, the rate measured while the pipeline is full and
-    /// at most what its busiest core or GPU allows ([`saturated_rate`]), the energy over the
-    /// whole run.
+    /// at most what its busiest core, GPU or network resource allows ([`saturated_rate`]),
+    /// the energy over the whole run.
     pub fn saturated(&self, plan: &SimPlan) -> Result<(f64, f64), SimError> {
         let frames = saturation_frames(plan.parts.len(), self.workload.window);
         let w = Workload {
@@ -423,10 +423,10 @@ impl PreparedScenario {
         };
         let out = self.simulate_workload(plan, w)?;
         let energy = out.total_energy_mj() / frames as f64;
-        let in_flight = self.workload.window.frames(plan.parts.len());
-        let window = in_flight.unwrap_or(plan.parts.len() + 2);
-        let cap = frames as f64 * 1e9 / self.busiest_core_ns(&out).max(1) as f64;
-        Ok((saturated_rate(&out, window, cap), energy))
+        let window = self.workload.window.frames(plan.parts.len());
+        let busiest = self.busiest_core_ns(&out) as f64 / frames as f64;
+        let per_frame = busiest.max(self.busiest_link_ns(plan)).max(1.0);
+        Ok((saturated_rate(&out, window, 1e9 / per_frame), energy))
     }
 
     /// The busy time of a run's busiest core or GPU [ns]: a job on a core set holds each of
@@ -449,6 +449,23 @@ impl PreparedScenario {
             }
         }
         load.iter().flatten().copied().max().unwrap_or(0)
+    }
+
+    /// The time the busiest network resource (a direction of a link, a shared medium)
+    /// needs for what `plan` sends across it per frame [ns].
+    fn busiest_link_ns(&self, plan: &SimPlan) -> f64 {
+        let mut bytes = vec![0u64; self.network.resources.len()];
+        for c in &plan.conns {
+            let device = |p: usize| self.platform.units[plan.parts[p].unit].device;
+            if let Some(route) = self.network.route(device(c.from), device(c.to)) {
+                for &r in &route.resources {
+                    bytes[r] += c.bytes;
+                }
+            }
+        }
+        (bytes.iter().zip(&self.network.resources))
+            .map(|(&b, r)| b as f64 / r.capacity)
+            .fold(0.0, f64::max)
     }
 
     /// The search's objectives of `plan` (see [`Objectives`]).
@@ -545,14 +562,15 @@ const SATURATION_EXTRA_FRAMES: usize = 8;
 /// Most frames of a saturated run.
 const SATURATION_MAX_FRAMES: usize = 256;
 
-/// The saturated rate of a run of `window` frames in flight [frames/s]: the exits while
-/// frames were still being admitted (up to the last entry; after it the pipeline drains,
-/// and a unit that runs two segments of a frame then runs only the later one, faster than
-/// it can in steady state), from the `window`-th on (the first `window` frames entered
-/// together), at most `cap` (the busiest resource's bound). Runs with too few such exits
-/// (no window: every frame entered early) take the second half of all exits, or the whole
-/// run's rate.
-fn saturated_rate(out: &Outcome, window: usize, cap: f64) -> f64 {
+/// The saturated rate of a run with `window` frames in flight [frames/s], at most `cap`
+/// (what the busiest core, GPU or link allows): over the exits while frames were still
+/// being admitted (up to the last entry; after it the pipeline drains, and a unit that
+/// runs two segments of a frame then runs only the later one, faster than in steady
+/// state), from the `window`-th on (the first `window` frames entered together). Frames
+/// can leave in bursts (a convoy through units that several segments share): the cap keeps
+/// a burst from reading as the rate. Runs with too few such exits (no window: every frame
+/// entered early) take the second half of all exits, or the whole run's rate.
+fn saturated_rate(out: &Outcome, window: Option<usize>, cap: f64) -> f64 {
     let last_entry = out.entry_ns.iter().copied().max().unwrap_or(0);
     let mut full: Vec<Time> = (out.exit_ns.iter().copied())
         .filter(|&x| x <= last_entry)
@@ -560,7 +578,8 @@ fn saturated_rate(out: &Outcome, window: usize, cap: f64) -> f64 {
     full.sort_unstable();
     let mut all = out.exit_ns.clone();
     all.sort_unstable();
-    let measured = steady_rate(&full, window.min(full.len() / 2))
+    let from = window.unwrap_or(usize::MAX).min(full.len() / 2);
+    let measured = steady_rate(&full, from)
         .or_else(|| steady_rate(&all, all.len() / 2))
         .unwrap_or_else(|| out.throughput_fps());
     measured.min(cap)

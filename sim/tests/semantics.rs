@@ -441,37 +441,20 @@ fn a_unit_running_two_stages_sets_the_saturated_rate_by_their_sum() {
     );
 }
 
-/// A pipeline over three boards whose CPUs run segments on overlapping core sets (the whole
-/// CPU and its halves) and whose TX2 CPU runs three segments of a frame (an early one, a
-/// middle one and the classifier): frames leave in bursts (eight within 4 ms, then 100 ms
-/// of none), so a rate over a short stretch of exits read 136.9 fps. The saturated rate
-/// agrees with the rate of a 400-frame run in steady state (60.6 fps).
-#[test]
-fn a_bursty_pipeline_is_rated_as_a_long_run_in_steady_state() {
+/// The saturated rate of a mapping of resnet50 over the 16-board fleet (segments `units`
+/// between `cuts`) and the rate of a 400-frame run in steady state (exits 100 to 399).
+fn rated_and_steady(cuts: &[usize], units: &[&str]) -> (f64, f64) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let sc =
         dicesim_sim::Scenario::load(&root.join("scenarios/resnet50-fleet16-even.toml")).unwrap();
-    let cuts = [0, 27, 28, 71, 73, 74, 77, 78, 151, 162, 171, 173, 174, 175];
-    let units = [
-        "tx2-04.gpu",
-        "tx2-04.cpu[0-1]",
-        "tx2-04.gpu",
-        "tx2-04.cpu",
-        "tx2-04.cpu[0-1]",
-        "tx2-04.gpu",
-        "nx-08.cpu[0-1]",
-        "nx-08.gpu",
-        "pc-06.cpu[0-1]",
-        "pc-06.cpu[2]",
-        "pc-06.cpu",
-        "tx2-04.cpu[2-3]",
-        "tx2-04.cpu[0-1]",
-    ];
     let mut platform = sc.prep.platform.clone();
     let mut assign = Vec::new();
     for (s, name) in units.iter().enumerate() {
         let u = platform.resolve_unit(name).unwrap();
-        assign.resize(cuts[s + 1], u);
+        assign.resize(
+            cuts.get(s).copied().unwrap_or(sc.prep.graph.layers.len()),
+            u,
+        );
     }
     let ps = PreparedScenario::new(sc.prep.graph.clone(), platform, sc.prep.workload);
     let plan = ps.sim_plan(&assign);
@@ -482,9 +465,78 @@ fn a_bursty_pipeline_is_rated_as_a_long_run_in_steady_state() {
     };
     let mut exits = ps.simulate_workload(&plan, long).unwrap().exit_ns;
     exits.sort_unstable();
-    let steady = 299.0 / ((exits[399] - exits[100]) as f64 * 1e-9);
+    (rated, 299.0 / ((exits[399] - exits[100]) as f64 * 1e-9))
+}
+
+/// Pipelines found by long searches whose frames leave in bursts, so that a rate over a
+/// short stretch of exits read far more than they sustain: the saturated rate agrees with
+/// a 400-frame run in steady state.
+#[test]
+fn bursty_pipelines_are_rated_as_long_runs_in_steady_state() {
+    // CPUs running segments on overlapping core sets (the whole CPU and its halves), the
+    // TX2's CPU three segments of a frame: eight frames leave within 4 ms, then none for
+    // 100 ms; read 136.9 fps, sustains 60.6
+    let (rated, steady) = rated_and_steady(
+        &[27, 28, 71, 73, 74, 77, 78, 151, 162, 171, 173, 174],
+        &[
+            "tx2-04.gpu",
+            "tx2-04.cpu[0-1]",
+            "tx2-04.gpu",
+            "tx2-04.cpu",
+            "tx2-04.cpu[0-1]",
+            "tx2-04.gpu",
+            "nx-08.cpu[0-1]",
+            "nx-08.gpu",
+            "pc-06.cpu[0-1]",
+            "pc-06.cpu[2]",
+            "pc-06.cpu",
+            "tx2-04.cpu[2-3]",
+            "tx2-04.cpu[0-1]",
+        ],
+    );
     assert!(
         (rated - steady).abs() / steady < 0.02,
-        "rated {rated} fps, 400 frames {steady} fps"
+        "{rated} vs {steady}"
+    );
+    // 25 segments over 10 boards, three Nanos' links carrying 2.2-3.0 MB a frame: twenty
+    // frames leave within 7 ms after 700 ms; read 94.0 fps, the busiest link direction
+    // allows 72.8 (the rate now) and 400 frames sustain 70.2: the transfers sharing that
+    // direction leave it idle part of the time, which the bound does not see
+    let (rated, steady) = rated_and_steady(
+        &[
+            4, 55, 56, 59, 67, 68, 119, 124, 139, 142, 143, 146, 151, 152, 159, 160, 161, 163, 164,
+            168, 169, 171, 173, 174,
+        ],
+        &[
+            "nano-10.cpu",
+            "tx2-04.gpu",
+            "tx2-04.cpu[2-3]",
+            "tx2-04.cpu[0-2]",
+            "tx2-04.cpu[4-5]",
+            "tx2-04.cpu[0-1]",
+            "nx-08.gpu",
+            "nx-08.cpu",
+            "nano-10.gpu",
+            "nano-14.gpu",
+            "pc-06.cpu[3]",
+            "pc-06.cpu[2]",
+            "nano-14.gpu",
+            "nano-02.cpu[0]",
+            "nano-02.gpu",
+            "nano-02.cpu",
+            "nano-02.cpu[0]",
+            "nano-02.cpu",
+            "rpi3-01.cpu[0]",
+            "pc-06.cpu[0]",
+            "nano-14.cpu",
+            "rpi4-00.cpu[0]",
+            "nano-10.cpu",
+            "pc-06.cpu",
+            "nano-10.gpu",
+        ],
+    );
+    assert!(
+        (rated - steady).abs() / steady < 0.05,
+        "{rated} vs {steady}"
     );
 }
