@@ -71,7 +71,8 @@
 //!    balanced pipelines over the k fastest and the k most frugal units and over the core
 //!    sets of the fastest devices, and, for the single-frame latency of models with
 //!    parallel branches (a detector's heads), the fastest units with each layer on the
-//!    unit of their device that runs it fastest, alone and with a branch (a range the next
+//!    unit of their device that runs it fastest (when that saves at least 0.2% of the
+//!    whole model's time), alone and with a branch (a range the next
 //!    layer does not read from) on another fast unit (`branch.rs`, at most 5% of the
 //!    budget).
 //! 3. **Placement** (up to 45%, [`tuning::PLACEMENT_END_PCT`]; 40% with core sets,
