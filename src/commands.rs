@@ -262,15 +262,10 @@ fn write_run_outputs(run: &dicesim_sim::ScenarioRun, req: &RunRequest) -> Result
 /// scenario's model does not have: the `[units]` and `[[split]]` tables over the scenario's
 /// own model, with the shares the run used.
 fn exported_mapping(sc: &dicesim_sim::Scenario) -> Result<String> {
-    use dicesim_sim::files::{ModelSource, ScenarioFile};
-    let Some(h) = &sc.hybrid else {
-        return Ok(sc.mapping.to_toml(&sc.prep.graph));
-    };
-    let graph = match ScenarioFile::read(&sc.path)?.model.source(&sc.path)? {
-        ModelSource::Zoo { name, input_size } => Model::zoo_for_analysis(&name, input_size)?.graph,
-        ModelSource::Onnx { path, input_shapes } => Model::load(&path, &input_shapes)?.graph,
-    };
-    Ok(h.to_toml(&graph))
+    match &sc.hybrid {
+        Some(h) => Ok(h.to_toml(&sc.model()?.graph)),
+        None => Ok(sc.mapping.to_toml(&sc.prep.graph)),
+    }
 }
 
 /// The error for a mapping file given where a scenario belongs (it has a `[units]` table),

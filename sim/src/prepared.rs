@@ -455,8 +455,8 @@ impl PreparedScenario {
     /// needs for what `plan` sends across it per frame [ns].
     fn busiest_link_ns(&self, plan: &SimPlan) -> f64 {
         let mut bytes = vec![0u64; self.network.resources.len()];
+        let device = |p: usize| self.platform.units[plan.parts[p].unit].device;
         for c in &plan.conns {
-            let device = |p: usize| self.platform.units[plan.parts[p].unit].device;
             if let Some(route) = self.network.route(device(c.from), device(c.to)) {
                 for &r in &route.resources {
                     bytes[r] += c.bytes;
@@ -576,11 +576,14 @@ fn saturated_rate(out: &Outcome, window: Option<usize>, cap: f64) -> f64 {
         .filter(|&x| x <= last_entry)
         .collect();
     full.sort_unstable();
-    let mut all = out.exit_ns.clone();
-    all.sort_unstable();
     let from = window.unwrap_or(usize::MAX).min(full.len() / 2);
+    let second_half = || {
+        let mut all = out.exit_ns.clone();
+        all.sort_unstable();
+        steady_rate(&all, all.len() / 2)
+    };
     let measured = steady_rate(&full, from)
-        .or_else(|| steady_rate(&all, all.len() / 2))
+        .or_else(second_half)
         .unwrap_or_else(|| out.throughput_fps());
     measured.min(cap)
 }

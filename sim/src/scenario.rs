@@ -212,6 +212,12 @@ impl Scenario {
             hybrid: mapped.hybrid,
         })
     }
+
+    /// The model as the scenario file names it (the zoo's without its random weights, or
+    /// the ONNX file), without the horizontal splits that `prep.graph` has written in.
+    pub fn model(&self) -> Result<dicesim_plan::Model, SimError> {
+        crate::modelsrc::scenario_model(&self.path)
+    }
 }
 
 /// Options of [`run_scenario`].

@@ -105,7 +105,7 @@ pub fn search(
     let Some(start) = fastest(front) else {
         return Ok(HorizontalResult::default());
     };
-    let model = crate::modelsrc::scenario_model(&sc.path)?;
+    let model = sc.model()?;
     let assign = start.genome.assignment(model.graph.layers.len());
     let base = assign.iter().map(|&u| unit_names[u].clone()).collect();
     let mut st = Stage {

@@ -215,7 +215,7 @@ fn seed_sizes(most: usize) -> Vec<usize> {
 
 impl Search<'_> {
     /// Segment bounds `(start, end)` of segment `s` of `g`.
-    fn bounds(&self, g: &Genome, s: usize) -> (usize, usize) {
+    pub(crate) fn bounds(&self, g: &Genome, s: usize) -> (usize, usize) {
         let start = if s == 0 { 0 } else { g.cuts[s - 1] as usize };
         let end = g.cuts.get(s).map_or(self.space.layers, |&c| c as usize);
         (start, end)

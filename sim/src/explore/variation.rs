@@ -338,12 +338,11 @@ fn unit_neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
         }
         let local = s.local_units(g.units[a]);
         let mut moves = s.space.moves_from(g.units[a]);
-        moves.extend(
-            local
-                .iter()
-                .filter(|u| !moves.contains(u))
-                .collect::<Vec<_>>(),
-        );
+        for &u in &local {
+            if !moves.contains(&u) {
+                moves.push(u);
+            }
+        }
         for u in moves.into_iter().filter(|&u| u as u16 != g.units[a]) {
             let mut h = g.clone();
             h.units[a] = u as u16;
@@ -354,18 +353,17 @@ fn unit_neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
     out
 }
 
-/// `g` with the first or the last layer of segment `a` moved to one of `local` (a layer a
-/// GPU is slow at, handed to its device's CPU cores).
+/// `g` with the first or the last layer of segment `a` moved to one of `local` (the other
+/// units of its device: a layer a GPU is slow at, handed to its device's CPU cores).
 fn peeled(s: &Search, g: &Genome, a: usize, local: &[usize]) -> Vec<Genome> {
-    let start = if a == 0 { 0 } else { g.cuts[a - 1] as usize };
-    let end = g.cuts.get(a).map_or(s.space.layers, |&c| c as usize);
+    let (start, end) = s.bounds(g, a);
     if end - start < 2 {
         return Vec::new();
     }
     let assign = g.assignment(s.space.layers);
     let mut out = Vec::new();
     for l in [start, end - 1] {
-        for &u in local.iter().filter(|&&u| u != assign[l]) {
+        for &u in local {
             let mut v = assign.clone();
             v[l] = u;
             out.push(Genome::from_assignment(&v));
