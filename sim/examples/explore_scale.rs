@@ -12,6 +12,11 @@
 //! evaluations (0: no reference, timings only). `--core-sets both` runs each seed with and
 //! without core allocation and prints both fronts' hypervolumes normalised by the bounds of
 //! their union (the reference runs use core sets unless `off`).
+//!
+//! Environment: `EXPLORE_SCALE_SHOW=1` prints each front's best mapping per objective;
+//! `EXPLORE_SCALE_DUMP=DIR` writes each seed's front to `DIR/front-SEED.csv` (latency,
+//! negative throughput, energy, memory, segment count, units), for looking at what a front
+//! lacks.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -93,6 +98,9 @@ fn run(sc: &Scenario, budget: u64, seed: u64, core_sets: bool) -> (Vec<Point>, u
     if std::env::var_os("EXPLORE_SCALE_SHOW").is_some() {
         show_fastest(&r);
     }
+    if let Some(dir) = std::env::var_os("EXPLORE_SCALE_DUMP") {
+        dump(&r, &PathBuf::from(dir).join(format!("front-{seed}.csv")));
+    }
     (r.front, r.evaluations, t.elapsed().as_secs_f64())
 }
 
@@ -125,6 +133,29 @@ fn show_fastest(r: &dicesim_sim::explore::ExploreResult) {
             p.obj[0], -p.obj[1], p.obj[2], p.obj[3], p.genome.cuts, units
         );
     }
+}
+
+/// Writes a front (objectives, segment count, units) to `path`, one mapping per line.
+fn dump(r: &dicesim_sim::explore::ExploreResult, path: &std::path::Path) {
+    let text: String = r
+        .front
+        .iter()
+        .map(|p| {
+            let units: Vec<&str> = (p.genome.units.iter())
+                .map(|&u| r.unit_names[u as usize].as_str())
+                .collect();
+            format!(
+                "{},{},{},{},{},{}\n",
+                p.obj[0],
+                p.obj[1],
+                p.obj[2],
+                p.obj[3],
+                units.len(),
+                units.join(" ")
+            )
+        })
+        .collect();
+    std::fs::write(path, text).expect("front written");
 }
 
 /// Non-dominated union of fronts.

@@ -176,6 +176,13 @@ impl Rng {
         // ranges used by the search, and the result stays reproducible.
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
+
+    /// `v` in a uniformly random order (Fisher-Yates).
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i as u64 + 1) as usize);
+        }
+    }
 }
 
 /// How simulated time relates to wall-clock time.
@@ -223,6 +230,20 @@ impl Clock for WallClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shuffle_is_a_permutation_and_moves_things() {
+        let mut rng = Rng::new(11);
+        let mut v: Vec<u32> = (0..50).collect();
+        rng.shuffle(&mut v);
+        assert_ne!(v, (0..50).collect::<Vec<_>>());
+        v.sort_unstable();
+        assert_eq!(v, (0..50).collect::<Vec<_>>());
+        let mut one = vec![7];
+        rng.shuffle(&mut one);
+        assert_eq!(one, vec![7]);
+        rng.shuffle::<u8>(&mut []);
+    }
 
     #[test]
     fn ties_pop_in_schedule_order_and_cancel_works() {

@@ -85,15 +85,22 @@
 //!    core set of the CPU or back to the whole CPU (its core count), split it in two at a
 //!    (mostly clean) cut onto two disjoint core sets (a two-stage pipeline inside the CPU),
 //!    or put a neighbouring segment on the cores it leaves free.
-//! 5. **Refinement** (the rest): local search around the current front: move a boundary by
-//!    1 to 3 layers (to any position), to any clean point, shift an inner segment by 1 to 3
-//!    layers, swap two partitions' units, put one partition on each other whole unit, on
-//!    each core set of its CPU and on each other unit of its device (GPU, CPU, core sets),
-//!    or move its first or last layer to one of those (a layer its GPU is slow at, handed
-//!    to the CPU beside it). Front members are refined extremes first (largest crowding
-//!    distance), each once. When no untried neighbour is left, NSGA-II generations resume
-//!    (with core sets, a share [`tuning::CORE_RATE_REFINEMENT`] of their unit variation
-//!    allocates cores).
+//! 5. **Refinement** (the rest): local search around the current front. A member's
+//!    neighbours are of three kinds: *boundary moves* (a boundary by 1 to 3 layers, to any
+//!    clean point, an inner segment shifted by 1 to 3 layers), *unit moves* (two
+//!    partitions' units swapped, one partition on each other whole unit, on each core set
+//!    of its CPU, on each other unit of its device) and *moves within a device* (its first
+//!    or last layer on another unit of its device: a layer its GPU is slow at, handed to
+//!    the CPU beside it; or the partition cut where its halves take about the same
+//!    estimated time, one half on another unit of its device: a pipeline of the GPU and CPU
+//!    cores of one board). A visit evaluates a sample of at most [`tuning::REFINE_SAMPLE`]
+//!    untried neighbours, taken from the kinds in turn (the few within-device moves are
+//!    drawn as often as the many unit moves). Members visited least often go first, and
+//!    among those the extremes (largest crowding distance), so a member that improves an
+//!    extreme is visited next: a descent towards each corner of the front, a sample per
+//!    step. A member is visited again while it has untried neighbours; when no member has
+//!    any, NSGA-II generations resume (with core sets, a share
+//!    [`tuning::CORE_RATE_REFINEMENT`] of their unit variation allocates cores).
 //!
 //! 6. **Horizontal splits** (`--horizontal` only: [`tuning::HORIZONTAL_PCT`] of the budget,
 //!    at most [`tuning::HORIZONTAL_MAX`] evaluations, taken from the stages above): from the
@@ -206,6 +213,9 @@ pub mod tuning {
     pub const STALL_GENERATIONS: u32 = 50;
     /// Refinement moves a boundary or shifts a segment by at most this many layers.
     pub const MAX_SHIFT: i64 = 3;
+    /// Most neighbours of one front member evaluated per refinement visit (a sample; a
+    /// member is visited again while it has unevaluated neighbours).
+    pub const REFINE_SAMPLE: usize = 48;
     /// Progress is reported about this many times over the budget...
     pub const PROGRESS_REPORTS: u64 = 50;
     /// ...each time the evaluation count passes a multiple of budget / PROGRESS_REPORTS

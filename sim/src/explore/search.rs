@@ -2,7 +2,7 @@
 //! that spend the budget: baselines, the initial population, NSGA-II generations and
 //! refinement around the front.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use rayon::prelude::*;
 
@@ -10,7 +10,7 @@ use super::nsga::{crowding, dominates, select, sort_front, tournament};
 use super::selection::SegmentTimes;
 use super::tuning::{
     BASELINE_SHARE_PCT, CORE_RATE_ALLOCATION, CORE_RATE_INITIAL, CORE_RATE_REFINEMENT,
-    CROSSOVER_RATE, SELECTION_RATE_LATER, SELECTION_RATE_STAGE, STALL_GENERATIONS,
+    CROSSOVER_RATE, REFINE_SAMPLE, SELECTION_RATE_LATER, SELECTION_RATE_STAGE, STALL_GENERATIONS,
     STRUCTURAL_RATE_LATER, STRUCTURAL_RATE_PARTITIONING,
 };
 use super::variation::neighbours;
@@ -321,7 +321,7 @@ impl Search<'_> {
     /// stalled stage moves on to the next one first: [`Stage::after_stall`]).
     pub(crate) fn evolve(&mut self, mut pop: Population, n: usize, reporter: &mut Reporter<'_>) {
         let mut stalled = 0;
-        let mut refined: HashSet<usize> = HashSet::new();
+        let mut visits: HashMap<usize, u32> = HashMap::new();
         let cores = self.space.has_core_sets();
         let mut floor = Stage::Partitioning;
         while self.spent() < self.budget {
@@ -336,7 +336,7 @@ impl Search<'_> {
             let before = self.spent();
             let mut batch = Vec::new();
             if stage == Stage::Refinement {
-                batch = self.refinement_batch(n, &mut refined);
+                batch = self.refinement_batch(n, &mut visits);
             }
             if batch.is_empty() {
                 batch = self.generation(&pop, n, stage);
@@ -354,29 +354,33 @@ impl Search<'_> {
         }
     }
 
-    /// Refinement: the unevaluated neighbours of front members not refined yet, extremes
-    /// first (largest crowding distance), at least until the batch holds `n`.
-    fn refinement_batch(&self, n: usize, refined: &mut HashSet<usize>) -> Vec<Genome> {
+    /// Refinement: a sample of at most [`REFINE_SAMPLE`] unevaluated neighbours of each of
+    /// the front members visited least often, extremes first (largest crowding distance),
+    /// until the batch holds `n`; a member whose neighbours are all evaluated is not visited
+    /// again.
+    fn refinement_batch(&mut self, n: usize, visits: &mut HashMap<usize, u32>) -> Vec<Genome> {
         let mut front: Vec<usize> = self.archive.clone();
         front.sort_unstable();
         let members: Vec<&Point> = front.iter().map(|&i| &self.points[i]).collect();
         let cd = crowding(&members, &(0..members.len()).collect::<Vec<_>>());
-        let mut order: Vec<(f64, usize)> = cd.into_iter().zip(front.iter().copied()).collect();
-        order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut order: Vec<(u32, f64, usize)> = (cd.into_iter().zip(front.iter().copied()))
+            .map(|(d, f)| (visits.get(&f).copied().unwrap_or(0), d, f))
+            .filter(|v| v.0 != u32::MAX)
+            .collect();
+        order.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
         let mut batch = Vec::new();
-        for (_, f) in order {
-            if refined.contains(&f) {
-                continue;
-            }
+        for (seen, _, f) in order {
             if batch.len() >= n {
                 break;
             }
-            refined.insert(f);
-            for nb in neighbours(self, &self.points[f].genome) {
-                if !self.cache.contains_key(&nb) {
-                    batch.push(nb);
-                }
-            }
+            let kinds = neighbours(self, &self.points[f].genome).map(|k| {
+                k.into_iter()
+                    .filter(|nb| !self.cache.contains_key(nb))
+                    .collect()
+            });
+            let (fresh, left) = sample_kinds(&mut self.rng, kinds, REFINE_SAMPLE);
+            visits.insert(f, if left { seen + 1 } else { u32::MAX });
+            batch.extend(fresh);
         }
         batch
     }
@@ -455,6 +459,24 @@ impl Search<'_> {
     }
 }
 
+/// At most `k` of `kinds` (each kind shuffled, then one of each taken in turn, so that a
+/// kind of few moves is sampled as often as one of many); and whether some were left out.
+fn sample_kinds(rng: &mut Rng, mut kinds: [Vec<Genome>; 3], k: usize) -> (Vec<Genome>, bool) {
+    let total: usize = kinds.iter().map(Vec::len).sum();
+    for kind in &mut kinds {
+        rng.shuffle(kind);
+    }
+    let mut out = Vec::with_capacity(total.min(k));
+    while out.len() < total.min(k) {
+        for kind in &mut kinds {
+            if out.len() < k {
+                out.extend(kind.pop());
+            }
+        }
+    }
+    (out, total > k)
+}
+
 /// Probability that a unit variation of `stage` allocates cores (with core sets).
 /// Probability that a unit variation of `stage` is a unit-selection move.
 fn selection_rate(stage: Stage) -> f64 {
@@ -508,4 +530,41 @@ fn two_way(cuts: &[u32], pairs: &[(usize, usize, usize, usize)]) -> Vec<Genome> 
 fn spread(v: &[u32], n: usize) -> Vec<u32> {
     let k = n.min(v.len());
     (0..k).map(|i| v[i * v.len() / k]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn genomes(tag: u16, n: usize) -> Vec<Genome> {
+        (0..n)
+            .map(|i| Genome {
+                cuts: vec![i as u32 + 1],
+                units: vec![tag, tag + 1],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sample_takes_as_many_of_a_small_kind_as_of_a_large_one() {
+        let mut rng = Rng::new(3);
+        let kinds = [genomes(0, 100), genomes(10, 2), genomes(20, 30)];
+        let (out, left) = sample_kinds(&mut rng, kinds, 12);
+        assert!(left);
+        let of = |tag: u16| out.iter().filter(|g| g.units[0] == tag).count();
+        assert_eq!((of(0), of(10), of(20)), (5, 2, 5));
+        let mut unique = out.clone();
+        unique.sort_by(|a, b| (&a.units, &a.cuts).cmp(&(&b.units, &b.cuts)));
+        unique.dedup();
+        assert_eq!(unique.len(), 12, "no genome taken twice");
+    }
+
+    #[test]
+    fn a_sample_of_few_neighbours_takes_them_all() {
+        let mut rng = Rng::new(3);
+        let kinds = [genomes(0, 3), Vec::new(), genomes(20, 4)];
+        let (out, left) = sample_kinds(&mut rng, kinds, 12);
+        assert!(!left);
+        assert_eq!(out.len(), 7);
+    }
 }

@@ -273,15 +273,18 @@ impl Search<'_> {
     }
 }
 
-/// Local neighbours of a genome (stage 3), in a fixed order: boundary moves, then unit
-/// moves.
-pub(crate) fn neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
-    let mut all = cut_neighbours(s, g);
-    all.extend(unit_neighbours(s, g));
-    (all.into_iter())
-        .map(|h| h.canonical(s.space.layers))
-        .filter(|h| h.units.len() <= s.space.max_segments)
-        .collect()
+/// Local neighbours of a genome (stage 3), by kind, each in a fixed order: boundary moves,
+/// unit moves (swaps and moves to other units), and moves within a device (a segment's
+/// first or last layer, or one of its halves, on another unit of its device).
+pub(crate) fn neighbours(s: &Search, g: &Genome) -> [Vec<Genome>; 3] {
+    let fit = |all: Vec<Genome>| -> Vec<Genome> {
+        (all.into_iter())
+            .map(|h| h.canonical(s.space.layers))
+            .filter(|h| h.units.len() <= s.space.max_segments)
+            .collect()
+    };
+    let (units, local) = unit_neighbours(s, g);
+    [fit(cut_neighbours(s, g)), fit(units), fit(local)]
 }
 
 /// A boundary moved by 1 to [`MAX_SHIFT`] layers or to any clean cut point between its
@@ -326,10 +329,11 @@ fn cut_neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
     out
 }
 
-/// Two segments' units swapped; a segment on each other whole unit, core set of its CPU or
-/// unit of its device; its first or last layer on a unit of its device.
-fn unit_neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
-    let mut out = Vec::new();
+/// Two segments' units swapped, a segment on each other whole unit, core set of its CPU or
+/// unit of its device; and apart, the moves within a device: a segment's first or last
+/// layer, or one of its halves, on another unit of its device.
+fn unit_neighbours(s: &Search, g: &Genome) -> (Vec<Genome>, Vec<Genome>) {
+    let (mut out, mut within) = (Vec::new(), Vec::new());
     for a in 0..g.units.len() {
         for b in a + 1..g.units.len() {
             let mut h = g.clone();
@@ -348,7 +352,29 @@ fn unit_neighbours(s: &Search, g: &Genome) -> Vec<Genome> {
             h.units[a] = u as u16;
             out.push(h);
         }
-        out.extend(peeled(s, g, a, &local));
+        within.extend(peeled(s, g, a, &local));
+        within.extend(halved(s, g, a, &local));
+    }
+    (out, within)
+}
+
+/// `g` with segment `a` cut where its two parts take about the same time, one of them on
+/// one of `local` (a pipeline inside the device: its GPU and CPU cores run at once).
+fn halved(s: &Search, g: &Genome, a: usize, local: &[usize]) -> Vec<Genome> {
+    let (start, end) = s.bounds(g, a);
+    let mut out = Vec::new();
+    for &u in local {
+        let u = u as u16;
+        for (left, right) in [(g.units[a], u), (u, g.units[a])] {
+            let Some(c) = s.times.balance(left, right, start, end) else {
+                return out;
+            };
+            let mut h = g.clone();
+            h.cuts.insert(a, c as u32);
+            h.units[a] = left;
+            h.units.insert(a + 1, right);
+            out.push(h);
+        }
     }
     out
 }
