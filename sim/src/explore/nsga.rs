@@ -27,38 +27,24 @@ pub(crate) fn c_dominates(a: &Point, b: &Point) -> bool {
     }
 }
 
-/// Non-dominated sorting with constraint domination; returns the rank of each point.
-pub(crate) fn nd_ranks(pop: &[&Point]) -> Vec<usize> {
-    let n = pop.len();
-    let mut dominated_by = vec![0usize; n];
-    let mut dominates_list: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for i in 0..n {
-        for j in i + 1..n {
-            if c_dominates(pop[i], pop[j]) {
-                dominates_list[i].push(j);
-                dominated_by[j] += 1;
-            } else if c_dominates(pop[j], pop[i]) {
-                dominates_list[j].push(i);
-                dominated_by[i] += 1;
-            }
-        }
-    }
-    let mut rank = vec![usize::MAX; n];
-    let mut current: Vec<usize> = (0..n).filter(|&i| dominated_by[i] == 0).collect();
+/// Non-dominated sorting with constraint domination, front by front until the fronts
+/// ranked hold at least `need` points; returns the rank of each point (`usize::MAX` for
+/// the points left unranked). Memory stays linear in the number of points (the
+/// first population is selected from every evaluation so far, tens of thousands).
+pub(crate) fn nd_ranks(pop: &[&Point], need: usize) -> Vec<usize> {
+    let mut rank = vec![usize::MAX; pop.len()];
+    let mut left: Vec<usize> = (0..pop.len()).collect();
+    let mut ranked = 0;
     let mut r = 0;
-    while !current.is_empty() {
-        let mut next = Vec::new();
-        for &i in &current {
+    while ranked < need && !left.is_empty() {
+        let front: Vec<usize> = (left.iter().copied())
+            .filter(|&i| !left.iter().any(|&j| c_dominates(pop[j], pop[i])))
+            .collect();
+        for &i in &front {
             rank[i] = r;
-            for &j in &dominates_list[i] {
-                dominated_by[j] -= 1;
-                if dominated_by[j] == 0 {
-                    next.push(j);
-                }
-            }
         }
-        next.sort_unstable();
-        current = next;
+        ranked += front.len();
+        left.retain(|&i| rank[i] == usize::MAX);
         r += 1;
     }
     rank
@@ -100,8 +86,11 @@ pub(crate) fn select(points: &[Point], cands: &[usize], n: usize) -> Vec<(usize,
     c.sort_unstable();
     c.dedup();
     let pop: Vec<&Point> = c.iter().map(|&i| &points[i]).collect();
-    let rank = nd_ranks(&pop);
-    let maxr = rank.iter().copied().max().unwrap_or(0);
+    let rank = nd_ranks(&pop, n);
+    let maxr = (rank.iter().copied())
+        .filter(|&r| r != usize::MAX)
+        .max()
+        .unwrap_or(0);
     let mut out = Vec::with_capacity(n);
     for r in 0..=maxr {
         let members: Vec<usize> = (0..pop.len()).filter(|&i| rank[i] == r).collect();
@@ -139,5 +128,70 @@ pub(crate) fn tournament(rng: &mut Rng, pop: &[(usize, usize, f64)]) -> usize {
         a.0
     } else {
         b.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explore::Genome;
+
+    fn point(eval: usize, obj: [f64; 4], violation: f64) -> Point {
+        Point {
+            eval,
+            genome: Genome {
+                cuts: Vec::new(),
+                units: vec![0],
+            },
+            obj,
+            violation,
+            overload: 0.0,
+            partitions: 1,
+            part_units: vec![0],
+        }
+    }
+
+    /// Rank by definition: the length of the longest chain of points dominating it.
+    fn depth(pop: &[&Point], i: usize, memo: &mut Vec<Option<usize>>) -> usize {
+        if let Some(d) = memo[i] {
+            return d;
+        }
+        let d = (0..pop.len())
+            .filter(|&j| c_dominates(pop[j], pop[i]))
+            .map(|j| depth(pop, j, memo) + 1)
+            .max()
+            .unwrap_or(0);
+        memo[i] = Some(d);
+        d
+    }
+
+    #[test]
+    fn ranks_are_the_longest_dominating_chain_and_stop_when_enough_are_ranked() {
+        let mut rng = Rng::new(5);
+        let pts: Vec<Point> = (0..200)
+            .map(|i| {
+                let obj = [0.0; 4].map(|_: f64| rng.below(8) as f64);
+                let violation = if rng.below(5) == 0 {
+                    rng.below(3) as f64 + 0.5
+                } else {
+                    0.0
+                };
+                point(i, obj, violation)
+            })
+            .collect();
+        let pop: Vec<&Point> = pts.iter().collect();
+        let mut memo = vec![None; pop.len()];
+        let want: Vec<usize> = (0..pop.len()).map(|i| depth(&pop, i, &mut memo)).collect();
+        assert_eq!(nd_ranks(&pop, pop.len()), want);
+        let some = nd_ranks(&pop, 30);
+        // the fronts up to the first that brings the count to 30
+        let last = (0..).find(|&r| want.iter().filter(|&&w| w <= r).count() >= 30);
+        for (s, w) in some.iter().zip(&want) {
+            if Some(*w) <= last {
+                assert_eq!(s, w);
+            } else {
+                assert_eq!(*s, usize::MAX, "ranked past the fronts needed");
+            }
+        }
     }
 }
