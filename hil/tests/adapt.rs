@@ -5,14 +5,16 @@
 //! frame comes out exactly once and in order, the outputs after the switch are checked
 //! against the whole model, and the re-plan is reported.
 
+mod support;
 use dicesim_hil::conn::Shaping;
+use dicesim_hil::coord;
 use dicesim_hil::engine::{Engine, EngineSession, Tensor, TractEngine};
-use dicesim_hil::{coord, worker};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::ThreadWorker;
 
 const FRAMES: u64 = 30;
 
@@ -75,42 +77,13 @@ impl EngineSession for DoomedSession {
     }
 }
 
-/// A loopback worker on its own runtime; `die` (if any) ends that runtime, dropping every
-/// connection of the worker at once, as when its process is killed. Its address.
-fn start_worker(
-    engine: Arc<dyn Engine>,
-    die: Option<tokio::sync::oneshot::Receiver<()>>,
-) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap().to_string()).unwrap();
-            let die = async {
-                match die {
-                    Some(d) => {
-                        let _ = d.await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = worker::serve(l, engine, Vec::new()) => {}
-                _ = die => {}
-            }
-        });
-        rt.shutdown_background();
-    });
-    rx.recv_timeout(Duration::from_secs(10)).unwrap()
+/// The `[hil]` keys of devices a, b, c served by `workers`.
+fn hil_table(workers: &[&ThreadWorker; 3]) -> String {
+    let [a, b, c] = workers.map(|w| &w.addr);
+    format!("a = \"{a}\"\nb = \"{b}\"\nc = \"{c}\"\n")
 }
 
 fn scenario(dir: &Path, adapt: &str, hil: &str) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("platform.toml"), platform()).unwrap();
     let s = dir.join("s.toml");
     std::fs::write(
@@ -157,7 +130,7 @@ fn exits(path: &Path) -> Vec<Option<u64>> {
 
 #[test]
 fn a_worker_killed_mid_stream_loses_no_frame() {
-    let dir = std::env::temp_dir().join(format!("dicesim-adapt-{}", std::process::id()));
+    let dir = support::tmp("adapt", "kill");
     let times = dir.join("frames.csv");
     let (kill, die) = tokio::sync::oneshot::channel();
     let doomed = Doomed {
@@ -165,10 +138,10 @@ fn a_worker_killed_mid_stream_loses_no_frame() {
         after: 8,
         kill: Arc::new(Mutex::new(Some(kill))),
     };
-    let a = start_worker(Arc::new(TractEngine), None);
-    let b = start_worker(Arc::new(doomed), Some(die));
-    let c = start_worker(Arc::new(TractEngine), None);
-    let hil = format!("a = \"{a}\"\nb = \"{b}\"\nc = \"{c}\"\n");
+    let a = ThreadWorker::start(Arc::new(TractEngine), None);
+    let b = ThreadWorker::start(Arc::new(doomed), Some(die));
+    let c = ThreadWorker::start(Arc::new(TractEngine), None);
+    let hil = hil_table(&[&a, &b, &c]);
     let s = scenario(&dir, "on_device_loss = \"replan\"", &hil);
     let mut run = coord::from_scenario(&s).unwrap();
     run.progress = false;
@@ -203,12 +176,12 @@ fn a_worker_killed_mid_stream_loses_no_frame() {
 
 #[test]
 fn a_link_far_slower_than_planned_is_re_planned_for() {
-    let dir = std::env::temp_dir().join(format!("dicesim-adapt-slow-{}", std::process::id()));
+    let dir = support::tmp("adapt-slow", "link");
     let times = dir.join("frames.csv");
-    let a = start_worker(Arc::new(TractEngine), None);
-    let b = start_worker(Arc::new(TractEngine), None);
-    let c = start_worker(Arc::new(TractEngine), None);
-    let hil = format!("a = \"{a}\"\nb = \"{b}\"\nc = \"{c}\"\n");
+    let a = ThreadWorker::start(Arc::new(TractEngine), None);
+    let b = ThreadWorker::start(Arc::new(TractEngine), None);
+    let c = ThreadWorker::start(Arc::new(TractEngine), None);
+    let hil = hil_table(&[&a, &b, &c]);
     let s = scenario(&dir, "on_slowdown = \"replan\"", &hil);
     let mut run = coord::from_scenario(&s).unwrap();
     run.progress = false;

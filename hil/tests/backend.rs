@@ -1,10 +1,12 @@
 //! The report names the backend each worker really ran (as the worker says when it loads a
 //! partition), per device and for the run.
 
+mod support;
+use dicesim_hil::coord;
 use dicesim_hil::engine::{Engine, EngineSession, TractEngine};
-use dicesim_hil::{coord, worker};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use support::ThreadWorker;
 
 const PLATFORM: &str = "[[device]]\nname = \"a\"\nmemory_mb = 64\n\
     [[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ngflops = 1\nmem_gbps = 1\n\
@@ -25,28 +27,8 @@ impl Engine for Renamed {
     }
 }
 
-/// A loopback worker without a token, serving until the test process ends; its address.
-fn start_worker(engine: Arc<dyn Engine>) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap().to_string()).unwrap();
-            let _ = worker::serve(l, engine, Vec::new()).await;
-        });
-    });
-    rx.recv().unwrap()
-}
-
-fn scenario(hil: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicesim-hil-backend-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+/// The scenario with `[hil]` body `hil`, written to `d`.
+fn scenario(d: &Path, hil: &str) -> PathBuf {
     std::fs::write(d.join("plat.toml"), PLATFORM).unwrap();
     let s = d.join("s.toml");
     std::fs::write(
@@ -63,9 +45,10 @@ fn scenario(hil: &str) -> PathBuf {
 
 #[test]
 fn the_report_names_the_backend_each_worker_ran() {
-    let a = start_worker(Arc::new(TractEngine));
-    let b = start_worker(Arc::new(Renamed("probe")));
-    let s = scenario(&format!("a = \"{a}\"\nb = \"{b}\"\n"));
+    let a = ThreadWorker::start(Arc::new(TractEngine), None);
+    let b = ThreadWorker::start(Arc::new(Renamed("probe")), None);
+    let d = support::tmp("hil-backend", "names");
+    let s = scenario(&d, &format!("a = \"{}\"\nb = \"{}\"\n", a.addr, b.addr));
     let mut run = coord::from_scenario(&s).unwrap();
     run.progress = false;
     let r = coord::execute(&run).unwrap();

@@ -1,13 +1,12 @@
 //! `emulate` refuses, before anything starts, a plan that the simulator's memory model
 //! predicts not to fit a device's `memory_mb` (docs/simulator.md#memory).
 
+mod support;
 use dicesim_hil::{coord, emulate::memlimit};
+use std::path::{Path, PathBuf};
 
-/// A 2-device scenario of squeezenet at 32 px; `keys` are the CPU units' memory keys.
-fn scenario(name: &str, memory_mb: u32, keys: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("dicesim-memfit-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+/// A 2-device scenario of squeezenet at 32 px in `d`; `keys` are the CPU units' memory keys.
+fn scenario(d: &Path, memory_mb: u32, keys: &str) -> PathBuf {
     let dev = |n: &str| {
         format!(
             "[[device]]\nname = \"{n}\"\nmemory_mb = {memory_mb}\n[[device.unit]]\n\
@@ -32,12 +31,14 @@ fn scenario(name: &str, memory_mb: u32, keys: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_plan_predicted_not_to_fit_is_refused_with_each_device() {
-    let fits = coord::prepare(&scenario("fits", 64, "")).unwrap();
+    let fits_dir = support::tmp("memfit", "fits");
+    let fits = coord::prepare(&scenario(&fits_dir, 64, "")).unwrap();
     let need = fits.predicted_need_mb().unwrap();
     assert!(need.iter().all(|&n| n > 0.0 && n < 64.0), "{need:?}");
     memlimit::check_fits(&fits).unwrap();
     // the same plan with an engine base of 100 MiB per unit no longer fits 64 MiB
-    let big = coord::prepare(&scenario("base", 64, "memory_base_mb = 100")).unwrap();
+    let base_dir = support::tmp("memfit", "base");
+    let big = coord::prepare(&scenario(&base_dir, 64, "memory_base_mb = 100")).unwrap();
     let with_base = big.predicted_need_mb().unwrap();
     for (a, b) in need.iter().zip(&with_base) {
         assert!((b - a - 100.0).abs() < 1e-9, "{a} {b}");

@@ -3,18 +3,16 @@
 //! `dicesim-cal-<pid>`) is neither used nor followed, and the token and logs are created
 //! exclusively, mode 0600.
 
+mod support;
 use dicesim_hil::private::{create_private_dir_in, create_private_file};
 use dicesim_hil::token::write_new_token;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use support::TmpDir;
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "dicesim-plant-{name}-{}",
-        dicesim_hil::private::random_hex(8).unwrap()
-    ));
-    std::fs::create_dir(&d).unwrap();
-    d
+/// A fresh folder of this test, removed when it ends.
+fn scratch(name: &str) -> TmpDir {
+    support::tmp("plant", name)
 }
 
 fn mode(p: &Path) -> u32 {
@@ -45,7 +43,6 @@ fn planted_directories_and_links_at_the_old_paths_are_not_used() {
         assert_eq!(mode(&d.join("worker0.log")), 0o600);
     }
     assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
-    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]
@@ -61,5 +58,4 @@ fn a_planted_link_at_a_file_name_is_not_followed() {
     assert!(create_private_file(&base.join("worker0.log")).is_err());
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:x:0:0\n");
     assert_eq!(mode(&victim), 0o644);
-    std::fs::remove_dir_all(&base).unwrap();
 }

@@ -6,16 +6,18 @@ use std::time::Duration;
 
 use dicesim_hil::coord;
 
+mod support;
+use support::TmpDir;
+
 const PLATFORM: &str = "[[device]]\nname = \"a\"\nmemory_mb = 64\n\
     [[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ngflops = 1\nmem_gbps = 1\n\
     [[device]]\nname = \"b\"\nmemory_mb = 64\n\
     [[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ngflops = 1\nmem_gbps = 1\n\
     [[link]]\nends = [\"a\", \"b\"]\nbandwidth_mbps = 100\n";
 
-fn scenario(name: &str, model: &str, hil: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicesim-hil-sc-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+/// A scenario in a folder of its own, removed when the returned guard is dropped.
+fn scenario(name: &str, model: &str, hil: &str) -> (TmpDir, PathBuf) {
+    let d = support::tmp("hil-sc", name);
     std::fs::write(d.join("plat.toml"), PLATFORM).unwrap();
     dicesim_hil::token::write_new_token(&d.join("tok")).unwrap();
     let s = d.join("s.toml");
@@ -27,7 +29,7 @@ fn scenario(name: &str, model: &str, hil: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    s
+    (d, s)
 }
 
 fn error(r: anyhow::Result<impl std::fmt::Debug>) -> String {
@@ -36,7 +38,7 @@ fn error(r: anyhow::Result<impl std::fmt::Debug>) -> String {
 
 #[test]
 fn hil_options_come_from_the_scenario_model() {
-    let s = scenario(
+    let (_options, s) = scenario(
         "options",
         "zoo = \"squeezenet1_1\"",
         "a = \"127.0.0.1:7001\"\nb = \"127.0.0.1:7002\"\nwindow = 4\nstall_timeout_s = 2.5\ntoken_file = \"tok\"\n",
@@ -49,7 +51,7 @@ fn hil_options_come_from_the_scenario_model() {
     let tok = std::fs::read_to_string(s.parent().unwrap().join("tok")).unwrap();
     assert_eq!(run.token, tok.trim().as_bytes());
 
-    let s = scenario("device", "zoo = \"squeezenet1_1\"", "aa = \"h:1\"\n");
+    let (_device, s) = scenario("device", "zoo = \"squeezenet1_1\"", "aa = \"h:1\"\n");
     let e = error(coord::from_scenario(&s));
     assert!(
         e.contains("[hil]: unknown key `aa`") && e.contains("did you mean `a`?"),
@@ -59,11 +61,12 @@ fn hil_options_come_from_the_scenario_model() {
 
 #[test]
 fn zoo_and_path_together_are_refused_by_hil_as_by_run() {
-    let s = scenario("both", "zoo = \"squeezenet1_1\"\npath = \"m.onnx\"", "");
+    let (_both, s) = scenario("both", "zoo = \"squeezenet1_1\"\npath = \"m.onnx\"", "");
     let e = error(coord::load_model(&s));
     assert!(e.contains("`model`: expected exactly one of `zoo`"), "{e}");
     let e = error(coord::prepare(&s).map(|_| ()));
     assert!(e.contains("`model`: expected exactly one of `zoo`"), "{e}");
-    let m = coord::load_model(&scenario("zoo", "zoo = \"squeezenet1_1\"", "")).unwrap();
+    let (_zoo, s) = scenario("zoo", "zoo = \"squeezenet1_1\"", "");
+    let m = coord::load_model(&s).unwrap();
     assert!(!m.graph.layers.is_empty());
 }

@@ -1,20 +1,25 @@
-//! Shared by the issue 19 upload tests: small ONNX models, an engine that loads anything,
-//! and a coordinator spoken by hand.
+//! Shared by the worker tests: small ONNX models, an engine that loads anything, a
+//! coordinator spoken by hand, loopback workers on threads and temporary folders, both
+//! removed when the test ends.
 #![allow(dead_code)]
 
 use dicesim_hil::conn::{client_handshake, possession};
 use dicesim_hil::engine::{Engine, EngineSession, Tensor};
 use dicesim_hil::proto::{Dest, Msg, Role, Route, MAX_FRAME};
 use dicesim_hil::seal::Keys;
+use dicesim_hil::worker;
 use dicesim_plan::onnx::{
     dtype, encode_model, tensor_value_info, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     TensorProto,
 };
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 
 /// The shared secret of these tests.
 pub const TOKEN: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -237,4 +242,99 @@ fn status_kb(key: &str) -> u64 {
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap()
+}
+
+/// A fresh, empty temporary folder `dicesim-<suite>-<pid>-<name>` for one test, removed
+/// with what it holds when the test ends (passed or failed).
+pub fn tmp(suite: &str, name: &str) -> TmpDir {
+    let d = std::env::temp_dir().join(format!("dicesim-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    TmpDir(d)
+}
+
+/// A temporary folder of [`tmp`]: a path, removed when dropped.
+pub struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TmpDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A token-less loopback worker on a runtime of its own thread, serving until dropped.
+/// Dropping it ends the runtime and waits for that, so that the worker's sub-model store
+/// removes its folder: a worker left serving until the test process exits never does
+/// (`dicesim-worker-models-*`, megabytes a test).
+pub struct ThreadWorker {
+    /// Its address.
+    pub addr: String,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ThreadWorker {
+    /// Starts one; `die` (if any) ends its runtime early, dropping every connection of the
+    /// worker at once, as when its process is killed.
+    pub fn start(engine: Arc<dyn Engine>, die: Option<oneshot::Receiver<()>>) -> ThreadWorker {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(l.local_addr().unwrap().to_string()).unwrap();
+                let die = async {
+                    match die {
+                        Some(d) => {
+                            let _ = d.await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = worker::serve(l, engine, Vec::new()) => {}
+                    _ = die => {}
+                    _ = stopped => {}
+                }
+            });
+            // every task (and with the last one the store) is dropped at once; this
+            // thread alone waits for the runtime's threads to end
+            rt.shutdown_timeout(Duration::from_secs(10));
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        ThreadWorker {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ThreadWorker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
