@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use dicesim_sim::events::{Action, OnDeviceLoss, ReplanStrategy};
 use dicesim_sim::{run_scenario, RunOptions, Scenario, ScenarioRun};
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicesim-events-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+mod common;
+
+/// A fresh temporary folder of this test, removed when it ends.
+fn tmp(name: &str) -> common::TmpDir {
+    common::tmp("events", name)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -7,14 +7,17 @@ use std::path::{Path, PathBuf};
 use dicesim_sim::explore::{dominates, explore, output, ExploreOptions, ExploreResult};
 use dicesim_sim::Scenario;
 
+mod common;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Writes a small scenario (input 32, 4 frames) to a temporary file and loads it.
+/// Writes a small scenario (input 32, 4 frames) to a temporary file and loads it. The
+/// folder goes when this returns: the tests using it read nothing from the file afterwards
+/// (no horizontal stage, no exported bundle).
 fn small(name: &str, zoo: &str, platform: &str, units: &str, seed: u64) -> Scenario {
-    let dir = std::env::temp_dir().join(format!("dicesim-explore-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp("explore", name);
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
         "name = \"{name}\"\nseed = {seed}\n[model]\nzoo = \"{zoo}\"\ninput_size = 32\n\
@@ -208,8 +211,7 @@ fn hypervolume_is_exact_on_a_known_front() {
 /// must hold it (or a mapping at least as fast), whatever the frame count.
 #[test]
 fn front_keeps_the_fastest_single_frame_mapping_on_identical_boards() {
-    let dir = std::env::temp_dir().join(format!("dicesim-rpi4x4-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp("rpi4x4", "single-frame");
     let rpi4 = root().join("platforms/devices/rpi4.toml");
     let mut platform = String::from("name = \"4x RPi4\"\n[[switch]]\nname = \"sw\"\n");
     for i in 0..4 {
@@ -251,10 +253,10 @@ fn front_keeps_the_fastest_single_frame_mapping_on_identical_boards() {
 
 /// A scenario of `zoo` at 32 on one device `d` whose CPU has `cores` cores scaling badly
 /// (serial fraction 0.5, memory bandwidth ample): one segment on all cores is slow, a
-/// pipeline of segments on disjoint core sets keeps every core busy.
+/// pipeline of segments on disjoint core sets keeps every core busy. Its files go when this
+/// returns, as those of [`small`].
 fn one_cpu(name: &str, zoo: &str, cores: u32) -> Scenario {
-    let dir = std::env::temp_dir().join(format!("dicesim-cores-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp("cores", name);
     let platform = format!(
         "name = \"one cpu\"\n[[device]]\nname = \"d\"\nmemory_mb = 4096\nidle_w = 1.0\n\
          [[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ncores = {cores}\ngflops = 20.0\n\

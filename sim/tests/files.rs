@@ -8,9 +8,12 @@ use dicesim_sim::platform::{Platform, UnitKind};
 use dicesim_sim::scenario::read_hil;
 use dicesim_sim::{Scenario, SimError};
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicesim-files-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+mod common;
+
+/// A fresh temporary folder of this test with a `devices` folder in it, removed when the
+/// test ends.
+fn tmp(name: &str) -> common::TmpDir {
+    let d = common::tmp("files", name);
     std::fs::create_dir_all(d.join("devices")).unwrap();
     d
 }
@@ -197,7 +200,8 @@ fn model_gives_exactly_one_source() {
 
 #[test]
 fn a_profile_layer_name_may_hold_a_comma_when_quoted() {
-    let path = tmp("profile").join("p.csv");
+    let d = tmp("profile");
+    let path = d.join("p.csv");
     std::fs::write(
         &path,
         "# dicesim profile\nlayer,time_us,op\n\"conv,1\",12.5,Conv\nrelu, 3 ,Relu\n",

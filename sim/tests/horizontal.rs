@@ -6,20 +6,22 @@ use std::path::{Path, PathBuf};
 use dicesim_sim::explore::{explore, ExploreOptions};
 use dicesim_sim::{run_scenario, RunOptions, Scenario};
 
+mod common;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A temporary folder of this test process.
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicesim-horizontal-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh temporary folder of this test, removed when it ends: the scenarios written there
+/// are read again while the test runs (each run, and the horizontal stage's model).
+fn tmp(name: &str) -> common::TmpDir {
+    common::tmp("horizontal", name)
 }
 
-/// vgg16 at 64 px on four Raspberry Pi 4 (gigabit), with `mapping` (a TOML table body).
-fn scenario(name: &str, mapping: &str) -> PathBuf {
-    let path = dir().join(format!("{name}.toml"));
+/// vgg16 at 64 px on four Raspberry Pi 4 (gigabit), with `mapping` (a TOML table body), in
+/// `dir`.
+fn scenario(dir: &Path, name: &str, mapping: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
     let text = format!(
         "name = \"{name}\"\nseed = 1\n[model]\nzoo = \"vgg16\"\ninput_size = 64\n\
          [platform]\nfile = \"{}\"\n[mapping]\n{mapping}\n[workload]\nframes = 4\n",
@@ -29,11 +31,12 @@ fn scenario(name: &str, mapping: &str) -> PathBuf {
     path
 }
 
-/// A scenario with an explicit mapping file holding `toml`.
-fn explicit(name: &str, toml: &str) -> PathBuf {
-    let m = dir().join(format!("{name}-mapping.toml"));
+/// A scenario in `dir` with an explicit mapping file holding `toml`.
+fn explicit(dir: &Path, name: &str, toml: &str) -> PathBuf {
+    let m = dir.join(format!("{name}-mapping.toml"));
     std::fs::write(&m, toml).unwrap();
     scenario(
+        dir,
         name,
         &format!("strategy = \"explicit\"\nfile = \"{}\"", m.display()),
     )
@@ -43,11 +46,14 @@ const UNITS: &str = r#"["rpi4-0.cpu", "rpi4-1.cpu", "rpi4-2.cpu", "rpi4-3.cpu"]"
 
 #[test]
 fn an_output_channel_split_holds_a_quarter_of_the_weights_on_each_device() {
+    let d = tmp("fc");
     let whole = explicit(
+        &d,
         "fc-whole",
         "[units]\n\"rpi4-0.cpu\" = { from = \"features.0\", to = \"classifier.6\" }\n",
     );
     let split = explicit(
+        &d,
         "fc-split",
         &format!(
             "[units]\n\"rpi4-0.cpu\" = [{{ from = \"features.0\", to = \"flatten\" }}, \
@@ -80,8 +86,14 @@ fn an_output_channel_split_holds_a_quarter_of_the_weights_on_each_device() {
 
 #[test]
 fn fused_tiles_on_four_boards_beat_one_board_and_report_the_same_twice() {
-    let single = scenario("single", "strategy = \"single\"\nunits = [\"rpi4-0.cpu\"]");
+    let d = tmp("tiles");
+    let single = scenario(
+        &d,
+        "single",
+        "strategy = \"single\"\nunits = [\"rpi4-0.cpu\"]",
+    );
     let tiles = explicit(
+        &d,
         "tiles",
         &format!(
             "[units]\n\"rpi4-0.cpu\" = {{ from = \"features.17\", to = \"classifier.6\" }}\n\
@@ -107,7 +119,8 @@ fn fused_tiles_on_four_boards_beat_one_board_and_report_the_same_twice() {
 
 #[test]
 fn the_horizontal_stage_beats_the_vertical_front_and_its_mapping_runs_as_scored() {
-    let path = scenario("explore", "strategy = \"pipeedge\"");
+    let d = tmp("explore");
+    let path = scenario(&d, "explore", "strategy = \"pipeedge\"");
     let sc = Scenario::load(&path).unwrap();
     let opts = ExploreOptions {
         budget: 1000,
@@ -136,7 +149,7 @@ fn the_horizontal_stage_beats_the_vertical_front_and_its_mapping_runs_as_scored(
         best.obj[0]
     );
     // the mapping file it writes, run as `dicesim run` runs it, gives the stage's latency
-    let run = explicit("explore-best", &best.hybrid.to_toml(&sc.prep.graph));
+    let run = explicit(&d, "explore-best", &best.hybrid.to_toml(&sc.prep.graph));
     let r = run_scenario(&run, RunOptions::default()).unwrap().report;
     let rel = (r.latency_unloaded_ms - best.obj[0]).abs() / best.obj[0];
     assert!(

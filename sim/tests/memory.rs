@@ -94,8 +94,7 @@ fn a_class_weights_factor_scales_only_its_class() {
 
 #[test]
 fn a_calibration_sets_the_memory_keys() {
-    let dir = std::env::temp_dir().join(format!("dicesim-memory-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp("memory-test", "calibration");
     let cal = dir.join("cal.toml");
     std::fs::write(
         &cal,
@@ -135,5 +134,4 @@ fn a_calibration_sets_the_memory_keys() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("unit[0].activations_factor"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,6 +1,9 @@
-//! Helpers shared by the simulator's test files.
+//! Helpers shared by the simulator's test files: small graphs and temporary folders.
+// Each test file compiles this module on its own and uses only some of the helpers.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use dicesim_plan::graph::{Graph, Layer, TensorInfo};
 
@@ -56,5 +59,37 @@ pub fn graph(layers: &[(&str, u64, &[&str], &[&str])], inputs: &[&str], bytes: u
         tensors,
         inputs: inputs.iter().map(|s| s.to_string()).collect(),
         outputs,
+    }
+}
+
+/// A fresh, empty temporary folder `dicesim-<suite>-<pid>-<name>` for one test, removed
+/// with what it holds when the test ends (passed or failed), so that runs leave nothing in
+/// the system's temporary directory.
+pub fn tmp(suite: &str, name: &str) -> TmpDir {
+    let d = std::env::temp_dir().join(format!("dicesim-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    TmpDir(d)
+}
+
+/// A temporary folder of [`tmp`]: a path, removed when dropped.
+pub struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TmpDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
