@@ -2,19 +2,33 @@
 //! and a non-zero exit, never a panic.
 
 mod common;
-use common::bin;
+use common::{bin, TmpDir};
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
-/// resnet18 at 32x32, built once for all tests of this file.
-fn resnet18() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("dicesim-cli-plan-{}", std::process::id()));
+/// resnet18 at 32x32 in a temporary folder shared by the tests of this file that run at the
+/// same time: built by the first, removed (with what the tests wrote beside it) when the
+/// last one ends. A static folder would never be removed, 157 MB a run.
+struct Resnet18(Arc<TmpDir>);
+
+impl Resnet18 {
+    /// The model, built or shared.
+    fn get() -> Resnet18 {
+        static SHARED: Mutex<Weak<TmpDir>> = Mutex::new(Weak::new());
+        // a fresh name for each build: the last holder of the previous one may still be
+        // removing it
+        static BUILDS: AtomicUsize = AtomicUsize::new(0);
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(dir) = shared.upgrade() {
+            return Resnet18(dir);
+        }
+        let n = BUILDS.fetch_add(1, Ordering::Relaxed);
+        let dir = Arc::new(common::tmp(&format!("cli-plan-{n}")));
         let out = bin()
             .args(["zoo", "build", "resnet18", "--input-size", "32", "--out"])
-            .arg(&dir)
+            .arg(dir.as_os_str())
             .output()
             .unwrap();
         assert!(
@@ -22,10 +36,26 @@ fn resnet18() -> &'static Path {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        dir
-    })
-    .join("resnet18.onnx")
-    .leak()
+        *shared = Arc::downgrade(&dir);
+        Resnet18(dir)
+    }
+
+    /// The ONNX file.
+    fn onnx(&self) -> PathBuf {
+        self.0.join("resnet18.onnx")
+    }
+
+    /// The folder holding it (removed with it).
+    fn dir(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `text` to `name` beside the model; its path.
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.dir().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    }
 }
 
 /// Runs and expects failure with one stderr line containing every needle.
@@ -44,17 +74,12 @@ fn fails_with(args: &[&str], needles: &[&str]) {
     }
 }
 
-fn write(name: &str, text: &str) -> String {
-    let p = resnet18().parent().unwrap().join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_string_lossy().into_owned()
-}
-
 #[test]
 fn inspect_json_matches_the_contract() {
+    let model = Resnet18::get();
     let out = bin()
         .args(["inspect", "--json"])
-        .arg(resnet18())
+        .arg(model.onnx())
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -89,14 +114,15 @@ fn resnet18_flops_at_224_match_the_published_figure() {
 
 #[test]
 fn split_writes_plan_json_and_verifies() {
-    let m = write(
+    let model = Resnet18::get();
+    let m = model.write(
         "ok.toml",
         "[units]\n\"a.cpu\" = { from = \"conv1\", to = \"layer2.0.bn1\" }\n\"b.gpu\" = [{ from = \"layer2.0.relu\", to = \"fc\" }]\n",
     );
-    let dir = resnet18().parent().unwrap().join("split-ok");
+    let dir = model.dir().join("split-ok");
     let out = bin()
         .arg("split")
-        .arg(resnet18())
+        .arg(model.onnx())
         .args(["--mapping", &m, "--out"])
         .arg(&dir)
         .arg("--verify")
@@ -123,17 +149,18 @@ fn split_writes_plan_json_and_verifies() {
 
 #[test]
 fn autodice_json_mapping_is_accepted() {
-    let g = dicesim_plan::model::load_graph(resnet18(), &Default::default()).unwrap();
+    let model = Resnet18::get();
+    let g = dicesim_plan::model::load_graph(&model.onnx(), &Default::default()).unwrap();
     let names: Vec<&str> = g.layers.iter().map(|l| l.name.as_str()).collect();
     let (a, b) = names.split_at(10);
-    let m = write(
+    let m = model.write(
         "autodice.json",
         &serde_json::json!({"nano_gpu": a, "rpi4_cpu": b}).to_string(),
     );
-    let dir = resnet18().parent().unwrap().join("split-json");
+    let dir = model.dir().join("split-json");
     let out = bin()
         .arg("split")
-        .arg(resnet18())
+        .arg(model.onnx())
         .args(["--mapping", &m, "--out"])
         .arg(&dir)
         .output()
@@ -151,8 +178,9 @@ fn autodice_json_mapping_is_accepted() {
 
 #[test]
 fn bad_mappings_are_one_clear_line() {
-    let r = resnet18().to_string_lossy().into_owned();
-    let out = resnet18().parent().unwrap().join("bad-out");
+    let model = Resnet18::get();
+    let r = model.onnx().to_string_lossy().into_owned();
+    let out = model.dir().join("bad-out");
     let out = out.to_str().unwrap();
     let cases: &[(&str, &str, &[&str])] = &[
         (
@@ -192,7 +220,7 @@ fn bad_mappings_are_one_clear_line() {
         ),
     ];
     for (file, text, needles) in cases {
-        let m = write(file, text);
+        let m = model.write(file, text);
         fails_with(&["split", &r, "--mapping", &m, "--out", out], needles);
     }
     fails_with(
@@ -210,7 +238,8 @@ fn bad_mappings_are_one_clear_line() {
 
 #[test]
 fn bad_models_are_one_clear_line() {
-    let dir = resnet18().parent().unwrap();
+    let model = Resnet18::get();
+    let dir = model.dir();
     fails_with(
         &["inspect", "/nonexistent/x.onnx"],
         &["/nonexistent/x.onnx"],
@@ -221,7 +250,7 @@ fn bad_models_are_one_clear_line() {
         &["inspect", txt.to_str().unwrap()],
         &["notonnx.onnx", "not an ONNX model"],
     );
-    let full = std::fs::read(resnet18()).unwrap();
+    let full = std::fs::read(model.onnx()).unwrap();
     let cut = dir.join("truncated.onnx");
     std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
     fails_with(
@@ -235,7 +264,7 @@ fn bad_models_are_one_clear_line() {
     fails_with(
         &[
             "inspect",
-            resnet18().to_str().unwrap(),
+            model.onnx().to_str().unwrap(),
             "--input-shape",
             "input=1,3,x",
         ],

@@ -62,6 +62,21 @@ impl Drop for Worker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        remove_spilled_models(self.child.id());
+    }
+}
+
+/// Removes the sub-model folders (`dicesim-worker-models-<pid>-<random>`) of worker process
+/// `pid`, just reaped: a killed worker cannot remove them itself.
+fn remove_spilled_models(pid: u32) {
+    let prefix = format!("dicesim-worker-models-{pid}-");
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
