@@ -79,13 +79,29 @@ pub fn create_private_file(path: &Path) -> io::Result<File> {
 mod tests {
     use super::*;
 
-    fn base(name: &str) -> PathBuf {
+    /// A fresh folder of one test, removed when the test ends (passed or failed).
+    struct Base(PathBuf);
+
+    impl std::ops::Deref for Base {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Base {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn base(name: &str) -> Base {
         let d = std::env::temp_dir().join(format!(
             "dicesim-private-test-{name}-{}",
             random_hex(8).unwrap()
         ));
         std::fs::create_dir(&d).unwrap();
-        d
+        Base(d)
     }
 
     #[test]
@@ -106,7 +122,6 @@ mod tests {
         let m = std::fs::symlink_metadata(&d1).unwrap();
         assert!(m.is_dir());
         assert_eq!(m.permissions().mode() & 0o777, 0o700);
-        std::fs::remove_dir_all(&b).unwrap();
     }
 
     #[test]
@@ -127,6 +142,5 @@ mod tests {
         create_private_file(&f).unwrap();
         let m = std::fs::metadata(&f).unwrap();
         assert_eq!(m.permissions().mode() & 0o777, 0o600);
-        std::fs::remove_dir_all(&b).unwrap();
     }
 }
