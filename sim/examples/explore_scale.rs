@@ -5,13 +5,17 @@
 //! ```text
 //! cargo run --release -p dicesim-sim --example explore_scale -- SCENARIO.toml \
 //!     [--budget 25000] [--seeds 1,2,3] [--reference 1000000] [--reference-seeds 1,2] \
-//!     [--core-sets on|off|both]
+//!     [--core-sets on|off|both] [--reference-file F] [--fronts F1,F2]
 //! ```
 //! Prints one line per run (seed, evaluations, seconds, front size, ratio to the reference).
 //! The reference is the union of the fronts of `--reference-seeds` runs of `--reference`
 //! evaluations (0: no reference, timings only). `--core-sets both` runs each seed with and
 //! without core allocation and prints both fronts' hypervolumes normalised by the bounds of
-//! their union (the reference runs use core sets unless `off`).
+//! their union (the reference runs use core sets unless `off`). `--reference-file F` reads
+//! the reference front from `F` when it exists, else writes it there (a CSV file with the
+//! columns `latency_ms,neg_throughput_fps,energy_mj_per_frame,max_memory_mib`);
+//! `sim/examples/fronts/` holds those of the two scale scenarios. `--fronts F1,F2` compares
+//! front files of that form with the reference instead of running searches.
 //!
 //! Environment: `EXPLORE_SCALE_SHOW=1` prints each front's best mapping per objective;
 //! `EXPLORE_SCALE_DUMP=DIR` writes each seed's front to `DIR/front-SEED.csv` (latency,
@@ -32,6 +36,7 @@ struct Args {
     reference: u64,
     reference_seeds: Vec<u64>,
     reference_file: Option<PathBuf>,
+    fronts: Vec<PathBuf>,
     core_sets: CoreSets,
 }
 
@@ -51,6 +56,7 @@ fn parse() -> Result<Args, String> {
         reference: 0,
         reference_seeds: vec![1, 2],
         reference_file: None,
+        fronts: Vec::new(),
         core_sets: CoreSets::On,
     };
     let mut it = std::env::args().skip(1);
@@ -67,6 +73,7 @@ fn parse() -> Result<Args, String> {
             "--reference" => a.reference = val()?.parse().map_err(|_| "bad --reference")?,
             "--reference-seeds" => a.reference_seeds = seeds(val()?)?,
             "--reference-file" => a.reference_file = Some(PathBuf::from(val()?)),
+            "--fronts" => a.fronts = val()?.split(',').map(PathBuf::from).collect(),
             "--core-sets" => {
                 a.core_sets = match val()?.as_str() {
                     "on" => CoreSets::On,
@@ -80,7 +87,7 @@ fn parse() -> Result<Args, String> {
         }
     }
     if a.scenario.as_os_str().is_empty() {
-        return Err("usage: explore_scale SCENARIO.toml [--budget N] [--seeds 1,2] [--reference N] [--reference-seeds 1,2]".into());
+        return Err("usage: explore_scale SCENARIO.toml [--budget N] [--seeds 1,2] [--reference N] [--reference-seeds 1,2] [--reference-file F] [--fronts F1,F2] [--core-sets on|off|both]".into());
     }
     Ok(a)
 }
@@ -99,7 +106,10 @@ fn run(sc: &Scenario, budget: u64, seed: u64, core_sets: bool) -> (Vec<Point>, u
         show_fastest(&r);
     }
     if let Some(dir) = std::env::var_os("EXPLORE_SCALE_DUMP") {
-        dump(&r, &PathBuf::from(dir).join(format!("front-{seed}.csv")));
+        let path = PathBuf::from(dir).join(format!("front-{seed}.csv"));
+        if let Err(e) = dump(&r, &path) {
+            eprintln!("{}: {e}", path.display());
+        }
     }
     (r.front, r.evaluations, t.elapsed().as_secs_f64())
 }
@@ -135,27 +145,22 @@ fn show_fastest(r: &dicesim_sim::explore::ExploreResult) {
     }
 }
 
-/// Writes a front (objectives, segment count, units) to `path`, one mapping per line.
-fn dump(r: &dicesim_sim::explore::ExploreResult, path: &std::path::Path) {
-    let text: String = r
-        .front
-        .iter()
-        .map(|p| {
-            let units: Vec<&str> = (p.genome.units.iter())
-                .map(|&u| r.unit_names[u as usize].as_str())
-                .collect();
-            format!(
-                "{},{},{},{},{},{}\n",
-                p.obj[0],
-                p.obj[1],
-                p.obj[2],
-                p.obj[3],
-                units.len(),
-                units.join(" ")
-            )
-        })
-        .collect();
-    std::fs::write(path, text).expect("front written");
+/// Writes a front to `path`: [`FRONT_COLUMNS`], then each mapping's segment count and
+/// units (space-separated).
+fn dump(r: &dicesim_sim::explore::ExploreResult, path: &std::path::Path) -> Result<(), csv::Error> {
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(FRONT_COLUMNS.iter().chain(&["segments", "units"]))?;
+    for p in &r.front {
+        let units: Vec<&str> = (p.genome.units.iter())
+            .map(|&u| r.unit_names[u as usize].as_str())
+            .collect();
+        let mut row: Vec<String> = p.obj.iter().map(|v| v.to_string()).collect();
+        row.push(units.len().to_string());
+        row.push(units.join(" "));
+        w.write_record(&row)?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 /// Non-dominated union of fronts.
@@ -167,26 +172,39 @@ fn union(fronts: Vec<Vec<Point>>) -> Vec<Point> {
         .collect()
 }
 
-fn ratio(front: &[Point], reference: &[[f64; 4]]) -> f64 {
-    let b = Bounds::of(front.iter().map(|p| &p.obj).chain(reference)).expect("non-empty");
-    b.hypervolume(front.iter().map(|p| &p.obj)) / b.hypervolume(reference.iter())
+/// Hypervolume of `front` over that of `reference`, both normalised by their union's bounds.
+fn ratio(front: &[[f64; 4]], reference: &[[f64; 4]]) -> f64 {
+    let b = Bounds::of(front.iter().chain(reference)).expect("non-empty");
+    b.hypervolume(front) / b.hypervolume(reference)
 }
 
+/// Each front file of `paths` against `reference`: its size and hypervolume ratio.
+fn compare_files(paths: &[PathBuf], reference: &[[f64; 4]]) -> Result<(), String> {
+    for path in paths {
+        let front = read_front(path)?;
+        println!(
+            "{}: front {}, hypervolume ratio {:.4}",
+            path.display(),
+            front.len(),
+            ratio(&front, reference)
+        );
+    }
+    Ok(())
+}
+
+/// Columns of a front file (objectives as the explorer minimises them).
+const FRONT_COLUMNS: [&str; 4] = [
+    "latency_ms",
+    "neg_throughput_fps",
+    "energy_mj_per_frame",
+    "max_memory_mib",
+];
+
 /// The reference front's objectives: read from `file` when it exists, else computed (and
-/// written there, one point per line).
-fn reference_front(sc: &Scenario, a: &Args) -> Vec<[f64; 4]> {
-    if let Some(text) = a
-        .reference_file
-        .as_ref()
-        .and_then(|f| std::fs::read_to_string(f).ok())
-    {
-        return text
-            .lines()
-            .map(|l| {
-                let v: Vec<f64> = l.split(',').map(|x| x.parse().expect("a number")).collect();
-                [v[0], v[1], v[2], v[3]]
-            })
-            .collect();
+/// written there, a CSV file of [`FRONT_COLUMNS`]).
+fn reference_front(sc: &Scenario, a: &Args) -> Result<Vec<[f64; 4]>, String> {
+    if let Some(f) = a.reference_file.as_ref().filter(|f| f.exists()) {
+        return read_front(f);
     }
     let fronts = a.reference_seeds.iter().map(|&s| {
         let (f, n, secs) = run(sc, a.reference, s, a.core_sets != CoreSets::Off);
@@ -198,13 +216,50 @@ fn reference_front(sc: &Scenario, a: &Args) -> Vec<[f64; 4]> {
     });
     let objs: Vec<[f64; 4]> = union(fronts.collect()).iter().map(|p| p.obj).collect();
     if let Some(f) = &a.reference_file {
-        let text: String = objs
-            .iter()
-            .map(|o| format!("{},{},{},{}\n", o[0], o[1], o[2], o[3]))
-            .collect();
-        std::fs::write(f, text).expect("reference file written");
+        write_front(f, &objs).map_err(|e| format!("{}: {e}", f.display()))?;
     }
-    objs
+    Ok(objs)
+}
+
+/// A front file's points; an error names the file and the line.
+fn read_front(path: &std::path::Path) -> Result<Vec<[f64; 4]>, String> {
+    let at = |line: u64, what: String| format!("{}:{line}: {what}", path.display());
+    let mut r = csv::Reader::from_path(path).map_err(|e| at(0, e.to_string()))?;
+    let header = r.headers().map_err(|e| at(1, e.to_string()))?;
+    if header.iter().take(4).ne(FRONT_COLUMNS) {
+        return Err(at(
+            1,
+            format!("expected the columns {}", FRONT_COLUMNS.join(",")),
+        ));
+    }
+    let mut out = Vec::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| at(e.position().map_or(0, |p| p.line()), e.to_string()))?;
+        let line = rec.position().map_or(0, |p| p.line());
+        let mut p = [0.0; 4];
+        for (k, v) in p.iter_mut().enumerate() {
+            let field = rec.get(k).unwrap_or("");
+            *v = field.parse().map_err(|_| {
+                at(
+                    line,
+                    format!("{}: `{field}` is not a number", FRONT_COLUMNS[k]),
+                )
+            })?;
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Writes the objectives `points` as a front file.
+fn write_front(path: &std::path::Path, points: &[[f64; 4]]) -> Result<(), csv::Error> {
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(FRONT_COLUMNS)?;
+    for p in points {
+        w.write_record(p.iter().map(|v| v.to_string()))?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 fn main() {
@@ -216,7 +271,23 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(1)
     });
-    let reference = (a.reference > 0).then(|| reference_front(&sc, &a));
+    let reference = (a.reference > 0).then(|| {
+        reference_front(&sc, &a).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(1)
+        })
+    });
+    if !a.fronts.is_empty() {
+        let Some(rf) = &reference else {
+            eprintln!("--fronts needs a reference (--reference N --reference-file F)");
+            std::process::exit(2)
+        };
+        if let Err(e) = compare_files(&a.fronts, rf) {
+            eprintln!("{e}");
+            std::process::exit(1)
+        }
+        return;
+    }
     for &seed in &a.seeds {
         if a.core_sets == CoreSets::Both {
             compare(&sc, a.budget, seed);
@@ -233,7 +304,7 @@ fn main() {
                 .collect();
             format!(
                 ", hypervolume ratio {:.4}; best {} vs reference {}",
-                ratio(&f, rf),
+                ratio(&f.iter().map(|p| p.obj).collect::<Vec<_>>(), rf),
                 best(&f),
                 best(&refs)
             )
