@@ -80,28 +80,11 @@ mod tests {
     use super::*;
 
     /// A fresh folder of one test, removed when the test ends (passed or failed).
-    struct Base(PathBuf);
-
-    impl std::ops::Deref for Base {
-        type Target = Path;
-        fn deref(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Base {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn base(name: &str) -> Base {
-        let d = std::env::temp_dir().join(format!(
-            "dicesim-private-test-{name}-{}",
-            random_hex(8).unwrap()
-        ));
-        std::fs::create_dir(&d).unwrap();
-        Base(d)
+    fn base(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("dicesim-private-test-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
@@ -115,9 +98,10 @@ mod tests {
 
     #[test]
     fn private_dirs_are_fresh_and_0700() {
-        let b = base("dirs");
-        let d1 = create_private_dir_in(&b, "x").unwrap();
-        let d2 = create_private_dir_in(&b, "x").unwrap();
+        let dir = base("dirs");
+        let b = dir.path();
+        let d1 = create_private_dir_in(b, "x").unwrap();
+        let d2 = create_private_dir_in(b, "x").unwrap();
         assert_ne!(d1, d2);
         let m = std::fs::symlink_metadata(&d1).unwrap();
         assert!(m.is_dir());
@@ -126,7 +110,8 @@ mod tests {
 
     #[test]
     fn private_files_refuse_links_and_existing_files() {
-        let b = base("files");
+        let dir = base("files");
+        let b = dir.path();
         let target = b.join("target");
         std::fs::write(&target, "keep").unwrap();
         let link = b.join("link");

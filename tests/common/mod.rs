@@ -16,41 +16,37 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A fresh, empty temporary folder for one test (unique to this process and `name`),
-/// removed with what it holds when the test ends (passed or failed): some tests write
-/// hundreds of megabytes of sub-models.
+/// A fresh, empty temporary folder for one test (`dicesim-test-<name>-` and a random
+/// suffix), removed with what it holds when the test ends (passed or failed): some tests
+/// write hundreds of megabytes of sub-models.
 pub fn tmp(name: &str) -> TmpDir {
-    let d = std::env::temp_dir().join(format!("dicesim-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TmpDir(d)
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("dicesim-test-{name}-"))
+        .tempdir()
+        .expect("a temporary folder");
+    TmpDir(dir)
 }
 
-/// A temporary folder of [`tmp`]: a path, removed when dropped.
-pub struct TmpDir(PathBuf);
+/// A temporary folder of [`tmp`] (a [`tempfile::TempDir`], removed when dropped) that
+/// reads as its path.
+pub struct TmpDir(tempfile::TempDir);
 
 impl std::ops::Deref for TmpDir {
     type Target = Path;
     fn deref(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 }
 
 impl AsRef<Path> for TmpDir {
     fn as_ref(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 }
 
 impl AsRef<std::ffi::OsStr> for TmpDir {
     fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.as_os_str()
-    }
-}
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().as_os_str()
     }
 }
 

@@ -590,22 +590,15 @@ mod tests {
         if unsafe { libc::geteuid() } != 0 {
             return;
         }
-        let d = std::env::temp_dir().join(format!("dicesim-loader-test-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        let _removed = Removed(&d);
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(trusted_dir(&d));
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(!trusted_dir(&d));
+        let dir = tempfile::Builder::new()
+            .prefix("dicesim-loader-test-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(trusted_dir(d));
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!trusted_dir(d));
         assert!(!trusted_dir(Path::new("/tmp")), "world-writable");
-    }
-
-    /// A test's folder, removed when the test ends (passed or failed).
-    struct Removed<'a>(&'a Path);
-
-    impl Drop for Removed<'_> {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(self.0);
-        }
     }
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dicesim_plan::graph::{Graph, Layer, TensorInfo};
 
@@ -62,34 +62,30 @@ pub fn graph(layers: &[(&str, u64, &[&str], &[&str])], inputs: &[&str], bytes: u
     }
 }
 
-/// A fresh, empty temporary folder `dicesim-<suite>-<pid>-<name>` for one test, removed
-/// with what it holds when the test ends (passed or failed), so that runs leave nothing in
-/// the system's temporary directory.
+/// A fresh, empty temporary folder `dicesim-<suite>-<name>-` (and a random suffix) for one
+/// test, removed with what it holds when the test ends (passed or failed), so that runs
+/// leave nothing in the system's temporary directory.
 pub fn tmp(suite: &str, name: &str) -> TmpDir {
-    let d = std::env::temp_dir().join(format!("dicesim-{suite}-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TmpDir(d)
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("dicesim-{suite}-{name}-"))
+        .tempdir()
+        .expect("a temporary folder");
+    TmpDir(dir)
 }
 
-/// A temporary folder of [`tmp`]: a path, removed when dropped.
-pub struct TmpDir(PathBuf);
+/// A temporary folder of [`tmp`] (a [`tempfile::TempDir`], removed when dropped) that
+/// reads as its path.
+pub struct TmpDir(tempfile::TempDir);
 
 impl std::ops::Deref for TmpDir {
     type Target = Path;
     fn deref(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 }
 
 impl AsRef<Path> for TmpDir {
     fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
