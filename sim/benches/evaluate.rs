@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use dicesim_plan::coreset::CoreSet;
 use dicesim_plan::model::zoo_graph;
 use dicesim_plan::partition::Plan;
 use dicesim_sim::platform::Platform;
@@ -60,9 +61,46 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// The objectives the explorer computes (a single frame, a saturated run) of a long plan
+/// inside one Jetson Xavier NX: resnet50 in segments of 3 layers, in turn on the GPU and on
+/// the two halves of the CPU (jobs that share the device's memory bandwidth): the kind of
+/// plan refinement's interleaving reaches, about 60 segments.
+fn bench_interleaved(c: &mut Criterion) {
+    let mut nx2 = Platform::load(&root().join("platforms/nx2-gige.toml")).unwrap();
+    let cpu = nx2
+        .units
+        .iter()
+        .position(|u| u.full_name == "nx1.cpu")
+        .unwrap();
+    let gpu = nx2
+        .units
+        .iter()
+        .position(|u| u.full_name == "nx1.gpu")
+        .unwrap();
+    let halves = [CoreSet::block(0, 3), CoreSet::block(3, 3)];
+    let sets: Vec<usize> = (halves.iter())
+        .map(|&cs| nx2.core_set_unit(cpu, cs).unwrap())
+        .collect();
+    let resnet50 = zoo_graph("resnet50", 224).unwrap();
+    let workload = Workload {
+        frames: 20,
+        period_ns: 0,
+        window: Window::PartitionsPlus(2),
+    };
+    let prep = PreparedScenario::new(resnet50, nx2, workload);
+    let turn = [gpu, sets[0], sets[1]];
+    let assign: Vec<usize> = (0..prep.graph.layers.len())
+        .map(|l| turn[(l / 3) % turn.len()])
+        .collect();
+    let plan = prep.sim_plan(&assign);
+    c.bench_function("resnet50_nx_interleaved_objectives", |b| {
+        b.iter(|| prep.objectives(std::hint::black_box(&plan)).unwrap())
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = bench
+    targets = bench, bench_interleaved
 }
 criterion_main!(benches);

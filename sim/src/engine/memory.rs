@@ -46,8 +46,8 @@ impl<'a> Memory<'a> {
     pub(super) fn start(&mut self, now: Time, u: usize, part: &SimPart) {
         let bytes = part.mem_bytes as f64;
         let limit = bytes / part.compute_ns as f64;
-        self.sharing.set_capacity(now, self.routes[u][0], limit);
-        self.sharing.start(now, u as u64, bytes, &self.routes[u]);
+        let route = &self.routes[u];
+        (self.sharing).start_limited(now, (route[0], limit), u as u64, bytes, route);
     }
 
     /// The units whose jobs have drained by `now`.
