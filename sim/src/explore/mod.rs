@@ -74,7 +74,12 @@
 //!    unit of their device that runs it fastest (when that saves at least 0.2% of the
 //!    whole model's time), alone and with a branch (a range the next
 //!    layer does not read from) on another fast unit (`branch.rs`, at most 5% of the
-//!    budget).
+//!    budget), and each of these seeds interleaved: for each device it uses and each
+//!    group of that device's units that run at once (the GPU with the whole CPU or with
+//!    the CPU's core blocks of one size), the device's layers spread over the group, each
+//!    layer where it relieves the busiest unit most, so that the CPU takes the layers it
+//!    is relatively good at wherever they are (`interleave.rs`; many segments, the
+//!    low-energy, high-throughput corner of a large platform).
 //! 3. **Placement** (up to 45%, [`tuning::PLACEMENT_END_PCT`]; 40% with core sets,
 //!    [`tuning::PLACEMENT_END_CORES_PCT`]): the same NSGA-II, variation mostly on the units
 //!    of fixed segments: change one segment's unit, swap two segments' units, swap cpu/gpu
@@ -93,9 +98,13 @@
 //!    or last layer on another unit of its device: a layer its GPU is slow at, handed to
 //!    the CPU beside it; or the partition cut where its halves take about the same
 //!    estimated time, one half on another unit of its device: a pipeline of the GPU and CPU
-//!    cores of one board). A visit evaluates a sample of at most [`tuning::REFINE_SAMPLE`]
+//!    cores of one board; or a device's layers interleaved over its units, as the seeds
+//!    of stage 2 are). A visit evaluates a sample of at most [`tuning::REFINE_SAMPLE`]
 //!    untried neighbours, taken from the kinds in turn (the few within-device moves are
-//!    drawn as often as the many unit moves). Members visited least often go first, and
+//!    drawn as often as the many unit moves), smaller in proportion for a member of more
+//!    than [`tuning::REFINE_FULL_SAMPLE_SEGMENTS`] segments (at least
+//!    [`tuning::REFINE_SAMPLE_MIN`]): a saturated run has frames in proportion to the
+//!    segments, so a mapping takes about the square of its segments to simulate. Members visited least often go first, and
 //!    among those the extremes (largest crowding distance), so a member that improves an
 //!    extreme is visited next: a descent towards each corner of the front, a sample per
 //!    step. A member is visited again while it has untried neighbours; when no member has
@@ -145,6 +154,7 @@ mod enumerate;
 mod genome;
 pub mod horizontal;
 pub mod hv;
+mod interleave;
 mod nsga;
 pub mod output;
 mod search;
@@ -216,6 +226,11 @@ pub mod tuning {
     /// Most neighbours of one front member evaluated per refinement visit (a sample; a
     /// member is visited again while it has unevaluated neighbours).
     pub const REFINE_SAMPLE: usize = 48;
+    /// A member of more segments than this gets a refinement sample smaller in proportion
+    /// (a long pipeline takes far longer to simulate)...
+    pub const REFINE_FULL_SAMPLE_SEGMENTS: usize = 12;
+    /// ...of at least this many neighbours.
+    pub const REFINE_SAMPLE_MIN: usize = 4;
     /// Progress is reported about this many times over the budget...
     pub const PROGRESS_REPORTS: u64 = 50;
     /// ...each time the evaluation count passes a multiple of budget / PROGRESS_REPORTS

@@ -6,12 +6,14 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
+use super::interleave::interleaved;
 use super::nsga::{crowding, dominates, select, sort_front, tournament};
 use super::selection::SegmentTimes;
 use super::tuning::{
     BASELINE_SHARE_PCT, CORE_RATE_ALLOCATION, CORE_RATE_INITIAL, CORE_RATE_REFINEMENT,
-    CROSSOVER_RATE, REFINE_SAMPLE, SELECTION_RATE_LATER, SELECTION_RATE_STAGE, STALL_GENERATIONS,
-    STRUCTURAL_RATE_LATER, STRUCTURAL_RATE_PARTITIONING,
+    CROSSOVER_RATE, REFINE_FULL_SAMPLE_SEGMENTS, REFINE_SAMPLE, REFINE_SAMPLE_MIN,
+    SELECTION_RATE_LATER, SELECTION_RATE_STAGE, STALL_GENERATIONS, STRUCTURAL_RATE_LATER,
+    STRUCTURAL_RATE_PARTITIONING,
 };
 use super::variation::neighbours;
 use super::{Baseline, Genome, Point, Reporter, Space, SpaceSize, Stage};
@@ -300,6 +302,8 @@ impl Search<'_> {
     pub(crate) fn initial_population(&mut self, n: usize) -> Population {
         let mut init = self.selection_seeds();
         init.extend(self.branch_seeds());
+        let interleaved: Vec<Genome> = (init.iter()).flat_map(|g| interleaved(self, g)).collect();
+        init.extend(interleaved);
         init.extend((0..n).map(|_| self.random_initial()));
         self.eval_batch(init, false);
         let all: Vec<usize> = (0..self.points.len()).collect();
@@ -357,7 +361,7 @@ impl Search<'_> {
     /// Refinement: a sample of at most [`REFINE_SAMPLE`] unevaluated neighbours of each of
     /// the front members visited least often, extremes first (largest crowding distance),
     /// until the batch holds `n`; a member whose neighbours are all evaluated is not visited
-    /// again.
+    /// again; a member of many segments gets a smaller sample ([`refine_sample`]).
     fn refinement_batch(&mut self, n: usize, visits: &mut HashMap<usize, u32>) -> Vec<Genome> {
         let mut front: Vec<usize> = self.archive.clone();
         front.sort_unstable();
@@ -378,7 +382,8 @@ impl Search<'_> {
                     .filter(|nb| !self.cache.contains_key(nb))
                     .collect()
             });
-            let (fresh, left) = sample_kinds(&mut self.rng, kinds, REFINE_SAMPLE);
+            let k = refine_sample(self.points[f].genome.units.len());
+            let (fresh, left) = sample_kinds(&mut self.rng, kinds, k);
             visits.insert(f, if left { seen + 1 } else { u32::MAX });
             batch.extend(fresh);
         }
@@ -477,7 +482,18 @@ fn sample_kinds(rng: &mut Rng, mut kinds: [Vec<Genome>; 3], k: usize) -> (Vec<Ge
     (out, total > k)
 }
 
-/// Probability that a unit variation of `stage` allocates cores (with core sets).
+/// The most neighbours a refinement visit evaluates for a member of `segments` segments:
+/// [`REFINE_SAMPLE`], in proportion smaller beyond [`REFINE_FULL_SAMPLE_SEGMENTS`] segments
+/// (at least [`REFINE_SAMPLE_MIN`]): a mapping takes about the square of its segments to
+/// simulate (its saturated run has frames in proportion to its segments), so that a visit
+/// to a long pipeline costs about as much as one to a short one, not ten times more.
+fn refine_sample(segments: usize) -> usize {
+    if segments <= REFINE_FULL_SAMPLE_SEGMENTS {
+        return REFINE_SAMPLE;
+    }
+    (REFINE_SAMPLE * REFINE_FULL_SAMPLE_SEGMENTS / segments).max(REFINE_SAMPLE_MIN)
+}
+
 /// Probability that a unit variation of `stage` is a unit-selection move.
 fn selection_rate(stage: Stage) -> f64 {
     if stage == Stage::Selection {
@@ -487,6 +503,7 @@ fn selection_rate(stage: Stage) -> f64 {
     }
 }
 
+/// Probability that a unit variation of `stage` allocates cores (with core sets).
 fn core_rate(stage: Stage) -> f64 {
     match stage {
         Stage::CoreAllocation => CORE_RATE_ALLOCATION,
@@ -557,6 +574,17 @@ mod tests {
         unique.sort_by(|a, b| (&a.units, &a.cuts).cmp(&(&b.units, &b.cuts)));
         unique.dedup();
         assert_eq!(unique.len(), 12, "no genome taken twice");
+    }
+
+    #[test]
+    fn long_members_get_samples_smaller_in_proportion() {
+        assert_eq!(refine_sample(1), REFINE_SAMPLE);
+        assert_eq!(refine_sample(REFINE_FULL_SAMPLE_SEGMENTS), REFINE_SAMPLE);
+        assert_eq!(
+            refine_sample(2 * REFINE_FULL_SAMPLE_SEGMENTS),
+            REFINE_SAMPLE / 2
+        );
+        assert_eq!(refine_sample(1000), REFINE_SAMPLE_MIN);
     }
 
     #[test]

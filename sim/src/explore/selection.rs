@@ -79,6 +79,22 @@ impl SegmentTimes {
         self.overhead[u as usize] + (p[b] - p[a])
     }
 
+    /// Time of layer `l` on unit `u`, without the run overhead [ns].
+    pub(crate) fn layer(&self, u: u16, l: usize) -> u64 {
+        let p = &self.prefix[u as usize];
+        p[l + 1] - p[l]
+    }
+
+    /// The device of unit `u`.
+    pub(crate) fn device(&self, u: u16) -> usize {
+        self.device[u as usize]
+    }
+
+    /// Run overhead of unit `u` (once per segment) [ns].
+    pub(crate) fn overhead(&self, u: u16) -> u64 {
+        self.overhead[u as usize]
+    }
+
     /// Time of the whole model on unit `u` [ns].
     pub(crate) fn whole(&self, u: u16) -> u64 {
         self.time(u, 0, self.layers())
@@ -168,6 +184,31 @@ impl SegmentTimes {
             assign.resize(end, u as usize);
         }
         Genome::from_assignment(&assign)
+    }
+}
+
+#[cfg(test)]
+impl SegmentTimes {
+    /// Layer times per unit (`rows[u][l]`), the device and run overhead of each unit, links
+    /// of 1 byte/ns between all devices and 1 byte crossing every cut (for tests).
+    pub(crate) fn from_rows(rows: &[&[u64]], device: Vec<usize>, overhead: Vec<u64>) -> Self {
+        let prefix = (rows.iter())
+            .map(|r| {
+                let mut p = vec![0];
+                for &t in r.iter() {
+                    p.push(p.last().expect("non-empty") + t);
+                }
+                p
+            })
+            .collect();
+        let devices = device.iter().max().map_or(0, |&d| d + 1);
+        SegmentTimes {
+            prefix,
+            overhead,
+            cross: vec![1; rows[0].len() + 1],
+            device,
+            route: vec![vec![Some((1.0, 0)); devices]; devices],
+        }
     }
 }
 
@@ -474,25 +515,7 @@ mod tests {
 
     /// Unit `u` on device `u`, links of 1 byte/ns, 1 byte crossing every cut.
     fn times(rows: &[&[u64]]) -> SegmentTimes {
-        let n = rows.len();
-        let layers = rows[0].len();
-        let prefix = rows
-            .iter()
-            .map(|r| {
-                let mut p = vec![0];
-                for &t in r.iter() {
-                    p.push(p.last().unwrap() + t);
-                }
-                p
-            })
-            .collect();
-        SegmentTimes {
-            prefix,
-            overhead: vec![0; n],
-            cross: vec![1; layers + 1],
-            device: (0..n).collect(),
-            route: vec![vec![Some((1.0, 0)); n]; n],
-        }
+        SegmentTimes::from_rows(rows, (0..rows.len()).collect(), vec![0; rows.len()])
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! are drawn among the whole units ([`super::Space::whole`]); core sets enter through
 //! [`Search::mutate_cores`], crossover and refinement.
 
+use super::interleave::interleaved;
 use super::search::Search;
 use super::tuning::{CLEAN_BIAS, MAX_SHIFT};
 use super::Genome;
@@ -273,9 +274,10 @@ impl Search<'_> {
     }
 }
 
-/// Local neighbours of a genome (stage 3), by kind, each in a fixed order: boundary moves,
-/// unit moves (swaps and moves to other units), and moves within a device (a segment's
-/// first or last layer, or one of its halves, on another unit of its device).
+/// Local neighbours of a genome (refinement), by kind, each in a fixed order: boundary
+/// moves, unit moves (swaps and moves to other units), and moves within a device (a
+/// segment's first or last layer, or one of its halves, on another unit of its device; a
+/// device's layers interleaved over its units: [`interleaved`]).
 pub(crate) fn neighbours(s: &Search, g: &Genome) -> [Vec<Genome>; 3] {
     let fit = |all: Vec<Genome>| -> Vec<Genome> {
         (all.into_iter())
@@ -283,7 +285,8 @@ pub(crate) fn neighbours(s: &Search, g: &Genome) -> [Vec<Genome>; 3] {
             .filter(|h| h.units.len() <= s.space.max_segments)
             .collect()
     };
-    let (units, local) = unit_neighbours(s, g);
+    let (units, mut local) = unit_neighbours(s, g);
+    local.extend(interleaved(s, g));
     [fit(cut_neighbours(s, g)), fit(units), fit(local)]
 }
 

@@ -1,0 +1,329 @@
+//! Interleaving inside a device: the layers a mapping gives one device, spread over units of
+//! that device that run at once (its GPU and disjoint core sets of its CPU), each layer
+//! where it relieves the device's busiest unit most.
+//!
+//! Layers are not alike: in the Jetson TX2's device model the GPU runs resnet50's 1x1
+//! convolutions about 10 times faster than the CPU, its 3x3 ones only about 4 times faster.
+//! A contiguous cut between the GPU and the CPU can only hand the CPU a range of both kinds;
+//! handing it the layers it is relatively good at, wherever they are, evens the device's
+//! units better, at the price of more segments (each one a run overhead; transfers inside a
+//! device cost nothing in the estimate, the simulator scores them). Such plans are the
+//! low-energy, high-throughput corner of a large platform's front, and neither random draws
+//! nor one-segment moves find them in a short search: the first population holds the
+//! interleaved versions of the unit-selection and branch seeds, and refinement offers
+//! [`interleaved`] mappings among its moves within a device.
+
+use super::search::Search;
+use super::selection::SegmentTimes;
+use super::Genome;
+use crate::platform::UnitKind;
+
+/// For each device `g` uses and each group of its units that run at once (its units other
+/// than its CPU, with the whole CPU or with one size of the CPU's aligned core blocks), `g`
+/// with that device's layers balanced over the group ([`balance_device`]); only mappings
+/// that differ from `g` and keep to the segment limit.
+pub(crate) fn interleaved(s: &Search, g: &Genome) -> Vec<Genome> {
+    let assign = g.assignment(s.space.layers);
+    let mut devices: Vec<usize> = Vec::new();
+    for &u in &g.units {
+        let d = s.times.device(u);
+        if !devices.contains(&d) {
+            devices.push(d);
+        }
+    }
+    let mut out = Vec::new();
+    for d in devices {
+        for group in concurrent_groups(s, d) {
+            let a = balance_device(&s.times, s.space.max_segments, &assign, &group);
+            let h = Genome::from_assignment(&a);
+            let fits = h.units.len() <= s.space.max_segments;
+            if fits && &h != g && !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    }
+    out
+}
+
+/// The groups of units of device `d` in the space that run at once: the units that are
+/// not its CPU (GPUs), with the whole CPU, or with the CPU's core sets of one size (aligned
+/// blocks, pairwise disjoint); groups of fewer than two units are left out.
+fn concurrent_groups(s: &Search, d: usize) -> Vec<Vec<u16>> {
+    let units = &s.prep.platform.units;
+    let on_d = |u: &usize| units[*u].device == d;
+    let others: Vec<u16> = (s.space.whole.iter().filter(|u| on_d(u)))
+        .filter(|&&u| units[u].kind != UnitKind::Cpu)
+        .map(|&u| u as u16)
+        .collect();
+    let mut cpu_parts: Vec<Vec<u16>> = (s.space.whole.iter().filter(|u| on_d(u)))
+        .filter(|&&u| units[u].kind == UnitKind::Cpu)
+        .map(|&u| vec![u as u16])
+        .collect();
+    for f in s
+        .space
+        .families
+        .iter()
+        .filter(|f| units[f.cpu as usize].device == d)
+    {
+        let size = |v: u16| units[v as usize].core_set.count();
+        let mut sizes: Vec<u32> = f.sets.iter().map(|&v| size(v)).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        for k in sizes {
+            let part: Vec<u16> = f.sets.iter().copied().filter(|&v| size(v) == k).collect();
+            let disjoint = part.iter().all(|&a| {
+                (part.iter())
+                    .filter(|&&b| b != a)
+                    .all(|&b| f.disjoint.contains(&(a, b)))
+            });
+            if disjoint {
+                cpu_parts.push(part);
+            }
+        }
+    }
+    if cpu_parts.is_empty() {
+        cpu_parts.push(Vec::new());
+    }
+    (cpu_parts.into_iter())
+        .map(|p| others.iter().copied().chain(p).collect::<Vec<u16>>())
+        .filter(|g| g.len() >= 2)
+        .collect()
+}
+
+/// `assign` with the layers on the device of `group` (units of one device that run at
+/// once) spread over `group`: each first on the unit of the group that runs it fastest (a
+/// layer no slower on the previous layer's unit stays with it), then, while that lowers
+/// the larger of the two loads, the busiest unit hands one layer to another unit of the
+/// group, the move that leaves the larger of the two loads smallest; a unit's load is its
+/// layers' times plus its run overhead per segment. The moves keep the mapping within
+/// `max_segments` (when the fastest unit per layer makes more, all start on the unit that
+/// runs them fastest together); a mapping over the limit to begin with stays over it.
+pub(crate) fn balance_device(
+    times: &SegmentTimes,
+    max_segments: usize,
+    assign: &[usize],
+    group: &[u16],
+) -> Vec<usize> {
+    let d = times.device(group[0]);
+    let mine: Vec<usize> = (0..assign.len())
+        .filter(|&l| times.device(assign[l] as u16) == d)
+        .collect();
+    let mut b = Balance {
+        times,
+        limit: max_segments as i64,
+        assign: assign.to_vec(),
+        group,
+        load: vec![0; group.len()],
+        segments: 0,
+    };
+    for &l in &mine {
+        b.place_fastest(l);
+    }
+    b.count();
+    if b.segments > b.limit {
+        b.place_all(&mine);
+    }
+    for _ in 0..2 * mine.len() {
+        let Some((l, v)) = b.best_move(&mine) else {
+            break;
+        };
+        b.apply(l, v);
+    }
+    b.assign
+}
+
+/// The state of [`balance_device`]: the assignment, the load of each unit of the group and
+/// the segments in all.
+struct Balance<'a> {
+    times: &'a SegmentTimes,
+    limit: i64,
+    assign: Vec<usize>,
+    group: &'a [u16],
+    load: Vec<u64>,
+    segments: i64,
+}
+
+impl Balance<'_> {
+    /// Layer `l` on the unit of the group that runs it fastest, or on the previous layer's
+    /// unit when that is in the group and no slower.
+    fn place_fastest(&mut self, l: usize) {
+        let t = |u: u16| self.times.layer(u, l);
+        let best = (self.group.iter().copied())
+            .min_by_key(|&u| (t(u), u))
+            .expect("a group has units");
+        let prev = (l > 0).then(|| self.assign[l - 1] as u16);
+        self.assign[l] = match prev {
+            Some(p) if self.group.contains(&p) && t(p) <= t(best) => p as usize,
+            _ => best as usize,
+        };
+    }
+
+    /// All the layers `mine` on the unit of the group that runs them fastest together
+    /// (when the fastest unit per layer makes too many segments).
+    fn place_all(&mut self, mine: &[usize]) {
+        let t = |u: u16| mine.iter().map(|&l| self.times.layer(u, l)).sum::<u64>();
+        let best = (self.group.iter().copied())
+            .min_by_key(|&u| (t(u), u))
+            .expect("a group has units");
+        for &l in mine {
+            self.assign[l] = best as usize;
+        }
+        self.count();
+    }
+
+    /// Loads of the units of the group and segments in all, from the assignment.
+    fn count(&mut self) {
+        let a = &self.assign;
+        let starts = |l: usize| l == 0 || a[l] != a[l - 1];
+        self.segments = (0..a.len()).filter(|&l| starts(l)).count() as i64;
+        for (i, &u) in self.group.iter().enumerate() {
+            let on = |l: &usize| a[*l] == u as usize;
+            let layers: u64 = (0..a.len())
+                .filter(on)
+                .map(|l| self.times.layer(u, l))
+                .sum();
+            let runs = (0..a.len()).filter(on).filter(|&l| starts(l)).count() as u64;
+            self.load[i] = layers + self.times.overhead(u) * runs;
+        }
+    }
+
+    /// The change in the segments of unit `u` when layer `l` joins it (`joins`) or leaves
+    /// it.
+    fn run_change(&self, l: usize, u: usize, joins: bool) -> i64 {
+        let a = &self.assign;
+        let prev = l > 0 && a[l - 1] == u;
+        let next = a.get(l + 1) == Some(&u);
+        let change = match (prev, next) {
+            (true, true) => -1,
+            (false, false) => 1,
+            _ => 0,
+        };
+        if joins {
+            change
+        } else {
+            -change
+        }
+    }
+
+    /// The loads of unit `m` (index in the group, the unit of layer `l`) and of unit `v`
+    /// after layer `l` moves from `m` to `v`, and the segments in all then.
+    fn after(&self, l: usize, m: usize, v: usize) -> (u64, u64, i64) {
+        let (um, uv) = (self.group[m], self.group[v]);
+        let t = self.times;
+        let dm = self.run_change(l, um as usize, false);
+        let dv = self.run_change(l, uv as usize, true);
+        let lm = self.load[m] as i64 - t.layer(um, l) as i64 + dm * t.overhead(um) as i64;
+        let lv = self.load[v] as i64 + t.layer(uv, l) as i64 + dv * t.overhead(uv) as i64;
+        let a = &self.assign;
+        let differs = |x: usize, y: usize| (a[x] != a[y]) as i64;
+        let mut segments = self.segments;
+        if l > 0 {
+            segments += (a[l - 1] != uv as usize) as i64 - differs(l - 1, l);
+        }
+        if l + 1 < a.len() {
+            segments += (a[l + 1] != uv as usize) as i64 - differs(l, l + 1);
+        }
+        (lm.max(0) as u64, lv.max(0) as u64, segments)
+    }
+
+    /// The move (layer, index in the group of its new unit) off the busiest unit that
+    /// leaves the larger of the two loads smallest, if that is below the busiest load and
+    /// the segments stay within the limit.
+    fn best_move(&self, mine: &[usize]) -> Option<(usize, usize)> {
+        let m = (0..self.group.len()).max_by_key(|&i| (self.load[i], std::cmp::Reverse(i)))?;
+        let um = self.group[m] as usize;
+        let mut best: Option<(u64, usize, usize)> = None;
+        for &l in mine.iter().filter(|&&l| self.assign[l] == um) {
+            for v in (0..self.group.len()).filter(|&v| v != m) {
+                let (lm, lv, segments) = self.after(l, m, v);
+                let worse = lm.max(lv);
+                let better = best.is_none_or(|b| worse < b.0);
+                if segments <= self.limit && worse < self.load[m] && better {
+                    best = Some((worse, l, v));
+                }
+            }
+        }
+        best.map(|(_, l, v)| (l, v))
+    }
+
+    /// Moves layer `l` to the unit of index `v` in the group.
+    fn apply(&mut self, l: usize, v: usize) {
+        let m = (self.group.iter())
+            .position(|&u| u as usize == self.assign[l])
+            .expect("a move leaves a unit of the group");
+        let (lm, lv, segments) = self.after(l, m, v);
+        self.load[m] = lm;
+        self.load[v] = lv;
+        self.segments = segments;
+        self.assign[l] = self.group[v] as usize;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Units 0 (a GPU) and 1 (a CPU) on device 0, unit 2 on device 1; the CPU's run
+    /// overhead `cpu_overhead`, none elsewhere.
+    fn times(rows: &[&[u64]], cpu_overhead: u64) -> SegmentTimes {
+        SegmentTimes::from_rows(rows, vec![0, 0, 1], vec![0, cpu_overhead, 0])
+    }
+
+    /// The larger load of units 0 and 1 under `a`.
+    fn busiest(t: &SegmentTimes, a: &[usize]) -> u64 {
+        let load = |u: usize| -> u64 {
+            let on = (0..a.len()).filter(|&l| a[l] == u);
+            on.map(|l| t.layer(u as u16, l)).sum()
+        };
+        load(0).max(load(1))
+    }
+
+    #[test]
+    fn the_cpu_takes_the_layers_it_is_relatively_good_at() {
+        // the GPU is 10x faster on even layers, 1.5x on odd ones
+        let t = times(&[&[2; 6], &[20, 3, 20, 3, 20, 3], &[9; 6]], 0);
+        let a = balance_device(&t, 10, &[0; 6], &[0, 1]);
+        // all on the GPU takes 12; the odd layers moved one by one: 10 / 3, 8 / 6, then
+        // 6 / 9 would be worse than 8
+        assert_eq!(busiest(&t, &a), 8);
+        assert!((0..6).step_by(2).all(|l| a[l] == 0), "{a:?}");
+        assert_eq!(a.iter().filter(|&&u| u == 1).count(), 2, "{a:?}");
+        // no contiguous cut does as well: the CPU's best range costs it more
+        let best_cut = (0..=6)
+            .map(|c| busiest(&t, &(0..6).map(|l| usize::from(l >= c)).collect::<Vec<_>>()))
+            .min()
+            .unwrap();
+        assert!(best_cut > 8, "{best_cut}");
+    }
+
+    #[test]
+    fn other_devices_keep_their_layers_and_the_segment_limit_holds() {
+        let t = times(&[&[2; 8], &[20, 3, 20, 3, 20, 3, 20, 3], &[9; 8]], 0);
+        let start = [0, 0, 0, 0, 0, 0, 2, 2];
+        let a = balance_device(&t, 3, &start, &[0, 1]);
+        assert_eq!(&a[6..], &[2, 2], "{a:?}");
+        let segments = 1 + (1..a.len()).filter(|&l| a[l] != a[l - 1]).count();
+        assert!(segments <= 3, "{a:?}");
+        // one move fits the limit: a CPU layer next to device 1's segment
+        assert_eq!(a, [0, 0, 0, 0, 0, 1, 2, 2]);
+    }
+
+    #[test]
+    fn too_many_segments_start_from_one_unit() {
+        // the fastest unit per layer alternates (4 segments); with a limit of 2 all start
+        // on the GPU (12 either way, the lower index) and the moves keep to 2 segments
+        let t = times(&[&[1, 5, 1, 5], &[5, 1, 5, 1], &[9; 4]], 0);
+        assert_eq!(balance_device(&t, 2, &[0; 4], &[0, 1]), [0, 0, 1, 1]);
+        assert_eq!(balance_device(&t, 4, &[0; 4], &[0, 1]), [0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn a_run_overhead_keeps_small_moves_out() {
+        // a layer moved to the CPU saves the GPU 2 of its 6 and costs the CPU 3
+        let t = times(&[&[2; 3], &[3; 3], &[9; 3]], 0);
+        assert_ne!(balance_device(&t, 10, &[0; 3], &[0, 1]), [0; 3]);
+        // ...plus a segment's overhead of 5: 8, more than the GPU's 6 alone
+        let t = times(&[&[2; 3], &[3; 3], &[9; 3]], 5);
+        assert_eq!(balance_device(&t, 10, &[0; 3], &[0, 1]), [0; 3]);
+    }
+}
