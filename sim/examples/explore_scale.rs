@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run --release -p dicesim-sim --example explore_scale -- SCENARIO.toml \
 //!     [--budget 25000] [--seeds 1,2,3] [--reference 1000000] [--reference-seeds 1,2] \
-//!     [--core-sets on|off|both] [--reference-file F] [--fronts F1,F2]
+//!     [--core-sets on|off|both] [--reference-file F] [--fronts F1,F2] \
+//!     [--add-to-reference F1,F2]
 //! ```
 //! Prints one line per run (seed, evaluations, seconds, front size, ratio to the reference).
 //! The reference is the union of the fronts of `--reference-seeds` runs of `--reference`
@@ -15,7 +16,9 @@
 //! the reference front from `F` when it exists, else writes it there (a CSV file with the
 //! columns `latency_ms,neg_throughput_fps,energy_mj_per_frame,max_memory_mib`);
 //! `sim/examples/fronts/` holds those of the two scale scenarios. `--fronts F1,F2` compares
-//! front files of that form with the reference instead of running searches.
+//! front files of that form with the reference instead of running searches;
+//! `--add-to-reference F1,F2` unites front files (such as the dumps below of long runs) with
+//! the reference file and writes the non-dominated union back to it.
 //!
 //! Environment: `EXPLORE_SCALE_SHOW=1` prints each front's best mapping per objective;
 //! `EXPLORE_SCALE_DUMP=DIR` writes each seed's front to `DIR/front-SEED.csv` (latency,
@@ -37,6 +40,7 @@ struct Args {
     reference_seeds: Vec<u64>,
     reference_file: Option<PathBuf>,
     fronts: Vec<PathBuf>,
+    add: Vec<PathBuf>,
     core_sets: CoreSets,
 }
 
@@ -57,6 +61,7 @@ fn parse() -> Result<Args, String> {
         reference_seeds: vec![1, 2],
         reference_file: None,
         fronts: Vec::new(),
+        add: Vec::new(),
         core_sets: CoreSets::On,
     };
     let mut it = std::env::args().skip(1);
@@ -74,6 +79,7 @@ fn parse() -> Result<Args, String> {
             "--reference-seeds" => a.reference_seeds = seeds(val()?)?,
             "--reference-file" => a.reference_file = Some(PathBuf::from(val()?)),
             "--fronts" => a.fronts = val()?.split(',').map(PathBuf::from).collect(),
+            "--add-to-reference" => a.add = val()?.split(',').map(PathBuf::from).collect(),
             "--core-sets" => {
                 a.core_sets = match val()?.as_str() {
                     "on" => CoreSets::On,
@@ -87,7 +93,7 @@ fn parse() -> Result<Args, String> {
         }
     }
     if a.scenario.as_os_str().is_empty() {
-        return Err("usage: explore_scale SCENARIO.toml [--budget N] [--seeds 1,2] [--reference N] [--reference-seeds 1,2] [--reference-file F] [--fronts F1,F2] [--core-sets on|off|both]".into());
+        return Err("usage: explore_scale SCENARIO.toml [--budget N] [--seeds 1,2] [--reference N] [--reference-seeds 1,2] [--reference-file F] [--fronts F1,F2] [--add-to-reference F1,F2] [--core-sets on|off|both]".into());
     }
     Ok(a)
 }
@@ -163,13 +169,38 @@ fn dump(r: &dicesim_sim::explore::ExploreResult, path: &std::path::Path) -> Resu
     Ok(())
 }
 
-/// Non-dominated union of fronts.
-fn union(fronts: Vec<Vec<Point>>) -> Vec<Point> {
-    let all: Vec<Point> = fronts.into_iter().flatten().collect();
+/// Non-dominated union of fronts (objectives), each point once, in objective order.
+fn union(fronts: Vec<Vec<[f64; 4]>>) -> Vec<[f64; 4]> {
+    let mut all: Vec<[f64; 4]> = fronts.into_iter().flatten().collect();
+    all.sort_by(|a, b| {
+        a.iter()
+            .zip(b)
+            .fold(std::cmp::Ordering::Equal, |o, (x, y)| {
+                o.then(x.total_cmp(y))
+            })
+    });
+    all.dedup();
     all.iter()
-        .filter(|p| !all.iter().any(|q| dominates(&q.obj, &p.obj)))
-        .cloned()
+        .filter(|p| !all.iter().any(|q| dominates(q, p)))
+        .copied()
         .collect()
+}
+
+/// The reference file united with the front files `add`, written back.
+fn add_to_reference(reference: &std::path::Path, add: &[PathBuf]) -> Result<(), String> {
+    let mut fronts = vec![read_front(reference)?];
+    for f in add {
+        fronts.push(read_front(f)?);
+    }
+    let before = fronts[0].len();
+    let united = union(fronts);
+    write_front(reference, &united).map_err(|e| format!("{}: {e}", reference.display()))?;
+    println!(
+        "{}: {before} -> {} points",
+        reference.display(),
+        united.len()
+    );
+    Ok(())
 }
 
 /// Hypervolume of `front` over that of `reference`, both normalised by their union's bounds.
@@ -212,9 +243,9 @@ fn reference_front(sc: &Scenario, a: &Args) -> Result<Vec<[f64; 4]>, String> {
             "reference seed {s}: {n} evaluations in {secs:.1} s, front {}",
             f.len()
         );
-        f
+        f.iter().map(|p| p.obj).collect()
     });
-    let objs: Vec<[f64; 4]> = union(fronts.collect()).iter().map(|p| p.obj).collect();
+    let objs = union(fronts.collect());
     if let Some(f) = &a.reference_file {
         write_front(f, &objs).map_err(|e| format!("{}: {e}", f.display()))?;
     }
@@ -267,6 +298,17 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(2)
     });
+    if !a.add.is_empty() {
+        let Some(rf) = &a.reference_file else {
+            eprintln!("--add-to-reference needs --reference-file F");
+            std::process::exit(2)
+        };
+        if let Err(e) = add_to_reference(rf, &a.add) {
+            eprintln!("{e}");
+            std::process::exit(1)
+        }
+        return;
+    }
     let sc = Scenario::load(&a.scenario).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(1)

@@ -13,6 +13,7 @@
 //! interleaved versions of the unit-selection and branch seeds, and refinement offers
 //! [`interleaved`] mappings among its moves within a device.
 
+use super::cores::Family;
 use super::search::Search;
 use super::selection::SegmentTimes;
 use super::Genome;
@@ -59,27 +60,8 @@ fn concurrent_groups(s: &Search, d: usize) -> Vec<Vec<u16>> {
         .filter(|&&u| units[u].kind == UnitKind::Cpu)
         .map(|&u| vec![u as u16])
         .collect();
-    for f in s
-        .space
-        .families
-        .iter()
-        .filter(|f| units[f.cpu as usize].device == d)
-    {
-        let size = |v: u16| units[v as usize].core_set.count();
-        let mut sizes: Vec<u32> = f.sets.iter().map(|&v| size(v)).collect();
-        sizes.sort_unstable();
-        sizes.dedup();
-        for k in sizes {
-            let part: Vec<u16> = f.sets.iter().copied().filter(|&v| size(v) == k).collect();
-            let disjoint = part.iter().all(|&a| {
-                (part.iter())
-                    .filter(|&&b| b != a)
-                    .all(|&b| f.disjoint.contains(&(a, b)))
-            });
-            if disjoint {
-                cpu_parts.push(part);
-            }
-        }
+    for f in (s.space.families.iter()).filter(|f| units[f.cpu as usize].device == d) {
+        cpu_parts.extend(core_partitions(s, f));
     }
     if cpu_parts.is_empty() {
         cpu_parts.push(Vec::new());
@@ -87,6 +69,33 @@ fn concurrent_groups(s: &Search, d: usize) -> Vec<Vec<u16>> {
     (cpu_parts.into_iter())
         .map(|p| others.iter().copied().chain(p).collect::<Vec<u16>>())
         .filter(|g| g.len() >= 2)
+        .collect()
+}
+
+/// The CPU of family `f` as its core sets of one size, for each size whose sets are
+/// pairwise disjoint (aligned blocks: halves, thirds, ...).
+fn core_partitions(s: &Search, f: &Family) -> Vec<Vec<u16>> {
+    let units = &s.prep.platform.units;
+    let size = |v: u16| units[v as usize].core_set.count();
+    let mut sizes: Vec<u32> = f.sets.iter().map(|&v| size(v)).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let disjoint = |part: &[u16]| {
+        (part.iter()).all(|&a| {
+            (part.iter())
+                .filter(|&&b| b != a)
+                .all(|&b| f.disjoint.contains(&(a, b)))
+        })
+    };
+    (sizes.into_iter())
+        .map(|k| {
+            f.sets
+                .iter()
+                .copied()
+                .filter(|&v| size(v) == k)
+                .collect::<Vec<u16>>()
+        })
+        .filter(|part| disjoint(part))
         .collect()
 }
 
