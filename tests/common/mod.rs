@@ -16,38 +16,14 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+mod tmp_dir;
+pub use tmp_dir::TmpDir;
+
 /// A fresh, empty temporary folder for one test (`dicesim-test-<name>-` and a random
 /// suffix), removed with what it holds when the test ends (passed or failed): some tests
 /// write hundreds of megabytes of sub-models.
 pub fn tmp(name: &str) -> TmpDir {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("dicesim-test-{name}-"))
-        .tempdir()
-        .expect("a temporary folder");
-    TmpDir(dir)
-}
-
-/// A temporary folder of [`tmp`] (a [`tempfile::TempDir`], removed when dropped) that
-/// reads as its path.
-pub struct TmpDir(tempfile::TempDir);
-
-impl std::ops::Deref for TmpDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl AsRef<Path> for TmpDir {
-    fn as_ref(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl AsRef<std::ffi::OsStr> for TmpDir {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.path().as_os_str()
-    }
+    tmp_dir::with_prefix(&format!("dicesim-test-{name}-"))
 }
 
 /// The command succeeded (else its stderr is the failure message).

@@ -14,7 +14,6 @@ use dicesim_plan::onnx::{
 };
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -244,32 +243,14 @@ fn status_kb(key: &str) -> u64 {
         .unwrap()
 }
 
+#[path = "../../../tests/common/tmp_dir.rs"]
+mod tmp_dir;
+pub use tmp_dir::TmpDir;
+
 /// A fresh, empty temporary folder `dicesim-<suite>-<name>-` (and a random suffix) for one
-/// test, removed with what it holds when the test ends (passed or failed), so that runs
-/// leave nothing in the system's temporary directory.
+/// test, removed with what it holds when the test ends (passed or failed).
 pub fn tmp(suite: &str, name: &str) -> TmpDir {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("dicesim-{suite}-{name}-"))
-        .tempdir()
-        .expect("a temporary folder");
-    TmpDir(dir)
-}
-
-/// A temporary folder of [`tmp`] (a [`tempfile::TempDir`], removed when dropped) that
-/// reads as its path.
-pub struct TmpDir(tempfile::TempDir);
-
-impl std::ops::Deref for TmpDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl AsRef<Path> for TmpDir {
-    fn as_ref(&self) -> &Path {
-        self.0.path()
-    }
+    tmp_dir::with_prefix(&format!("dicesim-{suite}-{name}-"))
 }
 
 /// A token-less loopback worker on a runtime of its own thread, serving until dropped.

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use dicesim_plan::graph::{Graph, Layer, TensorInfo};
 
@@ -62,30 +61,12 @@ pub fn graph(layers: &[(&str, u64, &[&str], &[&str])], inputs: &[&str], bytes: u
     }
 }
 
+#[path = "../../../tests/common/tmp_dir.rs"]
+mod tmp_dir;
+pub use tmp_dir::TmpDir;
+
 /// A fresh, empty temporary folder `dicesim-<suite>-<name>-` (and a random suffix) for one
-/// test, removed with what it holds when the test ends (passed or failed), so that runs
-/// leave nothing in the system's temporary directory.
+/// test, removed with what it holds when the test ends (passed or failed).
 pub fn tmp(suite: &str, name: &str) -> TmpDir {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("dicesim-{suite}-{name}-"))
-        .tempdir()
-        .expect("a temporary folder");
-    TmpDir(dir)
-}
-
-/// A temporary folder of [`tmp`] (a [`tempfile::TempDir`], removed when dropped) that
-/// reads as its path.
-pub struct TmpDir(tempfile::TempDir);
-
-impl std::ops::Deref for TmpDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl AsRef<Path> for TmpDir {
-    fn as_ref(&self) -> &Path {
-        self.0.path()
-    }
+    tmp_dir::with_prefix(&format!("dicesim-{suite}-{name}-"))
 }
