@@ -41,6 +41,16 @@ struct ActiveFlow {
     rate: f64,
 }
 
+impl ActiveFlow {
+    /// Time to drain at the current rate [ns] (0 once drained, even at a rate of 0).
+    fn time_left(&self) -> f64 {
+        if self.remaining <= 0.0 {
+            return 0.0;
+        }
+        self.remaining / self.rate
+    }
+}
+
 /// Max-min fair sharing of resources with fixed capacities (progressive filling).
 #[derive(Debug, Clone)]
 pub struct MaxMinSharing<'r> {
@@ -55,8 +65,10 @@ pub struct MaxMinSharing<'r> {
     next: Option<Time>,
 }
 
-/// A flow that has drained at least this far is finished (rounding of `rate * dt`).
-const DRAINED: f64 = 1e-3;
+/// A flow with at most this much time left at its rate is finished [ns]: the float error
+/// of `remaining / rate` and of `rate * dt` carried over re-shares, far below the engine's
+/// 1 ns step.
+const DRAINED_NS: f64 = 1e-3;
 
 impl<'r> MaxMinSharing<'r> {
     /// A model over resources of the given capacities (amount per ns).
@@ -100,7 +112,11 @@ impl<'r> MaxMinSharing<'r> {
         self.start(now, tag, amount, route);
     }
 
-    /// Re-solves the rates and the next completion time.
+    /// Re-solves the rates and the next completion time: the first whole ns at which a flow
+    /// has at most [`DRAINED_NS`] left, the test [`Self::drained`] applies then. (Rounding
+    /// its time left up instead would turn a float error above a whole number into 1 ns
+    /// more: a job alone would take its time alone or 1 ns more depending on how many
+    /// re-shares happened meanwhile.)
     fn reshare(&mut self, now: Time) {
         self.next = None;
         if self.flows.is_empty() {
@@ -115,16 +131,16 @@ impl<'r> MaxMinSharing<'r> {
         let mut dt = f64::INFINITY;
         for (fl, &r) in self.flows.iter_mut().zip(&self.rates) {
             fl.rate = r;
-            dt = dt.min(fl.remaining.max(0.0) / r);
+            dt = dt.min(fl.time_left());
         }
-        self.next = Some(now + dt.ceil() as Time);
+        self.next = Some(now + (dt - DRAINED_NS).max(0.0).ceil() as Time);
     }
 
     /// Indices of the drained flows; if rounding left every flow a hair short, the one
     /// closest to draining (the first of equals).
     fn drained(&self) -> Vec<usize> {
         let done: Vec<usize> = (0..self.flows.len())
-            .filter(|&i| self.flows[i].remaining <= DRAINED)
+            .filter(|&i| self.flows[i].time_left() <= DRAINED_NS)
             .collect();
         if !done.is_empty() {
             return done;
@@ -132,7 +148,7 @@ impl<'r> MaxMinSharing<'r> {
         self.flows
             .iter()
             .enumerate()
-            .min_by(|a, b| (a.1.remaining / a.1.rate).total_cmp(&(b.1.remaining / b.1.rate)))
+            .min_by(|a, b| a.1.time_left().total_cmp(&b.1.time_left()))
             .map(|(i, _)| vec![i])
             .unwrap_or_default()
     }
@@ -380,6 +396,49 @@ mod tests {
         }
         // both kinds of case were drawn
         assert!(alone > 500 && alone < cases - 500, "{alone} of {cases}");
+    }
+
+    /// When flow 0 (`amount` at its own limit `amount / alone` on resource 0) drains while
+    /// other flows start on resource 1 at the given times and drain in between.
+    fn drain_among_others(amount: f64, alone: Time, others: &[(Time, f64)]) -> Time {
+        let (own, other) = ([0usize], [1usize]);
+        let mut m = MaxMinSharing::new(vec![amount / alone as f64, 1.0]);
+        m.start(0, 0, amount, &own);
+        let (mut starts, mut done) = (others.iter().peekable(), Vec::new());
+        loop {
+            let next_start = starts.peek().map(|s| s.0);
+            let next = m.next_completion().expect("flow 0 active");
+            if next_start.is_some_and(|t| t < next) {
+                let (t, bytes) = starts.next().copied().expect("peeked");
+                m.start(t, 1, bytes, &other);
+                continue;
+            }
+            m.advance(next);
+            m.finish_due(next, &mut done);
+            if done.contains(&0) {
+                return next;
+            }
+        }
+    }
+
+    #[test]
+    fn a_flow_alone_on_its_resource_ends_at_its_time_alone_whatever_else_happens() {
+        // the float error of amount / (amount / alone), and of the remaining amount carried
+        // over the re-shares that other flows cause, must not add a ns
+        let mut rng = crate::kernel::Rng::new(11);
+        for _ in 0..2000 {
+            let amount = 1e3 + rng.below(2_000_000) as f64;
+            let alone = 10_000 + rng.below(100_000_000);
+            let mut others: Vec<(Time, f64)> = (0..1 + rng.below(30))
+                .map(|_| (rng.below(alone), 1.0 + rng.below(1_000_000) as f64))
+                .collect();
+            others.sort_by_key(|o| o.0);
+            assert_eq!(
+                drain_among_others(amount, alone, &others),
+                alone,
+                "{amount} bytes, {alone} ns alone, others {others:?}"
+            );
+        }
     }
 
     #[test]

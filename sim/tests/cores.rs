@@ -216,3 +216,56 @@ fn autodice_per_core_mapping_runs_on_cores() {
         "1 GFLOP/s per core, both at once"
     );
 }
+
+#[test]
+fn overlapping_core_sets_take_turns_first_come_so_more_bandwidth_can_be_slower() {
+    // a -> b -> c; a on d's whole 2-core CPU (2 ms), b on e (2 ms), c on d's core 0
+    // (10 ms); 2,000-byte tensors over an 8 Mbit/s link (2 ms each way); frames enter at 0
+    // and 6 ms.
+    // Slow: c's frame 0 is ready at 8 ms, after a's frame 1 took the CPU at 6 ms: a 6-8,
+    // b 10-12, c 8-18 then 18-28. With 4x the bandwidth, c's frame 0 is ready at 5 ms and
+    // holds core 0 until 15: a's frame 1 waits for it (15-17), b 17.5-19.5, c 20-30, and
+    // frame 1's latency is 24 ms instead of 22. A
+    // non-preemptive first-come schedule has such anomalies (Graham's), and so do the rig
+    // and real workers, which serve overlapping core sets the same way.
+    let run = |mbps: f64| {
+        let text = format!(
+            "name = \"t\"\n\
+             [[device]]\nname = \"d\"\nmemory_mb = 1024\n\
+             [[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ncores = 2\ngflops = 2.0\n\
+             serial_fraction = 0.0\nmem_gbps = 1e9\n\
+             [[device]]\nname = \"e\"\nmemory_mb = 1024\n\
+             [[device.unit]]\nname = \"cpu\"\nkind = \"cpu\"\ncores = 1\ngflops = 1.0\n\
+             mem_gbps = 1e9\n\
+             [[link]]\nname = \"l\"\nends = [\"d\", \"e\"]\nbandwidth_mbps = {mbps}\n\
+             latency_us = 0\n"
+        );
+        let mut p = Platform::from_str(Path::new("t.toml"), &text).expect("valid platform");
+        let units: Vec<usize> = ["d.cpu", "e.cpu", "d.cpu[0]"]
+            .iter()
+            .map(|n| p.resolve_unit(n).unwrap())
+            .collect();
+        let g = graph(
+            &[
+                ("a", 4 * MS, &["in"], &["x"]),
+                ("b", 2 * MS, &["x"], &["y"]),
+                ("c", 10 * MS, &["y"], &["z"]),
+            ],
+            &["in"],
+            2000,
+        );
+        let w = Workload {
+            frames: 2,
+            period_ns: 6 * MS,
+            window: Window::Frames(2),
+        };
+        let ps = PreparedScenario::new(g, p, w);
+        ps.evaluate_assignment(&units).unwrap()
+    };
+    let slow = run(8.0);
+    let fast = run(32.0);
+    assert_eq!(slow.makespan_ns, 28 * MS);
+    assert_eq!(fast.makespan_ns, 30 * MS);
+    assert_eq!(slow.latency_max_ns, 22 * MS);
+    assert_eq!(fast.latency_max_ns, 24 * MS);
+}

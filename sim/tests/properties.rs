@@ -4,7 +4,8 @@
 //!
 //! Case counts (CI runs them in the release profile; `PROPTEST_CASES` does not override
 //! them): 256 for the cheap per-run invariants, 128 for determinism (two full reports per
-//! case) and 128 for bandwidth monotonicity (two runs per case).
+//! case) and 1,024 for bandwidth monotonicity (two runs of a chain per case); plus a
+//! census over a fixed draw of 30,000 chains.
 
 mod common;
 
@@ -39,6 +40,12 @@ enum Net {
     Mesh,
     /// One half-duplex medium joining every device (Wi-Fi).
     Shared,
+}
+
+/// A unit a layer may be mapped to.
+struct Candidate {
+    name: String,
+    device: usize,
 }
 
 /// A random model, platform, mapping and workload.
@@ -242,22 +249,47 @@ impl Case {
     }
 
     /// The units a layer may run on: whole units and core sets of the CPUs.
-    fn candidates(&self) -> Vec<String> {
+    fn candidates(&self) -> Vec<Candidate> {
         let mut c = Vec::new();
         for (i, d) in self.devices.iter().enumerate() {
-            c.push(format!("d{i}.cpu"));
+            let mut add = |unit: &str| {
+                c.push(Candidate {
+                    name: format!("d{i}.{unit}"),
+                    device: i,
+                })
+            };
+            add("cpu");
             if d.gpu {
-                c.push(format!("d{i}.gpu"));
+                add("gpu");
             }
             if d.cores >= 2 {
-                c.push(format!("d{i}.cpu[0]"));
-                c.push(format!("d{i}.cpu[1]"));
+                add("cpu[0]");
+                add("cpu[1]");
             }
             if d.cores >= 4 {
-                c.push(format!("d{i}.cpu[2-3]"));
+                add("cpu[2-3]");
             }
         }
         c
+    }
+
+    /// The case with its layers moved so that no device holds two partitions (of a chain):
+    /// a layer whose device an earlier partition used joins the previous layer's partition.
+    /// Then no unit, core, link direction or memory bandwidth serves two partitions.
+    fn own_devices(mut self) -> Case {
+        let cands = self.candidates();
+        let mut used: Vec<usize> = Vec::new();
+        for i in 0..self.assign.len() {
+            let mut a = self.assign[i] % cands.len();
+            if i > 0 && a != self.assign[i - 1] && used.contains(&cands[a].device) {
+                a = self.assign[i - 1];
+            }
+            if !used.contains(&cands[a].device) {
+                used.push(cands[a].device);
+            }
+            self.assign[i] = a;
+        }
+        self
     }
 
     /// The prepared scenario and the assignment (unit index per layer).
@@ -266,7 +298,7 @@ impl Case {
         let mut p = Platform::from_str(Path::new("prop.toml"), &text).expect("valid platform");
         let cands = self.candidates();
         let assign = (self.assign.iter())
-            .map(|&a| p.resolve_unit(&cands[a % cands.len()]).expect("unit"))
+            .map(|&a| p.resolve_unit(&cands[a % cands.len()].name).expect("unit"))
             .collect();
         let w = Workload {
             frames: self.frames,
@@ -442,14 +474,66 @@ proptest! {
     fn identical_inputs_give_identical_reports(c in case(false, true)) {
         prop_assert_eq!(report_json(&c), report_json(&c));
     }
+}
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Only where every partition has a device of its own, so each stage of the pipeline
+    /// (a unit, a link direction) serves one partition's frames in order and the run's
+    /// times are max-plus expressions of the stage times, which more bandwidth only
+    /// shortens. Where stages serve two partitions (units that take turns, a link or a
+    /// memory bandwidth shared by two transfers or jobs), a faster network can change who
+    /// comes first and make the run slower: `census_of_bandwidth_anomalies`,
+    /// `sim/tests/cores.rs` (a case in closed form), docs/simulator.md.
     #[test]
-    fn more_bandwidth_never_slower_on_chains(c in case(true, false), k in 1.0f64..16.0) {
+    fn more_bandwidth_never_slower_on_chains_of_own_devices(
+        c in case(true, false).prop_map(Case::own_devices),
+        k in 1.0f64..16.0,
+    ) {
+        check_not_slower(&c, k)?;
+    }
+}
+
+/// Runs `c` at 1x and at `k` x the bandwidth: the faster network must not raise the
+/// makespan or the worst latency.
+fn check_not_slower(c: &Case, k: f64) -> Result<(), TestCaseError> {
+    let (_, _, slow) = c.run(1.0);
+    let (_, _, fast) = c.run(k);
+    prop_assert!(
+        fast.makespan_ns <= slow.makespan_ns,
+        "makespan {} -> {} with {}x bandwidth",
+        slow.makespan_ns,
+        fast.makespan_ns,
+        k
+    );
+    let worst = |o: &Outcome| o.latencies_ns().into_iter().max().unwrap_or(0);
+    prop_assert!(worst(&fast) <= worst(&slow));
+    Ok(())
+}
+
+/// The figures docs/simulator.md gives ("Sharing has anomalies"), from a fixed draw of
+/// 30,000 chains: how many run slower with more bandwidth (printed: `--nocapture`), and
+/// none of them once every partition has a device of its own.
+#[test]
+fn census_of_bandwidth_anomalies() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let draw = (case(true, false), 1.0f64..16.0);
+    let (mut slower, mut worst) = (0, 0.0f64);
+    for _ in 0..30_000 {
+        let (c, k) = draw.new_tree(&mut runner).expect("a case").current();
+        if let Err(e) = check_not_slower(&c.clone().own_devices(), k) {
+            panic!("{e} on own devices: {c:?}, k = {k}");
+        }
         let (_, _, slow) = c.run(1.0);
         let (_, _, fast) = c.run(k);
-        prop_assert!(fast.makespan_ns <= slow.makespan_ns,
-            "makespan {} -> {} with {}x bandwidth", slow.makespan_ns, fast.makespan_ns, k);
-        let worst = |o: &Outcome| o.latencies_ns().into_iter().max().unwrap_or(0);
-        prop_assert!(worst(&fast) <= worst(&slow));
+        if fast.makespan_ns > slow.makespan_ns {
+            slower += 1;
+            let by = (fast.makespan_ns - slow.makespan_ns) as f64 / slow.makespan_ns as f64;
+            worst = worst.max(by);
+        }
     }
+    println!("30000 chains: {slower} slower with more bandwidth, by up to {worst:.3}");
 }
