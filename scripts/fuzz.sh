@@ -21,6 +21,10 @@ bins=fuzz/target/x86_64-unknown-linux-gnu/release
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
 mkdir -p fuzz/logs
+# the targets' scratch folders (fuzz/src/lib.rs: dicesim-fuzz-<pid> under the temporary
+# folder) go to one folder of this run, removed at the end
+scratch=$(mktemp -d -t dicesim-fuzz-run.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
 found=0
 printf '%-14s %12s %10s %8s  %s\n' target executions exec/s corpus result
 for t in "${targets[@]}"; do
@@ -29,7 +33,7 @@ for t in "${targets[@]}"; do
     # rss_limit: a parser must not need GBs for a small input; timeout: nor seconds
     # the built binary, run as `cargo fuzz run` runs it (without rebuilding first)
     mkdir -p "fuzz/artifacts/$t"
-    "$bins/$t" -artifact_prefix="fuzz/artifacts/$t/" -max_total_time="$secs" \
+    TMPDIR="$scratch" "$bins/$t" -artifact_prefix="fuzz/artifacts/$t/" -max_total_time="$secs" \
         -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
         "fuzz/corpus/$t" "fuzz/seeds/$t" >"$log" 2>&1
     rc=$?

@@ -36,7 +36,8 @@ const EXAMPLE_FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// A per-process directory with the example files in it.
+/// A per-process directory with the example files in it, under the temporary folder
+/// (`scripts/fuzz.sh` points that at a folder of its own and removes it at the end).
 pub fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
