@@ -338,9 +338,7 @@ pub struct ExploreSearch {
 /// `dicesim explore`: search the scenario's mapping space, write the front and the ready-to-run
 /// mappings to `out`, print a summary. The progress bar (stderr) shows only on a terminal.
 pub fn explore(scenario: &Path, search: ExploreSearch, out: &Path, force: bool) -> Result<()> {
-    use dicesim_sim::explore::{explore, output, ExploreOptions, Progress, Stage};
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-    use std::io::IsTerminal;
+    use dicesim_sim::explore::{explore, output, ExploreOptions, Progress};
     let ExploreSearch {
         budget,
         seed,
@@ -362,30 +360,8 @@ pub fn explore(scenario: &Path, search: ExploreSearch, out: &Path, force: bool) 
         ..ExploreOptions::default()
     };
     let t0 = std::time::Instant::now();
-    let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::with_draw_target(Some(budget), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let mut cb = |p: Progress| {
-        if p.stage == Stage::Exhaustive {
-            bar.set_length(p.budget);
-            bar.set_position(p.evaluations);
-            bar.set_message("exhaustive enumeration");
-        } else {
-            bar.set_position(p.evaluations.min(p.budget));
-            bar.set_message(format!(
-                "stage {} front {} hv {:.4}",
-                p.stage.number(),
-                p.front,
-                p.hypervolume
-            ));
-        }
-    };
+    let bar = progress_bar(budget);
+    let mut cb = |p: Progress| show_progress(&bar, &p);
     let progress: Option<&mut dyn FnMut(Progress)> =
         if bar.is_hidden() { None } else { Some(&mut cb) };
     let res = explore(&sc, opts, progress)?;
@@ -400,17 +376,55 @@ pub fn explore(scenario: &Path, search: ExploreSearch, out: &Path, force: bool) 
     if let Some(note) = output::budget_note(&res, budget) {
         eprintln!("{note}");
     }
+    eprintln!("{}", explore_totals(&res, secs, out));
+    Ok(())
+}
+
+/// Explore's progress bar over `budget` evaluations: on stderr when it is a terminal, else
+/// hidden.
+fn progress_bar(budget: u64) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::io::IsTerminal;
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some(budget), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Shows a progress report of the search on `bar`.
+fn show_progress(bar: &indicatif::ProgressBar, p: &dicesim_sim::explore::Progress) {
+    if p.stage == dicesim_sim::explore::Stage::Exhaustive {
+        bar.set_length(p.budget);
+        bar.set_position(p.evaluations);
+        bar.set_message("exhaustive enumeration");
+    } else {
+        bar.set_position(p.evaluations.min(p.budget));
+        bar.set_message(format!(
+            "stage {} front {} hv {:.4}",
+            p.stage.number(),
+            p.front,
+            p.hypervolume
+        ));
+    }
+}
+
+/// The closing line of `dicesim explore`: evaluations, time, rate and where it wrote.
+fn explore_totals(res: &dicesim_sim::explore::ExploreResult, secs: f64, out: &Path) -> String {
     let total = res.evaluations + res.exhaustive.as_ref().map_or(0, |e| e.evaluated);
-    eprintln!(
-        "{total} evaluations{} in {:.2} s ({:.0} evaluations/s); wrote {}",
-        if res.exhaustive.is_some() {
-            " (search and exhaustive enumeration)"
-        } else {
-            ""
-        },
-        secs,
+    let what = if res.exhaustive.is_some() {
+        " (search and exhaustive enumeration)"
+    } else {
+        ""
+    };
+    format!(
+        "{total} evaluations{what} in {secs:.2} s ({:.0} evaluations/s); wrote {}",
         total as f64 / secs.max(1e-9),
         out.display()
-    );
-    Ok(())
+    )
 }

@@ -194,19 +194,7 @@ pub struct RunReport {
 impl RunReport {
     /// A readable summary.
     pub fn text(&self) -> String {
-        let mut s = format!(
-            "{} [{} on {}, {}]: {}/{} frames, latency mean {:.3} ms p95 {:.3} ms, throughput {:.2} fps, makespan {:.1} ms\n",
-            self.scenario,
-            self.mode,
-            self.platform,
-            self.backend,
-            self.frames_completed,
-            self.frames,
-            self.latency_ms.mean,
-            self.latency_ms.p95,
-            self.throughput_fps,
-            self.makespan_ms
-        );
+        let mut s = self.headline();
         if let Some(v) = &self.verification {
             s += &format!(
                 "verify: {} frames, max relative error {:.3e} ({})\n",
@@ -215,38 +203,9 @@ impl RunReport {
                 if v.ok { "ok" } else { "FAILED" }
             );
         }
-        for p in &self.partitions {
-            s += &format!(
-                "part{} {:12} {:4} layers  compute mean {:.3} ms  p95 {:.3} ms\n",
-                p.id, p.unit, p.layers, p.compute_ms.mean, p.compute_ms.p95
-            );
-        }
-        for e in &self.edges {
-            let end = |x: Option<usize>| x.map(|p| format!("part{p}")).unwrap_or("coord".into());
-            s += &format!(
-                "edge {} -> {} {:20} {:>10} B in {:>4} msgs, transfer mean {:.3} ms\n",
-                end(e.from),
-                end(e.to),
-                e.tensor,
-                e.bytes,
-                e.count,
-                e.transfer_ms_mean
-            );
-        }
-        for d in &self.devices {
-            s += &format!(
-                "device {:10} busy {:.3}  memory use (peak RSS) {}, predicted {}  energy {}\n",
-                d.name,
-                d.busy_frac,
-                d.memory_peak_mb
-                    .map(|m| format!("{m:.1} MiB"))
-                    .unwrap_or("unknown".into()),
-                memory_predicted_text(d),
-                d.energy_mj
-                    .map(|e| format!("{e:.1} mJ"))
-                    .unwrap_or("not measured".into())
-            );
-        }
+        s += &self.partitions_text();
+        s += &self.edges_text();
+        s += &self.devices_text();
         s += &format!(
             "pipeline efficiency {:.3}, time dilation {}\n",
             self.pipeline_efficiency, self.time_dilation
@@ -259,6 +218,73 @@ impl RunReport {
             );
         }
         s
+    }
+
+    /// The first line of [`RunReport::text`]: what ran and its figures.
+    fn headline(&self) -> String {
+        format!(
+            "{} [{} on {}, {}]: {}/{} frames, latency mean {:.3} ms p95 {:.3} ms, throughput {:.2} fps, makespan {:.1} ms\n",
+            self.scenario,
+            self.mode,
+            self.platform,
+            self.backend,
+            self.frames_completed,
+            self.frames,
+            self.latency_ms.mean,
+            self.latency_ms.p95,
+            self.throughput_fps,
+            self.makespan_ms
+        )
+    }
+
+    /// One line per partition of [`RunReport::text`].
+    fn partitions_text(&self) -> String {
+        (self.partitions.iter())
+            .map(|p| {
+                format!(
+                    "part{} {:12} {:4} layers  compute mean {:.3} ms  p95 {:.3} ms\n",
+                    p.id, p.unit, p.layers, p.compute_ms.mean, p.compute_ms.p95
+                )
+            })
+            .collect()
+    }
+
+    /// One line per edge of [`RunReport::text`].
+    fn edges_text(&self) -> String {
+        let end = |x: Option<usize>| x.map(|p| format!("part{p}")).unwrap_or("coord".into());
+        (self.edges.iter())
+            .map(|e| {
+                format!(
+                    "edge {} -> {} {:20} {:>10} B in {:>4} msgs, transfer mean {:.3} ms\n",
+                    end(e.from),
+                    end(e.to),
+                    e.tensor,
+                    e.bytes,
+                    e.count,
+                    e.transfer_ms_mean
+                )
+            })
+            .collect()
+    }
+
+    /// One line per device of [`RunReport::text`].
+    fn devices_text(&self) -> String {
+        (self.devices.iter())
+            .map(|d| {
+                format!(
+                    "device {:10} busy {:.3}  memory use (peak RSS) {}, predicted {}  energy {}\n",
+                    d.name,
+                    d.busy_frac,
+                    d.memory_peak_mb
+                        .map(|m| format!("{m:.1} MiB"))
+                        .unwrap_or("unknown".into()),
+                    memory_predicted_text(d),
+                    d.energy_mj
+                        .map(|e| format!("{e:.1} mJ"))
+                        .unwrap_or("not measured".into())
+                )
+            })
+            .collect()
     }
 
     /// One line per re-plan of [`RunReport::text`].

@@ -792,6 +792,9 @@ impl Exec {
     }
 }
 
+/// Deploys partition `part` of `dep`: its sub-model (already shipped, `hash`) loaded on a
+/// thread of its own pinned to its CPUs, which then serves its frames; its outputs routed.
+/// Returns the load time [us].
 async fn deploy(
     st: &Arc<State>,
     dep: &Arc<Deployment>,
@@ -809,23 +812,7 @@ async fn deploy(
         .unwrap()
         .get(&hash)
         .ok_or_else(|| anyhow!("its sub-model was not shipped (or was evicted)"))?;
-    let mut outs: Vec<(String, Out)> = Vec::new();
-    for r in routes {
-        let o = match r.dest {
-            Dest::Coordinator => Out::Coord,
-            Dest::Local { part } => Out::Local(part),
-            Dest::Peer {
-                addr,
-                part,
-                delay_us,
-                rate_bps,
-            } => Out::Peer(
-                peer_sender(dep, st, &addr, Shaping { delay_us, rate_bps }).await?,
-                part,
-            ),
-        };
-        outs.push((r.tensor, o));
-    }
+    let outs = route_outs(st, dep, routes).await?;
     let (tx, rx) = mpsc::channel(WRITER_QUEUE);
     let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
     let engine = st.engine.clone();
@@ -860,6 +847,33 @@ async fn deploy(
     let load_us = (loaded_rx.await).map_err(|_| anyhow!("the partition's thread ended"))??;
     dep.parts.lock().unwrap().insert(part, tx);
     Ok(load_us)
+}
+
+/// Where a partition's outputs go, per tensor: the coordinator, a partition of this
+/// worker, or a peer's partition (the connection to that peer opened or shared).
+async fn route_outs(
+    st: &Arc<State>,
+    dep: &Arc<Deployment>,
+    routes: Vec<crate::proto::Route>,
+) -> Result<Vec<(String, Out)>> {
+    let mut outs = Vec::new();
+    for r in routes {
+        let o = match r.dest {
+            Dest::Coordinator => Out::Coord,
+            Dest::Local { part } => Out::Local(part),
+            Dest::Peer {
+                addr,
+                part,
+                delay_us,
+                rate_bps,
+            } => Out::Peer(
+                peer_sender(dep, st, &addr, Shaping { delay_us, rate_bps }).await?,
+                part,
+            ),
+        };
+        outs.push((r.tensor, o));
+    }
+    Ok(outs)
 }
 
 /// On the partition's own thread: pins it to the partition's CPUs, so that the threads the

@@ -69,71 +69,24 @@ impl MemorySystem {
     }
 }
 
+/// For each node (devices, then switches): its (neighbour, link, resource) in link order.
+type Adjacency = Vec<Vec<(usize, usize, usize)>>;
+
+/// Per node, the (previous node, link, resource) it is reached by on a shortest path.
+type Parents = Vec<Option<(usize, usize, usize)>>;
+
 impl Network {
     /// Builds resources and routes for `p`.
     pub fn new(p: &Platform) -> Network {
-        let n_nodes = p.devices.len() + p.switches.len();
-        let mut resources = Vec::new();
-        // adjacency: for each node, (neighbour, link, resource) in link order
-        let mut adj: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); n_nodes];
-        for (li, l) in p.links.iter().enumerate() {
-            // Mbit/s -> bytes/ns
-            let capacity = l.bandwidth_mbps * 1e6 / 8.0 / 1e9;
-            if l.shared_medium {
-                let r = resources.len();
-                resources.push(Resource { link: li, capacity });
-                for &a in &l.ends {
-                    for &b in &l.ends {
-                        if a != b {
-                            adj[a].push((b, li, r));
-                        }
-                    }
-                }
-            } else {
-                let (a, b) = (l.ends[0], l.ends[1]);
-                let r = resources.len();
-                resources.push(Resource { link: li, capacity });
-                resources.push(Resource { link: li, capacity });
-                adj[a].push((b, li, r));
-                adj[b].push((a, li, r + 1));
-            }
-        }
+        let (resources, adj) = resources_and_adjacency(p);
         let nd = p.devices.len();
         let mut routes = vec![None; nd * nd];
         for src in 0..nd {
-            // BFS; parent[n] = (prev node, link, resource)
-            let mut parent: Vec<Option<(usize, usize, usize)>> = vec![None; n_nodes];
-            let mut seen = vec![false; n_nodes];
-            seen[src] = true;
-            let mut queue = std::collections::VecDeque::from([src]);
-            while let Some(n) = queue.pop_front() {
-                for &(m, li, r) in &adj[n] {
-                    if !seen[m] {
-                        seen[m] = true;
-                        parent[m] = Some((n, li, r));
-                        queue.push_back(m);
-                    }
+            let parent = shortest_path_parents(&adj, src);
+            for dst in (0..nd).filter(|&d| d != src) {
+                if parent[dst].is_some() {
+                    routes[src * nd + dst] = Some(route_to(p, &resources, &parent, dst));
                 }
-            }
-            for dst in 0..nd {
-                if dst == src || !seen[dst] {
-                    continue;
-                }
-                let mut route = Route {
-                    bottleneck: f64::INFINITY,
-                    ..Route::default()
-                };
-                let mut n = dst;
-                while let Some((prev, li, r)) = parent[n] {
-                    route.resources.push(r);
-                    route.links.push(li);
-                    route.latency_ns += (p.links[li].latency_us * 1000.0).round() as u64;
-                    route.bottleneck = route.bottleneck.min(resources[r].capacity);
-                    n = prev;
-                }
-                route.resources.reverse();
-                route.links.reverse();
-                routes[src * nd + dst] = Some(route);
             }
         }
         Network {
@@ -148,4 +101,69 @@ impl Network {
     pub fn route(&self, a: usize, b: usize) -> Option<&Route> {
         self.routes[a * self.n_devices + b].as_ref()
     }
+}
+
+/// The network's resources (a shared medium is one; a point-to-point link one per
+/// direction) and the adjacency of its nodes.
+fn resources_and_adjacency(p: &Platform) -> (Vec<Resource>, Adjacency) {
+    let mut resources = Vec::new();
+    let mut adj: Adjacency = vec![Vec::new(); p.devices.len() + p.switches.len()];
+    for (li, l) in p.links.iter().enumerate() {
+        // Mbit/s -> bytes/ns
+        let capacity = l.bandwidth_mbps * 1e6 / 8.0 / 1e9;
+        let r = resources.len();
+        resources.push(Resource { link: li, capacity });
+        if l.shared_medium {
+            for &a in &l.ends {
+                for &b in l.ends.iter().filter(|&&b| b != a) {
+                    adj[a].push((b, li, r));
+                }
+            }
+        } else {
+            let (a, b) = (l.ends[0], l.ends[1]);
+            resources.push(Resource { link: li, capacity });
+            adj[a].push((b, li, r));
+            adj[b].push((a, li, r + 1));
+        }
+    }
+    (resources, adj)
+}
+
+/// Breadth-first search from `src`: how each node is first reached (ties: link
+/// declaration order, then end order); `None` for `src` and the unreachable nodes.
+fn shortest_path_parents(adj: &Adjacency, src: usize) -> Parents {
+    let mut parent: Parents = vec![None; adj.len()];
+    let mut seen = vec![false; adj.len()];
+    seen[src] = true;
+    let mut queue = std::collections::VecDeque::from([src]);
+    while let Some(n) = queue.pop_front() {
+        for &(m, li, r) in &adj[n] {
+            if !seen[m] {
+                seen[m] = true;
+                parent[m] = Some((n, li, r));
+                queue.push_back(m);
+            }
+        }
+    }
+    parent
+}
+
+/// The route to `dst` along `parent`: its resources and links in order, latency and
+/// narrowest capacity.
+fn route_to(p: &Platform, resources: &[Resource], parent: &Parents, dst: usize) -> Route {
+    let mut route = Route {
+        bottleneck: f64::INFINITY,
+        ..Route::default()
+    };
+    let mut n = dst;
+    while let Some((prev, li, r)) = parent[n] {
+        route.resources.push(r);
+        route.links.push(li);
+        route.latency_ns += (p.links[li].latency_us * 1000.0).round() as u64;
+        route.bottleneck = route.bottleneck.min(resources[r].capacity);
+        n = prev;
+    }
+    route.resources.reverse();
+    route.links.reverse();
+    route
 }

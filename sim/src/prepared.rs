@@ -102,6 +102,44 @@ pub fn layer_time_ns(g: &Graph, l: usize, u: &crate::platform::Unit) -> Time {
     crate::compute::layer_time_ns(&g.layers[l], u)
 }
 
+/// The graph's tensors in the engine's compact form (in name order), per layer the
+/// tensors it produces, and whether it reads a graph input.
+fn tensor_tables(graph: &Graph) -> (Vec<CTensor>, Vec<Vec<u32>>, Vec<bool>) {
+    let nl = graph.layers.len();
+    let mut tensors = Vec::new();
+    let mut layer_outputs = vec![Vec::new(); nl];
+    let mut layer_reads_input = vec![false; nl];
+    for (name, t) in &graph.tensors {
+        let id = tensors.len() as u32;
+        if let Some(p) = t.producer {
+            layer_outputs[p].push(id);
+        } else {
+            for &c in &t.consumers {
+                layer_reads_input[c] = true;
+            }
+        }
+        tensors.push(CTensor {
+            producer: t.producer.map(|p| p as u32),
+            consumers: t.consumers.iter().map(|&c| c as u32).collect(),
+            bytes: t.bytes,
+            graph_output: graph.outputs.contains(name),
+        });
+    }
+    (tensors, layer_outputs, layer_reads_input)
+}
+
+/// Per layer, the layers that produce its inputs.
+fn layer_producers(graph: &Graph) -> Vec<Vec<u32>> {
+    (graph.layers.iter())
+        .map(|l| {
+            (l.inputs.iter())
+                .filter_map(|t| graph.tensors.get(t).and_then(|t| t.producer))
+                .map(|p| p as u32)
+                .collect()
+        })
+        .collect()
+}
+
 impl PreparedScenario {
     /// Precomputes tables for `graph` on `platform`.
     pub fn new(graph: Graph, platform: Platform, workload: Workload) -> PreparedScenario {
@@ -120,43 +158,14 @@ impl PreparedScenario {
             .iter()
             .map(|u| (u.run_overhead_us * 1000.0).round() as Time)
             .collect();
-        let nl = graph.layers.len();
-        let mut tensors = Vec::new();
-        let mut layer_outputs = vec![Vec::new(); nl];
-        let mut layer_reads_input = vec![false; nl];
-        for (name, t) in &graph.tensors {
-            let id = tensors.len() as u32;
-            if let Some(p) = t.producer {
-                layer_outputs[p].push(id);
-            } else {
-                for &c in &t.consumers {
-                    layer_reads_input[c] = true;
-                }
-            }
-            tensors.push(CTensor {
-                producer: t.producer.map(|p| p as u32),
-                consumers: t.consumers.iter().map(|&c| c as u32).collect(),
-                bytes: t.bytes,
-                graph_output: graph.outputs.contains(name),
-            });
-        }
+        let (tensors, layer_outputs, layer_reads_input) = tensor_tables(&graph);
         let layer_params = graph.layers.iter().map(|l| l.params_bytes).collect();
         let layer_bytes = graph
             .layers
             .iter()
             .map(crate::compute::layer_bytes)
             .collect();
-        let layer_producers = graph
-            .layers
-            .iter()
-            .map(|l| {
-                l.inputs
-                    .iter()
-                    .filter_map(|t| graph.tensors.get(t).and_then(|t| t.producer))
-                    .map(|p| p as u32)
-                    .collect()
-            })
-            .collect();
+        let layer_producers = layer_producers(&graph);
         PreparedScenario {
             graph,
             platform,

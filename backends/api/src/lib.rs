@@ -330,11 +330,7 @@ pub unsafe fn glue_create<E: Engine>(
         if onnx.is_null() && len > 0 {
             return Err("null model bytes".into());
         }
-        let bytes: &[u8] = if len == 0 {
-            &[]
-        } else {
-            std::slice::from_raw_parts(onnx, len)
-        };
+        let bytes: &[u8] = raw_slice(onnx, len);
         let raw = opts.as_ref().copied().unwrap_or(RawOptions {
             intra_op_threads: 0,
             unit_kind: 0,
@@ -354,6 +350,49 @@ pub unsafe fn glue_create<E: Engine>(
     .unwrap_or(std::ptr::null_mut())
 }
 
+/// The `len` items at `ptr` (none when `len` is 0, whatever `ptr` is).
+///
+/// # Safety
+/// With `len > 0`, `ptr` must point to `len` readable items that outlive `'a`.
+unsafe fn raw_slice<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
+    if len == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(ptr, len)
+    }
+}
+
+/// An input tensor as the engine reads it, checked: a UTF-8 name, a known dtype, a shape
+/// whose size matches the bytes.
+///
+/// # Safety
+/// `r`'s pointers must be valid for their lengths.
+unsafe fn tensor_view(r: &RawTensor) -> Result<TensorView<'_>, String> {
+    let name = std::str::from_utf8(raw_slice(r.name.ptr, r.name.len))
+        .map_err(|_| "an input name is not UTF-8".to_string())?;
+    let dtype = DType::from_code(r.dtype)
+        .ok_or_else(|| format!("input '{name}': unsupported dtype code {}", r.dtype))?;
+    let shape: &[u64] = raw_slice(r.shape, r.ndim);
+    let numel = shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("input '{name}': shape {shape:?} overflows"))?;
+    if numel.checked_mul(dtype.size() as u64) != Some(r.nbytes as u64) {
+        return Err(format!(
+            "input '{name}': shape {shape:?} of {} needs {} bytes, got {}",
+            dtype.name(),
+            numel * dtype.size() as u64,
+            r.nbytes
+        ));
+    }
+    Ok(TensorView {
+        name,
+        dtype,
+        shape,
+        data: raw_slice(r.data, r.nbytes),
+    })
+}
+
 /// Glue for [`export_backend!`].
 ///
 /// # Safety
@@ -369,50 +408,10 @@ pub unsafe fn glue_run<E: Engine>(
         let sess = (session as *mut E::Session)
             .as_mut()
             .ok_or("null session handle")?;
-        let raws: &[RawTensor] = if n == 0 {
-            &[]
-        } else {
-            std::slice::from_raw_parts(inputs, n)
-        };
-        let mut views = Vec::with_capacity(n);
-        for r in raws {
-            let name = std::str::from_utf8(if r.name.len == 0 {
-                &[]
-            } else {
-                std::slice::from_raw_parts(r.name.ptr, r.name.len)
-            })
-            .map_err(|_| "an input name is not UTF-8".to_string())?;
-            let dtype = DType::from_code(r.dtype)
-                .ok_or_else(|| format!("input '{name}': unsupported dtype code {}", r.dtype))?;
-            let shape: &[u64] = if r.ndim == 0 {
-                &[]
-            } else {
-                std::slice::from_raw_parts(r.shape, r.ndim)
-            };
-            let numel = shape
-                .iter()
-                .try_fold(1u64, |a, &d| a.checked_mul(d))
-                .ok_or_else(|| format!("input '{name}': shape {shape:?} overflows"))?;
-            if numel.checked_mul(dtype.size() as u64) != Some(r.nbytes as u64) {
-                return Err(format!(
-                    "input '{name}': shape {shape:?} of {} needs {} bytes, got {}",
-                    dtype.name(),
-                    numel * dtype.size() as u64,
-                    r.nbytes
-                ));
-            }
-            let data: &[u8] = if r.nbytes == 0 {
-                &[]
-            } else {
-                std::slice::from_raw_parts(r.data, r.nbytes)
-            };
-            views.push(TensorView {
-                name,
-                dtype,
-                shape,
-                data,
-            });
-        }
+        let views = raw_slice(inputs, n)
+            .iter()
+            .map(|r| tensor_view(r))
+            .collect::<Result<Vec<_>, String>>()?;
         let s = sink.as_ref().ok_or("null sink")?;
         let mut out = |name: &str, dtype: DType, shape: &[u64], data: &[u8]| {
             let t = RawTensor {
