@@ -225,9 +225,9 @@ fn overlapping_core_sets_take_turns_first_come_so_more_bandwidth_can_be_slower()
     // Slow: c's frame 0 is ready at 8 ms, after a's frame 1 took the CPU at 6 ms: a 6-8,
     // b 10-12, c 8-18 then 18-28. With 4x the bandwidth, c's frame 0 is ready at 5 ms and
     // holds core 0 until 15: a's frame 1 waits for it (15-17), b 17.5-19.5, c 20-30, and
-    // frame 1's latency is 24 ms instead of 22. A
-    // non-preemptive first-come schedule has such anomalies (Graham's), and so do the rig
-    // and real workers, which serve overlapping core sets the same way.
+    // frame 1's latency is 24 ms instead of 22. A non-preemptive first-come schedule has
+    // such anomalies (Graham's), and so do the rig and real workers, which serve
+    // overlapping core sets the same way.
     let run = |mbps: f64| {
         let text = format!(
             "name = \"t\"\n\

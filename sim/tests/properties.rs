@@ -495,11 +495,15 @@ proptest! {
     }
 }
 
+/// The outcomes of `c` at 1x and at `k` x the bandwidth.
+fn slow_and_fast(c: &Case, k: f64) -> (Outcome, Outcome) {
+    (c.run(1.0).2, c.run(k).2)
+}
+
 /// Runs `c` at 1x and at `k` x the bandwidth: the faster network must not raise the
 /// makespan or the worst latency.
 fn check_not_slower(c: &Case, k: f64) -> Result<(), TestCaseError> {
-    let (_, _, slow) = c.run(1.0);
-    let (_, _, fast) = c.run(k);
+    let (slow, fast) = slow_and_fast(c, k);
     prop_assert!(
         fast.makespan_ns <= slow.makespan_ns,
         "makespan {} -> {} with {}x bandwidth",
@@ -527,8 +531,7 @@ fn census_of_bandwidth_anomalies() {
         if let Err(e) = check_not_slower(&c.clone().own_devices(), k) {
             panic!("{e} on own devices: {c:?}, k = {k}");
         }
-        let (_, _, slow) = c.run(1.0);
-        let (_, _, fast) = c.run(k);
+        let (slow, fast) = slow_and_fast(&c, k);
         if fast.makespan_ns > slow.makespan_ns {
             slower += 1;
             let by = (fast.makespan_ns - slow.makespan_ns) as f64 / slow.makespan_ns as f64;
