@@ -104,12 +104,22 @@
 //!    drawn as often as the many unit moves), smaller in proportion for a member of more
 //!    than [`tuning::REFINE_FULL_SAMPLE_SEGMENTS`] segments (at least
 //!    [`tuning::REFINE_SAMPLE_MIN`]): a saturated run has frames in proportion to the
-//!    segments, so a mapping takes about the square of its segments to simulate. Members visited least often go first, and
-//!    among those the extremes (largest crowding distance), so a member that improves an
-//!    extreme is visited next: a descent towards each corner of the front, a sample per
-//!    step. A member is visited again while it has untried neighbours; when no member has
-//!    any, NSGA-II generations resume (with core sets, a share
-//!    [`tuning::CORE_RATE_REFINEMENT`] of their unit variation allocates cores).
+//!    segments, so a mapping takes about the square of its segments to simulate. Members
+//!    visited least often go first, and among those the ones that alone dominate the most
+//!    (exclusive hypervolume, estimated from [`tuning::CONTRIBUTION_SAMPLES`] random
+//!    points, afresh for every batch: [`hv::sampled_contributions`]), then the newest: the
+//!    corners of the front and the edges of its gaps, where a better neighbour adds the
+//!    most volume, and where the search last made progress. A member is visited again
+//!    while it has untried neighbours; when no member has any, NSGA-II generations resume
+//!    (with core sets, a share [`tuning::CORE_RATE_REFINEMENT`] of their unit variation
+//!    allocates cores).
+//!
+//! In every NSGA-II generation the population is the best `n` of parents and offspring by
+//! rank; the last rank that fits only in part keeps its members of the largest estimated
+//! exclusive hypervolume (ties: crowding distance). With four objectives and fronts of
+//! hundreds, crowding distance alone keeps members beside one wide gap over those that
+//! alone dominate a large region (SMS-EMOA's criterion, estimated instead of computed:
+//! exact contributions cost a hypervolume per member).
 //!
 //! 6. **Horizontal splits** (`--horizontal` only: [`tuning::HORIZONTAL_PCT`] of the budget,
 //!    at most [`tuning::HORIZONTAL_MAX`] evaluations, taken from the stages above): from the
@@ -231,6 +241,10 @@ pub mod tuning {
     pub const REFINE_FULL_SAMPLE_SEGMENTS: usize = 12;
     /// ...of at least this many neighbours.
     pub const REFINE_SAMPLE_MIN: usize = 4;
+    /// Samples of the Monte Carlo estimate of each front member's exclusive hypervolume
+    /// ([`super::hv::sampled_contributions`]), which orders refinement's visits and
+    /// NSGA-II's choice among the members of the last front that fits the population.
+    pub const CONTRIBUTION_SAMPLES: usize = 4096;
     /// Progress is reported about this many times over the budget...
     pub const PROGRESS_REPORTS: u64 = 50;
     /// ...each time the evaluation count passes a multiple of budget / PROGRESS_REPORTS

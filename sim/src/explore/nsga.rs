@@ -3,6 +3,8 @@
 
 use crate::kernel::Rng;
 
+use super::hv::sampled_contributions;
+use super::tuning::CONTRIBUTION_SAMPLES;
 use super::Point;
 
 /// Pareto dominance (minimisation): `a` no worse everywhere and better somewhere.
@@ -80,7 +82,10 @@ pub(crate) fn crowding(pop: &[&Point], members: &[usize]) -> Vec<f64> {
 }
 
 /// NSGA-II environmental selection of `n` point indices from `cands` (duplicates removed);
-/// returns them with their (rank, crowding).
+/// returns them with their (rank, crowding). The last front that fits only in part keeps
+/// its members of the largest (sampled) exclusive hypervolume, ties by crowding distance:
+/// in four objectives crowding distance keeps members beside one wide gap over members
+/// that alone dominate a large region.
 pub(crate) fn select(points: &[Point], cands: &[usize], n: usize) -> Vec<(usize, usize, f64)> {
     let mut c: Vec<usize> = cands.to_vec();
     c.sort_unstable();
@@ -97,8 +102,7 @@ pub(crate) fn select(points: &[Point], cands: &[usize], n: usize) -> Vec<(usize,
         let cd = crowding(&pop, &members);
         let mut m: Vec<(usize, f64)> = members.iter().copied().zip(cd).collect();
         if out.len() + m.len() > n {
-            m.sort_by(|a, b| b.1.total_cmp(&a.1).then(c[a.0].cmp(&c[b.0])));
-            m.truncate(n - out.len());
+            m = most_exclusive(&pop, &c, m, n - out.len());
         }
         out.extend(m.into_iter().map(|(i, d)| (c[i], r, d)));
         if out.len() >= n {
@@ -106,6 +110,27 @@ pub(crate) fn select(points: &[Point], cands: &[usize], n: usize) -> Vec<(usize,
         }
     }
     out
+}
+
+/// The `keep` members of one front of the largest sampled exclusive hypervolume, ties by
+/// crowding distance, then by point index; `m` holds each member's index into `pop` and
+/// its crowding distance, `ids[i]` is the point index of `pop[i]`. The sample is seeded by
+/// the front's size (the same candidates give the same choice).
+fn most_exclusive(
+    pop: &[&Point],
+    ids: &[usize],
+    m: Vec<(usize, f64)>,
+    keep: usize,
+) -> Vec<(usize, f64)> {
+    let objs: Vec<[f64; 4]> = m.iter().map(|&(i, _)| pop[i].obj).collect();
+    let hv = sampled_contributions(&objs, CONTRIBUTION_SAMPLES, m.len() as u64);
+    let mut order: Vec<usize> = (0..m.len()).collect();
+    order.sort_by(|&a, &b| {
+        (hv[b].cmp(&hv[a]))
+            .then(m[b].1.total_cmp(&m[a].1))
+            .then(ids[m[a].0].cmp(&ids[m[b].0]))
+    });
+    order.into_iter().take(keep).map(|k| m[k]).collect()
 }
 
 pub(crate) fn sort_front(front: &mut [Point]) {
@@ -193,5 +218,27 @@ mod tests {
                 assert_eq!(*s, usize::MAX, "ranked past the fronts needed");
             }
         }
+    }
+
+    #[test]
+    fn a_front_cut_short_keeps_the_members_that_alone_dominate_most() {
+        // a front in two objectives (the others equal) on the line x + y = 1; the member at
+        // 0.6 has the widest gap beside it (largest crowding distance, 1.22 against the
+        // member at 0.81's 0.78) but the smaller exclusive area (0.6 x 0.01 = 0.006 against
+        // 0.2 x 0.19 = 0.038); the extreme at x = 1 has 0.1 x 0.19 = 0.019
+        let xs = [0.0, 0.6, 0.61, 0.81, 1.0];
+        let pts: Vec<Point> = (xs.iter().enumerate())
+            .map(|(i, &x)| point(i, [x, 0.0, 1.0 - x, 0.0], 0.0))
+            .collect();
+        let mut kept: Vec<usize> = select(&pts, &[0, 1, 2, 3, 4], 3)
+            .into_iter()
+            .map(|k| k.0)
+            .collect();
+        kept.sort_unstable();
+        assert_eq!(
+            kept,
+            vec![0, 3, 4],
+            "crowding distance alone keeps 0, 1 and 4"
+        );
     }
 }

@@ -6,14 +6,15 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
+use super::hv::sampled_contributions;
 use super::interleave::interleaved;
-use super::nsga::{crowding, dominates, select, sort_front, tournament};
+use super::nsga::{dominates, select, sort_front, tournament};
 use super::selection::SegmentTimes;
 use super::tuning::{
-    BASELINE_SHARE_PCT, CORE_RATE_ALLOCATION, CORE_RATE_INITIAL, CORE_RATE_REFINEMENT,
-    CROSSOVER_RATE, REFINE_FULL_SAMPLE_SEGMENTS, REFINE_SAMPLE, REFINE_SAMPLE_MIN,
-    SELECTION_RATE_LATER, SELECTION_RATE_STAGE, STALL_GENERATIONS, STRUCTURAL_RATE_LATER,
-    STRUCTURAL_RATE_PARTITIONING,
+    BASELINE_SHARE_PCT, CONTRIBUTION_SAMPLES, CORE_RATE_ALLOCATION, CORE_RATE_INITIAL,
+    CORE_RATE_REFINEMENT, CROSSOVER_RATE, REFINE_FULL_SAMPLE_SEGMENTS, REFINE_SAMPLE,
+    REFINE_SAMPLE_MIN, SELECTION_RATE_LATER, SELECTION_RATE_STAGE, STALL_GENERATIONS,
+    STRUCTURAL_RATE_LATER, STRUCTURAL_RATE_PARTITIONING,
 };
 use super::variation::neighbours;
 use super::{Baseline, Genome, Point, Reporter, Space, SpaceSize, Stage};
@@ -359,21 +360,17 @@ impl Search<'_> {
     }
 
     /// Refinement: a sample of at most [`REFINE_SAMPLE`] unevaluated neighbours of each of
-    /// the front members visited least often, extremes first (largest crowding distance),
+    /// the front members visited least often, those that alone dominate the most first
+    /// (sampled exclusive hypervolume: [`visit_order`]),
     /// until the batch holds `n`; a member whose neighbours are all evaluated is not visited
     /// again; a member of many segments gets a smaller sample ([`refine_sample`]).
     fn refinement_batch(&mut self, n: usize, visits: &mut HashMap<usize, u32>) -> Vec<Genome> {
         let mut front: Vec<usize> = self.archive.clone();
         front.sort_unstable();
-        let members: Vec<&Point> = front.iter().map(|&i| &self.points[i]).collect();
-        let cd = crowding(&members, &(0..members.len()).collect::<Vec<_>>());
-        let mut order: Vec<(u32, f64, usize)> = (cd.into_iter().zip(front.iter().copied()))
-            .map(|(d, f)| (visits.get(&f).copied().unwrap_or(0), d, f))
-            .filter(|v| v.0 != u32::MAX)
-            .collect();
-        order.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
+        let objs: Vec<[f64; 4]> = front.iter().map(|&i| self.points[i].obj).collect();
+        let hv = sampled_contributions(&objs, CONTRIBUTION_SAMPLES, self.spent());
         let mut batch = Vec::new();
-        for (seen, _, f) in order {
+        for (seen, f) in visit_order(&front, &hv, visits) {
             if batch.len() >= n {
                 break;
             }
@@ -462,6 +459,20 @@ impl Search<'_> {
             least * 100.0
         )))
     }
+}
+
+/// The order of refinement's visits to the members `front` (ascending point indices) of
+/// sampled exclusive hypervolumes `hv`: least visited first, then the largest
+/// contribution, then the latest found (most members of a large front get no sample: the
+/// newest are where the search is making progress); with each member's visit count.
+/// Members with nothing left to try (`u32::MAX` visits) are left out.
+fn visit_order(front: &[usize], hv: &[u32], visits: &HashMap<usize, u32>) -> Vec<(u32, usize)> {
+    let mut order: Vec<(u32, u32, usize)> = (front.iter().zip(hv))
+        .map(|(&f, &c)| (visits.get(&f).copied().unwrap_or(0), c, f))
+        .filter(|v| v.0 != u32::MAX)
+        .collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
+    order.into_iter().map(|(seen, _, f)| (seen, f)).collect()
 }
 
 /// At most `k` of `kinds` (each kind shuffled, then one of each taken in turn, so that a
@@ -574,6 +585,15 @@ mod tests {
         unique.sort_by(|a, b| (&a.units, &a.cuts).cmp(&(&b.units, &b.cuts)));
         unique.dedup();
         assert_eq!(unique.len(), 12, "no genome taken twice");
+    }
+
+    #[test]
+    fn visits_go_to_the_least_visited_then_the_largest_contribution_then_the_newest() {
+        let front = [3, 8, 10, 20, 42];
+        let hv = [0, 5, 9, 0, 9];
+        let visits = HashMap::from([(10, 1), (8, 0), (42, u32::MAX)]);
+        let order = visit_order(&front, &hv, &visits);
+        assert_eq!(order, vec![(0, 8), (0, 20), (0, 3), (1, 10)]);
     }
 
     #[test]
