@@ -68,9 +68,9 @@ impl Bounds {
 /// [`REFERENCE`]: `samples` points drawn uniformly in `[0, REFERENCE]^4` from a generator
 /// seeded by `seed`, each dominated (weakly) by exactly one point counting for that point.
 /// Returns the counts; a point's volume is about `count / samples * REFERENCE^4`. Exact
-/// contributions cost a hypervolume per point (seconds for a front of hundreds); this costs
-/// `samples` times the points, and ranks well the points that stand out (a corner, the edge
-/// of a gap), which is what choosing among them needs.
+/// contributions cost a hypervolume per point (about a second for a front of hundreds);
+/// this costs `samples` times the points, and ranks well the points that stand out (a
+/// corner, the edge of a gap), which is what choosing among them needs.
 pub fn sampled_contributions(points: &[[f64; 4]], samples: usize, seed: u64) -> Vec<u32> {
     let mut counts = vec![0u32; points.len()];
     let Some(bounds) = Bounds::of(points) else {

@@ -243,7 +243,8 @@ pub mod tuning {
     pub const REFINE_SAMPLE_MIN: usize = 4;
     /// Samples of the Monte Carlo estimate of each front member's exclusive hypervolume
     /// ([`super::hv::sampled_contributions`]), which orders refinement's visits and
-    /// NSGA-II's choice among the members of the last front that fits the population.
+    /// NSGA-II's choice among the members of the last rank that fits the population only
+    /// in part.
     pub const CONTRIBUTION_SAMPLES: usize = 4096;
     /// Progress is reported about this many times over the budget...
     pub const PROGRESS_REPORTS: u64 = 50;
