@@ -4,7 +4,8 @@
 //! The engine talks to a [`SharingModel`] only: start a flow, ask when the next one drains,
 //! take the drained ones (as dslab-network's `NetworkModel` does). [`MaxMinSharing`] is the
 //! model of SimGrid's flow model with factors of 1: every flow gets its max-min fair share of
-//! every resource on its route, re-shared whenever a flow starts or ends. It knows nothing of
+//! every resource on its route, re-shared whenever a flow starts or ends (unless that flow
+//! is alone on its whole route: then no other flow's share changes). It knows nothing of
 //! links or devices: a resource is a capacity, a route a list of resource indices. So the
 //! network's link directions and shared media are one user of it, and a device's memory
 //! bandwidth shared by jobs on several cores can be another, with its own capacities.
@@ -60,6 +61,8 @@ pub struct MaxMinSharing<'r> {
     routes: Vec<&'r [usize]>,
     rates: Vec<f64>,
     scratch: MaxMinScratch,
+    // users[r]: the active flows crossing resource r
+    users: Vec<u32>,
     // time up to which `remaining` is accounted
     updated: Time,
     next: Option<Time>,
@@ -74,6 +77,7 @@ impl<'r> MaxMinSharing<'r> {
     /// A model over resources of the given capacities (amount per ns).
     pub fn new(capacity: Vec<f64>) -> Self {
         MaxMinSharing {
+            users: vec![0; capacity.len()],
             capacity,
             flows: Vec::new(),
             routes: Vec::new(),
@@ -118,39 +122,61 @@ impl<'r> MaxMinSharing<'r> {
     /// more: a job alone would take its time alone or 1 ns more depending on how many
     /// re-shares happened meanwhile.)
     fn reshare(&mut self, now: Time) {
-        self.next = None;
-        if self.flows.is_empty() {
-            return;
+        if !self.flows.is_empty() {
+            max_min_rates(
+                &self.capacity,
+                &self.routes,
+                &mut self.rates,
+                &mut self.scratch,
+            );
+            for (fl, &r) in self.flows.iter_mut().zip(&self.rates) {
+                fl.rate = r;
+            }
         }
-        max_min_rates(
-            &self.capacity,
-            &self.routes,
-            &mut self.rates,
-            &mut self.scratch,
-        );
-        let mut dt = f64::INFINITY;
-        for (fl, &r) in self.flows.iter_mut().zip(&self.rates) {
-            fl.rate = r;
-            dt = dt.min(fl.time_left());
-        }
-        self.next = Some(now + (dt - DRAINED_NS).max(0.0).ceil() as Time);
+        self.schedule_next(now);
     }
 
-    /// Indices of the drained flows; if rounding left every flow a hair short, the one
-    /// closest to draining (the first of equals).
-    fn drained(&self) -> Vec<usize> {
-        let done: Vec<usize> = (0..self.flows.len())
-            .filter(|&i| self.flows[i].time_left() <= DRAINED_NS)
-            .collect();
-        if !done.is_empty() {
-            return done;
+    /// The next completion from the flows' current rates (see [`Self::reshare`]).
+    fn schedule_next(&mut self, now: Time) {
+        let dt = (self.flows.iter()).fold(f64::INFINITY, |dt, fl| dt.min(fl.time_left()));
+        self.next =
+            (!self.flows.is_empty()).then(|| now + (dt - DRAINED_NS).max(0.0).ceil() as Time);
+    }
+
+    /// Counts `route`'s resources as crossed by one more (`add`) or one fewer flow;
+    /// returns whether no other flow crosses any of them (the flow is alone on its whole
+    /// route).
+    fn count_users(&mut self, route: &[usize], add: bool) -> bool {
+        let mut alone = true;
+        for &r in route {
+            if add {
+                alone &= self.users[r] == 0;
+                self.users[r] += 1;
+            } else {
+                self.users[r] -= 1;
+                alone &= self.users[r] == 0;
+            }
         }
-        self.flows
-            .iter()
-            .enumerate()
+        alone
+    }
+
+    /// Whether flow `i` is done: drained, or, when rounding left every flow a hair short,
+    /// the one closest to draining (`closest`: its index, else `None`).
+    fn is_done(&self, i: usize, closest: Option<usize>) -> bool {
+        match closest {
+            Some(c) => i == c,
+            None => self.flows[i].time_left() <= DRAINED_NS,
+        }
+    }
+
+    /// The flow closest to draining (the first of equals) when none has drained.
+    fn closest_when_none_drained(&self) -> Option<usize> {
+        if (self.flows.iter()).any(|f| f.time_left() <= DRAINED_NS) {
+            return None;
+        }
+        (self.flows.iter().enumerate())
             .min_by(|a, b| a.1.time_left().total_cmp(&b.1.time_left()))
-            .map(|(i, _)| vec![i])
-            .unwrap_or_default()
+            .map(|(i, _)| i)
     }
 }
 
@@ -163,28 +189,46 @@ impl<'r> SharingModel<'r> for MaxMinSharing<'r> {
         self.updated = now;
     }
 
+    /// A flow alone on its whole route changes no other flow's share (max-min sharing
+    /// splits into the groups of flows linked by common resources): it takes its narrowest
+    /// resource's capacity and the others keep their rates, which a re-share would give
+    /// them again bit for bit; only a flow that meets others re-shares.
     fn start(&mut self, now: Time, tag: u64, amount: f64, route: &'r [usize]) {
         self.advance(now);
+        let alone = self.count_users(route, true);
         self.flows.push(ActiveFlow {
             tag,
             remaining: amount,
-            rate: 0.0,
+            rate: narrowest(&self.capacity, route),
         });
         self.routes.push(route);
-        self.reshare(now);
+        if alone {
+            self.schedule_next(now);
+        } else {
+            self.reshare(now);
+        }
     }
 
     fn finish_due(&mut self, now: Time, done: &mut Vec<u64>) {
-        let drained = self.drained();
+        let closest = self.closest_when_none_drained();
         let first = done.len();
+        let mut alone = true;
         // removing from the back keeps the lower indices valid; tags are then put back in
         // start order
-        for &i in drained.iter().rev() {
-            done.push(self.flows.remove(i).tag);
-            self.routes.remove(i);
+        for i in (0..self.flows.len()).rev() {
+            if self.is_done(i, closest) {
+                done.push(self.flows.remove(i).tag);
+                let route = self.routes.remove(i);
+                alone &= self.count_users(route, false);
+            }
         }
         done[first..].reverse();
-        self.reshare(now);
+        // flows that were alone on their routes leave the others' shares as they were
+        if alone {
+            self.schedule_next(now);
+        } else {
+            self.reshare(now);
+        }
     }
 
     fn next_completion(&self) -> Option<Time> {
@@ -194,6 +238,12 @@ impl<'r> SharingModel<'r> for MaxMinSharing<'r> {
     fn change_capacity(&mut self, now: Time, r: usize, capacity: f64) {
         self.set_capacity(now, r, capacity);
     }
+}
+
+/// A flow's rate alone: the capacity of the narrowest resource on `route` (infinite on an
+/// empty route).
+fn narrowest(capacity: &[f64], route: &[usize]) -> f64 {
+    (route.iter()).fold(f64::INFINITY, |rate, &r| rate.min(capacity[r].max(0.0)))
 }
 
 /// Max-min fair rates by progressive filling.
@@ -210,8 +260,7 @@ pub fn max_min_rates(
     rates.clear();
     if let [route] = flows {
         // one flow: its narrowest resource (the common case of a job or a transfer alone)
-        let narrowest = route.iter().map(|&r| capacity[r].max(0.0));
-        rates.push(narrowest.fold(f64::INFINITY, f64::min));
+        rates.push(narrowest(capacity, route));
         return;
     }
     if scratch.all_alone(capacity, flows, rates) {
@@ -307,8 +356,7 @@ impl MaxMinScratch {
     fn all_alone(&mut self, capacity: &[f64], flows: &[&[usize]], rates: &mut Vec<f64>) -> bool {
         self.reset(capacity, flows);
         for f in flows {
-            let alone = f.iter().map(|&r| capacity[r].max(0.0));
-            let rate = alone.fold(f64::INFINITY, f64::min);
+            let rate = narrowest(capacity, f);
             rates.push(rate);
             for &r in f.iter() {
                 self.remaining[r] -= rate;
@@ -396,6 +444,54 @@ mod tests {
         }
         // both kinds of case were drawn
         assert!(alone > 500 && alone < cases - 500, "{alone} of {cases}");
+    }
+
+    #[test]
+    fn rates_kept_for_flows_alone_on_their_routes_are_what_a_re_share_gives() {
+        // after every start and every completion each flow's rate is, bit for bit, what
+        // max-min sharing of all active flows gives; routes over 12 resources, some
+        // meeting others, some alone
+        let mut rng = crate::kernel::Rng::new(11);
+        let cap: Vec<f64> = (0..12).map(|_| 0.5 + 4.0 * rng.next_f64()).collect();
+        let routes: Vec<Vec<usize>> = (0..60)
+            .map(|_| {
+                (0..1 + rng.below(3))
+                    .map(|_| rng.below(12) as usize)
+                    .collect()
+            })
+            .collect();
+        let mut m = MaxMinSharing::new(cap.clone());
+        let (mut now, mut alone, mut done) = (0, 0, Vec::new());
+        let check = |m: &MaxMinSharing| {
+            let mut want = Vec::new();
+            max_min_rates(&cap, &m.routes, &mut want, &mut MaxMinScratch::default());
+            let have: Vec<u64> = m.flows.iter().map(|f| f.rate.to_bits()).collect();
+            assert_eq!(have, want.iter().map(|r| r.to_bits()).collect::<Vec<_>>());
+        };
+        for (i, route) in routes.iter().enumerate() {
+            alone += usize::from(route.iter().all(|&r| m.users[r] == 0));
+            m.start(now, i as u64, 1.0 + 20.0 * rng.next_f64(), route);
+            check(&m);
+            now += rng.below(10);
+            while m.next_completion().is_some_and(|t| t <= now) {
+                let t = m.next_completion().expect("checked");
+                m.advance(t);
+                m.finish_due(t, &mut done);
+                check(&m);
+            }
+        }
+        while let Some(t) = m.next_completion() {
+            m.advance(t);
+            m.finish_due(t, &mut done);
+            check(&m);
+        }
+        assert_eq!(done.len(), routes.len(), "every flow drained");
+        // both kinds of start were drawn
+        assert!(
+            alone > 5 && alone < routes.len() - 5,
+            "{alone} of {}",
+            routes.len()
+        );
     }
 
     /// When flow 0 (`amount` at its own limit `amount / alone` on resource 0) drains while

@@ -21,8 +21,11 @@ use crate::platform::UnitKind;
 
 /// For each device `g` uses and each group of its units that run at once (its units other
 /// than its CPU, with the whole CPU or with one size of the CPU's aligned core blocks), `g`
-/// with that device's layers balanced over the group ([`balance_device`]); only mappings
-/// that differ from `g` and keep to the segment limit.
+/// with that device's layers balanced over the group ([`balance_device`]); then, for each
+/// `k`, `g` with every device's layers balanced over its `k`-th group (its last one when it
+/// has fewer): each device a pipeline inside itself at once, the plans of the front's
+/// low-energy corner on a large platform, which single-device moves reach only one device
+/// at a time. Only mappings that differ from `g` and keep to the segment limit.
 pub(crate) fn interleaved(s: &Search, g: &Genome) -> Vec<Genome> {
     let assign = g.assignment(s.space.layers);
     let mut devices: Vec<usize> = Vec::new();
@@ -32,18 +35,41 @@ pub(crate) fn interleaved(s: &Search, g: &Genome) -> Vec<Genome> {
             devices.push(d);
         }
     }
+    let groups: Vec<Vec<Vec<u16>>> = devices.iter().map(|&d| concurrent_groups(s, d)).collect();
+    let (times, limit) = (&s.times, s.space.max_segments);
     let mut out = Vec::new();
-    for d in devices {
-        for group in concurrent_groups(s, d) {
-            let a = balance_device(&s.times, s.space.max_segments, &assign, &group);
-            let h = Genome::from_assignment(&a);
-            let fits = h.units.len() <= s.space.max_segments;
-            if fits && &h != g && !out.contains(&h) {
-                out.push(h);
-            }
+    let mut keep = |a: Vec<usize>| {
+        let h = Genome::from_assignment(&a);
+        if h.units.len() <= limit && &h != g && !out.contains(&h) {
+            out.push(h);
+        }
+    };
+    for group in groups.iter().flatten() {
+        keep(balance_device(times, limit, &assign, group));
+    }
+    if devices.len() > 1 {
+        for k in 0..groups.iter().map(Vec::len).max().unwrap_or(0) {
+            let kth: Vec<&[u16]> = (groups.iter())
+                .filter_map(|gs| gs.get(k).or(gs.last()))
+                .map(Vec::as_slice)
+                .collect();
+            keep(balance_devices(times, limit, &assign, &kth));
         }
     }
     out
+}
+
+/// `assign` with each group's device balanced over the group ([`balance_device`]), one
+/// device after the other (groups of distinct devices).
+fn balance_devices(
+    times: &SegmentTimes,
+    max_segments: usize,
+    assign: &[usize],
+    groups: &[&[u16]],
+) -> Vec<usize> {
+    (groups.iter()).fold(assign.to_vec(), |a, group| {
+        balance_device(times, max_segments, &a, group)
+    })
 }
 
 /// The groups of units of device `d` in the space that run at once: the units that are
@@ -280,11 +306,16 @@ mod tests {
 
     /// The larger load of units 0 and 1 under `a`.
     fn busiest(t: &SegmentTimes, a: &[usize]) -> u64 {
+        busiest_of(t, a, [0, 1])
+    }
+
+    /// The larger load of units `pair` under `a`.
+    fn busiest_of(t: &SegmentTimes, a: &[usize], pair: [usize; 2]) -> u64 {
         let load = |u: usize| -> u64 {
             let on = (0..a.len()).filter(|&l| a[l] == u);
             on.map(|l| t.layer(u as u16, l)).sum()
         };
-        load(0).max(load(1))
+        load(pair[0]).max(load(pair[1]))
     }
 
     #[test]
@@ -315,6 +346,31 @@ mod tests {
         assert!(segments <= 3, "{a:?}");
         // one move fits the limit: a CPU layer next to device 1's segment
         assert_eq!(a, [0, 0, 0, 0, 0, 1, 2, 2]);
+    }
+
+    #[test]
+    fn every_device_of_a_pipeline_is_balanced_over_its_own_units() {
+        // two boards alike: a GPU (units 0, 2) 10x faster than its CPU (units 1, 3) on
+        // even layers, 1.5x on odd ones; the pipeline runs layers 0-5 on board 0's GPU
+        // and 6-11 on board 1's
+        let gpu = [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2];
+        let cpu = [20, 3, 20, 3, 20, 3, 20, 3, 20, 3, 20, 3];
+        let rows: [&[u64]; 4] = [&gpu, &cpu, &gpu, &cpu];
+        let t = SegmentTimes::from_rows(&rows, vec![0, 0, 1, 1], vec![0; 4]);
+        let start = [0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2];
+        let a = balance_devices(&t, 20, &start, &[&[0, 1], &[2, 3]]);
+        // each board as balanced as it is alone: 12 on its GPU -> 8 (two odd layers on
+        // its CPU), and each board keeps its own layers
+        let alone = balance_device(&t, 20, &start, &[0, 1]);
+        assert_eq!(busiest_of(&t, &alone, [0, 1]), 8);
+        assert_eq!(busiest_of(&t, &a, [0, 1]), 8, "{a:?}");
+        assert_eq!(busiest_of(&t, &a, [2, 3]), 8, "{a:?}");
+        assert!(
+            (0..6).all(|l| a[l] < 2) && (6..12).all(|l| a[l] >= 2),
+            "{a:?}"
+        );
+        // one board at a time leaves the other on its GPU alone
+        assert_eq!(busiest_of(&t, &alone, [2, 3]), 12);
     }
 
     #[test]

@@ -78,8 +78,10 @@
 //!    group of that device's units that run at once (the GPU with the whole CPU or with
 //!    the CPU's core blocks of one size), the device's layers spread over the group, each
 //!    layer where it relieves the busiest unit most, so that the CPU takes the layers it
-//!    is relatively good at wherever they are (`interleave.rs`; many segments, the
-//!    low-energy, high-throughput corner of a large platform).
+//!    is relatively good at wherever they are; and every device it uses so spread at once,
+//!    each over its `k`-th group (`interleave.rs`; many segments, the low-energy,
+//!    high-throughput corner of a large platform: pipelines of several boards, each a
+//!    pipeline of its GPU and CPU cores).
 //! 3. **Placement** (up to 45%, [`tuning::PLACEMENT_END_PCT`]; 40% with core sets,
 //!    [`tuning::PLACEMENT_END_CORES_PCT`]): the same NSGA-II, variation mostly on the units
 //!    of fixed segments: change one segment's unit, swap two segments' units, swap cpu/gpu
@@ -98,8 +100,8 @@
 //!    or last layer on another unit of its device: a layer its GPU is slow at, handed to
 //!    the CPU beside it; or the partition cut where its halves take about the same
 //!    estimated time, one half on another unit of its device: a pipeline of the GPU and CPU
-//!    cores of one board; or a device's layers interleaved over its units, as the seeds
-//!    of stage 2 are). A visit evaluates a sample of at most [`tuning::REFINE_SAMPLE`]
+//!    cores of one board; or a device's layers, or every device's, interleaved over its
+//!    units, as the seeds of stage 2 are). A visit evaluates a sample of at most [`tuning::REFINE_SAMPLE`]
 //!    untried neighbours, taken from the kinds in turn (the few within-device moves are
 //!    drawn as often as the many unit moves), smaller in proportion for a member of more
 //!    than [`tuning::REFINE_FULL_SAMPLE_SEGMENTS`] segments (at least
