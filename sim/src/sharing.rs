@@ -280,6 +280,10 @@ fn progressive_filling(
     rates.clear();
     rates.resize(flows.len(), 0.0);
     scratch.reset(capacity, flows);
+    // ties go to the lowest resource index ([`MaxMinScratch::most_constrained`])
+    scratch.touched.sort_unstable();
+    scratch.frozen.clear();
+    scratch.frozen.resize(flows.len(), false);
     let mut left = flows.iter().filter(|f| !f.is_empty()).count();
     for (i, f) in flows.iter().enumerate() {
         if f.is_empty() {
@@ -316,7 +320,8 @@ pub struct MaxMinScratch {
     remaining: Vec<f64>,
     count: Vec<u32>,
     frozen: Vec<bool>,
-    /// The resources some flow crosses, ascending (the only ones a share is computed for).
+    /// The resources some flow crosses (the only ones a share is computed for); ascending
+    /// during progressive filling.
     touched: Vec<usize>,
 }
 
@@ -332,8 +337,6 @@ impl MaxMinScratch {
         for &r in &self.touched {
             self.count[r] = 0;
         }
-        self.frozen.clear();
-        self.frozen.resize(flows.len(), false);
         self.touched.clear();
         for f in flows {
             for &r in f.iter() {
@@ -344,7 +347,6 @@ impl MaxMinScratch {
                 self.count[r] += 1;
             }
         }
-        self.touched.sort_unstable();
     }
 
     /// When every flow can have its narrowest resource's capacity (its rate alone: on
