@@ -98,7 +98,7 @@ impl<'r> MaxMinSharing<'r> {
 
     /// Starts a flow as [`SharingModel::start`] does, on a route whose resource `r` no
     /// active flow crosses (the new flow's own rate limit), with `r`'s capacity set to
-    /// `capacity` first: one re-share where [`Self::set_capacity`] and then
+    /// `capacity` first: at most one re-share where [`Self::set_capacity`] and then
     /// [`SharingModel::start`] take two, with the same rates.
     pub fn start_limited(
         &mut self,
@@ -109,18 +109,14 @@ impl<'r> MaxMinSharing<'r> {
         route: &'r [usize],
     ) {
         debug_assert!(
-            !self.routes.iter().any(|f| f.contains(&r)),
+            self.users[r] == 0,
             "resource {r} is a limit of its own flow only"
         );
         self.capacity[r] = capacity;
         self.start(now, tag, amount, route);
     }
 
-    /// Re-solves the rates and the next completion time: the first whole ns at which a flow
-    /// has at most [`DRAINED_NS`] left, the test [`Self::drained`] applies then. (Rounding
-    /// its time left up instead would turn a float error above a whole number into 1 ns
-    /// more: a job alone would take its time alone or 1 ns more depending on how many
-    /// re-shares happened meanwhile.)
+    /// Re-solves the rates and the next completion time ([`Self::schedule_next`]).
     fn reshare(&mut self, now: Time) {
         if !self.flows.is_empty() {
             max_min_rates(
@@ -136,44 +132,49 @@ impl<'r> MaxMinSharing<'r> {
         self.schedule_next(now);
     }
 
-    /// The next completion from the flows' current rates (see [`Self::reshare`]).
+    /// The next completion from the flows' current rates: the first whole ns at which a
+    /// flow has at most [`DRAINED_NS`] left, the test `finish_due` applies then.
+    /// (Rounding its time left up instead would turn a float error above a whole number
+    /// into 1 ns more: a job alone would take its time alone or 1 ns more depending on how
+    /// many re-shares happened meanwhile.)
     fn schedule_next(&mut self, now: Time) {
         let dt = (self.flows.iter()).fold(f64::INFINITY, |dt, fl| dt.min(fl.time_left()));
         self.next =
             (!self.flows.is_empty()).then(|| now + (dt - DRAINED_NS).max(0.0).ceil() as Time);
     }
 
-    /// Counts `route`'s resources as crossed by one more (`add`) or one fewer flow;
-    /// returns whether no other flow crosses any of them (the flow is alone on its whole
-    /// route).
-    fn count_users(&mut self, route: &[usize], add: bool) -> bool {
+    /// Counts a flow on `route`'s resources; returns whether it is alone on its whole route
+    /// (no other flow, and no second crossing of its own, on any of them).
+    fn join(&mut self, route: &[usize]) -> bool {
         let mut alone = true;
         for &r in route {
-            if add {
-                alone &= self.users[r] == 0;
-                self.users[r] += 1;
-            } else {
-                self.users[r] -= 1;
-                alone &= self.users[r] == 0;
-            }
+            alone &= self.users[r] == 0;
+            self.users[r] += 1;
         }
         alone
     }
 
-    /// Whether flow `i` is done: drained, or, when rounding left every flow a hair short,
-    /// the one closest to draining (`closest`: its index, else `None`).
-    fn is_done(&self, i: usize, closest: Option<usize>) -> bool {
-        match closest {
-            Some(c) => i == c,
-            None => self.flows[i].time_left() <= DRAINED_NS,
+    /// Uncounts a flow on `route`'s resources; returns whether it was alone on its whole
+    /// route (as [`Self::join`]).
+    fn leave(&mut self, route: &[usize]) -> bool {
+        let mut alone = true;
+        for &r in route {
+            self.users[r] -= 1;
+            alone &= self.users[r] == 0;
         }
+        alone
     }
 
-    /// The flow closest to draining (the first of equals) when none has drained.
-    fn closest_when_none_drained(&self) -> Option<usize> {
-        if (self.flows.iter()).any(|f| f.time_left() <= DRAINED_NS) {
-            return None;
-        }
+    /// Removes flow `i`, pushes its tag onto `done`; returns whether it was alone on its
+    /// whole route ([`Self::leave`]).
+    fn remove(&mut self, i: usize, done: &mut Vec<u64>) -> bool {
+        done.push(self.flows.remove(i).tag);
+        let route = self.routes.remove(i);
+        self.leave(route)
+    }
+
+    /// The flow closest to draining (the first of equals).
+    fn closest(&self) -> Option<usize> {
         (self.flows.iter().enumerate())
             .min_by(|a, b| a.1.time_left().total_cmp(&b.1.time_left()))
             .map(|(i, _)| i)
@@ -195,7 +196,7 @@ impl<'r> SharingModel<'r> for MaxMinSharing<'r> {
     /// them again bit for bit; only a flow that meets others re-shares.
     fn start(&mut self, now: Time, tag: u64, amount: f64, route: &'r [usize]) {
         self.advance(now);
-        let alone = self.count_users(route, true);
+        let alone = self.join(route);
         self.flows.push(ActiveFlow {
             tag,
             remaining: amount,
@@ -210,19 +211,22 @@ impl<'r> SharingModel<'r> for MaxMinSharing<'r> {
     }
 
     fn finish_due(&mut self, now: Time, done: &mut Vec<u64>) {
-        let closest = self.closest_when_none_drained();
         let first = done.len();
         let mut alone = true;
         // removing from the back keeps the lower indices valid; tags are then put back in
         // start order
         for i in (0..self.flows.len()).rev() {
-            if self.is_done(i, closest) {
-                done.push(self.flows.remove(i).tag);
-                let route = self.routes.remove(i);
-                alone &= self.count_users(route, false);
+            if self.flows[i].time_left() <= DRAINED_NS {
+                alone &= self.remove(i, done);
             }
         }
         done[first..].reverse();
+        // if rounding left every flow a hair short, the one closest to draining is done
+        if done.len() == first {
+            if let Some(i) = self.closest() {
+                alone &= self.remove(i, done);
+            }
+        }
         // flows that were alone on their routes leave the others' shares as they were
         if alone {
             self.schedule_next(now);
