@@ -16,6 +16,8 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
+
 /// Objective bounds for normalisation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bounds {
@@ -70,7 +72,8 @@ impl Bounds {
 /// Returns the counts; a point's volume is about `count / samples * REFERENCE^4`. Exact
 /// contributions cost a hypervolume per point (about a second for a front of hundreds);
 /// this costs `samples` times the points, and ranks well the points that stand out (a
-/// corner, the edge of a gap), which is what choosing among them needs.
+/// corner, the edge of a gap), which is what choosing among them needs. The samples are drawn
+/// in order and tested in parallel, so the counts do not depend on the threads.
 pub fn sampled_contributions(points: &[[f64; 4]], samples: usize, seed: u64) -> Vec<u32> {
     let mut counts = vec![0u32; points.len()];
     let Some(bounds) = Bounds::of(points) else {
@@ -78,11 +81,12 @@ pub fn sampled_contributions(points: &[[f64; 4]], samples: usize, seed: u64) -> 
     };
     let norm: Vec<[f64; 4]> = points.iter().map(|p| bounds.normalise(p)).collect();
     let mut rng = crate::kernel::Rng::new(seed);
-    for _ in 0..samples {
-        let x: [f64; 4] = std::array::from_fn(|_| rng.next_f64() * REFERENCE);
-        if let Some(i) = sole_dominator(&norm, &x) {
-            counts[i] += 1;
-        }
+    let xs: Vec<[f64; 4]> = (0..samples)
+        .map(|_| std::array::from_fn(|_| rng.next_f64() * REFERENCE))
+        .collect();
+    let sole: Vec<Option<usize>> = (xs.par_iter()).map(|x| sole_dominator(&norm, x)).collect();
+    for i in sole.into_iter().flatten() {
+        counts[i] += 1;
     }
     counts
 }

@@ -10,8 +10,17 @@
 //! device cost nothing in the estimate, the simulator scores them). Such plans are the
 //! low-energy, high-throughput corner of a large platform's front, and neither random draws
 //! nor one-segment moves find them in a short search: the first population holds the
-//! interleaved versions of the unit-selection and branch seeds, and refinement offers
-//! [`interleaved`] mappings among its moves within a device.
+//! interleaved versions of the unit-selection and branch seeds ([`interleaved_together`]),
+//! and refinement offers [`interleaved`] mappings among its moves within a device.
+//!
+//! Balancing evens a device's units; where another device sets the pipeline's rate, that
+//! can spend energy for nothing (a layer on CPU cores where the GPU beside them, idle part
+//! of the time, would spend less).
+//! The **frugal** version of a mapping moves layers, one at a time, to the unit of their
+//! device that spends the least busy energy on them (estimated time times busy power),
+//! the largest saving first, as long as no unit's estimated load passes the mapping's
+//! busiest one: the same estimated throughput for less energy. On resnet50 over 16
+//! boards it is what brings the front's low-energy corner within a short search.
 
 use super::cores::Family;
 use super::search::Search;
@@ -19,44 +28,154 @@ use super::selection::SegmentTimes;
 use super::Genome;
 use crate::platform::UnitKind;
 
-/// For each device `g` uses and each group of its units that run at once (its units other
-/// than its CPU, with the whole CPU or with one size of the CPU's aligned core blocks), `g`
-/// with that device's layers balanced over the group ([`balance_device`]); then, for each
-/// `k`, `g` with every device's layers balanced over its `k`-th group (its last one when it
-/// has fewer): each device a pipeline inside itself at once, the plans of the front's
-/// low-energy corner on a large platform, which single-device moves reach only one device
-/// at a time. Only mappings that differ from `g` and keep to the segment limit.
+/// The interleavings of `g` that refinement offers among its moves within a device: for
+/// each device `g` uses and each group of its units that run at once (its units other than
+/// its CPU, with the whole CPU or with one size of the CPU's aligned core blocks), `g` with
+/// that device's layers balanced over the group ([`balance_device`]); then those of
+/// [`interleaved_together`]. Only mappings that differ from `g` and keep to the segment
+/// limit.
 pub(crate) fn interleaved(s: &Search, g: &Genome) -> Vec<Genome> {
-    let assign = g.assignment(s.space.layers);
-    let mut devices: Vec<usize> = Vec::new();
-    for &u in &g.units {
-        let d = s.times.device(u);
-        if !devices.contains(&d) {
-            devices.push(d);
+    let mut out = Interleaving::of(s, g);
+    out.each_device();
+    out.every_device();
+    out.found
+}
+
+/// The interleavings of `g` the first population gets: with several devices, for each
+/// `k`, `g` with the layers on its devices moved, one at a time, to the unit of its `k`-th
+/// group that spends the least busy energy on them while no unit's estimated load passes
+/// the busiest one of `g` ([`frugal_devices`]: the same throughput for less energy), and
+/// `g` with every device's layers balanced over its `k`-th group (its last one when it has
+/// fewer): each device a pipeline inside itself at once, the plans of the front's
+/// low-energy corner on a large platform, which single-device moves reach only one device
+/// at a time; with one device, each of its groups ([`interleaved`]). Each device alone is
+/// left to refinement: a seed of many devices has many such variants, each a long
+/// pipeline, slow to simulate.
+pub(crate) fn interleaved_together(s: &Search, g: &Genome) -> Vec<Genome> {
+    let mut out = Interleaving::of(s, g);
+    if out.devices.len() == 1 {
+        out.each_device();
+    }
+    out.every_device();
+    out.found
+}
+
+/// The interleavings of one mapping, as they are found.
+struct Interleaving<'a> {
+    times: &'a SegmentTimes,
+    limit: usize,
+    g: &'a Genome,
+    assign: Vec<usize>,
+    /// The devices `g` uses, in the order of its segments.
+    devices: Vec<usize>,
+    /// Each device's groups of units that run at once ([`concurrent_groups`]).
+    groups: Vec<Vec<Vec<u16>>>,
+    found: Vec<Genome>,
+}
+
+impl<'a> Interleaving<'a> {
+    fn of(s: &'a Search, g: &'a Genome) -> Self {
+        let mut devices: Vec<usize> = Vec::new();
+        for &u in &g.units {
+            let d = s.times.device(u);
+            if !devices.contains(&d) {
+                devices.push(d);
+            }
+        }
+        let groups = devices.iter().map(|&d| concurrent_groups(s, d)).collect();
+        Interleaving {
+            times: &s.times,
+            limit: s.space.max_segments,
+            g,
+            assign: g.assignment(s.space.layers),
+            devices,
+            groups,
+            found: Vec::new(),
         }
     }
-    let groups: Vec<Vec<Vec<u16>>> = devices.iter().map(|&d| concurrent_groups(s, d)).collect();
-    let (times, limit) = (&s.times, s.space.max_segments);
-    let mut out = Vec::new();
-    let mut keep = |a: Vec<usize>| {
+
+    /// Keeps `a` when it differs from `g`, keeps to the segment limit and is new.
+    fn keep(&mut self, a: Vec<usize>) {
         let h = Genome::from_assignment(&a);
-        if h.units.len() <= limit && &h != g && !out.contains(&h) {
-            out.push(h);
+        if h.units.len() <= self.limit && &h != self.g && !self.found.contains(&h) {
+            self.found.push(h);
         }
-    };
-    for group in groups.iter().flatten() {
-        keep(balance_device(times, limit, &assign, group));
     }
-    if devices.len() > 1 {
-        for k in 0..groups.iter().map(Vec::len).max().unwrap_or(0) {
-            let kth: Vec<&[u16]> = (groups.iter())
+
+    /// Each device's layers balanced over each of its groups, one device at a time.
+    fn each_device(&mut self) {
+        let balanced: Vec<Vec<usize>> = (self.groups.iter().flatten())
+            .map(|group| balance_device(self.times, self.limit, &self.assign, group))
+            .collect();
+        for a in balanced {
+            self.keep(a);
+        }
+    }
+
+    /// With several devices, for each `k`: the frugal and the balanced mapping of every
+    /// device over its `k`-th group at once.
+    fn every_device(&mut self) {
+        if self.devices.len() < 2 {
+            return;
+        }
+        let bound = busiest_load(self.times, &self.assign);
+        for k in 0..self.groups.iter().map(Vec::len).max().unwrap_or(0) {
+            let kth: Vec<&[u16]> = (self.groups.iter())
                 .filter_map(|gs| gs.get(k).or(gs.last()))
                 .map(Vec::as_slice)
                 .collect();
-            keep(balance_devices(times, limit, &assign, &kth));
+            let frugal = frugal_devices(self.times, self.limit, &self.assign, &kth, bound);
+            let balanced = balance_devices(self.times, self.limit, &self.assign, &kth);
+            self.keep(frugal);
+            self.keep(balanced);
         }
     }
-    out
+}
+
+/// The largest estimated load of a unit under `assign`: its layers' times plus its run
+/// overhead per segment [ns] (core sets of one CPU counted apart, links left out).
+fn busiest_load(times: &SegmentTimes, assign: &[usize]) -> u64 {
+    let mut load: Vec<u64> = Vec::new();
+    for (l, &u) in assign.iter().enumerate() {
+        if load.len() <= u {
+            load.resize(u + 1, 0);
+        }
+        load[u] += times.layer(u as u16, l);
+        if l == 0 || assign[l - 1] != u {
+            load[u] += times.overhead(u as u16);
+        }
+    }
+    load.into_iter().max().unwrap_or(0)
+}
+
+/// `assign` with the layers of each group's device moved, one at a time, to another unit
+/// of the group, the move that saves the most busy energy (estimated load times busy
+/// power), while no unit's load passes `bound` and the segments stay within
+/// `max_segments`. A device with layers on units outside its group keeps them all.
+fn frugal_devices(
+    times: &SegmentTimes,
+    max_segments: usize,
+    assign: &[usize],
+    groups: &[&[u16]],
+    bound: u64,
+) -> Vec<usize> {
+    (groups.iter()).fold(assign.to_vec(), |a, group| {
+        let d = times.device(group[0]);
+        let mine: Vec<usize> = (0..a.len())
+            .filter(|&l| times.device(a[l] as u16) == d)
+            .collect();
+        if !mine.iter().all(|&l| group.contains(&(a[l] as u16))) {
+            return a;
+        }
+        let mut b = Balance::new(times, max_segments, a, group);
+        for _ in 0..2 * mine.len() {
+            let Some((l, v)) = b.cheapest_move(&mine, bound) else {
+                break;
+            };
+            b.apply(l, v);
+        }
+        b.assign
+    })
 }
 
 /// `assign` with each group's device balanced over the group ([`balance_device`]), one
@@ -143,14 +262,7 @@ pub(crate) fn balance_device(
     let mine: Vec<usize> = (0..assign.len())
         .filter(|&l| times.device(assign[l] as u16) == d)
         .collect();
-    let mut b = Balance {
-        times,
-        limit: max_segments as i64,
-        assign: assign.to_vec(),
-        group,
-        load: vec![0; group.len()],
-        segments: 0,
-    };
+    let mut b = Balance::new(times, max_segments, assign.to_vec(), group);
     for &l in &mine {
         b.place_fastest(l);
     }
@@ -178,7 +290,26 @@ struct Balance<'a> {
     segments: i64,
 }
 
-impl Balance<'_> {
+impl<'a> Balance<'a> {
+    /// The state of `assign`, its loads and segments counted.
+    fn new(
+        times: &'a SegmentTimes,
+        max_segments: usize,
+        assign: Vec<usize>,
+        group: &'a [u16],
+    ) -> Self {
+        let mut b = Balance {
+            times,
+            limit: max_segments as i64,
+            assign,
+            group,
+            load: vec![0; group.len()],
+            segments: 0,
+        };
+        b.count();
+        b
+    }
+
     /// Layer `l` on the unit of the group that runs it fastest, or on the previous layer's
     /// unit when that is in the group and no slower.
     fn place_fastest(&mut self, l: usize) {
@@ -281,6 +412,31 @@ impl Balance<'_> {
         best.map(|(_, l, v)| (l, v))
     }
 
+    /// The move (layer of `mine`, index in the group of its new unit) that saves the most
+    /// busy energy (the two units' loads times their busy power) while both loads stay
+    /// within `bound` and the segments within the limit.
+    fn cheapest_move(&self, mine: &[usize], bound: u64) -> Option<(usize, usize)> {
+        let w = |i: usize| self.times.busy_w(self.group[i]);
+        let mut best: Option<(f64, usize, usize)> = None;
+        for &l in mine {
+            let Some(m) = (self.group.iter()).position(|&u| u as usize == self.assign[l]) else {
+                continue;
+            };
+            for v in (0..self.group.len()).filter(|&v| v != m) {
+                let (lm, lv, segments) = self.after(l, m, v);
+                if segments > self.limit || lm > bound || lv > bound {
+                    continue;
+                }
+                let saved = (self.load[m] as f64 - lm as f64) * w(m)
+                    - (lv as f64 - self.load[v] as f64) * w(v);
+                if saved > 0.0 && best.is_none_or(|b| saved > b.0) {
+                    best = Some((saved, l, v));
+                }
+            }
+        }
+        best.map(|(_, l, v)| (l, v))
+    }
+
     /// Moves layer `l` to the unit of index `v` in the group.
     fn apply(&mut self, l: usize, v: usize) {
         let m = (self.group.iter())
@@ -371,6 +527,33 @@ mod tests {
         );
         // one board at a time leaves the other on its GPU alone
         assert_eq!(busiest_of(&t, &alone, [2, 3]), 12);
+    }
+
+    #[test]
+    fn frugal_moves_save_busy_energy_without_passing_the_bound() {
+        // a GPU of 2 ns per layer at 10 W (20 nJ a layer) and a CPU of 3 ns at 1 W (3 nJ)
+        // beside it; board 1 (unit 2) runs the last two layers in 9 ns each
+        let t = SegmentTimes::from_rows(&[&[2; 8], &[3; 8], &[9; 8]], vec![0, 0, 1], vec![0; 3])
+            .with_busy_w(vec![10.0, 1.0, 1.0]);
+        let start = [0, 0, 0, 0, 0, 0, 2, 2];
+        let bound = busiest_load(&t, &start);
+        assert_eq!(bound, 18, "board 1's two layers");
+        let a = frugal_devices(&t, 8, &start, &[&[0, 1]], bound);
+        // all six GPU layers fit the CPU within 18 ns: 6 x 3 = 18
+        assert_eq!(a, [1, 1, 1, 1, 1, 1, 2, 2]);
+        // a tighter bound keeps as many on the GPU as the CPU cannot take
+        let a = frugal_devices(&t, 8, &start, &[&[0, 1]], 12);
+        assert_eq!(a.iter().filter(|&&u| u == 1).count(), 4, "{a:?}");
+        assert_eq!(&a[6..], &[2, 2], "board 1 keeps its layers: {a:?}");
+        let load = |u: usize| (0..6).filter(|&l| a[l] == u).count() as u64;
+        assert!(2 * load(0) <= 12 && 3 * load(1) <= 12, "{a:?}");
+        // the segment limit holds: with 3 segments at most the CPU takes one run
+        let a = frugal_devices(&t, 3, &start, &[&[0, 1]], 12);
+        let segments = 1 + (1..a.len()).filter(|&l| a[l] != a[l - 1]).count();
+        assert!(segments <= 3 && a.contains(&1), "{a:?}");
+        // no saving, no move: a CPU at the GPU's power, slower, spends more on each layer
+        let t = t.with_busy_w(vec![10.0, 10.0, 1.0]);
+        assert_eq!(frugal_devices(&t, 8, &start, &[&[0, 1]], bound), start);
     }
 
     #[test]

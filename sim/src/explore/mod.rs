@@ -74,14 +74,19 @@
 //!    unit of their device that runs it fastest (when that saves at least 0.2% of the
 //!    whole model's time), alone and with a branch (a range the next
 //!    layer does not read from) on another fast unit (`branch.rs`, at most 5% of the
-//!    budget), and each of these seeds interleaved: for each device it uses and each
-//!    group of that device's units that run at once (the GPU with the whole CPU or with
-//!    the CPU's core blocks of one size), the device's layers spread over the group, each
-//!    layer where it relieves the busiest unit most, so that the CPU takes the layers it
-//!    is relatively good at wherever they are; and every device it uses so spread at once,
-//!    each over its `k`-th group (`interleave.rs`; many segments, the low-energy,
-//!    high-throughput corner of a large platform: pipelines of several boards, each a
-//!    pipeline of its GPU and CPU cores).
+//!    budget), and each of these seeds interleaved (`interleave.rs`): each device's
+//!    layers spread over a group of its units that run at once (the GPU with the whole CPU
+//!    or with the CPU's core blocks of one size), each layer where it relieves the busiest
+//!    unit most, so that the CPU takes the layers it is relatively good at wherever they
+//!    are; a seed of several devices gets every device so spread at once, each over its
+//!    `k`-th group, and, for the same `k`, its **frugal** version: each device's layers
+//!    moved one at a time to the unit of the group that spends the least busy energy on
+//!    them (estimated time times the unit's busy power), as long as no unit's estimated
+//!    load passes the seed's busiest (the same throughput for less energy). Many
+//!    segments: the low-energy, high-throughput corner of a large platform, pipelines of
+//!    several boards, each a pipeline of its GPU and CPU cores. (Each device spread alone
+//!    is left to refinement's moves: a seed of many devices has many such variants, each a
+//!    long pipeline, slow to simulate.)
 //! 3. **Placement** (up to 45%, [`tuning::PLACEMENT_END_PCT`]; 40% with core sets,
 //!    [`tuning::PLACEMENT_END_CORES_PCT`]): the same NSGA-II, variation mostly on the units
 //!    of fixed segments: change one segment's unit, swap two segments' units, swap cpu/gpu
@@ -101,12 +106,13 @@
 //!    the CPU beside it; or the partition cut where its halves take about the same
 //!    estimated time, one half on another unit of its device: a pipeline of the GPU and CPU
 //!    cores of one board; or a device's layers, or every device's, interleaved over its
-//!    units, as the seeds of stage 2 are). A visit evaluates a sample of at most [`tuning::REFINE_SAMPLE`]
+//!    units, or made frugal, as the seeds of stage 2 are). A visit evaluates a sample of at most [`tuning::REFINE_SAMPLE`]
 //!    untried neighbours, taken from the kinds in turn (the few within-device moves are
-//!    drawn as often as the many unit moves), smaller in proportion for a member of more
-//!    than [`tuning::REFINE_FULL_SAMPLE_SEGMENTS`] segments (at least
+//!    drawn as often as the many unit moves), smaller with the square of the segments for a
+//!    member of more than [`tuning::REFINE_FULL_SAMPLE_SEGMENTS`] segments (at least
 //!    [`tuning::REFINE_SAMPLE_MIN`]): a saturated run has frames in proportion to the
-//!    segments, so a mapping takes about the square of its segments to simulate. Members
+//!    segments, so a mapping takes about the square of its segments to simulate, and a
+//!    visit costs about the same whatever the member's length. Members
 //!    visited least often go first, and among those the ones that alone dominate the most
 //!    (exclusive hypervolume, estimated from [`tuning::CONTRIBUTION_SAMPLES`] random
 //!    points, afresh for every batch: [`hv::sampled_contributions`]), then the newest: the
@@ -238,8 +244,9 @@ pub mod tuning {
     /// Most neighbours of one front member evaluated per refinement visit (a sample; a
     /// member is visited again while it has unevaluated neighbours).
     pub const REFINE_SAMPLE: usize = 48;
-    /// A member of more segments than this gets a refinement sample smaller in proportion
-    /// (a long pipeline takes far longer to simulate)...
+    /// A member of more segments than this gets a refinement sample smaller with the
+    /// square of its segments (a pipeline of twice the segments takes about four times as
+    /// long to simulate)...
     pub const REFINE_FULL_SAMPLE_SEGMENTS: usize = 12;
     /// ...of at least this many neighbours.
     pub const REFINE_SAMPLE_MIN: usize = 4;

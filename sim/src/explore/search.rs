@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use super::hv::sampled_contributions;
-use super::interleave::interleaved;
+use super::interleave::interleaved_together;
 use super::nsga::{dominates, select, sort_front, tournament};
 use super::selection::SegmentTimes;
 use super::tuning::{
@@ -303,8 +303,10 @@ impl Search<'_> {
     pub(crate) fn initial_population(&mut self, n: usize) -> Population {
         let mut init = self.selection_seeds();
         init.extend(self.branch_seeds());
-        let interleaved: Vec<Genome> = (init.iter()).flat_map(|g| interleaved(self, g)).collect();
-        init.extend(interleaved);
+        let interleaved: Vec<Vec<Genome>> = (init.par_iter())
+            .map(|g| interleaved_together(self, g))
+            .collect();
+        init.extend(interleaved.into_iter().flatten());
         init.extend((0..n).map(|_| self.random_initial()));
         self.eval_batch(init, false);
         let all: Vec<usize> = (0..self.points.len()).collect();
@@ -370,19 +372,30 @@ impl Search<'_> {
         let objs: Vec<[f64; 4]> = front.iter().map(|&i| self.points[i].obj).collect();
         let hv = sampled_contributions(&objs, CONTRIBUTION_SAMPLES, self.spent());
         let mut batch = Vec::new();
-        for (seen, f) in visit_order(&front, &hv, visits) {
+        let order = visit_order(&front, &hv, visits);
+        for chunk in order.chunks(rayon::current_num_threads().max(1)) {
             if batch.len() >= n {
                 break;
             }
-            let kinds = neighbours(self, &self.points[f].genome).map(|k| {
-                k.into_iter()
-                    .filter(|nb| !self.cache.contains_key(nb))
-                    .collect()
-            });
-            let k = refine_sample(self.points[f].genome.units.len());
-            let (fresh, left) = sample_kinds(&mut self.rng, kinds, k);
-            visits.insert(f, if left { seen + 1 } else { u32::MAX });
-            batch.extend(fresh);
+            // the neighbours of a few members at once (the moves within a device take
+            // time to build), then sampled in order, as one by one
+            let found: Vec<[Vec<Genome>; 3]> = (chunk.par_iter())
+                .map(|&(_, f)| neighbours(self, &self.points[f].genome))
+                .collect();
+            for (&(seen, f), kinds) in chunk.iter().zip(found) {
+                if batch.len() >= n {
+                    break;
+                }
+                let kinds = kinds.map(|k| {
+                    k.into_iter()
+                        .filter(|nb| !self.cache.contains_key(nb))
+                        .collect()
+                });
+                let k = refine_sample(self.points[f].genome.units.len());
+                let (fresh, left) = sample_kinds(&mut self.rng, kinds, k);
+                visits.insert(f, if left { seen + 1 } else { u32::MAX });
+                batch.extend(fresh);
+            }
         }
         batch
     }
@@ -494,15 +507,17 @@ fn sample_kinds(rng: &mut Rng, mut kinds: [Vec<Genome>; 3], k: usize) -> (Vec<Ge
 }
 
 /// The most neighbours a refinement visit evaluates for a member of `segments` segments:
-/// [`REFINE_SAMPLE`], in proportion smaller beyond [`REFINE_FULL_SAMPLE_SEGMENTS`] segments
-/// (at least [`REFINE_SAMPLE_MIN`]): a mapping takes about the square of its segments to
-/// simulate (its saturated run has frames in proportion to its segments), so that a visit
-/// to a long pipeline costs about as much as one to a short one, not ten times more.
+/// [`REFINE_SAMPLE`], smaller with the square of the segments beyond
+/// [`REFINE_FULL_SAMPLE_SEGMENTS`] (at least [`REFINE_SAMPLE_MIN`]): a mapping takes about
+/// the square of its segments to simulate (its saturated run has frames in proportion to
+/// its segments), so that a visit to a long pipeline costs about as much as one to a short
+/// one.
 fn refine_sample(segments: usize) -> usize {
     if segments <= REFINE_FULL_SAMPLE_SEGMENTS {
         return REFINE_SAMPLE;
     }
-    (REFINE_SAMPLE * REFINE_FULL_SAMPLE_SEGMENTS / segments).max(REFINE_SAMPLE_MIN)
+    let full = REFINE_FULL_SAMPLE_SEGMENTS * REFINE_FULL_SAMPLE_SEGMENTS;
+    (REFINE_SAMPLE * full / (segments * segments)).max(REFINE_SAMPLE_MIN)
 }
 
 /// Probability that a unit variation of `stage` is a unit-selection move.
@@ -600,9 +615,11 @@ mod tests {
     fn long_members_get_samples_smaller_in_proportion() {
         assert_eq!(refine_sample(1), REFINE_SAMPLE);
         assert_eq!(refine_sample(REFINE_FULL_SAMPLE_SEGMENTS), REFINE_SAMPLE);
+        // a visit to a member of twice the segments costs about as much: a quarter of
+        // the neighbours, each four times as long to simulate
         assert_eq!(
             refine_sample(2 * REFINE_FULL_SAMPLE_SEGMENTS),
-            REFINE_SAMPLE / 2
+            REFINE_SAMPLE / 4
         );
         assert_eq!(refine_sample(1000), REFINE_SAMPLE_MIN);
     }

@@ -39,6 +39,8 @@ pub(crate) struct SegmentTimes {
     cross: Vec<u64>,
     /// Device of each unit.
     device: Vec<usize>,
+    /// Power of each unit above idle while busy [W].
+    busy_w: Vec<f64>,
     /// `route[a][b]`: (bytes/ns at the narrowest link, latency [ns]) from device `a` to `b`
     /// (`None`: no route).
     route: Vec<Vec<Option<(f64, u64)>>>,
@@ -69,6 +71,7 @@ impl SegmentTimes {
             overhead: prep.run_overhead_ns.clone(),
             cross: crossing_bytes(prep),
             device: prep.platform.units.iter().map(|u| u.device).collect(),
+            busy_w: prep.platform.units.iter().map(|u| u.busy_w).collect(),
             route,
         }
     }
@@ -88,6 +91,11 @@ impl SegmentTimes {
     /// The device of unit `u`.
     pub(crate) fn device(&self, u: u16) -> usize {
         self.device[u as usize]
+    }
+
+    /// Power of unit `u` above idle while busy [W].
+    pub(crate) fn busy_w(&self, u: u16) -> f64 {
+        self.busy_w[u as usize]
     }
 
     /// Run overhead of unit `u` (once per segment) [ns].
@@ -206,9 +214,19 @@ impl SegmentTimes {
             prefix,
             overhead,
             cross: vec![1; rows[0].len() + 1],
+            busy_w: vec![1.0; device.len()],
             device,
             route: vec![vec![Some((1.0, 0)); devices]; devices],
         }
+    }
+}
+
+#[cfg(test)]
+impl SegmentTimes {
+    /// These times with the busy power of each unit `busy_w` [W] (for tests).
+    pub(crate) fn with_busy_w(mut self, busy_w: Vec<f64>) -> Self {
+        self.busy_w = busy_w;
+        self
     }
 }
 

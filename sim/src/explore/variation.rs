@@ -277,7 +277,8 @@ impl Search<'_> {
 /// Local neighbours of a genome (refinement), by kind, each in a fixed order: boundary
 /// moves, unit moves (swaps and moves to other units), and moves within a device (a
 /// segment's first or last layer, or one of its halves, on another unit of its device; a
-/// device's layers, or every device's, interleaved over its units: [`interleaved`]).
+/// device's layers, or every device's, interleaved over its units, or every device's
+/// moved to the units that spend the least energy on them: [`interleaved`]).
 pub(crate) fn neighbours(s: &Search, g: &Genome) -> [Vec<Genome>; 3] {
     let fit = |all: Vec<Genome>| -> Vec<Genome> {
         (all.into_iter())
