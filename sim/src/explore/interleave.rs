@@ -132,9 +132,10 @@ impl<'a> Interleaving<'a> {
     }
 }
 
-/// The largest estimated load of a unit under `assign`: its layers' times plus its run
-/// overhead per segment [ns] (core sets of one CPU counted apart, links left out).
-fn busiest_load(times: &SegmentTimes, assign: &[usize]) -> u64 {
+/// The estimated load of each unit under `assign` (indexed by unit, up to the highest one
+/// used): its layers' times plus its run overhead per segment [ns] (core sets of one CPU
+/// counted apart, links left out).
+fn unit_loads(times: &SegmentTimes, assign: &[usize]) -> Vec<u64> {
     let mut load: Vec<u64> = Vec::new();
     for (l, &u) in assign.iter().enumerate() {
         if load.len() <= u {
@@ -145,7 +146,12 @@ fn busiest_load(times: &SegmentTimes, assign: &[usize]) -> u64 {
             load[u] += times.overhead(u as u16);
         }
     }
-    load.into_iter().max().unwrap_or(0)
+    load
+}
+
+/// The largest estimated load of a unit under `assign` ([`unit_loads`]).
+fn busiest_load(times: &SegmentTimes, assign: &[usize]) -> u64 {
+    unit_loads(times, assign).into_iter().max().unwrap_or(0)
 }
 
 /// `assign` with the layers of each group's device moved, one at a time, to another unit
@@ -168,6 +174,7 @@ fn frugal_devices(
             return a;
         }
         let mut b = Balance::new(times, max_segments, a, group);
+        b.count();
         for _ in 0..2 * mine.len() {
             let Some((l, v)) = b.cheapest_move(&mine, bound) else {
                 break;
@@ -291,23 +298,21 @@ struct Balance<'a> {
 }
 
 impl<'a> Balance<'a> {
-    /// The state of `assign`, its loads and segments counted.
+    /// The state of `assign`, its loads and segments not yet counted ([`Self::count`]).
     fn new(
         times: &'a SegmentTimes,
         max_segments: usize,
         assign: Vec<usize>,
         group: &'a [u16],
     ) -> Self {
-        let mut b = Balance {
+        Balance {
             times,
             limit: max_segments as i64,
             assign,
             group,
             load: vec![0; group.len()],
             segments: 0,
-        };
-        b.count();
-        b
+        }
     }
 
     /// Layer `l` on the unit of the group that runs it fastest, or on the previous layer's
@@ -340,16 +345,10 @@ impl<'a> Balance<'a> {
     /// Loads of the units of the group and segments in all, from the assignment.
     fn count(&mut self) {
         let a = &self.assign;
-        let starts = |l: usize| l == 0 || a[l] != a[l - 1];
-        self.segments = (0..a.len()).filter(|&l| starts(l)).count() as i64;
+        self.segments = (0..a.len()).filter(|&l| l == 0 || a[l] != a[l - 1]).count() as i64;
+        let loads = unit_loads(self.times, a);
         for (i, &u) in self.group.iter().enumerate() {
-            let on = |l: &usize| a[*l] == u as usize;
-            let layers: u64 = (0..a.len())
-                .filter(on)
-                .map(|l| self.times.layer(u, l))
-                .sum();
-            let runs = (0..a.len()).filter(on).filter(|&l| starts(l)).count() as u64;
-            self.load[i] = layers + self.times.overhead(u) * runs;
+            self.load[i] = loads.get(u as usize).copied().unwrap_or(0);
         }
     }
 

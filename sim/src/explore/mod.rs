@@ -106,14 +106,15 @@
 //!    the CPU beside it; or the partition cut where its halves take about the same
 //!    estimated time, one half on another unit of its device: a pipeline of the GPU and CPU
 //!    cores of one board; or a device's layers, or every device's, interleaved over its
-//!    units, or made frugal, as the seeds of stage 2 are). A visit evaluates a sample of at most [`tuning::REFINE_SAMPLE`]
-//!    untried neighbours, taken from the kinds in turn (the few within-device moves are
-//!    drawn as often as the many unit moves), smaller with the square of the segments for a
-//!    member of more than [`tuning::REFINE_FULL_SAMPLE_SEGMENTS`] segments (at least
+//!    units, or made frugal, as the seeds of stage 2 are). A visit evaluates a sample of
+//!    at most [`tuning::REFINE_SAMPLE`] untried neighbours, taken from the kinds in turn
+//!    (the few within-device moves are drawn as often as the many unit moves), smaller
+//!    with the square of the segments for a member of more than
+//!    [`tuning::REFINE_FULL_SAMPLE_SEGMENTS`] segments (at least
 //!    [`tuning::REFINE_SAMPLE_MIN`]): a saturated run has frames in proportion to the
 //!    segments, so a mapping takes about the square of its segments to simulate, and a
-//!    visit costs about the same whatever the member's length. Members
-//!    visited least often go first, and among those the ones that alone dominate the most
+//!    visit costs about the same whatever the member's length. Members visited least
+//!    often go first, and among those the ones that alone dominate the most
 //!    (exclusive hypervolume, estimated from [`tuning::CONTRIBUTION_SAMPLES`] random
 //!    points, afresh for every batch: [`hv::sampled_contributions`]), then the newest: the
 //!    corners of the front and the edges of its gaps, where a better neighbour adds the

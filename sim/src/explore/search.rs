@@ -612,7 +612,7 @@ mod tests {
     }
 
     #[test]
-    fn long_members_get_samples_smaller_in_proportion() {
+    fn long_members_get_samples_smaller_with_the_square_of_their_segments() {
         assert_eq!(refine_sample(1), REFINE_SAMPLE);
         assert_eq!(refine_sample(REFINE_FULL_SAMPLE_SEGMENTS), REFINE_SAMPLE);
         // a visit to a member of twice the segments costs about as much: a quarter of

@@ -456,10 +456,9 @@ impl Search<'_> {
     /// least busy energy on the whole model, for the sizes of [`seed_sizes`].
     pub(crate) fn selection_seeds(&self) -> Vec<Genome> {
         let most = self.space.whole.len().min(self.space.max_segments);
-        let units = &self.prep.platform.units;
         let mut frugal = self.by_speed.clone();
         frugal.sort_by(|&a, &b| {
-            let e = |u: u16| self.times.whole(u) as f64 * units[u as usize].busy_w;
+            let e = |u: u16| self.times.whole(u) as f64 * self.times.busy_w(u);
             e(a).total_cmp(&e(b)).then(a.cmp(&b))
         });
         let mut orders: Vec<Vec<u16>> = Vec::new();
