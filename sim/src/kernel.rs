@@ -1,6 +1,7 @@
-//! Discrete-event kernel: integer time, a reproducible event queue with cancellation, a
-//! seeded random number generator and clocks. It knows nothing about hosts, links or
-//! models; the resource models and the engine are built on top of it.
+//! Discrete-event kernel: integer time, a reproducible event queue with cancellation and
+//! timers (one pending event each, moved at will), a seeded random number generator and
+//! clocks. It knows nothing about hosts, links or models; the resource models and the
+//! engine are built on top of it.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -12,12 +13,21 @@ pub type Time = u64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EventId(u64);
 
+/// Handle of a timer of an [`EventQueue`]: a slot that holds at most one pending event,
+/// replaced each time it is set (a completion that moves whenever rates change). Timers
+/// skip the heap: setting one costs no push, and the event it replaces leaves nothing
+/// behind to pop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerId(usize);
+
 /// A queue of timed events. Events pop in `(time, sequence)` order, where the sequence
-/// number is the order of scheduling, so events at the same instant are delivered in the
-/// order they were scheduled on every run and every machine.
+/// number is the order of scheduling (or of setting a timer), so events at the same instant
+/// are delivered in the order they were scheduled on every run and every machine.
 #[derive(Debug)]
 pub struct EventQueue<E> {
     heap: BinaryHeap<Reverse<(Time, u64)>>,
+    // the pending event of each timer: (time, sequence, event)
+    timers: Vec<Option<(Time, u64, E)>>,
     // Payloads indexed by `seq - base`; `None` once popped or cancelled. Sequence numbers
     // grow monotonically so a deque-like vector with a moving base stays compact.
     payloads: std::collections::VecDeque<Option<E>>,
@@ -37,6 +47,7 @@ impl<E> EventQueue<E> {
     pub fn new() -> Self {
         EventQueue {
             heap: BinaryHeap::new(),
+            timers: Vec::new(),
             payloads: std::collections::VecDeque::new(),
             base: 0,
             next_seq: 0,
@@ -44,9 +55,11 @@ impl<E> EventQueue<E> {
         }
     }
 
-    /// Empties the queue and resets time to 0, keeping allocations.
+    /// Empties the queue (timers stay registered, with nothing pending) and resets time to
+    /// 0, keeping allocations.
     pub fn clear(&mut self) {
         self.heap.clear();
+        self.timers.iter_mut().for_each(|t| *t = None);
         self.payloads.clear();
         self.base = 0;
         self.next_seq = 0;
@@ -84,9 +97,30 @@ impl<E> EventQueue<E> {
         }
     }
 
-    /// The time of the next pending event, without popping it (cancelled events at the head
-    /// are dropped on the way).
-    pub fn peek_time(&mut self) -> Option<Time> {
+    /// A new timer, with nothing pending.
+    pub fn timer(&mut self) -> TimerId {
+        self.timers.push(None);
+        TimerId(self.timers.len() - 1)
+    }
+
+    /// Sets timer `t` to deliver `event` at `at` (clamped to now), in place of what it held:
+    /// the same order as cancelling that and scheduling this.
+    pub fn set_timer(&mut self, t: TimerId, at: Time, event: E) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        // every sequence number has its payload slot (heap events find theirs by it)
+        self.payloads.push_back(None);
+        self.timers[t.0] = Some((at.max(self.now), seq, event));
+    }
+
+    /// Timer `t` holds nothing pending.
+    pub fn stop_timer(&mut self, t: TimerId) {
+        self.timers[t.0] = None;
+    }
+
+    /// The `(time, sequence)` of the next pending event in the heap (cancelled events at
+    /// the head are dropped on the way).
+    fn heap_head(&mut self) -> Option<(Time, u64)> {
         while let Some(&Reverse((t, seq))) = self.heap.peek() {
             let live = seq >= self.base
                 && self
@@ -94,37 +128,51 @@ impl<E> EventQueue<E> {
                     .get((seq - self.base) as usize)
                     .is_some_and(Option::is_some);
             if live {
-                return Some(t);
+                return Some((t, seq));
             }
             self.heap.pop();
         }
         None
     }
 
+    /// The timer whose event is due first, with its `(time, sequence)`.
+    fn first_timer(&self) -> Option<(usize, (Time, u64))> {
+        (self.timers.iter().enumerate())
+            .filter_map(|(i, t)| t.as_ref().map(|&(at, seq, _)| (i, (at, seq))))
+            .min_by_key(|&(_, key)| key)
+    }
+
+    /// The time of the next pending event, without popping it.
+    pub fn peek_time(&mut self) -> Option<Time> {
+        let heap = self.heap_head();
+        let timer = self.first_timer().map(|(_, key)| key);
+        [heap, timer].into_iter().flatten().min().map(|(t, _)| t)
+    }
+
     /// Pops the next pending event, advancing time to it.
     pub fn pop(&mut self) -> Option<(Time, E)> {
-        while let Some(Reverse((t, seq))) = self.heap.pop() {
-            if seq < self.base {
-                continue; // cancelled, and its slot already trimmed
-            }
-            let idx = (seq - self.base) as usize;
-            let payload = self.payloads[idx].take();
-            // Drop the consumed prefix so the payload store does not grow without bound.
-            while let Some(None) = self.payloads.front() {
-                self.payloads.pop_front();
-                self.base += 1;
-            }
-            if let Some(e) = payload {
+        let heap = self.heap_head();
+        if let Some((i, key)) = self.first_timer() {
+            if heap.is_none_or(|h| key < h) {
+                let (t, _, e) = self.timers[i].take().expect("a pending timer");
                 self.now = t;
                 return Some((t, e));
             }
         }
-        None
+        let Reverse((t, seq)) = self.heap.pop()?;
+        let payload = self.payloads[(seq - self.base) as usize].take();
+        // Drop the consumed prefix so the payload store does not grow without bound.
+        while let Some(None) = self.payloads.front() {
+            self.payloads.pop_front();
+            self.base += 1;
+        }
+        self.now = t;
+        payload.map(|e| (t, e))
     }
 
     /// Whether no event is pending (cancelled events excepted lazily).
     pub fn is_empty(&self) -> bool {
-        self.payloads.iter().all(|p| p.is_none())
+        self.payloads.iter().all(|p| p.is_none()) && self.timers.iter().all(Option::is_none)
     }
 }
 
@@ -264,6 +312,27 @@ mod tests {
         q.schedule(25, "c");
         assert_eq!(q.pop(), Some((25, "c")));
         assert_eq!(q.pop(), Some((30, "b")));
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn a_timer_holds_its_last_setting_in_schedule_order() {
+        let mut q = EventQueue::new();
+        let t = q.timer();
+        q.set_timer(t, 10, "first setting, replaced");
+        q.schedule(10, "a");
+        q.set_timer(t, 10, "t");
+        q.schedule(10, "b");
+        q.schedule(5, "early");
+        assert_eq!(q.peek_time(), Some(5));
+        let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(order, vec![(5, "early"), (10, "a"), (10, "t"), (10, "b")]);
+        assert!(q.is_empty());
+        q.set_timer(t, 3, "in the past");
+        assert_eq!(q.pop(), Some((10, "in the past")), "clamped to now");
+        q.set_timer(t, 20, "stopped");
+        q.stop_timer(t);
+        assert!(q.is_empty());
         assert_eq!(q.pop(), None);
     }
 

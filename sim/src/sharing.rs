@@ -119,12 +119,11 @@ impl<'r> MaxMinSharing<'r> {
     /// Re-solves the rates and the next completion time ([`Self::schedule_next`]).
     fn reshare(&mut self, now: Time) {
         if !self.flows.is_empty() {
-            max_min_rates(
-                &self.capacity,
-                &self.routes,
-                &mut self.rates,
-                &mut self.scratch,
-            );
+            let flows = Flows {
+                routes: &self.routes,
+                users: &self.users,
+            };
+            max_min_rates_of(&self.capacity, flows, &mut self.rates, &mut self.scratch);
             for (fl, &r) in self.flows.iter_mut().zip(&self.rates) {
                 fl.rate = r;
             }
@@ -261,8 +260,40 @@ pub fn max_min_rates(
     rates: &mut Vec<f64>,
     scratch: &mut MaxMinScratch,
 ) {
+    let users = users_of(capacity.len(), flows);
+    let flows = Flows {
+        routes: flows,
+        users: &users,
+    };
+    max_min_rates_of(capacity, flows, rates, scratch);
+}
+
+/// How many of `flows` cross each of `resources` resources.
+fn users_of(resources: usize, flows: &[&[usize]]) -> Vec<u32> {
+    let mut users = vec![0u32; resources];
+    for &r in flows.iter().flat_map(|f| f.iter()) {
+        users[r] += 1;
+    }
+    users
+}
+
+/// Flows and how many of them cross each resource (a route that crosses a resource twice
+/// counts twice).
+#[derive(Clone, Copy)]
+struct Flows<'f, 'r> {
+    routes: &'f [&'r [usize]],
+    users: &'f [u32],
+}
+
+/// [`max_min_rates`] of flows already counted on their resources.
+fn max_min_rates_of(
+    capacity: &[f64],
+    flows: Flows<'_, '_>,
+    rates: &mut Vec<f64>,
+    scratch: &mut MaxMinScratch,
+) {
     rates.clear();
-    if let [route] = flows {
+    if let [route] = flows.routes {
         // one flow: its narrowest resource (the common case of a job or a transfer alone)
         rates.push(narrowest(capacity, route));
         return;
@@ -270,7 +301,7 @@ pub fn max_min_rates(
     if scratch.all_alone(capacity, flows, rates) {
         return;
     }
-    progressive_filling(capacity, flows, rates, scratch);
+    progressive_filling(capacity, flows.routes, rates, scratch);
 }
 
 /// [`max_min_rates`] step by step: the most constrained resource (the smallest equal share
@@ -327,6 +358,9 @@ pub struct MaxMinScratch {
     /// The resources some flow crosses (the only ones a share is computed for); ascending
     /// during progressive filling.
     touched: Vec<usize>,
+    /// `stamp[r] == epoch`: `remaining[r]` was set in this call of `all_alone`.
+    stamp: Vec<u64>,
+    epoch: u64,
 }
 
 impl MaxMinScratch {
@@ -358,19 +392,28 @@ impl MaxMinScratch {
     /// capacity, by a margin of [`ALONE_MARGIN`]), writes those rates into `rates` and
     /// returns true; progressive filling would give each flow exactly that (the most
     /// constrained resource is always a flow's own narrowest one, crossed by it alone), so
-    /// this only skips its steps.
-    fn all_alone(&mut self, capacity: &[f64], flows: &[&[usize]], rates: &mut Vec<f64>) -> bool {
-        self.reset(capacity, flows);
-        for f in flows {
+    /// this only skips its steps. Only the shared resources are written, each set to its
+    /// capacity at its first flow of this call (`stamp`).
+    fn all_alone(&mut self, capacity: &[f64], flows: Flows<'_, '_>, rates: &mut Vec<f64>) -> bool {
+        if self.stamp.len() < capacity.len() {
+            self.stamp.resize(capacity.len(), 0);
+            self.remaining.resize(capacity.len(), 0.0);
+        }
+        self.epoch += 1;
+        let shared = |r: usize| flows.users[r] >= 2;
+        for f in flows.routes {
             let rate = narrowest(capacity, f);
             rates.push(rate);
-            for &r in f.iter() {
+            for &r in f.iter().filter(|&&r| shared(r)) {
+                if self.stamp[r] != self.epoch {
+                    self.stamp[r] = self.epoch;
+                    self.remaining[r] = capacity[r];
+                }
                 self.remaining[r] -= rate;
             }
         }
-        let fits =
-            |&r: &usize| self.count[r] < 2 || self.remaining[r] >= capacity[r] * ALONE_MARGIN;
-        self.touched.iter().all(fits) && rates.iter().all(|r| r.is_finite())
+        let fits = |&r: &usize| !shared(r) || self.remaining[r] >= capacity[r] * ALONE_MARGIN;
+        (flows.routes.iter()).all(|f| f.iter().all(fits)) && rates.iter().all(|r| r.is_finite())
     }
 
     /// The resource whose equal share is the smallest, and that share. It fixes the rate of
@@ -441,7 +484,12 @@ mod tests {
                 .collect();
             let flows: Vec<&[usize]> = routes.iter().map(|r| r.as_slice()).collect();
             let (mut fast, mut slow) = (Vec::new(), Vec::new());
-            alone += usize::from(scratch.all_alone(&cap, &flows, &mut fast));
+            let users = users_of(cap.len(), &flows);
+            let counted = Flows {
+                routes: &flows,
+                users: &users,
+            };
+            alone += usize::from(scratch.all_alone(&cap, counted, &mut fast));
             max_min_rates(&cap, &flows, &mut fast, &mut scratch);
             progressive_filling(&cap, &flows, &mut slow, &mut MaxMinScratch::default());
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();

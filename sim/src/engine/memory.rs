@@ -6,7 +6,7 @@
 //! memory-bound jobs on one bandwidth take twice as long; compute-bound jobs whose limits
 //! add up to less than the bandwidth do not slow each other down.
 
-use crate::kernel::{EventId, Time};
+use crate::kernel::{Time, TimerId};
 use crate::network::MemorySystem;
 use crate::platform::Platform;
 use crate::sharing::{MaxMinSharing, SharingModel};
@@ -19,18 +19,18 @@ pub(super) struct Memory<'a> {
     routes: &'a [[usize; 3]],
     /// Per device: whether its jobs go through the sharing model.
     contended: Vec<bool>,
-    /// The pending completion event of the sharing model.
-    pub(super) event: Option<EventId>,
+    /// The timer of the sharing model's next completion (MemDone).
+    pub(super) timer: TimerId,
     pub(super) drained: Vec<u64>,
 }
 
 impl<'a> Memory<'a> {
-    pub(super) fn new(p: &Platform, mem: &'a MemorySystem, plan: &SimPlan) -> Self {
+    pub(super) fn new(p: &Platform, mem: &'a MemorySystem, plan: &SimPlan, timer: TimerId) -> Self {
         Memory {
             sharing: MaxMinSharing::new(mem.capacity.clone()),
             routes: &mem.routes,
             contended: contended_devices(p, plan),
-            event: None,
+            timer,
             drained: Vec::new(),
         }
     }

@@ -37,7 +37,7 @@ pub use outcome::{JobRecord, Outcome, TransferRecord};
 pub use plan::{SimConn, SimPart, SimPlan, Window, Workload, DEFAULT_WINDOW};
 
 use crate::error::SimError;
-use crate::kernel::{Clock, EventId, EventQueue, Time};
+use crate::kernel::{Clock, EventQueue, Time, TimerId};
 use crate::network::{Network, Route};
 use crate::platform::Platform;
 use crate::sharing::{MaxMinSharing, SharingModel};
@@ -178,7 +178,8 @@ pub struct Engine<'a, S: SharingModel<'a> = MaxMinSharing<'a>> {
     conns: Conns<'a>,
     links: Links,
     sharing: S,
-    flow_event: Option<EventId>,
+    // the sharing model's next completion (FlowDone)
+    flow_timer: TimerId,
     // (connection, frame) deliveries still to process after an event
     deliveries: Vec<(u32, u32)>,
     drained: Vec<u64>,
@@ -215,21 +216,23 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
         let p = target.platform;
         let np = plan.parts.len();
         let admission = Admission::new(&target.workload, np);
+        let mut queue = EventQueue::new();
+        let (flow_timer, memory_timer) = (queue.timer(), queue.timer());
         let mut engine = Engine {
             target,
             plan,
             record,
-            queue: EventQueue::new(),
+            queue,
             pending: Vec::new(),
             units: Units::new(p, plan),
-            memory: Memory::new(p, &target.network.memory, plan),
+            memory: Memory::new(p, &target.network.memory, plan, memory_timer),
             conns: Conns::new(target, plan)?,
             links: Links {
                 active: vec![0; p.links.len()],
                 since: vec![0; p.links.len()],
             },
             sharing,
-            flow_event: None,
+            flow_timer,
             deliveries: Vec::new(),
             drained: Vec::new(),
             out: Outcome::sized(
@@ -425,7 +428,6 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
 
     /// Memory completion: the jobs that drained end.
     fn on_mem_done(&mut self, now: Time) {
-        self.memory.event = None;
         let done = self.memory.finish_due(now);
         for &u in &done {
             self.on_job_done(u as usize, now);
@@ -436,11 +438,9 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
 
     /// The memory system's completion event moves to its next completion.
     fn reshare_memory(&mut self) {
-        if let Some(id) = self.memory.event.take() {
-            self.queue.cancel(id);
-        }
-        if let Some(at) = self.memory.next_completion() {
-            self.memory.event = Some(self.queue.schedule(at, Event::MemDone));
+        match self.memory.next_completion() {
+            Some(at) => self.queue.set_timer(self.memory.timer, at, Event::MemDone),
+            None => self.queue.stop_timer(self.memory.timer),
         }
     }
 
@@ -551,7 +551,6 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
 
     /// Flow finish: the flows that drained by `now` are delivered.
     fn on_flow_done(&mut self, now: Time) {
-        self.flow_event = None;
         self.sharing.advance(now);
         let mut drained = std::mem::take(&mut self.drained);
         drained.clear();
@@ -568,11 +567,9 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
     /// Re-share: the sharing model's rates changed; the flow-completion event moves to its
     /// next completion.
     fn reshare(&mut self) {
-        if let Some(id) = self.flow_event.take() {
-            self.queue.cancel(id);
-        }
-        if let Some(at) = self.sharing.next_completion() {
-            self.flow_event = Some(self.queue.schedule(at, Event::FlowDone));
+        match self.sharing.next_completion() {
+            Some(at) => self.queue.set_timer(self.flow_timer, at, Event::FlowDone),
+            None => self.queue.stop_timer(self.flow_timer),
         }
     }
 

@@ -107,14 +107,19 @@
 //!    estimated time, one half on another unit of its device: a pipeline of the GPU and CPU
 //!    cores of one board; or a device's layers, or every device's, interleaved over its
 //!    units, or made frugal, as the seeds of stage 2 are). A visit evaluates a sample of
-//!    at most [`tuning::REFINE_SAMPLE`] untried neighbours, taken from the kinds in turn
-//!    (the few within-device moves are drawn as often as the many unit moves), smaller
-//!    with the square of the segments for a member of more than
-//!    [`tuning::REFINE_FULL_SAMPLE_SEGMENTS`] segments (at least
-//!    [`tuning::REFINE_SAMPLE_MIN`]): a saturated run has frames in proportion to the
-//!    segments, so a mapping takes about the square of its segments to simulate, and a
-//!    visit costs about the same whatever the member's length. Members visited least
-//!    often go first, and among those the ones that alone dominate the most
+//!    at most [`tuning::REFINE_SAMPLE`] untried neighbours, smaller with the square of the
+//!    segments for a member of more than [`tuning::REFINE_FULL_SAMPLE_SEGMENTS`] segments
+//!    (at least [`tuning::REFINE_SAMPLE_MIN`]): a saturated run has frames in proportion
+//!    to the segments, so a mapping takes about the square of its segments to simulate,
+//!    and a visit costs about the same whatever the member's length. Half of the sample
+//!    (rounded up) comes from the neighbours whose estimated objectives the member's
+//!    estimate does not dominate (`screen.rs`: segment times, transfers, busy and idle
+//!    power, weights per device, in microseconds where a simulation takes milliseconds;
+//!    the others are likely dominated by the member), the rest from all those left (the
+//!    estimate misses contention, parallel branches and activations: a search that only
+//!    believed it did worse on yolov3_tiny); each part is taken from the kinds in turn
+//!    (the few within-device moves are drawn as often as the many unit moves). Members
+//!    visited least often go first, and among those the ones that alone dominate the most
 //!    (exclusive hypervolume, estimated from [`tuning::CONTRIBUTION_SAMPLES`] random
 //!    points, afresh for every batch: [`hv::sampled_contributions`]), then the newest: the
 //!    corners of the front and the edges of its gaps, where a better neighbour adds the
@@ -176,6 +181,7 @@ pub mod hv;
 mod interleave;
 mod nsga;
 pub mod output;
+mod screen;
 mod search;
 pub mod selection;
 mod variation;

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use super::hv::sampled_contributions;
 use super::interleave::interleaved_together;
 use super::nsga::{dominates, select, sort_front, tournament};
+use super::screen::Screen;
 use super::selection::SegmentTimes;
 use super::tuning::{
     BASELINE_SHARE_PCT, CONTRIBUTION_SAMPLES, CORE_RATE_ALLOCATION, CORE_RATE_INITIAL,
@@ -39,6 +40,8 @@ pub(crate) struct Search<'a> {
     pub(crate) rng: Rng,
     /// Estimated segment times, for unit selection.
     pub(crate) times: SegmentTimes,
+    /// Estimated objectives, for refinement's order of neighbours.
+    screen: Screen,
     /// The whole units of the space, fastest first (whole model alone; ties by index).
     pub(crate) by_speed: Vec<u16>,
 }
@@ -115,6 +118,7 @@ impl<'a> Search<'a> {
             archive: Vec::new(),
             rng: Rng::new(seed),
             times,
+            screen: Screen::new(prep),
             by_speed,
         }
     }
@@ -392,12 +396,29 @@ impl Search<'_> {
                         .collect()
                 });
                 let k = refine_sample(self.points[f].genome.units.len());
-                let (fresh, left) = sample_kinds(&mut self.rng, kinds, k);
+                let (promising, rest) = self.screened(&self.points[f].genome, kinds);
+                let (fresh, left) = screened_sample(&mut self.rng, promising, rest, k);
                 visits.insert(f, if left { seen + 1 } else { u32::MAX });
                 batch.extend(fresh);
             }
         }
         batch
+    }
+
+    /// `kinds` split into the neighbours whose estimated objectives ([`Screen`]) those of
+    /// `member` do not dominate and the others.
+    fn screened(
+        &self,
+        member: &Genome,
+        kinds: [Vec<Genome>; 3],
+    ) -> ([Vec<Genome>; 3], [Vec<Genome>; 3]) {
+        let own = self.screen.estimate(&self.times, member);
+        let split = |kind: Vec<Genome>| -> (Vec<Genome>, Vec<Genome>) {
+            let estimate = |nb: &Genome| self.screen.estimate(&self.times, nb);
+            (kind.into_iter()).partition(|nb| !dominates(&own, &estimate(nb)))
+        };
+        let [a, b, c] = kinds.map(split);
+        ([a.0, b.0, c.0], [a.1, b.1, c.1])
     }
 
     /// One NSGA-II generation of `n` offspring: binary tournaments on (rank, crowding),
@@ -488,22 +509,41 @@ fn visit_order(front: &[usize], hv: &[u32], visits: &HashMap<usize, u32>) -> Vec
     order.into_iter().map(|(seen, _, f)| (seen, f)).collect()
 }
 
-/// At most `k` of `kinds` (each kind shuffled, then one of each taken in turn, so that a
-/// kind of few moves is sampled as often as one of many); and whether some were left out.
-fn sample_kinds(rng: &mut Rng, mut kinds: [Vec<Genome>; 3], k: usize) -> (Vec<Genome>, bool) {
+/// At most `k` of `kinds`, taken out of them (each kind shuffled, then one of each taken
+/// in turn, so that a kind of few moves is sampled as often as one of many).
+fn take_kinds(rng: &mut Rng, kinds: &mut [Vec<Genome>; 3], k: usize) -> Vec<Genome> {
     let total: usize = kinds.iter().map(Vec::len).sum();
-    for kind in &mut kinds {
+    for kind in kinds.iter_mut() {
         rng.shuffle(kind);
     }
     let mut out = Vec::with_capacity(total.min(k));
     while out.len() < total.min(k) {
-        for kind in &mut kinds {
+        for kind in kinds.iter_mut() {
             if out.len() < k {
                 out.extend(kind.pop());
             }
         }
     }
-    (out, total > k)
+    out
+}
+
+/// A visit's sample of at most `k` neighbours: up to half of it (rounded up) from the
+/// `promising` ones ([`Search::screened`]), the rest from all the neighbours still left,
+/// promising or not (the estimate misses what contention, parallel branches and
+/// activations do), each part taken as [`take_kinds`] does; and whether some were left
+/// out.
+fn screened_sample(
+    rng: &mut Rng,
+    mut promising: [Vec<Genome>; 3],
+    mut rest: [Vec<Genome>; 3],
+    k: usize,
+) -> (Vec<Genome>, bool) {
+    let mut out = take_kinds(rng, &mut promising, k.div_ceil(2));
+    for (kind, more) in rest.iter_mut().zip(promising) {
+        kind.extend(more);
+    }
+    out.extend(take_kinds(rng, &mut rest, k - out.len()));
+    (out, rest.iter().any(|kind| !kind.is_empty()))
 }
 
 /// The most neighbours a refinement visit evaluates for a member of `segments` segments:
@@ -591,9 +631,9 @@ mod tests {
     #[test]
     fn a_sample_takes_as_many_of_a_small_kind_as_of_a_large_one() {
         let mut rng = Rng::new(3);
-        let kinds = [genomes(0, 100), genomes(10, 2), genomes(20, 30)];
-        let (out, left) = sample_kinds(&mut rng, kinds, 12);
-        assert!(left);
+        let mut kinds = [genomes(0, 100), genomes(10, 2), genomes(20, 30)];
+        let out = take_kinds(&mut rng, &mut kinds, 12);
+        assert_eq!(kinds.iter().map(Vec::len).sum::<usize>(), 132 - 12);
         let of = |tag: u16| out.iter().filter(|g| g.units[0] == tag).count();
         assert_eq!((of(0), of(10), of(20)), (5, 2, 5));
         let mut unique = out.clone();
@@ -628,8 +668,33 @@ mod tests {
     fn a_sample_of_few_neighbours_takes_them_all() {
         let mut rng = Rng::new(3);
         let kinds = [genomes(0, 3), Vec::new(), genomes(20, 4)];
-        let (out, left) = sample_kinds(&mut rng, kinds, 12);
+        let (out, left) = screened_sample(&mut rng, kinds, Default::default(), 12);
         assert!(!left);
         assert_eq!(out.len(), 7);
+    }
+
+    #[test]
+    fn half_a_sample_is_promising_the_rest_drawn_from_all_that_is_left() {
+        let mut rng = Rng::new(5);
+        let promising = [genomes(0, 10), genomes(10, 10), Vec::new()];
+        let rest = [genomes(20, 40), Vec::new(), Vec::new()];
+        let (out, left) = screened_sample(&mut rng, promising, rest, 9);
+        assert!(left);
+        assert_eq!(out.len(), 9);
+        let from_promising = |g: &&Genome| g.units[0] < 20;
+        // the first five from the promising ones; the last four from all that is left
+        assert!(out[..5].iter().all(|g| from_promising(&g)));
+        // few promising ones: all of them first, then the others
+        let few = [genomes(0, 2), Vec::new(), Vec::new()];
+        let rest = [genomes(20, 40), Vec::new(), Vec::new()];
+        let (out, _) = screened_sample(&mut rng, few, rest, 9);
+        assert_eq!(out.len(), 9);
+        assert!(out[..2].iter().all(|g| from_promising(&g)));
+        assert!(!out[2..].iter().any(|g| from_promising(&g)));
+        // promising ones alone, when they fill the sample
+        let many = [genomes(0, 30), Vec::new(), Vec::new()];
+        let (out, left) = screened_sample(&mut rng, many, Default::default(), 4);
+        assert!(left);
+        assert_eq!(out.len(), 4);
     }
 }

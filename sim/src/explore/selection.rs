@@ -112,8 +112,13 @@ impl SegmentTimes {
         self.cross.len() - 1
     }
 
+    /// The number of units.
+    pub(crate) fn units(&self) -> usize {
+        self.prefix.len()
+    }
+
     /// Time to send what crosses cut `c` from unit `u` to unit `v` [ns].
-    fn transfer(&self, u: u16, v: u16, c: usize) -> u64 {
+    pub(crate) fn transfer(&self, u: u16, v: u16, c: usize) -> u64 {
         let (a, b) = (self.device[u as usize], self.device[v as usize]);
         if a == b || c == 0 || c >= self.layers() {
             return 0;
