@@ -103,19 +103,17 @@ impl<E> EventQueue<E> {
         TimerId(self.timers.len() - 1)
     }
 
-    /// Sets timer `t` to deliver `event` at `at` (clamped to now), in place of what it held:
-    /// the same order as cancelling that and scheduling this.
-    pub fn set_timer(&mut self, t: TimerId, at: Time, event: E) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        // every sequence number has its payload slot (heap events find theirs by it)
-        self.payloads.push_back(None);
-        self.timers[t.0] = Some((at.max(self.now), seq, event));
-    }
-
-    /// Timer `t` holds nothing pending.
-    pub fn stop_timer(&mut self, t: TimerId) {
-        self.timers[t.0] = None;
+    /// Sets timer `t` to deliver `event` at `at` (clamped to now), or, with `None`, to hold
+    /// nothing, in place of what it held: the same order as cancelling that and
+    /// scheduling this.
+    pub fn set_timer(&mut self, t: TimerId, at: Option<Time>, event: E) {
+        self.timers[t.0] = at.map(|at| {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            // every sequence number has its payload slot (heap events find theirs by it)
+            self.payloads.push_back(None);
+            (at.max(self.now), seq, event)
+        });
     }
 
     /// The `(time, sequence)` of the next pending event in the heap (cancelled events at
@@ -319,19 +317,19 @@ mod tests {
     fn a_timer_holds_its_last_setting_in_schedule_order() {
         let mut q = EventQueue::new();
         let t = q.timer();
-        q.set_timer(t, 10, "first setting, replaced");
+        q.set_timer(t, Some(10), "first setting, replaced");
         q.schedule(10, "a");
-        q.set_timer(t, 10, "t");
+        q.set_timer(t, Some(10), "t");
         q.schedule(10, "b");
         q.schedule(5, "early");
         assert_eq!(q.peek_time(), Some(5));
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
         assert_eq!(order, vec![(5, "early"), (10, "a"), (10, "t"), (10, "b")]);
         assert!(q.is_empty());
-        q.set_timer(t, 3, "in the past");
+        q.set_timer(t, Some(3), "in the past");
         assert_eq!(q.pop(), Some((10, "in the past")), "clamped to now");
-        q.set_timer(t, 20, "stopped");
-        q.stop_timer(t);
+        q.set_timer(t, Some(20), "stopped");
+        q.set_timer(t, None, "nothing");
         assert!(q.is_empty());
         assert_eq!(q.pop(), None);
     }

@@ -438,10 +438,9 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
 
     /// The memory system's completion event moves to its next completion.
     fn reshare_memory(&mut self) {
-        match self.memory.next_completion() {
-            Some(at) => self.queue.set_timer(self.memory.timer, at, Event::MemDone),
-            None => self.queue.stop_timer(self.memory.timer),
-        }
+        let next = self.memory.next_completion();
+        self.queue
+            .set_timer(self.memory.timer, next, Event::MemDone);
     }
 
     /// Job finish on unit `u`: account, complete the frame's partition, queue the
@@ -567,10 +566,8 @@ impl<'a, S: SharingModel<'a>> Engine<'a, S> {
     /// Re-share: the sharing model's rates changed; the flow-completion event moves to its
     /// next completion.
     fn reshare(&mut self) {
-        match self.sharing.next_completion() {
-            Some(at) => self.queue.set_timer(self.flow_timer, at, Event::FlowDone),
-            None => self.queue.stop_timer(self.flow_timer),
-        }
+        let next = self.sharing.next_completion();
+        self.queue.set_timer(self.flow_timer, next, Event::FlowDone);
     }
 
     /// Link accounting for a drained flow of connection `c`.

@@ -32,6 +32,13 @@ impl Genome {
         g
     }
 
+    /// Layers `(start, end)` of segment `s` in a model of `layers` layers.
+    pub(crate) fn bounds(&self, s: usize, layers: usize) -> (usize, usize) {
+        let start = if s == 0 { 0 } else { self.cuts[s - 1] as usize };
+        let end = self.cuts.get(s).map_or(layers, |&c| c as usize);
+        (start, end)
+    }
+
     /// Platform unit per layer.
     pub fn assignment(&self, layers: usize) -> Vec<usize> {
         let mut a = Vec::with_capacity(layers);

@@ -14,7 +14,7 @@
 //!
 //! Contention, activations and runtime overheads are left to the simulator.
 
-use super::selection::SegmentTimes;
+use super::selection::{prefix_sums, SegmentTimes};
 use super::Genome;
 use crate::prepared::PreparedScenario;
 
@@ -30,14 +30,9 @@ pub(crate) struct Screen {
 
 impl Screen {
     pub(crate) fn new(prep: &PreparedScenario) -> Screen {
-        let mut params = Vec::with_capacity(prep.layer_params.len() + 1);
-        params.push(0);
-        for &p in &prep.layer_params {
-            params.push(params.last().copied().unwrap_or(0) + p);
-        }
         let devices = &prep.platform.devices;
         Screen {
-            params,
+            params: prefix_sums(&prep.layer_params),
             idle_w: devices.iter().map(|d| d.idle_w).sum(),
             devices: devices.len(),
         }
@@ -51,8 +46,7 @@ impl Screen {
         let mut memory = vec![0u64; self.devices];
         let (mut latency, mut link, mut busy_nj) = (0u64, 0u64, 0.0);
         for (s, &u) in g.units.iter().enumerate() {
-            let a = if s == 0 { 0 } else { g.cuts[s - 1] as usize };
-            let b = g.cuts.get(s).map_or(layers, |&c| c as usize);
+            let (a, b) = g.bounds(s, layers);
             let t = times.time(u, a, b);
             if s > 0 {
                 let x = times.transfer(g.units[s - 1], u, a);

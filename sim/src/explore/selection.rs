@@ -48,16 +48,7 @@ pub(crate) struct SegmentTimes {
 
 impl SegmentTimes {
     pub(crate) fn new(prep: &PreparedScenario) -> SegmentTimes {
-        let prefix = (prep.layer_ns.iter())
-            .map(|row| {
-                let mut p = Vec::with_capacity(row.len() + 1);
-                p.push(0u64);
-                for &t in row {
-                    p.push(p.last().expect("non-empty").saturating_add(t));
-                }
-                p
-            })
-            .collect();
+        let prefix = prep.layer_ns.iter().map(|row| prefix_sums(row)).collect();
         let nd = prep.platform.devices.len();
         let route = (0..nd)
             .map(|a| {
@@ -205,15 +196,7 @@ impl SegmentTimes {
     /// Layer times per unit (`rows[u][l]`), the device and run overhead of each unit, links
     /// of 1 byte/ns between all devices and 1 byte crossing every cut (for tests).
     pub(crate) fn from_rows(rows: &[&[u64]], device: Vec<usize>, overhead: Vec<u64>) -> Self {
-        let prefix = (rows.iter())
-            .map(|r| {
-                let mut p = vec![0];
-                for &t in r.iter() {
-                    p.push(p.last().expect("non-empty") + t);
-                }
-                p
-            })
-            .collect();
+        let prefix = rows.iter().map(|r| prefix_sums(r)).collect();
         let devices = device.iter().max().map_or(0, |&d| d + 1);
         SegmentTimes {
             prefix,
@@ -233,6 +216,16 @@ impl SegmentTimes {
         self.busy_w = busy_w;
         self
     }
+}
+
+/// `p[l]`: the sum of `xs[..l]` (saturating), for `l` in `0..=xs.len()`.
+pub(crate) fn prefix_sums(xs: &[u64]) -> Vec<u64> {
+    let mut p = Vec::with_capacity(xs.len() + 1);
+    p.push(0u64);
+    for &x in xs {
+        p.push(p.last().expect("non-empty").saturating_add(x));
+    }
+    p
 }
 
 /// Bytes crossing each cut position `0..=L` (tensors produced before it and used from it
@@ -280,9 +273,7 @@ fn seed_sizes(most: usize) -> Vec<usize> {
 impl Search<'_> {
     /// Segment bounds `(start, end)` of segment `s` of `g`.
     pub(crate) fn bounds(&self, g: &Genome, s: usize) -> (usize, usize) {
-        let start = if s == 0 { 0 } else { g.cuts[s - 1] as usize };
-        let end = g.cuts.get(s).map_or(self.space.layers, |&c| c as usize);
-        (start, end)
+        g.bounds(s, self.space.layers)
     }
 
     /// Estimated time of each segment of `g`.
